@@ -1,0 +1,107 @@
+import type { Observable } from 'rxjs';
+
+/** JSON as stored: events and snapshots are plain JSON documents. */
+export type JsonValue =
+  | null
+  | boolean
+  | number
+  | string
+  | readonly JsonValue[]
+  | { readonly [k: string]: JsonValue };
+export type JsonObject = { readonly [k: string]: JsonValue };
+
+/**
+ * What an append must find. `any`: no check. `no_stream`: the stream has no events (a deleted
+ * stream counts as absent). `stream_exists`: it has at least one. A bigint: the revision of its last
+ * event (revisions start at 0).
+ */
+export type ExpectedRevision = 'any' | 'no_stream' | 'stream_exists' | bigint;
+
+export interface EventToAppend {
+  /** A UUID, deterministic for a given command so that a retried append is idempotent. */
+  readonly eventId: string;
+  readonly type: string;
+  readonly data: JsonObject;
+  readonly metadata: JsonObject;
+}
+
+export interface RecordedEvent {
+  readonly streamName: string;
+  /** Position of the event within its stream, from 0. */
+  readonly revision: bigint;
+  /** Position in the whole store; increasing, never 0, not necessarily contiguous. */
+  readonly position: bigint;
+  readonly eventId: string;
+  readonly type: string;
+  readonly data: JsonObject;
+  readonly metadata: JsonObject;
+  readonly recordedAt: Date;
+}
+
+export interface AppendResult {
+  /** Revision of the last event of the stream after the append. */
+  readonly nextExpectedRevision: bigint;
+  /** Global position of the last event written (or found, for an idempotent re-append). */
+  readonly position: bigint;
+}
+
+export interface ReadAllOptions {
+  /** Only events whose position is strictly greater than this (default: from the start). */
+  readonly after?: bigint;
+  /** Only events of streams whose name starts with this. */
+  readonly streamPrefix?: string;
+  /** Stop after this many events. */
+  readonly maxCount?: number;
+}
+
+export interface SubscribeOptions {
+  /** Deliver events strictly after this position (default: from the start). */
+  readonly after?: bigint;
+  readonly streamPrefix?: string;
+}
+
+export interface Snapshot {
+  /** The global position the snapshot state includes (every event up to and including it). */
+  readonly position: bigint;
+  readonly state: JsonValue;
+}
+
+/**
+ * The ledger's storage port. Adapters: memory, sqlite (embedded default), esdb. All pass the same
+ * contract suite (test/contract/eventStore.contract.ts); nothing outside src/store knows which one
+ * is in use.
+ *
+ * Errors: a failed expected-revision check is a VersionConflictError (ERR_VERSION_CONFLICT); any
+ * other adapter failure is a KeyledgerError ERR_STORE with the library's error as `cause`; use after
+ * close is ERR_STORE_CLOSED.
+ */
+export interface EventStore {
+  /**
+   * Appends atomically: all events or none. Re-appending events whose ids are already the last
+   * events written to the stream (same ids, same order) succeeds without writing them again and
+   * returns the original result, whatever the expected revision.
+   */
+  append(stream: string, events: readonly EventToAppend[], expected: ExpectedRevision): Promise<AppendResult>;
+  /** The events of one stream in revision order; an absent or deleted stream reads as empty. */
+  readStream(stream: string, options?: { readonly fromRevision?: bigint }): Promise<readonly RecordedEvent[]>;
+  /** Events of all streams in position order, lazily in pages. */
+  readAll(options?: ReadAllOptions): AsyncIterable<RecordedEvent>;
+  /**
+   * Catch-up then live: every event after `after` in position order, then new ones as they are
+   * written, by this process or another one on the same store. Never completes by itself; errors
+   * if the store fails. Unsubscribing releases its resources.
+   */
+  subscribe(options?: SubscribeOptions): Observable<RecordedEvent>;
+  /** Position of the last event in the store (0n when empty). */
+  headPosition(): Promise<bigint>;
+  /**
+   * Deletes a stream (crypto-shredding of key material): it reads as empty afterwards, and an
+   * append to it starts it again with revisions continuing. memory and sqlite erase the events at
+   * once (they vanish from readAll too); EventStoreDB keeps them in $all until a scavenge.
+   */
+  deleteStream(stream: string): Promise<void>;
+  /** Read models persist their state with the position it includes. */
+  loadSnapshot(name: string): Promise<Snapshot | null>;
+  saveSnapshot(name: string, snapshot: Snapshot): Promise<void>;
+  close(): Promise<void>;
+}
