@@ -1,0 +1,82 @@
+import { z } from 'zod';
+import type { KeyId, ManagedKey, ScopeKey, ScopeState } from '../src/domain/index.js';
+import {
+  KEY_STATES,
+  keyScope,
+  MARKER_STATES,
+  parseKeyId,
+  parseMetadataHash,
+  scopeKey,
+} from '../src/domain/index.js';
+import type { JsonValue } from '../src/store/index.js';
+import { emptyKeymetaView, type KeymetaView } from './keymeta.js';
+
+/**
+ * The keymeta view as a JSON snapshot. Bump SNAPSHOT_VERSION whenever the view's shape or the
+ * meaning of a fold changes: an older snapshot is then ignored and the view is rebuilt by replay.
+ */
+export const KEYMETA_SNAPSHOT_NAME = 'keymeta';
+export const SNAPSHOT_VERSION = 1;
+
+const keySchema = z.strictObject({
+  keyId: z.string().transform(parseKeyId),
+  metadata: z.string(),
+  metadataHash: z.string().transform(parseMetadataHash),
+  checksum: z.string(),
+  stkIdentity: z.string(),
+  state: z.enum(KEY_STATES),
+  createdAt: z.string(),
+  refreshedAt: z.string(),
+  updatedAt: z.string(),
+});
+
+const snapshotSchema = z.strictObject({
+  version: z.literal(SNAPSHOT_VERSION),
+  scopes: z.array(
+    z.strictObject({
+      custodian: z.string(),
+      namespace: z.string(),
+      marker: z.enum(MARKER_STATES).nullable(),
+      activeKeyId: z.string().transform(parseKeyId).nullable(),
+      revision: z.string().regex(/^\d+$/).nullable(),
+      keys: z.array(keySchema),
+    }),
+  ),
+});
+
+export function keymetaToSnapshot(view: KeymetaView): JsonValue {
+  return {
+    version: SNAPSHOT_VERSION,
+    scopes: [...view.scopes.values()].map((s) => ({
+      custodian: s.scope.custodian,
+      namespace: s.scope.namespace,
+      marker: s.marker,
+      activeKeyId: s.activeKeyId,
+      revision: s.revision === null ? null : s.revision.toString(),
+      keys: [...s.keys.values()].map((k) => ({ ...k })),
+    })),
+  };
+}
+
+/** The view stored in a snapshot taken at `position`, or null if the snapshot is not usable. */
+export function keymetaFromSnapshot(state: JsonValue, position: bigint): KeymetaView | null {
+  const parsed = snapshotSchema.safeParse(state);
+  if (!parsed.success) return null;
+  const view = emptyKeymetaView();
+  view.position = position;
+  for (const s of parsed.data.scopes) {
+    const scope = keyScope(s.custodian, s.namespace);
+    const keys = new Map<KeyId, ManagedKey>(s.keys.map((k) => [k.keyId, k]));
+    const sk: ScopeKey = scopeKey(scope);
+    const scopeState: ScopeState = {
+      scope,
+      marker: s.marker,
+      activeKeyId: s.activeKeyId,
+      revision: s.revision === null ? null : BigInt(s.revision),
+      keys,
+    };
+    view.scopes.set(sk, scopeState);
+    for (const id of keys.keys()) view.keyIndex.set(id, sk);
+  }
+  return view;
+}

@@ -1,0 +1,65 @@
+import { KeyledgerError } from '../domain/errors.js';
+import { parseLedgerEvent, SCOPE_EVENT_TYPES, type ScopeEvent } from '../domain/events.js';
+import type { KeyScope } from '../domain/identities.js';
+import type { KeyState, MarkerState } from '../domain/keyState.js';
+import { emptyScopeState, evolveScope, type ScopeState } from '../domain/scopeState.js';
+import type { EventStore } from '../store/eventStore.js';
+
+export interface KeyChange {
+  readonly keyId: string;
+  readonly metadataHash: string;
+  readonly from: KeyState | null;
+  readonly to: KeyState;
+}
+
+/** One event of a scope's history: who, when, why, and what it changed. */
+export interface HistoryEntry {
+  readonly position: bigint;
+  readonly revision: bigint;
+  readonly type: ScopeEvent['type'];
+  readonly occurredAt: string;
+  readonly actor: string;
+  readonly reason: string | null;
+  readonly correlationId: string;
+  readonly marker: { readonly from: MarkerState | null; readonly to: MarkerState | null } | null;
+  readonly keys: readonly KeyChange[];
+}
+
+/** The history of a scope, from its stream, each entry with the state change it made. */
+export async function scopeHistory(store: EventStore, stream: string, scope: KeyScope): Promise<HistoryEntry[]> {
+  let state = emptyScopeState(scope);
+  const entries: HistoryEntry[] = [];
+  for (const recorded of await store.readStream(stream)) {
+    const event = parseLedgerEvent(recorded);
+    if (!(SCOPE_EVENT_TYPES as readonly string[]).includes(event.type)) {
+      throw new KeyledgerError('ERR_EVENT_SCHEMA', `${event.type} does not belong in a scope stream`, {
+        stream,
+        revision: recorded.revision.toString(),
+      });
+    }
+    const scopeEvent = event as ScopeEvent & typeof event;
+    const next = evolveScope(state, scopeEvent, event.meta.occurredAt, event.revision);
+    entries.push({
+      position: event.position,
+      revision: event.revision,
+      type: scopeEvent.type,
+      occurredAt: event.meta.occurredAt,
+      actor: event.meta.actor,
+      reason: event.meta.reason,
+      correlationId: event.meta.correlationId,
+      marker: state.marker === next.marker ? null : { from: state.marker, to: next.marker },
+      keys: keyChanges(state, next),
+    });
+    state = next;
+  }
+  return entries;
+}
+
+function keyChanges(before: ScopeState, after: ScopeState): KeyChange[] {
+  const changes: KeyChange[] = [];
+  for (const key of after.keys.values()) {
+    const from = before.keys.get(key.keyId)?.state ?? null;
+    if (from !== key.state) changes.push({ keyId: key.keyId, metadataHash: key.metadataHash, from, to: key.state });
+  }
+  return changes;
+}

@@ -1,0 +1,93 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { KeyledgerError } from '../domain/errors.js';
+import { type Custodian, custodianBytes, type MetadataHash, type Namespace } from '../domain/identities.js';
+import { constantTimeEqualStrings } from './constantTime.js';
+import { keyChecksum } from './keyChecksum.js';
+import { SecretBytes } from './secretBytes.js';
+
+/** What a wrapped DEK is bound to: unwrapping it as anything else fails authentication. */
+export interface DekBinding {
+  readonly custodian: Custodian;
+  readonly namespace: Namespace;
+  readonly metadataHash: MetadataHash;
+  readonly stkIdentity: string;
+}
+
+const VERSION = 1;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const DEK_BYTES = 32;
+const WRAPPED_BYTES = 1 + NONCE_BYTES + DEK_BYTES + TAG_BYTES;
+
+function aad(binding: DekBinding): Buffer {
+  const parts = [
+    custodianBytes(binding.custodian),
+    Buffer.from(binding.namespace, 'utf8'),
+    Buffer.from(binding.metadataHash, 'ascii'),
+    Buffer.from(binding.stkIdentity, 'ascii'),
+  ];
+  const chunks: Buffer[] = [Buffer.from('keyledger-dek-v1\0', 'ascii')];
+  for (const part of parts) {
+    const length = Buffer.alloc(2);
+    length.writeUInt16BE(part.length);
+    chunks.push(length, part);
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Wraps a 256-bit DEK under the system key with AES-256-GCM: version ‖ nonce ‖ ciphertext ‖ tag,
+ * base64. The scope, the key's metadata hash and the STK identity are the AAD, so wrapped material
+ * cannot be moved to another key or scope. docs/formats.md has the exact layout.
+ */
+export function wrapDek(stk: SecretBytes, dek: SecretBytes, binding: DekBinding): string {
+  if (dek.length !== DEK_BYTES) throw new TypeError(`a DEK must be ${DEK_BYTES} bytes`);
+  if (stk.length !== 32) throw new TypeError('the system key must be 32 bytes');
+  const nonce = randomBytes(NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', stk.expose(), nonce);
+  cipher.setAAD(aad(binding));
+  const body = Buffer.concat([cipher.update(dek.expose()), cipher.final()]);
+  return Buffer.concat([Buffer.of(VERSION), nonce, body, cipher.getAuthTag()]).toString('base64');
+}
+
+/**
+ * Unwraps and verifies: the GCM tag (right STK, right binding, untampered) and, when given, the
+ * recorded checksum of the key. Every failure is the same ERR_KEY_UNWRAP_FAILED.
+ */
+export function unwrapDek(
+  stk: SecretBytes,
+  wrapped: string,
+  binding: DekBinding,
+  expectedChecksum: string | null,
+): SecretBytes {
+  const fail = (cause?: unknown): never => {
+    throw new KeyledgerError(
+      'ERR_KEY_UNWRAP_FAILED',
+      'wrapped key material does not verify under its system key',
+      { metadataHash: binding.metadataHash, stkIdentity: binding.stkIdentity },
+      { cause },
+    );
+  };
+  const bytes = Buffer.from(wrapped, 'base64');
+  if (bytes.length !== WRAPPED_BYTES || bytes[0] !== VERSION) return fail();
+  const nonce = bytes.subarray(1, 1 + NONCE_BYTES);
+  const body = bytes.subarray(1 + NONCE_BYTES, 1 + NONCE_BYTES + DEK_BYTES);
+  const tag = bytes.subarray(WRAPPED_BYTES - TAG_BYTES);
+  let dek: SecretBytes;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', stk.expose(), nonce);
+    decipher.setAAD(aad(binding));
+    decipher.setAuthTag(tag);
+    // GCM emits the whole plaintext from update() and nothing from final(), so no copy is left over.
+    const plain = decipher.update(body);
+    decipher.final();
+    dek = SecretBytes.adopt(plain);
+  } catch (error) {
+    return fail(error);
+  }
+  if (expectedChecksum !== null && !constantTimeEqualStrings(keyChecksum(dek), expectedChecksum)) {
+    dek.zero();
+    return fail();
+  }
+  return dek;
+}

@@ -1,0 +1,162 @@
+import { z } from 'zod';
+import { EventSchemaError } from './errors.js';
+import type { Custodian, KeyId, MetadataHash, Namespace } from './identities.js';
+import { parseCustodian, parseKeyId, parseMetadataHash, parseNamespace } from './identities.js';
+import { KEY_STATES, PROVIDER_KEY_STATES } from './keyState.js';
+
+/**
+ * The ledger's events. Every stored event is read back through these schemas: data by its type
+ * and `metadata.schemaVersion`. A new shape of an event gets a new version here, with the old
+ * one kept so old events still parse.
+ */
+
+function branded<T extends string>(parse: (s: string) => T) {
+  return z.string().transform((value, ctx): T => {
+    try {
+      return parse(value);
+    } catch (error) {
+      ctx.issues.push({ code: 'custom', input: value, message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+}
+
+const custodian = branded<Custodian>(parseCustodian);
+const namespace = branded<Namespace>(parseNamespace);
+const keyId = branded<KeyId>(parseKeyId);
+const metadataHash = branded<MetadataHash>(parseMetadataHash);
+const hex16 = z.string().regex(/^[0-9a-f]{16}$/);
+const keyState = z.enum(KEY_STATES);
+const providerKeyState = z.enum(PROVIDER_KEY_STATES);
+
+/** What the ledger records of a key: never its bytes. */
+export const keyRecordSchema = z.strictObject({
+  keyId,
+  metadata: z.string().min(1).max(4096),
+  metadataHash,
+  /** hex(HMAC-SHA256(key, "keyledger-kcv"))[0..16]: identifies the key, reveals nothing usable. */
+  checksum: hex16,
+  /** The system key that wraps the material (its checksum). */
+  stkIdentity: hex16,
+});
+export type KeyRecord = z.infer<typeof keyRecordSchema>;
+
+const scoped = { custodian, namespace };
+
+const systemKeyData = z.strictObject({
+  sequence: z.number().int().min(1),
+  /** The system key's checksum: what wrapped material records to find its STK. */
+  identity: hex16,
+  metadata: z.string().min(1).max(4096),
+  metadataHash,
+  previousIdentity: hex16.nullable(),
+});
+
+export const eventDataSchemas = {
+  KeyManagementEnabled: z.strictObject({ ...scoped, key: keyRecordSchema, previousKeyId: keyId.nullable() }),
+  KeyManagementEnableFailed: z.strictObject({
+    ...scoped,
+    marker: z.enum(['FAILED', 'DISABLED']),
+    providerState: providerKeyState,
+  }),
+  KeyManagementDisabled: z.strictObject({ ...scoped, deactivatedKeyIds: z.array(keyId) }),
+  ManagedKeyRotated: z.strictObject({ ...scoped, key: keyRecordSchema, previousKeyId: keyId.nullable() }),
+  ManagedKeySet: z.strictObject({ ...scoped, key: keyRecordSchema, previousKeyId: keyId.nullable() }),
+  ManagedKeyDisabled: z.strictObject({ ...scoped, keyId, previousState: keyState }),
+  ManagedKeyReenabled: z.strictObject({ ...scoped, keyId }),
+  ManagedKeyRefreshed: z.strictObject({
+    ...scoped,
+    keyId,
+    previousState: keyState,
+    state: keyState,
+    providerState: providerKeyState,
+  }),
+  CacheEntryEjected: z.strictObject({ ...scoped, keyId: keyId.nullable() }),
+  CacheCleared: z.strictObject({}),
+  /** The first system key, recorded when the ledger is initialised. */
+  SystemKeyRecorded: systemKeyData,
+  SystemKeyRotated: systemKeyData,
+  KeyMaterialWrapped: z.strictObject({
+    ...scoped,
+    keyId,
+    metadataHash,
+    stkIdentity: hex16,
+    algorithm: z.literal('AES-256-GCM'),
+    /** base64 of nonce ‖ ciphertext ‖ tag (docs/formats.md); ciphertext, never plaintext. */
+    wrapped: z.string().min(1).max(1024),
+  }),
+} as const;
+
+export type LedgerEventType = keyof typeof eventDataSchemas;
+export const LEDGER_EVENT_TYPES = Object.keys(eventDataSchemas) as LedgerEventType[];
+
+export const SCHEMA_VERSION = 1;
+
+export const eventMetadataSchema = z.strictObject({
+  schemaVersion: z.literal(SCHEMA_VERSION),
+  actor: z.string().min(1).max(256),
+  reason: z.string().max(1024).nullable(),
+  correlationId: z.string().min(1).max(128),
+  causationId: z.string().max(128).nullable(),
+  occurredAt: z.iso.datetime(),
+});
+export type EventMetadata = z.infer<typeof eventMetadataSchema>;
+
+type DataOf<T extends LedgerEventType> = z.infer<(typeof eventDataSchemas)[T]>;
+
+/** An event as the domain decides it: type and data, before it is stored. */
+export type DomainEvent = { [T in LedgerEventType]: { readonly type: T; readonly data: DataOf<T> } }[LedgerEventType];
+export type EventOf<T extends LedgerEventType> = Extract<DomainEvent, { type: T }>;
+
+/** An event read back from the store, parsed. */
+export type LedgerEvent = DomainEvent & {
+  readonly meta: EventMetadata;
+  readonly streamName: string;
+  readonly revision: bigint;
+  readonly position: bigint;
+};
+
+export const SCOPE_EVENT_TYPES = [
+  'KeyManagementEnabled',
+  'KeyManagementEnableFailed',
+  'KeyManagementDisabled',
+  'ManagedKeyRotated',
+  'ManagedKeySet',
+  'ManagedKeyDisabled',
+  'ManagedKeyReenabled',
+  'ManagedKeyRefreshed',
+] as const satisfies readonly LedgerEventType[];
+export type ScopeEvent = EventOf<(typeof SCOPE_EVENT_TYPES)[number]>;
+
+export function isLedgerEventType(type: string): type is LedgerEventType {
+  return Object.hasOwn(eventDataSchemas, type);
+}
+
+export interface StoredEventShape {
+  readonly streamName: string;
+  readonly revision: bigint;
+  readonly position: bigint;
+  readonly type: string;
+  readonly data: unknown;
+  readonly metadata: unknown;
+}
+
+/** Parses a stored event; anything that does not fit stops with ERR_EVENT_SCHEMA naming where. */
+export function parseLedgerEvent(stored: StoredEventShape): LedgerEvent {
+  const fail = (problem: string, cause?: unknown): never => {
+    throw new EventSchemaError(stored.streamName, stored.revision, stored.type, problem, { cause });
+  };
+  if (!isLedgerEventType(stored.type)) return fail('unknown event type');
+  const meta = eventMetadataSchema.safeParse(stored.metadata);
+  if (!meta.success) return fail(`metadata: ${z.prettifyError(meta.error)}`, meta.error);
+  const data = eventDataSchemas[stored.type].safeParse(stored.data);
+  if (!data.success) return fail(`data: ${z.prettifyError(data.error)}`, data.error);
+  return {
+    type: stored.type,
+    data: data.data,
+    meta: meta.data,
+    streamName: stored.streamName,
+    revision: stored.revision,
+    position: stored.position,
+  } as LedgerEvent;
+}

@@ -1,0 +1,116 @@
+import type { KeyRecord, ScopeEvent } from './events.js';
+import type { KeyId, KeyScope, MetadataHash } from './identities.js';
+import { keyIdOf } from './keyIdentity.js';
+import type { KeyState, MarkerState } from './keyState.js';
+
+/** A key of a scope as the ledger knows it. Metadata, hashes and state: never key bytes. */
+export interface ManagedKey extends KeyRecord {
+  readonly state: KeyState;
+  readonly createdAt: string;
+  readonly refreshedAt: string;
+  readonly updatedAt: string;
+}
+
+/** Everything the decider needs to know about one scope: the fold of its stream. */
+export interface ScopeState {
+  readonly scope: KeyScope;
+  readonly marker: MarkerState | null;
+  /** In the order the keys entered the ledger. */
+  readonly keys: ReadonlyMap<KeyId, ManagedKey>;
+  readonly activeKeyId: KeyId | null;
+  /** Revision of the last event folded in; null for a scope that has none. */
+  readonly revision: bigint | null;
+}
+
+export function emptyScopeState(scope: KeyScope): ScopeState {
+  return { scope, marker: null, keys: new Map(), activeKeyId: null, revision: null };
+}
+
+export function activeKey(state: ScopeState): ManagedKey | null {
+  return state.activeKeyId === null ? null : (state.keys.get(state.activeKeyId) ?? null);
+}
+
+export function findKeyByHash(state: ScopeState, hash: MetadataHash): ManagedKey | null {
+  return state.keys.get(keyIdOf(state.scope, hash)) ?? null;
+}
+
+function withKey(keys: ReadonlyMap<KeyId, ManagedKey>, key: ManagedKey): Map<KeyId, ManagedKey> {
+  const next = new Map(keys);
+  next.set(key.keyId, key);
+  return next;
+}
+
+function setState(
+  keys: ReadonlyMap<KeyId, ManagedKey>,
+  keyId: KeyId | null,
+  state: KeyState,
+  at: string,
+): ReadonlyMap<KeyId, ManagedKey> {
+  const key = keyId === null ? undefined : keys.get(keyId);
+  if (key === undefined || key.state === state) return keys;
+  return withKey(keys, { ...key, state, updatedAt: at });
+}
+
+/** Makes `record` the ACTIVE key (new or known), demoting the previous ACTIVE key to INACTIVE. */
+function activate(state: ScopeState, record: KeyRecord, at: string): ScopeState {
+  let keys = setState(state.keys, state.activeKeyId, 'INACTIVE', at);
+  const known = keys.get(record.keyId);
+  keys = withKey(
+    keys,
+    known === undefined
+      ? { ...record, state: 'ACTIVE', createdAt: at, refreshedAt: at, updatedAt: at }
+      : { ...known, state: 'ACTIVE', refreshedAt: at, updatedAt: at },
+  );
+  return { ...state, marker: 'ACTIVE', keys, activeKeyId: record.keyId };
+}
+
+/**
+ * Folds one scope event into the scope's state. Pure; `at` is the event's occurredAt and
+ * `revision` its stream revision. Events were validated against the decider when written, so this
+ * applies them as facts.
+ */
+export function evolveScope(state: ScopeState, event: ScopeEvent, at: string, revision: bigint): ScopeState {
+  const next = applyScopeEvent(state, event, at);
+  return { ...next, revision };
+}
+
+function applyScopeEvent(state: ScopeState, event: ScopeEvent, at: string): ScopeState {
+  switch (event.type) {
+    case 'KeyManagementEnabled':
+    case 'ManagedKeyRotated':
+    case 'ManagedKeySet':
+      return activate(state, event.data.key, at);
+    case 'KeyManagementEnableFailed':
+      return { ...state, marker: event.data.marker };
+    case 'KeyManagementDisabled': {
+      let keys = state.keys;
+      for (const id of event.data.deactivatedKeyIds) keys = setState(keys, id, 'INACTIVE', at);
+      return { ...state, marker: 'DISABLED', keys, activeKeyId: null };
+    }
+    case 'ManagedKeyDisabled': {
+      const keys = setState(state.keys, event.data.keyId, 'DISABLED', at);
+      return { ...state, keys, activeKeyId: state.activeKeyId === event.data.keyId ? null : state.activeKeyId };
+    }
+    case 'ManagedKeyReenabled':
+      return { ...state, keys: setState(state.keys, event.data.keyId, 'INACTIVE', at) };
+    case 'ManagedKeyRefreshed': {
+      const { keyId, state: newState } = event.data;
+      const key = state.keys.get(keyId);
+      if (key === undefined) return state;
+      const keys = withKey(state.keys, {
+        ...key,
+        state: newState,
+        refreshedAt: at,
+        updatedAt: newState === key.state ? key.updatedAt : at,
+      });
+      let activeKeyId = state.activeKeyId;
+      if (newState === 'ACTIVE') activeKeyId = keyId;
+      else if (activeKeyId === keyId) activeKeyId = null;
+      return { ...state, keys, activeKeyId };
+    }
+    default: {
+      const unreachable: never = event;
+      return unreachable;
+    }
+  }
+}

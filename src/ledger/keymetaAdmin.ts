@@ -1,0 +1,452 @@
+import { scopeOf } from '../../projections/keymeta.js';
+import type { SecretBytes } from '../crypto/secretBytes.js';
+import type { SystemKeyHandle } from '../crypto/systemKeyHandle.js';
+import {
+  assertCanRotate,
+  assertCanSetKey,
+  checkRefreshAnswer,
+  decideClearCache,
+  decideEjectCacheEntry,
+  decideScope,
+  enableIsNoop,
+  type KeyFacts,
+  newKeysIn,
+  planRefresh,
+  type ScopeCommand,
+} from '../domain/decideScope.js';
+import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
+import { type DomainEvent, parseLedgerEvent, SCOPE_EVENT_TYPES, type ScopeEvent } from '../domain/events.js';
+import {
+  formatScope,
+  type KeyId,
+  type KeyScope,
+  keyScope,
+  type MetadataHash,
+  parseMetadataHash,
+} from '../domain/identities.js';
+import { metadataHashOf } from '../domain/keyIdentity.js';
+import type { MarkerState } from '../domain/keyState.js';
+import { emptyScopeState, evolveScope, findKeyByHash, type ManagedKey, type ScopeState } from '../domain/scopeState.js';
+import type { ManagedKeyProvider, WrappedKeyMaterial } from '../providers/managedKeyProvider.js';
+import type { EventStore, ExpectedRevision } from '../store/eventStore.js';
+import { deterministicEventId, type OperationContext, toStoredEvents } from './eventFactory.js';
+import { type KeyInfo, type ScopeStatus, toKeyInfo } from './keyInfo.js';
+import type { LedgerProjector } from './ledgerProjector.js';
+import { type CheckedAnswer, checkProviderAnswer } from './providerAnswers.js';
+import type { StreamNames } from './streamNames.js';
+import type { SystemKeyChange, SystemKeyManager } from './systemKeyManager.js';
+
+/** Who is acting and why; recorded on every event an operation writes. */
+export interface OperationOptions {
+  readonly actor?: string;
+  readonly reason?: string;
+  /** Ties the events of one request together (a new one is made if absent). */
+  readonly correlationId?: string;
+}
+
+export interface EnableResult {
+  readonly marker: MarkerState | null;
+  readonly key: KeyInfo | null;
+  /** Global position written; null when nothing was (already enabled). */
+  readonly position: bigint | null;
+}
+
+export interface WriteResult {
+  readonly position: bigint | null;
+}
+
+export interface KeyResult extends WriteResult {
+  readonly key: KeyInfo;
+}
+
+export interface RefreshResult extends WriteResult {
+  readonly skipped: boolean;
+  readonly keys: readonly KeyInfo[];
+}
+
+interface AdminDeps {
+  readonly store: EventStore;
+  readonly names: StreamNames;
+  readonly provider: ManagedKeyProvider;
+  readonly projector: LedgerProjector;
+  readonly systemKeys: SystemKeyManager;
+  readonly now: () => Date;
+  readonly context: (options: OperationOptions | undefined) => OperationContext;
+}
+
+/** Re-decisions after a lost race before giving up with ERR_VERSION_CONFLICT. */
+const MAX_ATTEMPTS = 8;
+
+/**
+ * KeymetaAdmin: every key-management operation of SEMANTICS.md. Each one validates its input,
+ * loads the scope by folding its stream, asks the provider when the rules need it, decides the
+ * events with the pure decider and appends them with the stream revision it decided on. A lost
+ * race re-reads and re-decides, so two admins racing on a scope can never leave two ACTIVE keys.
+ * A call that wrote returns once this process's view includes its events.
+ */
+export class KeymetaAdmin {
+  readonly #d: AdminDeps;
+
+  constructor(deps: AdminDeps) {
+    this.#d = deps;
+  }
+
+  async enableKeyManagement(custodian: string, namespace?: string, options?: OperationOptions): Promise<EnableResult> {
+    const scope = keyScope(custodian, namespace);
+    const context = this.#d.context(options);
+    const stk = await this.#d.systemKeys.current();
+    const state = await this.#loadScope(scope);
+    if (enableIsNoop(state)) return this.#enableResult(scope, null);
+    const answer = checkProviderAnswer(await this.#d.provider.getManagedKey(scope));
+    return this.#withKeys(answer, async (keys) => {
+      const command: ScopeCommand = { type: 'EnableKeyManagement', answer: answer?.facts ?? null, stkIdentity: stk.identity };
+      const position = await this.#commit(scope, state, context, () => command, stk, keys);
+      return this.#enableResult(scope, position);
+    });
+  }
+
+  /** All keys of a scope (markers excluded); never key bytes. */
+  async getManagedKeys(custodian: string, namespace?: string): Promise<KeyInfo[]> {
+    return [...(await this.getScopeStatus(custodian, namespace)).keys];
+  }
+
+  async getScopeStatus(custodian: string, namespace?: string): Promise<ScopeStatus> {
+    const scope = keyScope(custodian, namespace);
+    const state = this.#viewOf(scope);
+    return { ...scope, marker: state.marker, keys: [...state.keys.values()].map((k) => toKeyInfo(k, scope)) };
+  }
+
+  /** Every scope the ledger knows, with its marker and keys. */
+  listScopes(): ScopeStatus[] {
+    return [...this.#d.projector.keymeta.scopes.values()].map((s) => ({
+      ...s.scope,
+      marker: s.marker,
+      keys: [...s.keys.values()].map((k) => toKeyInfo(k, s.scope)),
+    }));
+  }
+
+  rotateSTK(options?: OperationOptions): Promise<SystemKeyChange> {
+    return this.#d.systemKeys.rotate(this.#d.context(options));
+  }
+
+  async disableKeyManagement(custodian: string, namespace?: string, options?: OperationOptions): Promise<WriteResult> {
+    const scope = keyScope(custodian, namespace);
+    const context = this.#d.context(options);
+    await this.#d.systemKeys.current();
+    const state = await this.#loadScope(scope);
+    const position = await this.#commit(scope, state, context, () => ({ type: 'DisableKeyManagement' }));
+    return { position };
+  }
+
+  async disableManagedKey(
+    custodian: string,
+    namespace: string | undefined,
+    metadataHash: string,
+    options?: OperationOptions,
+  ): Promise<KeyResult> {
+    return this.#changeKey(custodian, namespace, metadataHash, options, 'DisableManagedKey');
+  }
+
+  /** keyledger's addition: DISABLED → INACTIVE (decrypts again; never straight back to ACTIVE). */
+  async enableManagedKey(
+    custodian: string,
+    namespace: string | undefined,
+    metadataHash: string,
+    options?: OperationOptions,
+  ): Promise<KeyResult> {
+    return this.#changeKey(custodian, namespace, metadataHash, options, 'EnableManagedKey');
+  }
+
+  /** The new ACTIVE key, or null when the provider had no new ACTIVE key (nothing recorded). */
+  async rotateManagedKey(custodian: string, namespace?: string, options?: OperationOptions): Promise<KeyResult | null> {
+    const scope = keyScope(custodian, namespace);
+    const context = this.#d.context(options);
+    const stk = await this.#d.systemKeys.current();
+    const state = await this.#loadScope(scope);
+    assertCanRotate(state);
+    const answer = checkProviderAnswer(await this.#d.provider.getManagedKey(scope));
+    return this.#withKeys(answer, async (keys) => {
+      const position = await this.#commit(
+        scope,
+        state,
+        context,
+        () => ({ type: 'RotateManagedKey', answer: answer?.facts ?? null, stkIdentity: stk.identity }),
+        stk,
+        keys,
+      );
+      return position === null ? null : { position, key: this.#activeInfo(scope) };
+    });
+  }
+
+  /**
+   * Asks the provider about every ACTIVE and INACTIVE key of the scope and records what it says.
+   * A failing key does not stop the others; the first failure is thrown at the end, after the
+   * answers that did come were recorded.
+   */
+  async refreshManagedKeys(custodian: string, namespace?: string, options?: OperationOptions): Promise<RefreshResult> {
+    const scope = keyScope(custodian, namespace);
+    const context = this.#d.context(options);
+    await this.#d.systemKeys.current();
+    const state = await this.#loadScope(scope);
+    const plan = planRefresh(state);
+    if (plan.kind === 'skip') return { skipped: true, position: null, keys: this.#infos(scope) };
+    if (plan.kind === 'retry-enable') {
+      const result = await this.enableKeyManagement(custodian, namespace, { ...options, correlationId: context.correlationId });
+      return { skipped: false, position: result.position, keys: this.#infos(scope) };
+    }
+    const answers = new Map<KeyId, KeyFacts>();
+    const failures: unknown[] = [];
+    for (const key of plan.keys) {
+      try {
+        answers.set(key.keyId, await this.#askAbout(state, key));
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+    const position =
+      answers.size === 0
+        ? null
+        : await this.#commit(scope, state, context, () => ({ type: 'RefreshManagedKeys', answers }));
+    const [first] = failures;
+    if (first !== undefined) {
+      const code = isKeyledgerError(first) ? first.code : 'ERR_PROVIDER_FAILED';
+      throw new KeyledgerError(
+        code,
+        `refresh of ${formatScope(scope)}: ${failures.length} of ${plan.keys.length} keys failed; first: ${(first as Error).message}`,
+        { scope: formatScope(scope), failedKeys: failures.length, position: position?.toString() ?? null },
+        { cause: first },
+      );
+    }
+    return { skipped: false, position, keys: this.#infos(scope) };
+  }
+
+  /** Makes the key named by `metadata` the scope's ACTIVE key; the previous ACTIVE key → INACTIVE. */
+  async setManagedKey(
+    custodian: string,
+    namespace: string | undefined,
+    metadata: string,
+    options?: OperationOptions,
+  ): Promise<KeyResult> {
+    const scope = keyScope(custodian, namespace);
+    if (metadata.length === 0 || metadata.length > 4096) {
+      throw new KeyledgerError('ERR_INVALID_METADATA', 'metadata must be 1..4096 characters', {});
+    }
+    const context = this.#d.context(options);
+    const stk = await this.#d.systemKeys.current();
+    const state = await this.#loadScope(scope);
+    assertCanSetKey(state);
+    const known = findKeyByHash(state, metadataHashOf(metadata));
+    const material = known === null ? null : await this.#material(known);
+    const answer = checkProviderAnswer(await this.#d.provider.unwrapKey(metadata, material));
+    if (answer === null) {
+      throw new KeyledgerError('ERR_PROVIDER_NO_KEY', `provider has no key for that metadata`, { scope: formatScope(scope) });
+    }
+    return this.#withKeys(answer, async (keys) => {
+      const position = await this.#commit(
+        scope,
+        state,
+        context,
+        () => ({ type: 'SetManagedKey', answer: answer.facts, stkIdentity: stk.identity }),
+        stk,
+        keys,
+      );
+      return { position, key: this.#activeInfo(scope) };
+    });
+  }
+
+  /** Records that every process should evict a scope's cached keys (or one key's). */
+  async ejectManagedKeyDataCacheEntry(
+    custodian: string,
+    namespace?: string,
+    metadataHash?: string,
+    options?: OperationOptions,
+  ): Promise<WriteResult> {
+    const scope = keyScope(custodian, namespace);
+    const hash = metadataHash === undefined ? null : parseMetadataHash(metadataHash);
+    const context = this.#d.context(options);
+    await this.#d.systemKeys.current();
+    const event = decideEjectCacheEntry(await this.#loadScope(scope), hash);
+    return { position: await this.#appendOperation(event, context) };
+  }
+
+  async clearManagedKeyDataCache(options?: OperationOptions): Promise<WriteResult> {
+    const context = this.#d.context(options);
+    await this.#d.systemKeys.current();
+    return { position: await this.#appendOperation(decideClearCache(), context) };
+  }
+
+  async #changeKey(
+    custodian: string,
+    namespace: string | undefined,
+    metadataHash: string,
+    options: OperationOptions | undefined,
+    type: 'DisableManagedKey' | 'EnableManagedKey',
+  ): Promise<KeyResult> {
+    const scope = keyScope(custodian, namespace);
+    const hash: MetadataHash = parseMetadataHash(metadataHash);
+    const context = this.#d.context(options);
+    await this.#d.systemKeys.current();
+    const state = await this.#loadScope(scope);
+    const position = await this.#commit(scope, state, context, () => ({ type, metadataHash: hash }));
+    const key = findKeyByHash(this.#viewOf(scope), hash);
+    if (key === null) throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no key ${hash} in ${formatScope(scope)}`, {});
+    return { position, key: toKeyInfo(key, scope) };
+  }
+
+  /** Reads a scope's stream and folds it: the state decisions are made on. */
+  async #loadScope(scope: KeyScope): Promise<ScopeState> {
+    let state = emptyScopeState(scope);
+    for (const recorded of await this.#d.store.readStream(this.#d.names.scope(scope))) {
+      const event = parseLedgerEvent(recorded);
+      if (!(SCOPE_EVENT_TYPES as readonly string[]).includes(event.type)) {
+        throw new KeyledgerError('ERR_EVENT_SCHEMA', `${event.type} does not belong in a scope stream`, {
+          stream: recorded.streamName,
+          revision: recorded.revision.toString(),
+        });
+      }
+      state = evolveScope(state, event as ScopeEvent, event.meta.occurredAt, event.revision);
+    }
+    return state;
+  }
+
+  /**
+   * Decides and appends, re-deciding on a lost race. New keys' wrapped material is written before
+   * the lifecycle event that introduces them, so a reader that sees a key can always find it; a
+   * write that then loses its race leaves only unreferenced material behind.
+   */
+  async #commit(
+    scope: KeyScope,
+    initial: ScopeState,
+    context: OperationContext,
+    command: () => ScopeCommand,
+    stk?: SystemKeyHandle,
+    keys?: ReadonlyMap<KeyId, SecretBytes>,
+  ): Promise<bigint | null> {
+    const stream = this.#d.names.scope(scope);
+    let state = initial;
+    for (let attempt = 1; ; attempt++) {
+      const events = decideScope(state, command());
+      if (events.length === 0) return null;
+      await this.#writeMaterial(newKeysIn(state, events), scope, context, stk, keys);
+      const expected: ExpectedRevision = state.revision ?? 'no_stream';
+      try {
+        const result = await this.#d.store.append(
+          stream,
+          toStoredEvents(events, context, stream, expected, this.#d.now()),
+          expected,
+        );
+        await this.#d.projector.waitForPosition(result.position);
+        return result.position;
+      } catch (error) {
+        if (!isKeyledgerError(error, 'ERR_VERSION_CONFLICT') || attempt >= MAX_ATTEMPTS) throw error;
+        state = await this.#loadScope(scope);
+      }
+    }
+  }
+
+  async #writeMaterial(
+    records: readonly { keyId: KeyId; metadataHash: MetadataHash; stkIdentity: string }[],
+    scope: KeyScope,
+    context: OperationContext,
+    stk: SystemKeyHandle | undefined,
+    keys: ReadonlyMap<KeyId, SecretBytes> | undefined,
+  ): Promise<void> {
+    for (const record of records) {
+      const dek = keys?.get(record.keyId);
+      if (dek === undefined || stk === undefined || stk.identity !== record.stkIdentity) {
+        throw new KeyledgerError('ERR_PROVIDER_INVALID_ANSWER', 'no key bytes for a key entering the ledger', {
+          keyId: record.keyId,
+        });
+      }
+      const wrapped = stk.wrap(dek, { ...scope, metadataHash: record.metadataHash });
+      const event: DomainEvent = {
+        type: 'KeyMaterialWrapped',
+        data: { ...scope, keyId: record.keyId, metadataHash: record.metadataHash, stkIdentity: stk.identity, algorithm: 'AES-256-GCM', wrapped },
+      };
+      const stream = this.#d.names.material(record.keyId);
+      const [stored] = toStoredEvents([event], context, stream, 'any', this.#d.now());
+      if (stored === undefined) continue;
+      // One id per key and STK: a retried or re-decided write of the same key is idempotent.
+      await this.#d.store.append(
+        stream,
+        [{ ...stored, eventId: deterministicEventId('material', record.keyId, stk.identity) }],
+        'any',
+      );
+    }
+  }
+
+  async #appendOperation(event: DomainEvent, context: OperationContext): Promise<bigint> {
+    const stream = this.#d.names.operations;
+    const result = await this.#d.store.append(stream, toStoredEvents([event], context, stream, 'any', this.#d.now()), 'any');
+    await this.#d.projector.waitForPosition(result.position);
+    return result.position;
+  }
+
+  /** The ledger's wrapped copy of a key, with what a provider needs to find its system key. */
+  async #material(key: ManagedKey): Promise<WrappedKeyMaterial | null> {
+    const events = await this.#d.store.readStream(this.#d.names.material(key.keyId));
+    for (let i = events.length - 1; i >= 0; i--) {
+      const recorded = events[i];
+      if (recorded === undefined) continue;
+      const event = parseLedgerEvent(recorded);
+      if (event.type === 'KeyMaterialWrapped') {
+        const { wrapped, stkIdentity } = event.data;
+        return { wrapped, stkIdentity, stkMetadata: this.#d.systemKeys.metadataOf(stkIdentity) };
+      }
+    }
+    return null;
+  }
+
+  async #askAbout(state: ScopeState, key: ManagedKey): Promise<KeyFacts> {
+    let raw: Awaited<ReturnType<ManagedKeyProvider['unwrapKey']>>;
+    try {
+      raw = await this.#d.provider.unwrapKey(key.metadata, await this.#material(key));
+    } catch (error) {
+      if (isKeyledgerError(error)) throw error;
+      throw new KeyledgerError('ERR_PROVIDER_FAILED', `provider failed on key ${key.metadataHash}`, { metadataHash: key.metadataHash }, { cause: error });
+    }
+    const answer = checkProviderAnswer(raw);
+    answer?.key?.zero();
+    if (answer === null) {
+      throw new KeyledgerError('ERR_PROVIDER_NO_KEY', `provider has no answer for key ${key.metadataHash}`, {
+        metadataHash: key.metadataHash,
+      });
+    }
+    return checkRefreshAnswer(state, key, answer.facts);
+  }
+
+  /** Runs `work` with the provider's key bytes at hand by key id, and zeroes them whatever happens. */
+  async #withKeys<T>(
+    answer: CheckedAnswer | null,
+    work: (keys: ReadonlyMap<KeyId, SecretBytes>) => Promise<T>,
+  ): Promise<T> {
+    const keys = new Map<KeyId, SecretBytes>();
+    try {
+      if (answer?.key && answer.facts.key) keys.set(answer.facts.key.keyId, answer.key);
+      return await work(keys);
+    } finally {
+      answer?.key?.zero();
+    }
+  }
+
+  #viewOf(scope: KeyScope): ScopeState {
+    return scopeOf(this.#d.projector.keymeta, scope);
+  }
+
+  #infos(scope: KeyScope): KeyInfo[] {
+    return [...this.#viewOf(scope).keys.values()].map((k) => toKeyInfo(k, scope));
+  }
+
+  #activeInfo(scope: KeyScope): KeyInfo {
+    const state = this.#viewOf(scope);
+    const key = state.activeKeyId === null ? undefined : state.keys.get(state.activeKeyId);
+    if (key === undefined) throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no ACTIVE key in ${formatScope(scope)}`, {});
+    return toKeyInfo(key, scope);
+  }
+
+  #enableResult(scope: KeyScope, position: bigint | null): EnableResult {
+    const state = this.#viewOf(scope);
+    const key = state.activeKeyId === null ? undefined : state.keys.get(state.activeKeyId);
+    return { marker: state.marker, key: key === undefined ? null : toKeyInfo(key, scope), position };
+  }
+}

@@ -1,0 +1,123 @@
+import { userInfo } from 'node:os';
+import { type HistoryEntry, scopeHistory } from '../audit/history.js';
+import { keyScope } from '../domain/identities.js';
+import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
+import type { EventStore } from '../store/eventStore.js';
+import { newCorrelationId, type OperationContext } from './eventFactory.js';
+import { KeymetaAdmin, type OperationOptions } from './keymetaAdmin.js';
+import { LedgerProjector } from './ledgerProjector.js';
+import { DEFAULT_PREFIX, type StreamNames, streamNames } from './streamNames.js';
+import { type SystemKeyChange, SystemKeyManager } from './systemKeyManager.js';
+
+export interface LedgerOptions {
+  readonly store: EventStore;
+  readonly provider: ManagedKeyProvider;
+  /** Prefix of every stream of this ledger (default `kl-`). */
+  readonly prefix?: string;
+  /** Recorded as the actor when an operation names none (default: the OS user). */
+  readonly actor?: string;
+  /** Save a snapshot of the read models after this many events (default 1000). */
+  readonly snapshotEvery?: number;
+  /** The clock for event times (tests pin it). */
+  readonly now?: () => Date;
+}
+
+function defaultActor(): string {
+  try {
+    return userInfo().username || 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * A ledger open on a store: the admin API, the system keys, and this process's read models kept
+ * current from the store. The store and the provider stay the caller's to close.
+ */
+export class Ledger {
+  readonly admin: KeymetaAdmin;
+  readonly names: StreamNames;
+  readonly #store: EventStore;
+  readonly #projector: LedgerProjector;
+  readonly #systemKeys: SystemKeyManager;
+  readonly #actor: string;
+
+  private constructor(options: LedgerOptions, projector: LedgerProjector, names: StreamNames) {
+    this.#store = options.store;
+    this.#projector = projector;
+    this.names = names;
+    this.#actor = options.actor ?? defaultActor();
+    const now = options.now ?? (() => new Date());
+    this.#systemKeys = new SystemKeyManager({
+      store: options.store,
+      names,
+      provider: options.provider,
+      projector,
+      now,
+    });
+    this.admin = new KeymetaAdmin({
+      store: options.store,
+      names,
+      provider: options.provider,
+      projector,
+      systemKeys: this.#systemKeys,
+      now,
+      context: (o) => this.#context(o),
+    });
+  }
+
+  /** Opens the ledger: restores the snapshot, catches up, and follows the store from then on. */
+  static async open(options: LedgerOptions): Promise<Ledger> {
+    const names = streamNames(options.prefix ?? DEFAULT_PREFIX);
+    const projector = new LedgerProjector(options.store, names.prefix, {
+      snapshotName: `${names.prefix}keymeta`,
+      snapshotEvery: options.snapshotEvery,
+    });
+    await projector.start();
+    return new Ledger(options, projector, names);
+  }
+
+  get isInitialised(): boolean {
+    return this.#systemKeys.isInitialised;
+  }
+
+  /** The global position this process's read models include. */
+  get position(): bigint {
+    return this.#projector.position;
+  }
+
+  /** Records the provider's system key as the ledger's first (ERR_LEDGER_ALREADY_INITIALISED after). */
+  initialise(options?: OperationOptions): Promise<SystemKeyChange> {
+    return this.#systemKeys.initialise(this.#context(options));
+  }
+
+  /** Every recorded system key (identity, sequence, metadata); never key bytes. */
+  systemKeys(): readonly { sequence: number; identity: string; metadata: string; recordedAt: string }[] {
+    return this.#projector.systemKeys.keys;
+  }
+
+  /** Waits until this process has applied `position` (e.g. one another process's call returned). */
+  waitForPosition(position: bigint): Promise<void> {
+    return this.#projector.waitForPosition(position);
+  }
+
+  /** The events of a scope in order, with actor, reason, time and the state change each made. */
+  history(custodian: string, namespace?: string): Promise<HistoryEntry[]> {
+    const scope = keyScope(custodian, namespace);
+    return scopeHistory(this.#store, this.names.scope(scope), scope);
+  }
+
+  async close(): Promise<void> {
+    await this.#projector.stop();
+    this.#systemKeys.close();
+  }
+
+  #context(options: OperationOptions | undefined): OperationContext {
+    return {
+      actor: options?.actor ?? this.#actor,
+      reason: options?.reason ?? null,
+      correlationId: options?.correlationId ?? newCorrelationId(),
+      causationId: null,
+    };
+  }
+}

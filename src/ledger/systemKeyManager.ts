@@ -1,0 +1,143 @@
+import type { SystemKeyHandle } from '../crypto/systemKeyHandle.js';
+import { decideInitialise, decideRotateSystemKey, type SystemKeyFacts } from '../domain/decideSystemKey.js';
+import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
+import type { DomainEvent } from '../domain/events.js';
+import { metadataHashOf } from '../domain/keyIdentity.js';
+import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
+import type { EventStore } from '../store/eventStore.js';
+import { type OperationContext, toStoredEvents } from './eventFactory.js';
+import type { LedgerProjector } from './ledgerProjector.js';
+import type { StreamNames } from './streamNames.js';
+
+export interface SystemKeyChange {
+  readonly changed: boolean;
+  readonly sequence: number;
+  readonly identity: string;
+  /** Global position written (null when nothing changed). */
+  readonly position: bigint | null;
+}
+
+const MAX_ATTEMPTS = 5;
+
+/**
+ * Records system keys and hands out their handles. Every STK ever recorded stays usable for
+ * unwrapping; a handle is fetched from the provider by the metadata recorded for it and must
+ * produce the recorded identity, so a provider that swapped the key under a name is caught.
+ */
+export class SystemKeyManager {
+  readonly #store: EventStore;
+  readonly #names: StreamNames;
+  readonly #provider: ManagedKeyProvider;
+  readonly #projector: LedgerProjector;
+  readonly #now: () => Date;
+  readonly #handles = new Map<string, SystemKeyHandle>();
+
+  constructor(deps: {
+    store: EventStore;
+    names: StreamNames;
+    provider: ManagedKeyProvider;
+    projector: LedgerProjector;
+    now: () => Date;
+  }) {
+    this.#store = deps.store;
+    this.#names = deps.names;
+    this.#provider = deps.provider;
+    this.#projector = deps.projector;
+    this.#now = deps.now;
+  }
+
+  get isInitialised(): boolean {
+    return this.#projector.latestSystemKey() !== null;
+  }
+
+  /** Records the provider's system key as the ledger's first. */
+  async initialise(context: OperationContext): Promise<SystemKeyChange> {
+    return this.#record(context, (facts) => decideInitialise(this.#projector.latestSystemKey(), facts));
+  }
+
+  /** HBase's rotateSTK: records the provider's current system key if it is a new one. */
+  async rotate(context: OperationContext): Promise<SystemKeyChange> {
+    return this.#record(context, (facts) => decideRotateSystemKey(this.#projector.latestSystemKey(), facts));
+  }
+
+  /** The handle of the latest recorded system key (what new DEKs are wrapped under). */
+  async current(): Promise<SystemKeyHandle> {
+    const latest = this.#projector.latestSystemKey();
+    if (latest === null) {
+      throw new KeyledgerError('ERR_LEDGER_NOT_INITIALISED', 'the ledger has no system key yet; run init', {});
+    }
+    return this.byIdentity(latest.identity);
+  }
+
+  /** The handle of a recorded system key. Handles stay owned by the manager (disposed on close). */
+  async byIdentity(identity: string): Promise<SystemKeyHandle> {
+    const cached = this.#handles.get(identity);
+    if (cached !== undefined) return cached;
+    const recorded = this.#projector.systemKeys.keys.find((k) => k.identity === identity);
+    if (recorded === undefined) {
+      throw new KeyledgerError('ERR_SYSTEM_KEY_NOT_FOUND', `no system key ${identity} is recorded`, { identity });
+    }
+    const handle = await this.#provider.unwrapSystemKey(recorded.metadata);
+    if (handle.identity !== identity) {
+      handle.dispose();
+      throw new KeyledgerError(
+        'ERR_SYSTEM_KEY_NOT_FOUND',
+        `the provider's key for system key #${recorded.sequence} is not the recorded one (identity ${identity})`,
+        { identity, sequence: recorded.sequence },
+      );
+    }
+    this.#handles.set(identity, handle);
+    return handle;
+  }
+
+  metadataOf(identity: string): string {
+    const recorded = this.#projector.systemKeys.keys.find((k) => k.identity === identity);
+    if (recorded === undefined) {
+      throw new KeyledgerError('ERR_SYSTEM_KEY_NOT_FOUND', `no system key ${identity} is recorded`, { identity });
+    }
+    return recorded.metadata;
+  }
+
+  close(): void {
+    for (const handle of this.#handles.values()) handle.dispose();
+    this.#handles.clear();
+  }
+
+  async #record(
+    context: OperationContext,
+    decide: (facts: SystemKeyFacts) => DomainEvent[],
+  ): Promise<SystemKeyChange> {
+    const handle = await this.#provider.getSystemKey();
+    const facts: SystemKeyFacts = {
+      identity: handle.identity,
+      metadata: handle.metadata,
+      metadataHash: metadataHashOf(handle.metadata),
+    };
+    handle.dispose();
+    for (let attempt = 1; ; attempt++) {
+      const events = decide(facts);
+      const latest = this.#projector.latestSystemKey();
+      if (events.length === 0) {
+        return { changed: false, sequence: latest?.sequence ?? 0, identity: facts.identity, position: null };
+      }
+      const stream = this.#names.system;
+      const recorded = await this.#store.readStream(stream);
+      const expected = recorded.at(-1)?.revision ?? 'no_stream';
+      try {
+        const result = await this.#store.append(
+          stream,
+          toStoredEvents(events, context, stream, expected, this.#now()),
+          expected,
+        );
+        await this.#projector.waitForPosition(result.position);
+        const now = this.#projector.latestSystemKey();
+        return { changed: true, sequence: now?.sequence ?? 0, identity: facts.identity, position: result.position };
+      } catch (error) {
+        if (!isKeyledgerError(error, 'ERR_VERSION_CONFLICT') || attempt >= MAX_ATTEMPTS) throw error;
+        // Another process recorded a system key meanwhile: catch up with it and decide again.
+        const last = (await this.#store.readStream(stream)).at(-1);
+        if (last !== undefined) await this.#projector.waitForPosition(last.position);
+      }
+    }
+  }
+}

@@ -1,0 +1,123 @@
+import { readFileSync, statSync } from 'node:fs';
+import type { SecretBytes } from '../../crypto/secretBytes.js';
+import { type SystemKeyHandle, softwareSystemKey } from '../../crypto/systemKeyHandle.js';
+import { KeyledgerError } from '../../domain/errors.js';
+import { type KeyScope, scopeKey } from '../../domain/identities.js';
+import {
+  formatKeyMetadata,
+  formatSystemKeyMetadata,
+  parseKeyMetadata,
+  parseSystemKeyMetadata,
+} from '../keyMetadata.js';
+import type { ManagedKeyData, ManagedKeyProvider } from '../managedKeyProvider.js';
+import { type KeystoreConfig, readPassword } from './keystoreConfig.js';
+import { readPkcs12SecretKeys } from './pkcs12.js';
+
+interface LoadedKeystore {
+  readonly mtimeMs: number;
+  readonly size: number;
+  readonly keys: ReadonlyMap<string, SecretBytes>;
+}
+
+/**
+ * HBase's ManagedKeyStoreKeyProvider over a PKCS#12 keystore as keytool writes it. A scope's key is
+ * the configured alias; no alias → FAILED; alias configured but absent from the keystore → FAILED if
+ * the scope is marked active, DISABLED if not. The file is re-read when it changes, so an operator
+ * can add a key and rotate without restarting a long-lived process.
+ */
+export class KeystoreKeyProvider implements ManagedKeyProvider {
+  readonly kind = 'keystore';
+  readonly #config: KeystoreConfig;
+  #loaded: LoadedKeystore | null = null;
+
+  constructor(config: KeystoreConfig) {
+    this.#config = config;
+  }
+
+  async getSystemKey(): Promise<SystemKeyHandle> {
+    return this.#systemKey(this.#config.systemKeyAlias);
+  }
+
+  async unwrapSystemKey(metadata: string): Promise<SystemKeyHandle> {
+    return this.#systemKey(parseSystemKeyMetadata(metadata));
+  }
+
+  async getManagedKey(scope: KeyScope): Promise<ManagedKeyData | null> {
+    const configured = this.#config.scopes.get(scopeKey(scope));
+    if (configured === undefined) return { ...scope, state: 'FAILED', metadata: null, key: null };
+    return this.#answer(scope, configured.alias, configured.active);
+  }
+
+  async unwrapKey(metadata: string): Promise<ManagedKeyData> {
+    const parsed = parseKeyMetadata(metadata);
+    if (parsed.kind !== 'alias') {
+      throw new KeyledgerError('ERR_INVALID_METADATA', 'keystore keys are named by KeyAlias', {});
+    }
+    // The scope's configured key follows its .active flag; any other alias of the scope is an
+    // earlier key, still usable for decryption while the keystore holds it.
+    const configured = this.#config.scopes.get(scopeKey(parsed.scope));
+    const current = configured !== undefined && configured.alias === parsed.alias;
+    return this.#answer(parsed.scope, parsed.alias, current && configured.active);
+  }
+
+  async close(): Promise<void> {
+    this.#forget();
+  }
+
+  #answer(scope: KeyScope, alias: string, active: boolean): ManagedKeyData {
+    const metadata = formatKeyMetadata({ kind: 'alias', alias, scope });
+    const key = this.#load().keys.get(alias);
+    if (key === undefined) return { ...scope, state: active ? 'FAILED' : 'DISABLED', metadata, key: null };
+    return { ...scope, state: active ? 'ACTIVE' : 'INACTIVE', metadata, key: key.clone() };
+  }
+
+  #systemKey(alias: string): SystemKeyHandle {
+    const key = this.#load().keys.get(alias);
+    if (key === undefined) {
+      throw new KeyledgerError(
+        'ERR_KEYSTORE_ALIAS_NOT_FOUND',
+        `keystore ${this.#config.path} has no secret key with alias ${alias}`,
+        { path: this.#config.path, alias },
+      );
+    }
+    if (key.length !== 32) {
+      throw new KeyledgerError(
+        'ERR_PROVIDER_INVALID_ANSWER',
+        `system key ${alias} is ${key.length * 8}-bit; a 256-bit AES key is required`,
+        { alias, bits: key.length * 8 },
+      );
+    }
+    return softwareSystemKey(formatSystemKeyMetadata(alias), key.clone());
+  }
+
+  #load(): LoadedKeystore {
+    const { path } = this.#config;
+    let stat: { mtimeMs: number; size: number };
+    try {
+      stat = statSync(path);
+    } catch (error) {
+      throw new KeyledgerError(
+        'ERR_KEYSTORE_NOT_FOUND',
+        `keystore ${path} cannot be read`,
+        { path },
+        { cause: error },
+      );
+    }
+    if (this.#loaded !== null && this.#loaded.mtimeMs === stat.mtimeMs && this.#loaded.size === stat.size) {
+      return this.#loaded;
+    }
+    const entries = readPkcs12SecretKeys(readFileSync(path), readPassword(this.#config.password));
+    this.#forget();
+    this.#loaded = {
+      mtimeMs: stat.mtimeMs,
+      size: stat.size,
+      keys: new Map(entries.map((e) => [e.alias.toLowerCase(), e.key])),
+    };
+    return this.#loaded;
+  }
+
+  #forget(): void {
+    for (const key of this.#loaded?.keys.values() ?? []) key.zero();
+    this.#loaded = null;
+  }
+}
