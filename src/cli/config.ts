@@ -1,0 +1,64 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { KeyledgerError } from '../domain/errors.js';
+import { GeneratedKeyProvider } from '../providers/generated/generatedKeyProvider.js';
+import { type KeystoreConfig, resolveKeystoreConfig } from '../providers/keystore/keystoreConfig.js';
+import { KeystoreKeyProvider } from '../providers/keystore/keystoreKeyProvider.js';
+import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
+
+export const DEFAULT_CONFIG_FILE = 'keyledger.config.json';
+
+/**
+ * keyledger.config.json. `provider`: where DEKs come from — `keystore` (the keys configured per
+ * scope in the keystore, as HBase's keystore provider) or `generated` (fresh random DEKs). Either
+ * way the system key is the keystore's `systemKeyAlias`. docs/configuration.md.
+ */
+const configSchema = z.strictObject({
+  $schema: z.string().optional(),
+  store: z.string().min(1).optional(),
+  prefix: z.string().optional(),
+  provider: z.enum(['keystore', 'generated']),
+  keystore: z.unknown(),
+});
+
+export interface LedgerConfig {
+  readonly file: string;
+  readonly store: string | undefined;
+  readonly prefix: string | undefined;
+  readonly provider: 'keystore' | 'generated';
+  readonly keystore: KeystoreConfig;
+}
+
+export function loadConfig(file: string): LedgerConfig {
+  if (!existsSync(file)) {
+    throw new KeyledgerError('ERR_INVALID_CONFIG', `no config file ${file}; run \`keyledger init\` or pass --config`, {
+      file,
+    });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new KeyledgerError('ERR_INVALID_CONFIG', `${file} is not valid JSON`, { file }, { cause: error });
+  }
+  const parsed = configSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new KeyledgerError('ERR_INVALID_CONFIG', `${file}: ${z.prettifyError(parsed.error)}`, { file });
+  }
+  const baseDir = dirname(resolve(file));
+  const store = parsed.data.store;
+  return {
+    file,
+    // A relative sqlite path in the config file is relative to the file, like every other path in it.
+    store: store?.startsWith('sqlite:') ? `sqlite:${resolve(baseDir, store.slice('sqlite:'.length))}` : store,
+    prefix: parsed.data.prefix,
+    provider: parsed.data.provider,
+    keystore: resolveKeystoreConfig(parsed.data.keystore, baseDir),
+  };
+}
+
+export function providerFor(config: LedgerConfig): ManagedKeyProvider {
+  const keystore = new KeystoreKeyProvider(config.keystore);
+  return config.provider === 'keystore' ? keystore : new GeneratedKeyProvider({ systemKeys: keystore });
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+import { runCli } from './run.js';
+
+// A closed pipe (`keyledger history … | head`) is not an error worth a stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
+const code = await runCli(process.argv.slice(2), {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+  cwd: process.cwd(),
+  env: process.env,
+  isTty: process.stdout.isTTY === true,
+});
+process.exitCode = code;

@@ -1,0 +1,297 @@
+import { parseArgs } from 'node:util';
+import type { HistoryEntry } from '../audit/history.js';
+import { ERROR_CODES, isKeyledgerError, KeyledgerError } from '../domain/errors.js';
+import { formatScope, parseScope } from '../domain/identities.js';
+import type { KeyInfo } from '../ledger/keyInfo.js';
+import type { OperationOptions } from '../ledger/keymetaAdmin.js';
+import { initLedger } from './initCommand.js';
+import { type GlobalOptions, openLedger } from './openLedger.js';
+import { type CliIo, table, toJson } from './output.js';
+
+const USAGE = `usage: keyledger <command> [arguments] [options]
+
+commands (scope = <custodian-base64>[:<namespace>], namespace default *):
+  init                                        create a dev setup (config, keystore, store) and record the system key
+  enable-key-management <scope>               enable key management for a scope
+  show-key-status <scope>                     list a scope's keys
+  rotate-stk                                  record the provider's current system key if it is new
+  disable-key-management <scope>              disable a scope; its keys become INACTIVE
+  disable-managed-key <scope> <metadata-hash> disable one key
+  enable-managed-key <scope> <metadata-hash>  re-enable a DISABLED key as INACTIVE
+  rotate-managed-key <scope>                  make the provider's new key ACTIVE, the old INACTIVE
+  refresh-managed-keys <scope>                re-check every key with the provider
+  set-managed-key <scope> <metadata>          make the key named by metadata the ACTIVE key
+  eject-cache-entry <scope> [--key <hash>]    evict a scope's (or one key's) cache entries everywhere
+  clear-cache                                 evict every cache entry everywhere
+  history <scope>                             every event of a scope, with actor, reason and change
+
+options:
+  --store <url>     sqlite:<path> (default sqlite:.keyledger/ledger.db) or memory:; env KEYLEDGER_STORE
+  --config <file>   config file (default ./keyledger.config.json)
+  --json            machine-readable output
+  --actor <name>    who is acting (default: env KEYLEDGER_ACTOR, else the OS user)
+  --reason <text>   why; recorded with the events
+  -h, --help        this text
+
+exit codes: 0 success, 2 bad input or refused by a rule (nothing written), 1 any other failure`;
+
+interface Parsed {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly json: boolean;
+  readonly key: string | undefined;
+  readonly global: GlobalOptions;
+  readonly operation: OperationOptions;
+}
+
+function usageError(message: string): KeyledgerError {
+  return new KeyledgerError('ERR_INVALID_ARGUMENT', message, {});
+}
+
+function parse(argv: readonly string[]): Parsed | 'help' {
+  let values: Record<string, string | boolean | undefined>;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        store: { type: 'string' },
+        config: { type: 'string' },
+        json: { type: 'boolean' },
+        actor: { type: 'string' },
+        reason: { type: 'string' },
+        key: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    throw usageError((error as Error).message);
+  }
+  const [command, ...args] = positionals;
+  if (values.help === true || command === undefined || command === 'help') return 'help';
+  const str = (v: string | boolean | undefined) => (typeof v === 'string' ? v : undefined);
+  return {
+    command,
+    args,
+    json: values.json === true,
+    key: str(values.key),
+    global: { store: str(values.store), config: str(values.config), actor: str(values.actor) },
+    operation: { actor: str(values.actor), reason: str(values.reason) },
+  };
+}
+
+function arity(parsed: Parsed, names: readonly string[]): string[] {
+  if (parsed.args.length !== names.length) {
+    const expected = names.map((n) => `<${n}>`).join(' ');
+    throw usageError(`${parsed.command} takes ${expected || 'no arguments'}`);
+  }
+  return [...parsed.args];
+}
+
+function keyRows(keys: readonly KeyInfo[]): string[][] {
+  return keys.map((k) => [formatScope(k as never), k.state, k.metadataHash, k.checksum, k.refreshedAt]);
+}
+
+function keyJson(k: KeyInfo) {
+  return {
+    custodian: k.custodian,
+    namespace: k.namespace,
+    state: k.state,
+    metadataHash: k.metadataHash,
+    checksum: k.checksum,
+    refreshedAt: k.refreshedAt,
+    keyId: k.keyId,
+    metadata: k.metadata,
+    stkIdentity: k.stkIdentity,
+    createdAt: k.createdAt,
+    updatedAt: k.updatedAt,
+  };
+}
+
+const KEY_HEADERS = ['SCOPE', 'STATE', 'METADATA HASH', 'CHECKSUM', 'REFRESHED'];
+
+function historyRows(entries: readonly HistoryEntry[]): string[][] {
+  return entries.map((e) => [
+    e.position.toString(),
+    e.occurredAt,
+    e.type,
+    [
+      ...(e.marker ? [`marker ${e.marker.from ?? '-'} → ${e.marker.to ?? '-'}`] : []),
+      ...e.keys.map((k) => `${k.metadataHash.slice(0, 10)}… ${k.from ?? 'new'} → ${k.to}`),
+    ].join('; '),
+    e.actor,
+    e.reason ?? '',
+  ]);
+}
+
+/** Runs one CLI invocation; returns the exit code. Never throws. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let parsed: Parsed | 'help';
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    return fail(io, error);
+  }
+  if (parsed === 'help') {
+    io.stdout(`${USAGE}\n`);
+    return argv.length === 0 ? 2 : 0;
+  }
+  try {
+    await dispatch(parsed, io);
+    return 0;
+  } catch (error) {
+    return fail(io, error);
+  }
+}
+
+function fail(io: CliIo, error: unknown): number {
+  if (isKeyledgerError(error)) {
+    io.stderr(`error ${error.code}: ${error.message}\n`);
+    return ERROR_CODES[error.code] === 'fault' ? 1 : 2;
+  }
+  // Unexpected errors print their class and message only: a stack or an inspected object could
+  // carry more than it should.
+  const e = error instanceof Error ? error : new Error(String(error));
+  io.stderr(`error ERR_INTERNAL: ${e.name}: ${e.message}\n`);
+  return 1;
+}
+
+async function dispatch(p: Parsed, io: CliIo): Promise<void> {
+  const out = (text: string) => io.stdout(text);
+  if (p.command === 'init') {
+    arity(p, []);
+    const result = await initLedger(p.global, io.cwd, io.env);
+    if (p.json) out(`${toJson(result)}\n`);
+    else {
+      out(`config      ${result.config}${result.keystore === null ? ' (existing)' : ' (created)'}\n`);
+      if (result.keystore !== null) out(`keystore    ${result.keystore} (PKCS#12, password in keystore.pass)\n`);
+      out(`store       ${result.store}\n`);
+      out(`system key  #${result.systemKey.sequence} identity ${result.systemKey.identity}\n`);
+    }
+    return;
+  }
+  // Validate the arguments before anything is opened: bad input never touches the store.
+  const command = prepare(p);
+  const opened = await openLedger(p.global, io.cwd, io.env);
+  try {
+    await command(opened.ledger, out);
+  } finally {
+    await opened.close();
+  }
+}
+
+type Runner = (ledger: Awaited<ReturnType<typeof openLedger>>['ledger'], out: (t: string) => void) => Promise<void>;
+
+function prepare(p: Parsed): Runner {
+  const op = p.operation;
+  const printKeys = (out: (t: string) => void, keys: readonly KeyInfo[]) =>
+    out(p.json ? `${toJson(keys.map(keyJson))}\n` : table(KEY_HEADERS, keyRows(keys)));
+  const scopeArg = (value: string) => parseScope(value);
+  switch (p.command) {
+    case 'enable-key-management': {
+      const scope = scopeArg(arity(p, ['scope'])[0] ?? '');
+      return async (ledger, out) => {
+        const r = await ledger.admin.enableKeyManagement(scope.custodian, scope.namespace, op);
+        if (p.json) out(`${toJson({ marker: r.marker, key: r.key && keyJson(r.key), position: r.position })}\n`);
+        else {
+          out(`${formatScope(scope)}: marker ${r.marker ?? '-'}${r.position === null ? ' (already enabled)' : ''}\n`);
+          if (r.key) printKeys(out, [r.key]);
+        }
+      };
+    }
+    case 'show-key-status': {
+      const scope = scopeArg(arity(p, ['scope'])[0] ?? '');
+      return async (ledger, out) => {
+        const status = await ledger.admin.getScopeStatus(scope.custodian, scope.namespace);
+        if (!p.json) out(`${formatScope(scope)}: marker ${status.marker ?? '-'}\n`);
+        printKeys(out, status.keys);
+      };
+    }
+    case 'rotate-stk': {
+      arity(p, []);
+      return async (ledger, out) => {
+        const r = await ledger.admin.rotateSTK(op);
+        if (p.json) out(`${toJson(r)}\n`);
+        else out(r.changed ? `system key rotated: #${r.sequence} identity ${r.identity}\n` : `system key unchanged (#${r.sequence})\n`);
+      };
+    }
+    case 'disable-key-management': {
+      const scope = scopeArg(arity(p, ['scope'])[0] ?? '');
+      return async (ledger, out) => {
+        const r = await ledger.admin.disableKeyManagement(scope.custodian, scope.namespace, op);
+        const keys = await ledger.admin.getManagedKeys(scope.custodian, scope.namespace);
+        if (p.json) out(`${toJson({ position: r.position, keys: keys.map(keyJson) })}\n`);
+        else {
+          out(`${formatScope(scope)}: key management disabled${r.position === null ? ' (already)' : ''}\n`);
+          printKeys(out, keys);
+        }
+      };
+    }
+    case 'disable-managed-key':
+    case 'enable-managed-key': {
+      const [s = '', hash = ''] = arity(p, ['scope', 'metadata-hash']);
+      const scope = scopeArg(s);
+      return async (ledger, out) => {
+        const r =
+          p.command === 'disable-managed-key'
+            ? await ledger.admin.disableManagedKey(scope.custodian, scope.namespace, hash, op)
+            : await ledger.admin.enableManagedKey(scope.custodian, scope.namespace, hash, op);
+        printKeys(out, [r.key]);
+      };
+    }
+    case 'rotate-managed-key': {
+      const scope = scopeArg(arity(p, ['scope'])[0] ?? '');
+      return async (ledger, out) => {
+        const r = await ledger.admin.rotateManagedKey(scope.custodian, scope.namespace, op);
+        if (p.json) out(`${toJson(r === null ? null : { position: r.position, key: keyJson(r.key) })}\n`);
+        else if (r === null) out(`${formatScope(scope)}: the provider has no new ACTIVE key; nothing changed\n`);
+        else printKeys(out, await ledger.admin.getManagedKeys(scope.custodian, scope.namespace));
+      };
+    }
+    case 'refresh-managed-keys': {
+      const scope = scopeArg(arity(p, ['scope'])[0] ?? '');
+      return async (ledger, out) => {
+        const r = await ledger.admin.refreshManagedKeys(scope.custodian, scope.namespace, op);
+        if (!p.json && r.skipped) out(`${formatScope(scope)}: key management is disabled; nothing refreshed\n`);
+        printKeys(out, r.keys);
+      };
+    }
+    case 'set-managed-key': {
+      const [s = '', metadata = ''] = arity(p, ['scope', 'metadata']);
+      const scope = scopeArg(s);
+      return async (ledger, out) => {
+        await ledger.admin.setManagedKey(scope.custodian, scope.namespace, metadata, op);
+        printKeys(out, await ledger.admin.getManagedKeys(scope.custodian, scope.namespace));
+      };
+    }
+    case 'eject-cache-entry': {
+      const scope = scopeArg(arity(p, ['scope'])[0] ?? '');
+      return async (ledger, out) => {
+        const r = await ledger.admin.ejectManagedKeyDataCacheEntry(scope.custodian, scope.namespace, p.key, op);
+        out(p.json ? `${toJson(r)}\n` : `cache eviction recorded at position ${r.position}\n`);
+      };
+    }
+    case 'clear-cache': {
+      arity(p, []);
+      return async (ledger, out) => {
+        const r = await ledger.admin.clearManagedKeyDataCache(op);
+        out(p.json ? `${toJson(r)}\n` : `cache clear recorded at position ${r.position}\n`);
+      };
+    }
+    case 'history': {
+      const scope = scopeArg(arity(p, ['scope'])[0] ?? '');
+      return async (ledger, out) => {
+        const entries = await ledger.history(scope.custodian, scope.namespace);
+        out(
+          p.json
+            ? `${toJson(entries)}\n`
+            : table(['POSITION', 'TIME', 'EVENT', 'CHANGE', 'ACTOR', 'REASON'], historyRows(entries)),
+        );
+      };
+    }
+    default:
+      throw usageError(`unknown command ${p.command}; see keyledger --help`);
+  }
+}
