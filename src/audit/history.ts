@@ -22,7 +22,10 @@ export interface HistoryEntry {
   readonly reason: string | null;
   readonly correlationId: string;
   readonly marker: { readonly from: MarkerState | null; readonly to: MarkerState | null } | null;
+  /** Keys whose state changed. */
   readonly keys: readonly KeyChange[];
+  /** The key an event is about, when it is about one (a refresh that changed nothing still names it). */
+  readonly subject: { readonly keyId: string; readonly metadataHash: string } | null;
 }
 
 /** The history of a scope, from its stream, each entry with the state change it made. */
@@ -49,6 +52,7 @@ export async function scopeHistory(store: EventStore, stream: string, scope: Key
       correlationId: event.meta.correlationId,
       marker: state.marker === next.marker ? null : { from: state.marker, to: next.marker },
       keys: keyChanges(state, next),
+      subject: subjectOf(scopeEvent, next),
     });
     state = next;
   }
@@ -62,4 +66,10 @@ function keyChanges(before: ScopeState, after: ScopeState): KeyChange[] {
     if (from !== key.state) changes.push({ keyId: key.keyId, metadataHash: key.metadataHash, from, to: key.state });
   }
   return changes;
+}
+
+function subjectOf(event: ScopeEvent, state: ScopeState): HistoryEntry['subject'] {
+  const keyId = 'key' in event.data ? event.data.key.keyId : 'keyId' in event.data ? event.data.keyId : null;
+  const key = keyId === null ? undefined : state.keys.get(keyId);
+  return key === undefined ? null : { keyId: key.keyId, metadataHash: key.metadataHash };
 }

@@ -120,6 +120,7 @@ function historyRows(entries: readonly HistoryEntry[]): string[][] {
     [
       ...(e.marker ? [`marker ${e.marker.from ?? '-'} → ${e.marker.to ?? '-'}`] : []),
       ...e.keys.map((k) => `${k.metadataHash.slice(0, 10)}… ${k.from ?? 'new'} → ${k.to}`),
+      ...(e.keys.length === 0 && e.subject ? [`${e.subject.metadataHash.slice(0, 10)}… unchanged`] : []),
     ].join('; '),
     e.actor,
     e.reason ?? '',

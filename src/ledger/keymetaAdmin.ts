@@ -33,6 +33,7 @@ import { deterministicEventId, type OperationContext, toStoredEvents } from './e
 import { type KeyInfo, type ScopeStatus, toKeyInfo } from './keyInfo.js';
 import type { LedgerProjector } from './ledgerProjector.js';
 import { type CheckedAnswer, checkProviderAnswer } from './providerAnswers.js';
+import { retryOnConflict } from './retryOnConflict.js';
 import type { StreamNames } from './streamNames.js';
 import type { SystemKeyChange, SystemKeyManager } from './systemKeyManager.js';
 
@@ -73,9 +74,6 @@ interface AdminDeps {
   readonly now: () => Date;
   readonly context: (options: OperationOptions | undefined) => OperationContext;
 }
-
-/** Re-decisions after a lost race before giving up with ERR_VERSION_CONFLICT. */
-const MAX_ATTEMPTS = 8;
 
 /**
  * KeymetaAdmin: every key-management operation of SEMANTICS.md. Each one validates its input,
@@ -324,12 +322,12 @@ export class KeymetaAdmin {
   ): Promise<bigint | null> {
     const stream = this.#d.names.scope(scope);
     let state = initial;
-    for (let attempt = 1; ; attempt++) {
-      const events = decideScope(state, command());
-      if (events.length === 0) return null;
-      await this.#writeMaterial(newKeysIn(state, events), scope, context, stk, keys);
-      const expected: ExpectedRevision = state.revision ?? 'no_stream';
-      try {
+    return retryOnConflict(
+      async () => {
+        const events = decideScope(state, command());
+        if (events.length === 0) return null;
+        await this.#writeMaterial(newKeysIn(state, events), scope, context, stk, keys);
+        const expected: ExpectedRevision = state.revision ?? 'no_stream';
         const result = await this.#d.store.append(
           stream,
           toStoredEvents(events, context, stream, expected, this.#d.now()),
@@ -337,11 +335,11 @@ export class KeymetaAdmin {
         );
         await this.#d.projector.waitForPosition(result.position);
         return result.position;
-      } catch (error) {
-        if (!isKeyledgerError(error, 'ERR_VERSION_CONFLICT') || attempt >= MAX_ATTEMPTS) throw error;
+      },
+      async () => {
         state = await this.#loadScope(scope);
-      }
-    }
+      },
+    );
   }
 
   async #writeMaterial(

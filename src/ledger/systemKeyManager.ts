@@ -1,12 +1,13 @@
 import type { SystemKeyHandle } from '../crypto/systemKeyHandle.js';
 import { decideInitialise, decideRotateSystemKey, type SystemKeyFacts } from '../domain/decideSystemKey.js';
-import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
+import { KeyledgerError } from '../domain/errors.js';
 import type { DomainEvent } from '../domain/events.js';
 import { metadataHashOf } from '../domain/keyIdentity.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
 import { type OperationContext, toStoredEvents } from './eventFactory.js';
 import type { LedgerProjector } from './ledgerProjector.js';
+import { retryOnConflict } from './retryOnConflict.js';
 import type { StreamNames } from './streamNames.js';
 
 export interface SystemKeyChange {
@@ -16,8 +17,6 @@ export interface SystemKeyChange {
   /** Global position written (null when nothing changed). */
   readonly position: bigint | null;
 }
-
-const MAX_ATTEMPTS = 5;
 
 /**
  * Records system keys and hands out their handles. Every STK ever recorded stays usable for
@@ -114,16 +113,15 @@ export class SystemKeyManager {
       metadataHash: metadataHashOf(handle.metadata),
     };
     handle.dispose();
-    for (let attempt = 1; ; attempt++) {
-      const events = decide(facts);
-      const latest = this.#projector.latestSystemKey();
-      if (events.length === 0) {
-        return { changed: false, sequence: latest?.sequence ?? 0, identity: facts.identity, position: null };
-      }
-      const stream = this.#names.system;
-      const recorded = await this.#store.readStream(stream);
-      const expected = recorded.at(-1)?.revision ?? 'no_stream';
-      try {
+    const stream = this.#names.system;
+    return retryOnConflict(
+      async () => {
+        const events = decide(facts);
+        const latest = this.#projector.latestSystemKey();
+        if (events.length === 0) {
+          return { changed: false, sequence: latest?.sequence ?? 0, identity: facts.identity, position: null };
+        }
+        const expected = (await this.#store.readStream(stream)).at(-1)?.revision ?? 'no_stream';
         const result = await this.#store.append(
           stream,
           toStoredEvents(events, context, stream, expected, this.#now()),
@@ -132,12 +130,12 @@ export class SystemKeyManager {
         await this.#projector.waitForPosition(result.position);
         const now = this.#projector.latestSystemKey();
         return { changed: true, sequence: now?.sequence ?? 0, identity: facts.identity, position: result.position };
-      } catch (error) {
-        if (!isKeyledgerError(error, 'ERR_VERSION_CONFLICT') || attempt >= MAX_ATTEMPTS) throw error;
-        // Another process recorded a system key meanwhile: catch up with it and decide again.
+      },
+      // Another process recorded a system key meanwhile: catch up with it before deciding again.
+      async () => {
         const last = (await this.#store.readStream(stream)).at(-1);
         if (last !== undefined) await this.#projector.waitForPosition(last.position);
-      }
-    }
+      },
+    );
   }
 }

@@ -79,7 +79,11 @@ export interface EventStore {
   /**
    * Appends atomically: all events or none. Re-appending events whose ids are already the last
    * events written to the stream (same ids, same order) succeeds without writing them again and
-   * returns the original result, whatever the expected revision.
+   * returns the original result, whatever the expected revision. A batch only some of whose ids are
+   * already written (a retry that grew), or whose ids are written elsewhere or in another order, is
+   * neither a retry nor new: it is a VersionConflictError and writes nothing, so the caller
+   * re-decides. An empty batch, one that repeats an event id, or data that JSON cannot hold is
+   * ERR_INVALID_ARGUMENT.
    */
   append(stream: string, events: readonly EventToAppend[], expected: ExpectedRevision): Promise<AppendResult>;
   /** The events of one stream in revision order; an absent or deleted stream reads as empty. */
@@ -88,8 +92,8 @@ export interface EventStore {
   readAll(options?: ReadAllOptions): AsyncIterable<RecordedEvent>;
   /**
    * Catch-up then live: every event after `after` in position order, then new ones as they are
-   * written, by this process or another one on the same store. Never completes by itself; errors
-   * if the store fails. Unsubscribing releases its resources.
+   * written, by this process or another one on the same store. Never completes by itself (close()
+   * completes it); errors if the store fails. Unsubscribing releases its resources.
    */
   subscribe(options?: SubscribeOptions): Observable<RecordedEvent>;
   /** Position of the last event in the store (0n when empty). */

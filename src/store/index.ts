@@ -10,3 +10,6 @@ export type {
   Snapshot,
   SubscribeOptions,
 } from './eventStore.js';
+export { MemoryEventStore } from './memoryEventStore.js';
+export { SqliteEventStore, type SqliteEventStoreOptions } from './sqliteEventStore.js';
+export { DEFAULT_STORE_URL, openEventStore, parseStoreUrl, type StoreLocation } from './storeUrl.js';

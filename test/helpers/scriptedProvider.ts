@@ -43,6 +43,11 @@ export class ScriptedProvider implements ManagedKeyProvider {
     this.#stkName = name;
   }
 
+  /** The raw bytes of a key, so tests can prove they never reach the store. */
+  bytesOf(name: string): Uint8Array | undefined {
+    return this.#keys.get(name);
+  }
+
   metadataFor(scope: KeyScope, name: string): string {
     return JSON.stringify({ KeyAlias: name, KeyCustodian: scope.custodian, KeyNamespace: scope.namespace });
   }
