@@ -1,0 +1,191 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { SecretBytes } from '../../src/crypto/secretBytes.js';
+import { keyScope } from '../../src/domain/identities.js';
+import { Ledger } from '../../src/ledger/ledger.js';
+import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
+import { resolveKeystoreConfig } from '../../src/providers/keystore/keystoreConfig.js';
+import { KeystoreKeyProvider } from '../../src/providers/keystore/keystoreKeyProvider.js';
+import { writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
+import type { EventStore, ReadAllOptions, RecordedEvent } from '../../src/store/eventStore.js';
+import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
+import { ChildLedger } from '../helpers/childLedger.js';
+
+const CUST = Buffer.from('tenant-1').toString('base64');
+const NS = 'orders';
+const PASSWORD = 'test-password';
+
+let dir: string;
+let keystorePath: string;
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'keyledger-sqlite-'));
+  keystorePath = join(dir, 'keystore.p12');
+  const stk = SecretBytes.adopt(randomBytes(32));
+  writeFileSync(keystorePath, writePkcs12SecretKeys([{ alias: 'stk', key: stk }], PASSWORD, { iterations: 1000 }));
+  stk.zero();
+  process.env.KEYLEDGER_TEST_PW = PASSWORD;
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function provider() {
+  const keystore = new KeystoreKeyProvider(
+    resolveKeystoreConfig({ path: keystorePath, password: { env: 'KEYLEDGER_TEST_PW' }, systemKeyAlias: 'stk' }, dir),
+  );
+  return new GeneratedKeyProvider({ systemKeys: keystore });
+}
+
+let dbCount = 0;
+function dbPath(): string {
+  return join(dir, `ledger-${++dbCount}.db`);
+}
+
+describe('the ledger on sqlite', () => {
+  it('a second process on the same file sees the first one’s events', async () => {
+    const path = dbPath();
+    const store = SqliteEventStore.open(path, { pollIntervalMs: 5 });
+    const ledger = await Ledger.open({ store, provider: provider() });
+    await ledger.initialise();
+    const child = await ChildLedger.start(path, keystorePath, PASSWORD);
+    try {
+      const enabled = await ledger.admin.enableKeyManagement(CUST, NS);
+      const rotated = await ledger.admin.rotateManagedKey(CUST, NS);
+      assert.ok(rotated);
+      await child.ask(`wait ${rotated.position}`);
+      const status = await child.ask<{ marker: string; keys: { keyId: string; state: string }[] }>(`status ${CUST} ${NS}`);
+      assert.equal(status.marker, 'ACTIVE');
+      assert.deepEqual(
+        status.keys.map((k) => [k.keyId, k.state]),
+        [
+          [enabled.key?.keyId, 'INACTIVE'],
+          [rotated.key.keyId, 'ACTIVE'],
+        ],
+      );
+      // And the other way round: the child's rotations reach this process.
+      const { rotated: n } = await child.ask<{ rotated: number }>(`rotate ${CUST} ${NS} 1`);
+      assert.equal(n, 1);
+      const head = await store.headPosition();
+      await ledger.waitForPosition(head);
+      const keys = await ledger.admin.getManagedKeys(CUST, NS);
+      assert.equal(keys.length, 3);
+      assert.equal(keys.filter((k) => k.state === 'ACTIVE').length, 1);
+    } finally {
+      await child.stop();
+      await ledger.close();
+      await store.close();
+    }
+  });
+
+  it('concurrent rotations from four processes end with exactly one ACTIVE key', async () => {
+    const path = dbPath();
+    const store = SqliteEventStore.open(path, { pollIntervalMs: 5 });
+    const ledger = await Ledger.open({ store, provider: provider() });
+    await ledger.initialise();
+    await ledger.admin.enableKeyManagement(CUST, NS);
+    const children = await Promise.all([1, 2, 3, 4].map(() => ChildLedger.start(path, keystorePath, PASSWORD)));
+    try {
+      const head = await store.headPosition();
+      await Promise.all(children.map((c) => c.ask(`wait ${head}`)));
+      const answers = await Promise.all(children.map((c) => c.ask<{ rotated?: number; error?: string }>(`rotate ${CUST} ${NS} 3`)));
+      assert.deepEqual(
+        answers.map((a) => a.rotated),
+        [3, 3, 3, 3],
+      );
+      await ledger.waitForPosition(await store.headPosition());
+      const keys = await ledger.admin.getManagedKeys(CUST, NS);
+      assert.equal(keys.length, 13);
+      assert.equal(keys.filter((k) => k.state === 'ACTIVE').length, 1);
+      const scopeEvents = await store.readStream(ledger.names.scope(keyScope(CUST, NS)));
+      assert.deepEqual(
+        scopeEvents.map((e) => e.revision),
+        scopeEvents.map((_, i) => BigInt(i)),
+      );
+    } finally {
+      await Promise.all(children.map((c) => c.stop()));
+      await ledger.close();
+      await store.close();
+    }
+  });
+
+  it('restarts from its snapshot instead of replaying from the first event', async () => {
+    const path = dbPath();
+    const store = SqliteEventStore.open(path);
+    const ledger = await Ledger.open({ store, provider: provider(), snapshotEvery: 5 });
+    await ledger.initialise();
+    for (const ns of ['a', 'b', 'c', 'd']) {
+      await ledger.admin.enableKeyManagement(CUST, ns);
+      await ledger.admin.rotateManagedKey(CUST, ns);
+    }
+    const expected = ledger.admin.listScopes();
+    await ledger.close();
+
+    const counting = countingReads(store);
+    const reopened = await Ledger.open({ store: counting.store, provider: provider() });
+    assert.deepEqual(reopened.admin.listScopes(), expected);
+    assert.equal(counting.read(), 0, 'a snapshot at close leaves nothing to replay');
+    await reopened.admin.enableKeyManagement(CUST, 'e');
+    await reopened.close();
+    await store.close();
+  });
+
+  it('stops at a stored event that fails its schema, naming stream and revision', async () => {
+    const path = dbPath();
+    const store = SqliteEventStore.open(path, { pollIntervalMs: 5 });
+    const ledger = await Ledger.open({ store, provider: provider() });
+    await ledger.initialise();
+    const stream = ledger.names.scope(keyScope(CUST, NS));
+    const bad = {
+      eventId: '00000000-0000-4000-8000-000000000001',
+      type: 'ManagedKeyDisabled',
+      data: { custodian: CUST, namespace: NS, keyId: 'not-a-key-id', previousState: 'ACTIVE' },
+      metadata: { schemaVersion: 1 },
+    };
+    const written = await store.append(stream, [bad], 'no_stream');
+    // A running ledger stops when the event reaches it...
+    await assert.rejects(
+      () => ledger.waitForPosition(written.position),
+      (error: { code?: string; details?: Record<string, unknown> }) => {
+        assert.equal(error.code, 'ERR_EVENT_SCHEMA');
+        assert.equal(error.details?.stream, stream);
+        assert.equal(error.details?.revision, '0');
+        return true;
+      },
+    );
+    assert.throws(() => ledger.admin.listScopes(), { code: 'ERR_EVENT_SCHEMA' });
+    await ledger.close();
+    // ...and a new one refuses to open past it.
+    await assert.rejects(() => Ledger.open({ store, provider: provider() }), { code: 'ERR_EVENT_SCHEMA' });
+    await store.close();
+  });
+});
+
+/** Wraps a store to count the events the ledger reads while catching up. */
+function countingReads(inner: EventStore): { store: EventStore; read(): number } {
+  let count = 0;
+  const store: EventStore = {
+    append: (...args) => inner.append(...args),
+    readStream: (...args) => inner.readStream(...args),
+    subscribe: (...args) => inner.subscribe(...args),
+    headPosition: () => inner.headPosition(),
+    deleteStream: (stream) => inner.deleteStream(stream),
+    loadSnapshot: (name) => inner.loadSnapshot(name),
+    saveSnapshot: (name, snapshot) => inner.saveSnapshot(name, snapshot),
+    close: () => inner.close(),
+    readAll: (options?: ReadAllOptions) => {
+      const source = inner.readAll(options);
+      return {
+        async *[Symbol.asyncIterator](): AsyncIterator<RecordedEvent> {
+          for await (const event of source) {
+            count++;
+            yield event;
+          }
+        },
+      };
+    },
+  };
+  return { store, read: () => count };
+}
