@@ -24,7 +24,8 @@ export function storeUrlOf(
   env: Readonly<Record<string, string | undefined>>,
   config: LedgerConfig | null,
 ): string {
-  return options.store ?? env.KEYLEDGER_STORE ?? config?.store ?? DEFAULT_STORE_URL;
+  // An empty KEYLEDGER_STORE counts as unset, as shells make it easy to export one by accident.
+  return options.store ?? (env.KEYLEDGER_STORE || undefined) ?? config?.store ?? DEFAULT_STORE_URL;
 }
 
 export function configPathOf(options: GlobalOptions, cwd: string): string {

@@ -1,0 +1,262 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
+import { keytoolGenSecKey, keytoolListEntries, requireKeytool } from '../helpers/keytool.js';
+
+/** The built CLI (`npm test` builds first), driven as a user would: a process per command. */
+const BIN = new URL('../../dist/src/cli/main.js', import.meta.url).pathname;
+const TENANT = Buffer.from('tenant-1').toString('base64');
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function keyledger(cwd: string, args: readonly string[], env: Record<string, string> = {}): Run {
+  const result = spawnSync(process.execPath, [BIN, ...args], {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, KEYLEDGER_STORE: '', KEYLEDGER_ACTOR: 'e2e', ...env },
+    timeout: 30_000,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function ok(cwd: string, args: readonly string[], env?: Record<string, string>): string {
+  const run = keyledger(cwd, args, env);
+  assert.equal(run.code, 0, `keyledger ${args.join(' ')} failed: ${run.stderr}`);
+  return run.stdout;
+}
+
+async function head(dbPath: string): Promise<bigint> {
+  const store = SqliteEventStore.open(dbPath);
+  try {
+    return await store.headPosition();
+  } finally {
+    await store.close();
+  }
+}
+
+/** Runs a command that must fail with `code` and exit status `exit`, and checks nothing was written. */
+async function refused(cwd: string, args: readonly string[], code: string, exit: number, env?: Record<string, string>) {
+  const db = join(cwd, '.keyledger', 'ledger.db');
+  const before = existsSync(db) ? await head(db) : null;
+  const run = keyledger(cwd, args, env);
+  assert.equal(run.code, exit, `exit status of keyledger ${args.join(' ')}: ${run.stderr}`);
+  assert.match(run.stderr, new RegExp(`error ${code}:`));
+  if (before !== null) assert.equal(await head(db), before, 'nothing may be written');
+}
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'keyledger-e2e-'));
+  dirs.push(dir);
+  return dir;
+}
+
+before(() => {
+  assert.ok(existsSync(BIN), `${BIN} is missing: run npm run build (npm test does)`);
+  requireKeytool();
+});
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('keyledger CLI, dev setup from init', () => {
+  let dir: string;
+  before(() => {
+    dir = tempDir();
+  });
+
+  it('init writes a config, a keytool-readable keystore with the system key, and a private password file', () => {
+    const out = ok(dir, ['init']);
+    assert.match(out, /system key +#1 identity [0-9a-f]{16}/);
+    const password = readFileSync(join(dir, '.keyledger', 'keystore.pass'), 'utf8').trim();
+    const entries = keytoolListEntries(join(dir, '.keyledger', 'keystore.p12'), password);
+    assert.deepEqual(entries, [{ alias: 'keyledger-system-key', type: 'SecretKeyEntry' }]);
+    assert.equal(statSync(join(dir, '.keyledger', 'keystore.pass')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dir, '.keyledger', 'keystore.p12')).mode & 0o777, 0o600);
+    assert.ok(!out.includes(password), 'the password is never printed');
+  });
+
+  it('init twice is refused and leaves the keystore alone', async () => {
+    const keystore = readFileSync(join(dir, '.keyledger', 'keystore.p12'));
+    await refused(dir, ['init'], 'ERR_LEDGER_ALREADY_INITIALISED', 2);
+    assert.deepEqual(readFileSync(join(dir, '.keyledger', 'keystore.p12')), keystore);
+  });
+
+  it('walks every command: enable, show, rotate, disable, re-enable, refresh, set, cache, history', () => {
+    const scope = `${TENANT}:orders`;
+    ok(dir, ['enable-key-management', scope, '--reason', 'onboarding']);
+    const shown = JSON.parse(ok(dir, ['show-key-status', scope, '--json'])) as Record<string, string>[];
+    assert.equal(shown.length, 1);
+    const [key] = shown;
+    for (const field of ['custodian', 'namespace', 'state', 'metadataHash', 'checksum', 'refreshedAt']) {
+      assert.ok(key && field in key, `--json has ${field}`);
+    }
+    assert.equal(key?.custodian, TENANT);
+    assert.equal(key?.namespace, 'orders');
+    assert.equal(key?.state, 'ACTIVE');
+
+    const rotated = JSON.parse(ok(dir, ['rotate-managed-key', scope, '--json'])) as { key: { metadataHash: string } };
+    assert.notEqual(rotated.key.metadataHash, key?.metadataHash);
+    const table = ok(dir, ['show-key-status', scope]);
+    assert.match(table, /INACTIVE/);
+    assert.match(table, /ACTIVE/);
+
+    ok(dir, ['disable-managed-key', scope, key?.metadataHash ?? '']);
+    ok(dir, ['enable-managed-key', scope, key?.metadataHash ?? '']);
+    ok(dir, ['refresh-managed-keys', scope]);
+    ok(dir, ['set-managed-key', scope, key?.metadata ?? '']);
+    const states = (JSON.parse(ok(dir, ['show-key-status', scope, '--json'])) as { metadataHash: string; state: string }[]).map(
+      (k) => [k.metadataHash, k.state],
+    );
+    assert.deepEqual(states, [
+      [key?.metadataHash, 'ACTIVE'],
+      [rotated.key.metadataHash, 'INACTIVE'],
+    ]);
+    ok(dir, ['eject-cache-entry', scope, '--key', key?.metadataHash ?? '']);
+    ok(dir, ['clear-cache']);
+    assert.match(ok(dir, ['rotate-stk']), /unchanged/);
+    ok(dir, ['disable-key-management', scope]);
+
+    const history = JSON.parse(ok(dir, ['history', scope, '--json'])) as { type: string; actor: string; reason: string | null }[];
+    assert.deepEqual(
+      history.map((h) => h.type),
+      [
+        'KeyManagementEnabled',
+        'ManagedKeyRotated',
+        'ManagedKeyDisabled',
+        'ManagedKeyReenabled',
+        'ManagedKeyRefreshed',
+        'ManagedKeyRefreshed',
+        'ManagedKeySet',
+        'KeyManagementDisabled',
+      ],
+    );
+    assert.equal(history[0]?.actor, 'e2e');
+    assert.equal(history[0]?.reason, 'onboarding');
+    assert.match(ok(dir, ['history', scope]), /KeyManagementDisabled/);
+  });
+
+  it('survives being piped into head', () => {
+    const result = spawnSync('sh', ['-c', `node ${BIN} history ${TENANT}:orders | head -1`], { cwd: dir, encoding: 'utf8' });
+    assert.equal(result.status, 0);
+    assert.equal(result.stderr, '');
+    assert.match(result.stdout, /POSITION/);
+  });
+
+  it('bad input exits 2 with the error code and writes nothing', async () => {
+    const scope = `${TENANT}:orders`;
+    const hash = (JSON.parse(ok(dir, ['show-key-status', scope, '--json'])) as { metadataHash: string }[])[0]?.metadataHash ?? '';
+    ok(dir, ['enable-key-management', scope]);
+    ok(dir, ['disable-managed-key', scope, hash]);
+    await refused(dir, ['enable-key-management', 'not base64!'], 'ERR_INVALID_CUSTODIAN', 2);
+    await refused(dir, ['enable-key-management', ':orders'], 'ERR_INVALID_CUSTODIAN', 2);
+    await refused(dir, ['enable-key-management', `${TENANT}:${'n'.repeat(256)}`], 'ERR_INVALID_NAMESPACE', 2);
+    await refused(dir, ['disable-managed-key', scope, 'A'.repeat(43)], 'ERR_KEY_NOT_FOUND', 2);
+    await refused(dir, ['disable-managed-key', scope, hash], 'ERR_KEY_ALREADY_DISABLED', 2);
+    await refused(dir, ['rotate-managed-key', `${TENANT}:never-enabled`], 'ERR_KEY_MANAGEMENT_NOT_ENABLED', 2);
+    await refused(dir, ['rotate-managed-key'], 'ERR_INVALID_ARGUMENT', 2);
+    await refused(dir, ['no-such-command'], 'ERR_INVALID_ARGUMENT', 2);
+    await refused(dir, ['show-key-status', scope, '--bogus'], 'ERR_INVALID_ARGUMENT', 2);
+    await refused(dir, ['show-key-status', scope, '--store', 'ftp://x'], 'ERR_INVALID_STORE_URL', 2);
+  });
+});
+
+describe('keyledger CLI, faults in the environment', () => {
+  it('a config that fails validation exits 2 naming the problem', async () => {
+    const dir = tempDir();
+    ok(dir, ['init']);
+    const config = JSON.parse(readFileSync(join(dir, 'keyledger.config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(dir, 'keyledger.config.json'), JSON.stringify({ ...config, provider: 'vault' }));
+    await refused(dir, ['show-key-status', '*'], 'ERR_INVALID_CONFIG', 2);
+    writeFileSync(join(dir, 'keyledger.config.json'), '{ not json');
+    await refused(dir, ['show-key-status', '*'], 'ERR_INVALID_CONFIG', 2);
+    await refused(dir, ['show-key-status', '*', '--config', 'missing.json'], 'ERR_INVALID_CONFIG', 2);
+  });
+
+  it('a wrong keystore password, a missing keystore and a missing alias exit 1', async () => {
+    const dir = tempDir();
+    ok(dir, ['init']);
+    const configPath = join(dir, 'keyledger.config.json');
+    const config = JSON.parse(readFileSync(configPath, 'utf8')) as { keystore: Record<string, unknown> };
+    writeFileSync(join(dir, '.keyledger', 'keystore.pass'), 'wrong-password\n');
+    await refused(dir, ['enable-key-management', '*'], 'ERR_KEYSTORE_PASSWORD', 1);
+    writeFileSync(configPath, JSON.stringify({ ...config, keystore: { ...config.keystore, path: 'nowhere.p12' } }));
+    await refused(dir, ['enable-key-management', '*'], 'ERR_KEYSTORE_NOT_FOUND', 1);
+    const dir2 = tempDir();
+    ok(dir2, ['init']);
+    const config2 = JSON.parse(readFileSync(join(dir2, 'keyledger.config.json'), 'utf8')) as { keystore: Record<string, unknown> };
+    writeFileSync(
+      join(dir2, 'keyledger.config.json'),
+      JSON.stringify({ ...config2, keystore: { ...config2.keystore, systemKeyAlias: 'no-such-alias' } }),
+    );
+    await refused(dir2, ['rotate-stk'], 'ERR_KEYSTORE_ALIAS_NOT_FOUND', 1);
+  });
+});
+
+describe('keyledger CLI with a keystore made by keytool', () => {
+  it('enables, rotates and refreshes scopes from keytool keys configured per scope', async () => {
+    const dir = tempDir();
+    const password = 'keytool-pass';
+    const store = join(dir, 'keys.p12');
+    keytoolGenSecKey(store, 'stk-2026', password);
+    keytoolGenSecKey(store, 'orders-1', password);
+    const config = (alias: string, active = true) => ({
+      store: 'sqlite:ledger.db',
+      provider: 'keystore',
+      keystore: {
+        path: 'keys.p12',
+        password: { env: 'KEYSTORE_PW' },
+        properties: {
+          'hbase.crypto.managed_key_store.system.key.name': 'stk-2026',
+          [`hbase.crypto.managed_key_store.cust.${TENANT}.orders.alias`]: alias,
+          [`hbase.crypto.managed_key_store.cust.${TENANT}.orders.active`]: String(active),
+        },
+      },
+    });
+    const env = { KEYSTORE_PW: password };
+    writeFileSync(join(dir, 'keyledger.config.json'), JSON.stringify(config('orders-1')));
+    assert.match(ok(dir, ['init'], env), /config .*\(existing\)/);
+    const enabled = JSON.parse(ok(dir, ['enable-key-management', `${TENANT}:orders`, '--json'], env)) as {
+      key: { metadata: string; state: string };
+    };
+    assert.equal(enabled.key.state, 'ACTIVE');
+    assert.deepEqual(JSON.parse(enabled.key.metadata), { KeyAlias: 'orders-1', KeyCustodian: TENANT, KeyNamespace: 'orders' });
+
+    // A scope without an alias: the provider answers FAILED and the marker says so.
+    const failed = JSON.parse(ok(dir, ['enable-key-management', `${TENANT}:invoices`, '--json'], env)) as { marker: string };
+    assert.equal(failed.marker, 'FAILED');
+
+    // The operator adds a key with keytool and points the scope at it: rotation picks it up.
+    keytoolGenSecKey(store, 'orders-2', password);
+    writeFileSync(join(dir, 'keyledger.config.json'), JSON.stringify(config('orders-2')));
+    ok(dir, ['rotate-managed-key', `${TENANT}:orders`], env);
+    const keys = JSON.parse(ok(dir, ['show-key-status', `${TENANT}:orders`, '--json'], env)) as {
+      metadata: string;
+      state: string;
+    }[];
+    assert.deepEqual(
+      keys.map((k) => [JSON.parse(k.metadata).KeyAlias, k.state]),
+      [
+        ['orders-1', 'INACTIVE'],
+        ['orders-2', 'ACTIVE'],
+      ],
+    );
+    // Marked inactive in the config: refresh follows the provider.
+    writeFileSync(join(dir, 'keyledger.config.json'), JSON.stringify(config('orders-2', false)));
+    ok(dir, ['refresh-managed-keys', `${TENANT}:orders`], env);
+    const refreshed = JSON.parse(ok(dir, ['show-key-status', `${TENANT}:orders`, '--json'], env)) as { state: string }[];
+    assert.deepEqual(
+      refreshed.map((k) => k.state),
+      ['INACTIVE', 'INACTIVE'],
+    );
+    await refused(dir, ['rotate-stk'], 'ERR_KEYSTORE_PASSWORD', 1, { KEYSTORE_PW: '' });
+  });
+});
