@@ -31,7 +31,12 @@ export function evolveKeymeta(view: KeymetaView, event: LedgerEvent): KeymetaVie
     const owner = view.keyIndex.get(event.data.keyId);
     const state = owner === undefined ? undefined : view.scopes.get(owner);
     const key = state?.keys.get(event.data.keyId);
-    if (state !== undefined && owner !== undefined && key !== undefined && key.stkIdentity !== event.data.stkIdentity) {
+    if (
+      state !== undefined &&
+      owner !== undefined &&
+      key !== undefined &&
+      key.stkIdentity !== event.data.stkIdentity
+    ) {
       const keys = new Map(state.keys);
       keys.set(key.keyId, { ...key, stkIdentity: event.data.stkIdentity });
       view.scopes.set(owner, { ...state, keys });

@@ -16,7 +16,7 @@ import { emptyKeymetaView, type KeymetaView } from './keymeta.js';
  * meaning of a fold changes: an older snapshot is then ignored and the view is rebuilt by replay.
  */
 export const KEYMETA_SNAPSHOT_NAME = 'keymeta';
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
 
 const keySchema = z.strictObject({
   keyId: z.string().transform(parseKeyId),
@@ -38,6 +38,7 @@ const snapshotSchema = z.strictObject({
       namespace: z.string(),
       marker: z.enum(MARKER_STATES).nullable(),
       activeKeyId: z.string().transform(parseKeyId).nullable(),
+      providerDemotedKeyId: z.string().transform(parseKeyId).nullable(),
       revision: z.string().regex(/^\d+$/).nullable(),
       keys: z.array(keySchema),
     }),
@@ -52,6 +53,7 @@ export function keymetaToSnapshot(view: KeymetaView): JsonValue {
       namespace: s.scope.namespace,
       marker: s.marker,
       activeKeyId: s.activeKeyId,
+      providerDemotedKeyId: s.providerDemotedKeyId,
       revision: s.revision === null ? null : s.revision.toString(),
       keys: [...s.keys.values()].map((k) => ({ ...k })),
     })),
@@ -72,6 +74,7 @@ export function keymetaFromSnapshot(state: JsonValue, position: bigint): Keymeta
       scope,
       marker: s.marker,
       activeKeyId: s.activeKeyId,
+      providerDemotedKeyId: s.providerDemotedKeyId,
       revision: s.revision === null ? null : BigInt(s.revision),
       keys,
     };

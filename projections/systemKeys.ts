@@ -27,7 +27,13 @@ export function evolveSystemKeys(view: SystemKeysView, event: LedgerEvent): Syst
     return { ...view, position: event.position };
   }
   const { sequence, identity, metadata, metadataHash } = event.data;
-  const key: SystemKeyView = { sequence, identity, metadata, metadataHash, recordedAt: event.meta.occurredAt };
+  const key: SystemKeyView = {
+    sequence,
+    identity,
+    metadata,
+    metadataHash,
+    recordedAt: event.meta.occurredAt,
+  };
   return { position: event.position, keys: [...view.keys, key], latest: key };
 }
 

@@ -15,7 +15,8 @@ const scope = `${tenant}:orders`;
 
 async function keyledger(args: string[], show = true): Promise<string> {
   let captured = '';
-  if (show) process.stdout.write(`\n$ keyledger ${args.map((a) => (/[\s"'*]/.test(a) ? `'${a}'` : a)).join(' ')}\n`);
+  if (show)
+    process.stdout.write(`\n$ keyledger ${args.map((a) => (/[\s"'*]/.test(a) ? `'${a}'` : a)).join(' ')}\n`);
   const code = await runCli(args, {
     stdout: (text) => {
       captured += text;
@@ -34,10 +35,20 @@ console.log(`keyledger demo in ${dir} (embedded sqlite store, dev keystore made 
 await keyledger(['init']);
 await keyledger(['enable-key-management', '*', '--reason', 'global default key']);
 await keyledger(['enable-key-management', scope, '--reason', 'tenant-1 onboarding']);
-const [first] = JSON.parse(await keyledger(['show-key-status', scope, '--json'], false)) as { metadataHash: string }[];
+const [first] = JSON.parse(await keyledger(['show-key-status', scope, '--json'], false)) as {
+  metadataHash: string;
+}[];
 await keyledger(['rotate-managed-key', scope, '--reason', 'scheduled rotation']);
-await keyledger(['disable-managed-key', scope, first?.metadataHash ?? '', '--reason', 'retire the first key']);
+await keyledger([
+  'disable-managed-key',
+  scope,
+  first?.metadataHash ?? '',
+  '--reason',
+  'retire the first key',
+]);
 await keyledger(['history', scope]);
 await keyledger(['show-key-status', scope]);
 const bin = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-console.log(`\nThe ledger is in ${join(dir, '.keyledger')}. Go on from there with:\n  cd ${dir} && node ${bin} --help`);
+console.log(
+  `\nThe ledger is in ${join(dir, '.keyledger')}. Go on from there with:\n  cd ${dir} && node ${bin} --help`,
+);

@@ -3,8 +3,8 @@
  * are internal and may change.
  */
 export type { HistoryEntry, KeyChange } from './audit/history.js';
-export { SecretBytes } from './crypto/secretBytes.js';
 export { keyChecksum } from './crypto/keyChecksum.js';
+export { SecretBytes } from './crypto/secretBytes.js';
 export type { SystemKeyHandle } from './crypto/systemKeyHandle.js';
 export { softwareSystemKey } from './crypto/systemKeyHandle.js';
 export {
@@ -44,5 +44,9 @@ export { GeneratedKeyProvider } from './providers/generated/generatedKeyProvider
 export { type KeystoreConfig, resolveKeystoreConfig } from './providers/keystore/keystoreConfig.js';
 export { KeystoreKeyProvider } from './providers/keystore/keystoreKeyProvider.js';
 export { readPkcs12SecretKeys, writePkcs12SecretKeys } from './providers/keystore/pkcs12.js';
-export type { ManagedKeyData, ManagedKeyProvider, WrappedKeyMaterial } from './providers/managedKeyProvider.js';
+export type {
+  ManagedKeyData,
+  ManagedKeyProvider,
+  WrappedKeyMaterial,
+} from './providers/managedKeyProvider.js';
 export * from './store/index.js';

@@ -29,7 +29,11 @@ export interface HistoryEntry {
 }
 
 /** The history of a scope, from its stream, each entry with the state change it made. */
-export async function scopeHistory(store: EventStore, stream: string, scope: KeyScope): Promise<HistoryEntry[]> {
+export async function scopeHistory(
+  store: EventStore,
+  stream: string,
+  scope: KeyScope,
+): Promise<HistoryEntry[]> {
   let state = emptyScopeState(scope);
   const entries: HistoryEntry[] = [];
   for (const recorded of await store.readStream(stream)) {
@@ -63,7 +67,8 @@ function keyChanges(before: ScopeState, after: ScopeState): KeyChange[] {
   const changes: KeyChange[] = [];
   for (const key of after.keys.values()) {
     const from = before.keys.get(key.keyId)?.state ?? null;
-    if (from !== key.state) changes.push({ keyId: key.keyId, metadataHash: key.metadataHash, from, to: key.state });
+    if (from !== key.state)
+      changes.push({ keyId: key.keyId, metadataHash: key.metadataHash, from, to: key.state });
   }
   return changes;
 }

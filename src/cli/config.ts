@@ -32,9 +32,13 @@ export interface LedgerConfig {
 
 export function loadConfig(file: string): LedgerConfig {
   if (!existsSync(file)) {
-    throw new KeyledgerError('ERR_INVALID_CONFIG', `no config file ${file}; run \`keyledger init\` or pass --config`, {
-      file,
-    });
+    throw new KeyledgerError(
+      'ERR_INVALID_CONFIG',
+      `no config file ${file}; run \`keyledger init\` or pass --config`,
+      {
+        file,
+      },
+    );
   }
   let json: unknown;
   try {

@@ -3,8 +3,8 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { SecretBytes } from '../crypto/secretBytes.js';
 import { KeyledgerError } from '../domain/errors.js';
-import { writePkcs12SecretKeys } from '../providers/keystore/pkcs12.js';
 import type { SystemKeyChange } from '../ledger/systemKeyManager.js';
+import { writePkcs12SecretKeys } from '../providers/keystore/pkcs12.js';
 import { configPathOf, type GlobalOptions, openLedger } from './openLedger.js';
 
 export const DEV_DIR = '.keyledger';
@@ -23,7 +23,11 @@ export interface InitResult {
  * keytool) and a random keystore password in a 0600 file beside it; then it records the system key
  * in the ledger. An existing keystore is never overwritten.
  */
-export async function initLedger(options: GlobalOptions, cwd: string, env: Readonly<Record<string, string | undefined>>): Promise<InitResult> {
+export async function initLedger(
+  options: GlobalOptions,
+  cwd: string,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<InitResult> {
   const configPath = configPathOf(options, cwd);
   let keystorePath: string | null = null;
   if (!existsSync(configPath)) keystorePath = writeDevSetup(configPath);

@@ -44,7 +44,12 @@ export async function openLedger(
   let provider: ManagedKeyProvider | null = null;
   try {
     provider = providerFor(config);
-    const ledger = await Ledger.open({ store, provider, prefix: config.prefix, actor: options.actor ?? env.KEYLEDGER_ACTOR });
+    const ledger = await Ledger.open({
+      store,
+      provider,
+      prefix: config.prefix,
+      actor: options.actor ?? env.KEYLEDGER_ACTOR,
+    });
     return {
       ledger,
       config,

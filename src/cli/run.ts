@@ -167,7 +167,8 @@ async function dispatch(p: Parsed, io: CliIo): Promise<void> {
     if (p.json) out(`${toJson(result)}\n`);
     else {
       out(`config      ${result.config}${result.keystore === null ? ' (existing)' : ' (created)'}\n`);
-      if (result.keystore !== null) out(`keystore    ${result.keystore} (PKCS#12, password in keystore.pass)\n`);
+      if (result.keystore !== null)
+        out(`keystore    ${result.keystore} (PKCS#12, password in keystore.pass)\n`);
       out(`store       ${result.store}\n`);
       out(`system key  #${result.systemKey.sequence} identity ${result.systemKey.identity}\n`);
     }
@@ -183,7 +184,10 @@ async function dispatch(p: Parsed, io: CliIo): Promise<void> {
   }
 }
 
-type Runner = (ledger: Awaited<ReturnType<typeof openLedger>>['ledger'], out: (t: string) => void) => Promise<void>;
+type Runner = (
+  ledger: Awaited<ReturnType<typeof openLedger>>['ledger'],
+  out: (t: string) => void,
+) => Promise<void>;
 
 function prepare(p: Parsed): Runner {
   const op = p.operation;
@@ -195,9 +199,12 @@ function prepare(p: Parsed): Runner {
       const scope = scopeArg(arity(p, ['scope'])[0] ?? '');
       return async (ledger, out) => {
         const r = await ledger.admin.enableKeyManagement(scope.custodian, scope.namespace, op);
-        if (p.json) out(`${toJson({ marker: r.marker, key: r.key && keyJson(r.key), position: r.position })}\n`);
+        if (p.json)
+          out(`${toJson({ marker: r.marker, key: r.key && keyJson(r.key), position: r.position })}\n`);
         else {
-          out(`${formatScope(scope)}: marker ${r.marker ?? '-'}${r.position === null ? ' (already enabled)' : ''}\n`);
+          out(
+            `${formatScope(scope)}: marker ${r.marker ?? '-'}${r.position === null ? ' (already enabled)' : ''}\n`,
+          );
           if (r.key) printKeys(out, [r.key]);
         }
       };
@@ -215,7 +222,12 @@ function prepare(p: Parsed): Runner {
       return async (ledger, out) => {
         const r = await ledger.admin.rotateSTK(op);
         if (p.json) out(`${toJson(r)}\n`);
-        else out(r.changed ? `system key rotated: #${r.sequence} identity ${r.identity}\n` : `system key unchanged (#${r.sequence})\n`);
+        else
+          out(
+            r.changed
+              ? `system key rotated: #${r.sequence} identity ${r.identity}\n`
+              : `system key unchanged (#${r.sequence})\n`,
+          );
       };
     }
     case 'disable-key-management': {
@@ -247,7 +259,8 @@ function prepare(p: Parsed): Runner {
       return async (ledger, out) => {
         const r = await ledger.admin.rotateManagedKey(scope.custodian, scope.namespace, op);
         if (p.json) out(`${toJson(r === null ? null : { position: r.position, key: keyJson(r.key) })}\n`);
-        else if (r === null) out(`${formatScope(scope)}: the provider has no new ACTIVE key; nothing changed\n`);
+        else if (r === null)
+          out(`${formatScope(scope)}: the provider has no new ACTIVE key; nothing changed\n`);
         else printKeys(out, await ledger.admin.getManagedKeys(scope.custodian, scope.namespace));
       };
     }
@@ -255,7 +268,8 @@ function prepare(p: Parsed): Runner {
       const scope = scopeArg(arity(p, ['scope'])[0] ?? '');
       return async (ledger, out) => {
         const r = await ledger.admin.refreshManagedKeys(scope.custodian, scope.namespace, op);
-        if (!p.json && r.skipped) out(`${formatScope(scope)}: key management is disabled; nothing refreshed\n`);
+        if (!p.json && r.skipped)
+          out(`${formatScope(scope)}: key management is disabled; nothing refreshed\n`);
         printKeys(out, r.keys);
       };
     }
@@ -270,7 +284,12 @@ function prepare(p: Parsed): Runner {
     case 'eject-cache-entry': {
       const scope = scopeArg(arity(p, ['scope'])[0] ?? '');
       return async (ledger, out) => {
-        const r = await ledger.admin.ejectManagedKeyDataCacheEntry(scope.custodian, scope.namespace, p.key, op);
+        const r = await ledger.admin.ejectManagedKeyDataCacheEntry(
+          scope.custodian,
+          scope.namespace,
+          p.key,
+          op,
+        );
         out(p.json ? `${toJson(r)}\n` : `cache eviction recorded at position ${r.position}\n`);
       };
     }

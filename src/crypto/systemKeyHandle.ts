@@ -13,7 +13,11 @@ export interface SystemKeyHandle {
   /** The provider's metadata naming this STK (e.g. the keystore alias). */
   readonly metadata: string;
   wrap(dek: SecretBytes, binding: Omit<DekBinding, 'stkIdentity'>): string;
-  unwrap(wrapped: string, binding: Omit<DekBinding, 'stkIdentity'>, expectedChecksum: string | null): SecretBytes;
+  unwrap(
+    wrapped: string,
+    binding: Omit<DekBinding, 'stkIdentity'>,
+    expectedChecksum: string | null,
+  ): SecretBytes;
   /** Zeroes any key bytes the handle holds. */
   dispose(): void;
 }

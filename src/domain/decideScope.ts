@@ -150,9 +150,12 @@ function decideRotate(state: ScopeState, answer: KeyFacts | null, stkIdentity: s
   if (answer === null) return [];
   const facts = checkAnswer(state, answer);
   if (facts.state !== 'ACTIVE' || facts.key === null) return [];
-  if (facts.key.keyId === state.activeKeyId) return [];
+  // recordFor checks a known key's bytes, the current ACTIVE one's included, before "same key".
   const record = recordFor(state, facts, stkIdentity);
-  return [{ type: 'ManagedKeyRotated', data: { ...state.scope, key: record, previousKeyId: state.activeKeyId } }];
+  if (record.keyId === state.activeKeyId) return [];
+  return [
+    { type: 'ManagedKeyRotated', data: { ...state.scope, key: record, previousKeyId: state.activeKeyId } },
+  ];
 }
 
 function decideSet(state: ScopeState, answer: KeyFacts, stkIdentity: string): ScopeEvent[] {
@@ -165,8 +168,8 @@ function decideSet(state: ScopeState, answer: KeyFacts, stkIdentity: string): Sc
       { scope: formatScope(state.scope), providerState: facts.state },
     );
   }
-  if (facts.key !== null && facts.key.keyId === state.activeKeyId) return [];
   const record = recordFor(state, facts, stkIdentity);
+  if (record.keyId === state.activeKeyId) return [];
   return [{ type: 'ManagedKeySet', data: { ...state.scope, key: record, previousKeyId: state.activeKeyId } }];
 }
 
@@ -179,33 +182,45 @@ function decideDisableManagement(state: ScopeState): ScopeEvent[] {
 function decideDisableKey(state: ScopeState, hash: MetadataHash): ScopeEvent[] {
   const key = requireKey(state, hash);
   if (key.state === 'DISABLED' || key.state === 'DESTROYED') {
-    throw new KeyledgerError('ERR_KEY_ALREADY_DISABLED', `key ${hash} of ${formatScope(state.scope)} is already ${key.state}`, {
-      scope: formatScope(state.scope),
-      metadataHash: hash,
-      state: key.state,
-    });
+    throw new KeyledgerError(
+      'ERR_KEY_ALREADY_DISABLED',
+      `key ${hash} of ${formatScope(state.scope)} is already ${key.state}`,
+      {
+        scope: formatScope(state.scope),
+        metadataHash: hash,
+        state: key.state,
+      },
+    );
   }
   assertTransition(key.state, 'DISABLED', key.keyId);
-  return [{ type: 'ManagedKeyDisabled', data: { ...state.scope, keyId: key.keyId, previousState: key.state } }];
+  return [
+    { type: 'ManagedKeyDisabled', data: { ...state.scope, keyId: key.keyId, previousState: key.state } },
+  ];
 }
 
 function decideReenableKey(state: ScopeState, hash: MetadataHash): ScopeEvent[] {
   const key = requireKey(state, hash);
   if (key.state !== 'DISABLED') {
-    throw new KeyledgerError('ERR_KEY_NOT_DISABLED', `key ${hash} of ${formatScope(state.scope)} is ${key.state}, not DISABLED`, {
-      scope: formatScope(state.scope),
-      metadataHash: hash,
-      state: key.state,
-    });
+    throw new KeyledgerError(
+      'ERR_KEY_NOT_DISABLED',
+      `key ${hash} of ${formatScope(state.scope)} is ${key.state}, not DISABLED`,
+      {
+        scope: formatScope(state.scope),
+        metadataHash: hash,
+        state: key.state,
+      },
+    );
   }
   return [{ type: 'ManagedKeyReenabled', data: { ...state.scope, keyId: key.keyId } }];
 }
 
 /**
  * Follows the provider's view of each key. DISABLED is followed at once; FAILED is transient (state
- * kept, refresh time recorded); ACTIVE → INACTIVE is followed. INACTIVE → ACTIVE is followed only
- * while the scope has no ACTIVE key, newest key first, so a refresh can never leave two ACTIVE keys
- * (a provider that calls every key it can still serve ACTIVE would otherwise undo rotations).
+ * kept, refresh time recorded); ACTIVE → INACTIVE is followed. INACTIVE → ACTIVE is followed only to
+ * restore the key an earlier refresh demoted (state.providerDemotedKeyId) while the scope has no
+ * ACTIVE key: a refresh never picks a new ACTIVE key, so it cannot undo a rotation, bring back a
+ * key an admin disabled the active key to get rid of, or leave two ACTIVE keys (a provider that calls
+ * every key it can still serve ACTIVE would otherwise do all three). Choosing a key is rotate/set.
  * Answers must have passed checkRefreshAnswer; keys without an answer are left alone.
  */
 function decideRefresh(state: ScopeState, answers: ReadonlyMap<KeyId, KeyFacts>): ScopeEvent[] {
@@ -214,12 +229,11 @@ function decideRefresh(state: ScopeState, answers: ReadonlyMap<KeyId, KeyFacts>)
   const answered = plan.keys.filter((k) => answers.has(k.keyId));
   const target = new Map<KeyId, KeyState>();
   for (const key of answered) target.set(key.keyId, followProvider(key.state, providerState(answers, key)));
-  let hasActive = plan.keys.some((k) => (target.get(k.keyId) ?? k.state) === 'ACTIVE');
-  for (const key of [...answered].reverse()) {
-    if (!hasActive && key.state === 'INACTIVE' && providerState(answers, key) === 'ACTIVE') {
-      target.set(key.keyId, 'ACTIVE');
-      hasActive = true;
-    }
+  const hasActive = plan.keys.some((k) => (target.get(k.keyId) ?? k.state) === 'ACTIVE');
+  const restorable = state.providerDemotedKeyId;
+  const restored = answered.find((k) => k.keyId === restorable);
+  if (!hasActive && restored?.state === 'INACTIVE' && providerState(answers, restored) === 'ACTIVE') {
+    target.set(restored.keyId, 'ACTIVE');
   }
   return answered.map((key) => {
     const next = target.get(key.keyId) ?? key.state;
@@ -249,10 +263,14 @@ function providerState(answers: ReadonlyMap<KeyId, KeyFacts>, key: ManagedKey): 
 export function checkRefreshAnswer(state: ScopeState, key: ManagedKey, answer: KeyFacts): KeyFacts {
   const facts = checkAnswer(state, answer);
   if (facts.key !== null && facts.key.keyId !== key.keyId) {
-    throw new KeyledgerError('ERR_PROVIDER_INVALID_ANSWER', `provider answered about another key than ${key.metadataHash}`, {
-      scope: formatScope(state.scope),
-      metadataHash: key.metadataHash,
-    });
+    throw new KeyledgerError(
+      'ERR_PROVIDER_INVALID_ANSWER',
+      `provider answered about another key than ${key.metadataHash}`,
+      {
+        scope: formatScope(state.scope),
+        metadataHash: key.metadataHash,
+      },
+    );
   }
   if (facts.key?.checksum != null && facts.key.checksum !== key.checksum) {
     throw new KeyledgerError(
@@ -296,9 +314,13 @@ function requireKey(state: ScopeState, hash: MetadataHash): ManagedKey {
 /** Provider answers are not trusted: they must name the scope asked about and be complete. */
 function checkAnswer(state: ScopeState, answer: KeyFacts | null): KeyFacts {
   if (answer === null) {
-    throw new KeyledgerError('ERR_PROVIDER_NO_KEY', `provider returned no key for ${formatScope(state.scope)}`, {
-      scope: formatScope(state.scope),
-    });
+    throw new KeyledgerError(
+      'ERR_PROVIDER_NO_KEY',
+      `provider returned no key for ${formatScope(state.scope)}`,
+      {
+        scope: formatScope(state.scope),
+      },
+    );
   }
   if (!sameScope(answer.scope, state.scope)) {
     throw new KeyledgerError(
@@ -309,9 +331,13 @@ function checkAnswer(state: ScopeState, answer: KeyFacts | null): KeyFacts {
   }
   const usable = answer.state === 'ACTIVE' || answer.state === 'INACTIVE';
   if (usable && (answer.key === null || answer.key.checksum === null)) {
-    throw new KeyledgerError('ERR_PROVIDER_INVALID_ANSWER', `provider answered ${answer.state} without key material`, {
-      scope: formatScope(state.scope),
-    });
+    throw new KeyledgerError(
+      'ERR_PROVIDER_INVALID_ANSWER',
+      `provider answered ${answer.state} without key material`,
+      {
+        scope: formatScope(state.scope),
+      },
+    );
   }
   return answer;
 }
@@ -362,7 +388,9 @@ export function newKeysIn(state: ScopeState, events: readonly DomainEvent[]): Ke
   const records: KeyRecord[] = [];
   for (const event of events) {
     if (
-      (event.type === 'KeyManagementEnabled' || event.type === 'ManagedKeyRotated' || event.type === 'ManagedKeySet') &&
+      (event.type === 'KeyManagementEnabled' ||
+        event.type === 'ManagedKeyRotated' ||
+        event.type === 'ManagedKeySet') &&
       !state.keys.has(event.data.key.keyId)
     ) {
       records.push(event.data.key);

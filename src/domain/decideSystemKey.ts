@@ -32,7 +32,10 @@ export function decideInitialise(latest: LatestSystemKey | null, facts: SystemKe
  * one (sequence + 1); same metadata → nothing. Same metadata with other key bytes means the key
  * under that name was replaced, which would strand every DEK wrapped by the old bytes: refused.
  */
-export function decideRotateSystemKey(latest: LatestSystemKey | null, facts: SystemKeyFacts): SystemKeyEvent[] {
+export function decideRotateSystemKey(
+  latest: LatestSystemKey | null,
+  facts: SystemKeyFacts,
+): SystemKeyEvent[] {
   if (latest === null) {
     throw new KeyledgerError('ERR_LEDGER_NOT_INITIALISED', 'the ledger has no system key yet; run init', {});
   }

@@ -105,7 +105,9 @@ export type EventMetadata = z.infer<typeof eventMetadataSchema>;
 type DataOf<T extends LedgerEventType> = z.infer<(typeof eventDataSchemas)[T]>;
 
 /** An event as the domain decides it: type and data, before it is stored. */
-export type DomainEvent = { [T in LedgerEventType]: { readonly type: T; readonly data: DataOf<T> } }[LedgerEventType];
+export type DomainEvent = {
+  [T in LedgerEventType]: { readonly type: T; readonly data: DataOf<T> };
+}[LedgerEventType];
 export type EventOf<T extends LedgerEventType> = Extract<DomainEvent, { type: T }>;
 
 /** An event read back from the store, parsed. */

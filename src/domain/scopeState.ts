@@ -18,12 +18,24 @@ export interface ScopeState {
   /** In the order the keys entered the ledger. */
   readonly keys: ReadonlyMap<KeyId, ManagedKey>;
   readonly activeKeyId: KeyId | null;
+  /**
+   * The ACTIVE key a refresh demoted because the provider said INACTIVE, while nothing else has
+   * happened in the scope since: the one key a later refresh may make ACTIVE again.
+   */
+  readonly providerDemotedKeyId: KeyId | null;
   /** Revision of the last event folded in; null for a scope that has none. */
   readonly revision: bigint | null;
 }
 
 export function emptyScopeState(scope: KeyScope): ScopeState {
-  return { scope, marker: null, keys: new Map(), activeKeyId: null, revision: null };
+  return {
+    scope,
+    marker: null,
+    keys: new Map(),
+    activeKeyId: null,
+    providerDemotedKeyId: null,
+    revision: null,
+  };
 }
 
 export function activeKey(state: ScopeState): ManagedKey | null {
@@ -71,7 +83,14 @@ function activate(state: ScopeState, record: KeyRecord, at: string): ScopeState 
  */
 export function evolveScope(state: ScopeState, event: ScopeEvent, at: string, revision: bigint): ScopeState {
   const next = applyScopeEvent(state, event, at);
-  return { ...next, revision };
+  return { ...next, providerDemotedKeyId: providerDemoted(state, event), revision };
+}
+
+function providerDemoted(state: ScopeState, event: ScopeEvent): KeyId | null {
+  if (event.type !== 'ManagedKeyRefreshed') return null;
+  const { keyId, previousState, state: next } = event.data;
+  if (previousState === 'ACTIVE' && next === 'INACTIVE') return keyId;
+  return next === 'ACTIVE' ? null : state.providerDemotedKeyId;
 }
 
 function applyScopeEvent(state: ScopeState, event: ScopeEvent, at: string): ScopeState {
@@ -89,7 +108,11 @@ function applyScopeEvent(state: ScopeState, event: ScopeEvent, at: string): Scop
     }
     case 'ManagedKeyDisabled': {
       const keys = setState(state.keys, event.data.keyId, 'DISABLED', at);
-      return { ...state, keys, activeKeyId: state.activeKeyId === event.data.keyId ? null : state.activeKeyId };
+      return {
+        ...state,
+        keys,
+        activeKeyId: state.activeKeyId === event.data.keyId ? null : state.activeKeyId,
+      };
     }
     case 'ManagedKeyReenabled':
       return { ...state, keys: setState(state.keys, event.data.keyId, 'INACTIVE', at) };

@@ -26,7 +26,13 @@ import {
 } from '../domain/identities.js';
 import { metadataHashOf } from '../domain/keyIdentity.js';
 import type { MarkerState } from '../domain/keyState.js';
-import { emptyScopeState, evolveScope, findKeyByHash, type ManagedKey, type ScopeState } from '../domain/scopeState.js';
+import {
+  emptyScopeState,
+  evolveScope,
+  findKeyByHash,
+  type ManagedKey,
+  type ScopeState,
+} from '../domain/scopeState.js';
 import type { ManagedKeyProvider, WrappedKeyMaterial } from '../providers/managedKeyProvider.js';
 import type { EventStore, ExpectedRevision } from '../store/eventStore.js';
 import { deterministicEventId, type OperationContext, toStoredEvents } from './eventFactory.js';
@@ -89,7 +95,11 @@ export class KeymetaAdmin {
     this.#d = deps;
   }
 
-  async enableKeyManagement(custodian: string, namespace?: string, options?: OperationOptions): Promise<EnableResult> {
+  async enableKeyManagement(
+    custodian: string,
+    namespace?: string,
+    options?: OperationOptions,
+  ): Promise<EnableResult> {
     const scope = keyScope(custodian, namespace);
     const context = this.#d.context(options);
     const stk = await this.#d.systemKeys.current();
@@ -97,7 +107,11 @@ export class KeymetaAdmin {
     if (enableIsNoop(state)) return this.#enableResult(scope, null);
     const answer = checkProviderAnswer(await this.#d.provider.getManagedKey(scope));
     return this.#withKeys(answer, async (keys) => {
-      const command: ScopeCommand = { type: 'EnableKeyManagement', answer: answer?.facts ?? null, stkIdentity: stk.identity };
+      const command: ScopeCommand = {
+        type: 'EnableKeyManagement',
+        answer: answer?.facts ?? null,
+        stkIdentity: stk.identity,
+      };
       const position = await this.#commit(scope, state, context, () => command, stk, keys);
       return this.#enableResult(scope, position);
     });
@@ -127,7 +141,11 @@ export class KeymetaAdmin {
     return this.#d.systemKeys.rotate(this.#d.context(options));
   }
 
-  async disableKeyManagement(custodian: string, namespace?: string, options?: OperationOptions): Promise<WriteResult> {
+  async disableKeyManagement(
+    custodian: string,
+    namespace?: string,
+    options?: OperationOptions,
+  ): Promise<WriteResult> {
     const scope = keyScope(custodian, namespace);
     const context = this.#d.context(options);
     await this.#d.systemKeys.current();
@@ -156,7 +174,11 @@ export class KeymetaAdmin {
   }
 
   /** The new ACTIVE key, or null when the provider had no new ACTIVE key (nothing recorded). */
-  async rotateManagedKey(custodian: string, namespace?: string, options?: OperationOptions): Promise<KeyResult | null> {
+  async rotateManagedKey(
+    custodian: string,
+    namespace?: string,
+    options?: OperationOptions,
+  ): Promise<KeyResult | null> {
     const scope = keyScope(custodian, namespace);
     const context = this.#d.context(options);
     const stk = await this.#d.systemKeys.current();
@@ -181,7 +203,11 @@ export class KeymetaAdmin {
    * A failing key does not stop the others; the first failure is thrown at the end, after the
    * answers that did come were recorded.
    */
-  async refreshManagedKeys(custodian: string, namespace?: string, options?: OperationOptions): Promise<RefreshResult> {
+  async refreshManagedKeys(
+    custodian: string,
+    namespace?: string,
+    options?: OperationOptions,
+  ): Promise<RefreshResult> {
     const scope = keyScope(custodian, namespace);
     const context = this.#d.context(options);
     await this.#d.systemKeys.current();
@@ -189,7 +215,10 @@ export class KeymetaAdmin {
     const plan = planRefresh(state);
     if (plan.kind === 'skip') return { skipped: true, position: null, keys: this.#infos(scope) };
     if (plan.kind === 'retry-enable') {
-      const result = await this.enableKeyManagement(custodian, namespace, { ...options, correlationId: context.correlationId });
+      const result = await this.enableKeyManagement(custodian, namespace, {
+        ...options,
+        correlationId: context.correlationId,
+      });
       return { skipped: false, position: result.position, keys: this.#infos(scope) };
     }
     const answers = new Map<KeyId, KeyFacts>();
@@ -237,7 +266,9 @@ export class KeymetaAdmin {
     const material = known === null ? null : await this.#material(known);
     const answer = checkProviderAnswer(await this.#d.provider.unwrapKey(metadata, material));
     if (answer === null) {
-      throw new KeyledgerError('ERR_PROVIDER_NO_KEY', `provider has no key for that metadata`, { scope: formatScope(scope) });
+      throw new KeyledgerError('ERR_PROVIDER_NO_KEY', `provider has no key for that metadata`, {
+        scope: formatScope(scope),
+      });
     }
     return this.#withKeys(answer, async (keys) => {
       const position = await this.#commit(
@@ -287,7 +318,8 @@ export class KeymetaAdmin {
     const state = await this.#loadScope(scope);
     const position = await this.#commit(scope, state, context, () => ({ type, metadataHash: hash }));
     const key = findKeyByHash(this.#viewOf(scope), hash);
-    if (key === null) throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no key ${hash} in ${formatScope(scope)}`, {});
+    if (key === null)
+      throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no key ${hash} in ${formatScope(scope)}`, {});
     return { position, key: toKeyInfo(key, scope) };
   }
 
@@ -352,14 +384,25 @@ export class KeymetaAdmin {
     for (const record of records) {
       const dek = keys?.get(record.keyId);
       if (dek === undefined || stk === undefined || stk.identity !== record.stkIdentity) {
-        throw new KeyledgerError('ERR_PROVIDER_INVALID_ANSWER', 'no key bytes for a key entering the ledger', {
-          keyId: record.keyId,
-        });
+        throw new KeyledgerError(
+          'ERR_PROVIDER_INVALID_ANSWER',
+          'no key bytes for a key entering the ledger',
+          {
+            keyId: record.keyId,
+          },
+        );
       }
       const wrapped = stk.wrap(dek, { ...scope, metadataHash: record.metadataHash });
       const event: DomainEvent = {
         type: 'KeyMaterialWrapped',
-        data: { ...scope, keyId: record.keyId, metadataHash: record.metadataHash, stkIdentity: stk.identity, algorithm: 'AES-256-GCM', wrapped },
+        data: {
+          ...scope,
+          keyId: record.keyId,
+          metadataHash: record.metadataHash,
+          stkIdentity: stk.identity,
+          algorithm: 'AES-256-GCM',
+          wrapped,
+        },
       };
       const stream = this.#d.names.material(record.keyId);
       const [stored] = toStoredEvents([event], context, stream, 'any', this.#d.now());
@@ -375,7 +418,11 @@ export class KeymetaAdmin {
 
   async #appendOperation(event: DomainEvent, context: OperationContext): Promise<bigint> {
     const stream = this.#d.names.operations;
-    const result = await this.#d.store.append(stream, toStoredEvents([event], context, stream, 'any', this.#d.now()), 'any');
+    const result = await this.#d.store.append(
+      stream,
+      toStoredEvents([event], context, stream, 'any', this.#d.now()),
+      'any',
+    );
     await this.#d.projector.waitForPosition(result.position);
     return result.position;
   }
@@ -401,7 +448,12 @@ export class KeymetaAdmin {
       raw = await this.#d.provider.unwrapKey(key.metadata, await this.#material(key));
     } catch (error) {
       if (isKeyledgerError(error)) throw error;
-      throw new KeyledgerError('ERR_PROVIDER_FAILED', `provider failed on key ${key.metadataHash}`, { metadataHash: key.metadataHash }, { cause: error });
+      throw new KeyledgerError(
+        'ERR_PROVIDER_FAILED',
+        `provider failed on key ${key.metadataHash}`,
+        { metadataHash: key.metadataHash },
+        { cause: error },
+      );
     }
     const answer = checkProviderAnswer(raw);
     answer?.key?.zero();
@@ -438,7 +490,8 @@ export class KeymetaAdmin {
   #activeInfo(scope: KeyScope): KeyInfo {
     const state = this.#viewOf(scope);
     const key = state.activeKeyId === null ? undefined : state.keys.get(state.activeKeyId);
-    if (key === undefined) throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no ACTIVE key in ${formatScope(scope)}`, {});
+    if (key === undefined)
+      throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no ACTIVE key in ${formatScope(scope)}`, {});
     return toKeyInfo(key, scope);
   }
 

@@ -1,5 +1,5 @@
 import type { Subscription } from 'rxjs';
-import { type KeymetaView, emptyKeymetaView, evolveKeymeta } from '../../projections/keymeta.js';
+import { emptyKeymetaView, evolveKeymeta, type KeymetaView } from '../../projections/keymeta.js';
 import { keymetaFromSnapshot, keymetaToSnapshot } from '../../projections/keymetaSnapshot.js';
 import {
   emptySystemKeysView,
@@ -105,8 +105,10 @@ export class LedgerProjector {
     const snapshot = await this.#store.loadSnapshot(this.#snapshotName);
     if (snapshot === null) return;
     const state = snapshot.state as { keymeta?: JsonValue; systemKeys?: JsonValue } | null;
-    const keymeta = state?.keymeta === undefined ? null : keymetaFromSnapshot(state.keymeta, snapshot.position);
-    const systemKeys = state?.systemKeys === undefined ? null : systemKeysFromSnapshot(state.systemKeys, snapshot.position);
+    const keymeta =
+      state?.keymeta === undefined ? null : keymetaFromSnapshot(state.keymeta, snapshot.position);
+    const systemKeys =
+      state?.systemKeys === undefined ? null : systemKeysFromSnapshot(state.systemKeys, snapshot.position);
     // An unusable snapshot (older format) is ignored: the view is rebuilt by replay.
     if (keymeta === null || systemKeys === null) return;
     this.#keymeta = keymeta;
@@ -133,7 +135,10 @@ export class LedgerProjector {
     this.#sinceSnapshot = 0;
     const snapshot = {
       position: this.position,
-      state: { keymeta: keymetaToSnapshot(this.#keymeta), systemKeys: systemKeysToSnapshot(this.#systemKeys) },
+      state: {
+        keymeta: keymetaToSnapshot(this.#keymeta),
+        systemKeys: systemKeysToSnapshot(this.#systemKeys),
+      },
     };
     // Snapshots are an optimisation: a failed save is retried at the next interval.
     this.#snapshotting = this.#snapshotting

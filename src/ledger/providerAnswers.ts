@@ -40,7 +40,12 @@ export function checkProviderAnswer(answer: ManagedKeyData | null): CheckedAnswe
     answer.key?.zero();
     invalid(`unknown state ${String(answer.state)}`, scope);
   }
-  if (answer.metadata !== null && (typeof answer.metadata !== 'string' || answer.metadata.length === 0 || answer.metadata.length > MAX_METADATA_CHARS)) {
+  if (
+    answer.metadata !== null &&
+    (typeof answer.metadata !== 'string' ||
+      answer.metadata.length === 0 ||
+      answer.metadata.length > MAX_METADATA_CHARS)
+  ) {
     answer.key?.zero();
     invalid('metadata must be a non-empty string of at most 4096 characters', scope);
   }
@@ -48,8 +53,7 @@ export function checkProviderAnswer(answer: ManagedKeyData | null): CheckedAnswe
   if (!usable) {
     // A provider that calls a key unusable has no business handing out its bytes.
     answer.key?.zero();
-    const key =
-      answer.metadata === null ? null : { ...names(scope, answer.metadata), checksum: null };
+    const key = answer.metadata === null ? null : { ...names(scope, answer.metadata), checksum: null };
     return { facts: { scope, state: answer.state, key }, key: null };
   }
   if (answer.metadata === null) invalid(`${answer.state} answer without metadata`, scope);
@@ -59,7 +63,11 @@ export function checkProviderAnswer(answer: ManagedKeyData | null): CheckedAnswe
   }
   const key = answer.key;
   return {
-    facts: { scope, state: answer.state, key: { ...names(scope, answer.metadata), checksum: keyChecksum(key) } },
+    facts: {
+      scope,
+      state: answer.state,
+      key: { ...names(scope, answer.metadata), checksum: keyChecksum(key) },
+    },
     key,
   };
 }

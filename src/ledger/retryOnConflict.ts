@@ -9,7 +9,10 @@ export const MAX_DECISIONS = 10;
  * each new try. Losers back off for a random, growing while (capped at 50 ms), so racers spread out
  * instead of colliding again in lock step.
  */
-export async function retryOnConflict<T>(attempt: () => Promise<T>, refresh: () => Promise<void>): Promise<T> {
+export async function retryOnConflict<T>(
+  attempt: () => Promise<T>,
+  refresh: () => Promise<void>,
+): Promise<T> {
   for (let n = 1; ; n++) {
     try {
       return await attempt();

@@ -63,7 +63,11 @@ export class SystemKeyManager {
   async current(): Promise<SystemKeyHandle> {
     const latest = this.#projector.latestSystemKey();
     if (latest === null) {
-      throw new KeyledgerError('ERR_LEDGER_NOT_INITIALISED', 'the ledger has no system key yet; run init', {});
+      throw new KeyledgerError(
+        'ERR_LEDGER_NOT_INITIALISED',
+        'the ledger has no system key yet; run init',
+        {},
+      );
     }
     return this.byIdentity(latest.identity);
   }
@@ -74,7 +78,9 @@ export class SystemKeyManager {
     if (cached !== undefined) return cached;
     const recorded = this.#projector.systemKeys.keys.find((k) => k.identity === identity);
     if (recorded === undefined) {
-      throw new KeyledgerError('ERR_SYSTEM_KEY_NOT_FOUND', `no system key ${identity} is recorded`, { identity });
+      throw new KeyledgerError('ERR_SYSTEM_KEY_NOT_FOUND', `no system key ${identity} is recorded`, {
+        identity,
+      });
     }
     const handle = await this.#provider.unwrapSystemKey(recorded.metadata);
     if (handle.identity !== identity) {
@@ -92,7 +98,9 @@ export class SystemKeyManager {
   metadataOf(identity: string): string {
     const recorded = this.#projector.systemKeys.keys.find((k) => k.identity === identity);
     if (recorded === undefined) {
-      throw new KeyledgerError('ERR_SYSTEM_KEY_NOT_FOUND', `no system key ${identity} is recorded`, { identity });
+      throw new KeyledgerError('ERR_SYSTEM_KEY_NOT_FOUND', `no system key ${identity} is recorded`, {
+        identity,
+      });
     }
     return recorded.metadata;
   }
@@ -119,7 +127,12 @@ export class SystemKeyManager {
         const events = decide(facts);
         const latest = this.#projector.latestSystemKey();
         if (events.length === 0) {
-          return { changed: false, sequence: latest?.sequence ?? 0, identity: facts.identity, position: null };
+          return {
+            changed: false,
+            sequence: latest?.sequence ?? 0,
+            identity: facts.identity,
+            position: null,
+          };
         }
         const expected = (await this.#store.readStream(stream)).at(-1)?.revision ?? 'no_stream';
         const result = await this.#store.append(
@@ -129,7 +142,12 @@ export class SystemKeyManager {
         );
         await this.#projector.waitForPosition(result.position);
         const now = this.#projector.latestSystemKey();
-        return { changed: true, sequence: now?.sequence ?? 0, identity: facts.identity, position: result.position };
+        return {
+          changed: true,
+          sequence: now?.sequence ?? 0,
+          identity: facts.identity,
+          position: result.position,
+        };
       },
       // Another process recorded a system key meanwhile: catch up with it before deciding again.
       async () => {

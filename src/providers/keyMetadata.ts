@@ -10,7 +10,10 @@ import { GLOBAL_NAMESPACE, type KeyScope, keyScope } from '../domain/identities.
 const metadataSchema = z
   .object({
     KeyAlias: z.string().min(1).max(1024).optional(),
-    KeyGenerated: z.string().regex(/^[A-Za-z0-9_-]{22}$/).optional(),
+    KeyGenerated: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{22}$/)
+      .optional(),
     KeyCustodian: z.string().min(1),
     KeyNamespace: z.string().min(1).optional(),
   })
@@ -59,6 +62,7 @@ export function parseSystemKeyMetadata(metadata: string): string {
     throw new KeyledgerError('ERR_INVALID_METADATA', 'system key metadata is not JSON', {}, { cause: error });
   }
   const parsed = z.strictObject({ KeyAlias: z.string().min(1) }).safeParse(json);
-  if (!parsed.success) throw new KeyledgerError('ERR_INVALID_METADATA', 'system key metadata has no KeyAlias', {});
+  if (!parsed.success)
+    throw new KeyledgerError('ERR_INVALID_METADATA', 'system key metadata has no KeyAlias', {});
   return parsed.data.KeyAlias.toLowerCase();
 }

@@ -1,5 +1,5 @@
-import type { SystemKeyHandle } from '../crypto/systemKeyHandle.js';
 import type { SecretBytes } from '../crypto/secretBytes.js';
+import type { SystemKeyHandle } from '../crypto/systemKeyHandle.js';
 import type { Custodian, KeyScope, Namespace } from '../domain/identities.js';
 import type { ProviderKeyState } from '../domain/keyState.js';
 

@@ -46,7 +46,11 @@ export class GeneratedKeyProvider implements ManagedKeyProvider {
     const stk = await this.#systemKeys.unwrapSystemKey(material.stkMetadata);
     try {
       if (stk.identity !== material.stkIdentity) return { ...answer, state: 'FAILED', key: null };
-      const key = stk.unwrap(material.wrapped, { ...parsed.scope, metadataHash: metadataHashOf(canonical) }, null);
+      const key = stk.unwrap(
+        material.wrapped,
+        { ...parsed.scope, metadataHash: metadataHashOf(canonical) },
+        null,
+      );
       return { ...answer, state: 'ACTIVE', key };
     } finally {
       stk.dispose();
