@@ -37,7 +37,17 @@ export function parseKeyMetadata(metadata: string): KeyMetadata {
     throw new KeyledgerError('ERR_INVALID_METADATA', `key metadata: ${z.prettifyError(parsed.error)}`, {});
   }
   const m = parsed.data;
-  const scope = keyScope(m.KeyCustodian, m.KeyNamespace ?? GLOBAL_NAMESPACE);
+  let scope: KeyScope;
+  try {
+    scope = keyScope(m.KeyCustodian, m.KeyNamespace ?? GLOBAL_NAMESPACE);
+  } catch (error) {
+    throw new KeyledgerError(
+      'ERR_INVALID_METADATA',
+      `key metadata names no valid scope: ${(error as Error).message}`,
+      {},
+      { cause: error },
+    );
+  }
   if (m.KeyAlias !== undefined) return { kind: 'alias', alias: m.KeyAlias.toLowerCase(), scope };
   return { kind: 'generated', id: m.KeyGenerated ?? '', scope };
 }

@@ -43,7 +43,13 @@ async function head(dbPath: string): Promise<bigint> {
 }
 
 /** Runs a command that must fail with `code` and exit status `exit`, and checks nothing was written. */
-async function refused(cwd: string, args: readonly string[], code: string, exit: number, env?: Record<string, string>) {
+async function refused(
+  cwd: string,
+  args: readonly string[],
+  code: string,
+  exit: number,
+  env?: Record<string, string>,
+) {
   const db = join(cwd, '.keyledger', 'ledger.db');
   const before = existsSync(db) ? await head(db) : null;
   const run = keyledger(cwd, args, env);
@@ -103,7 +109,9 @@ describe('keyledger CLI, dev setup from init', () => {
     assert.equal(key?.namespace, 'orders');
     assert.equal(key?.state, 'ACTIVE');
 
-    const rotated = JSON.parse(ok(dir, ['rotate-managed-key', scope, '--json'])) as { key: { metadataHash: string } };
+    const rotated = JSON.parse(ok(dir, ['rotate-managed-key', scope, '--json'])) as {
+      key: { metadataHash: string };
+    };
     assert.notEqual(rotated.key.metadataHash, key?.metadataHash);
     const table = ok(dir, ['show-key-status', scope]);
     assert.match(table, /INACTIVE/);
@@ -113,9 +121,9 @@ describe('keyledger CLI, dev setup from init', () => {
     ok(dir, ['enable-managed-key', scope, key?.metadataHash ?? '']);
     ok(dir, ['refresh-managed-keys', scope]);
     ok(dir, ['set-managed-key', scope, key?.metadata ?? '']);
-    const states = (JSON.parse(ok(dir, ['show-key-status', scope, '--json'])) as { metadataHash: string; state: string }[]).map(
-      (k) => [k.metadataHash, k.state],
-    );
+    const states = (
+      JSON.parse(ok(dir, ['show-key-status', scope, '--json'])) as { metadataHash: string; state: string }[]
+    ).map((k) => [k.metadataHash, k.state]);
     assert.deepEqual(states, [
       [key?.metadataHash, 'ACTIVE'],
       [rotated.key.metadataHash, 'INACTIVE'],
@@ -125,7 +133,11 @@ describe('keyledger CLI, dev setup from init', () => {
     assert.match(ok(dir, ['rotate-stk']), /unchanged/);
     ok(dir, ['disable-key-management', scope]);
 
-    const history = JSON.parse(ok(dir, ['history', scope, '--json'])) as { type: string; actor: string; reason: string | null }[];
+    const history = JSON.parse(ok(dir, ['history', scope, '--json'])) as {
+      type: string;
+      actor: string;
+      reason: string | null;
+    }[];
     assert.deepEqual(
       history.map((h) => h.type),
       [
@@ -145,7 +157,10 @@ describe('keyledger CLI, dev setup from init', () => {
   });
 
   it('survives being piped into head', () => {
-    const result = spawnSync('sh', ['-c', `node ${BIN} history ${TENANT}:orders | head -1`], { cwd: dir, encoding: 'utf8' });
+    const result = spawnSync('sh', ['-c', `node ${BIN} history ${TENANT}:orders | head -1`], {
+      cwd: dir,
+      encoding: 'utf8',
+    });
     assert.equal(result.status, 0);
     assert.equal(result.stderr, '');
     assert.match(result.stdout, /POSITION/);
@@ -153,7 +168,9 @@ describe('keyledger CLI, dev setup from init', () => {
 
   it('bad input exits 2 with the error code and writes nothing', async () => {
     const scope = `${TENANT}:orders`;
-    const hash = (JSON.parse(ok(dir, ['show-key-status', scope, '--json'])) as { metadataHash: string }[])[0]?.metadataHash ?? '';
+    const hash =
+      (JSON.parse(ok(dir, ['show-key-status', scope, '--json'])) as { metadataHash: string }[])[0]
+        ?.metadataHash ?? '';
     ok(dir, ['enable-key-management', scope]);
     ok(dir, ['disable-managed-key', scope, hash]);
     await refused(dir, ['enable-key-management', 'not base64!'], 'ERR_INVALID_CUSTODIAN', 2);
@@ -161,7 +178,12 @@ describe('keyledger CLI, dev setup from init', () => {
     await refused(dir, ['enable-key-management', `${TENANT}:${'n'.repeat(256)}`], 'ERR_INVALID_NAMESPACE', 2);
     await refused(dir, ['disable-managed-key', scope, 'A'.repeat(43)], 'ERR_KEY_NOT_FOUND', 2);
     await refused(dir, ['disable-managed-key', scope, hash], 'ERR_KEY_ALREADY_DISABLED', 2);
-    await refused(dir, ['rotate-managed-key', `${TENANT}:never-enabled`], 'ERR_KEY_MANAGEMENT_NOT_ENABLED', 2);
+    await refused(
+      dir,
+      ['rotate-managed-key', `${TENANT}:never-enabled`],
+      'ERR_KEY_MANAGEMENT_NOT_ENABLED',
+      2,
+    );
     await refused(dir, ['rotate-managed-key'], 'ERR_INVALID_ARGUMENT', 2);
     await refused(dir, ['no-such-command'], 'ERR_INVALID_ARGUMENT', 2);
     await refused(dir, ['show-key-status', scope, '--bogus'], 'ERR_INVALID_ARGUMENT', 2);
@@ -173,7 +195,10 @@ describe('keyledger CLI, faults in the environment', () => {
   it('a config that fails validation exits 2 naming the problem', async () => {
     const dir = tempDir();
     ok(dir, ['init']);
-    const config = JSON.parse(readFileSync(join(dir, 'keyledger.config.json'), 'utf8')) as Record<string, unknown>;
+    const config = JSON.parse(readFileSync(join(dir, 'keyledger.config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
     writeFileSync(join(dir, 'keyledger.config.json'), JSON.stringify({ ...config, provider: 'vault' }));
     await refused(dir, ['show-key-status', '*'], 'ERR_INVALID_CONFIG', 2);
     writeFileSync(join(dir, 'keyledger.config.json'), '{ not json');
@@ -188,11 +213,16 @@ describe('keyledger CLI, faults in the environment', () => {
     const config = JSON.parse(readFileSync(configPath, 'utf8')) as { keystore: Record<string, unknown> };
     writeFileSync(join(dir, '.keyledger', 'keystore.pass'), 'wrong-password\n');
     await refused(dir, ['enable-key-management', '*'], 'ERR_KEYSTORE_PASSWORD', 1);
-    writeFileSync(configPath, JSON.stringify({ ...config, keystore: { ...config.keystore, path: 'nowhere.p12' } }));
+    writeFileSync(
+      configPath,
+      JSON.stringify({ ...config, keystore: { ...config.keystore, path: 'nowhere.p12' } }),
+    );
     await refused(dir, ['enable-key-management', '*'], 'ERR_KEYSTORE_NOT_FOUND', 1);
     const dir2 = tempDir();
     ok(dir2, ['init']);
-    const config2 = JSON.parse(readFileSync(join(dir2, 'keyledger.config.json'), 'utf8')) as { keystore: Record<string, unknown> };
+    const config2 = JSON.parse(readFileSync(join(dir2, 'keyledger.config.json'), 'utf8')) as {
+      keystore: Record<string, unknown>;
+    };
     writeFileSync(
       join(dir2, 'keyledger.config.json'),
       JSON.stringify({ ...config2, keystore: { ...config2.keystore, systemKeyAlias: 'no-such-alias' } }),
@@ -228,10 +258,16 @@ describe('keyledger CLI with a keystore made by keytool', () => {
       key: { metadata: string; state: string };
     };
     assert.equal(enabled.key.state, 'ACTIVE');
-    assert.deepEqual(JSON.parse(enabled.key.metadata), { KeyAlias: 'orders-1', KeyCustodian: TENANT, KeyNamespace: 'orders' });
+    assert.deepEqual(JSON.parse(enabled.key.metadata), {
+      KeyAlias: 'orders-1',
+      KeyCustodian: TENANT,
+      KeyNamespace: 'orders',
+    });
 
     // A scope without an alias: the provider answers FAILED and the marker says so.
-    const failed = JSON.parse(ok(dir, ['enable-key-management', `${TENANT}:invoices`, '--json'], env)) as { marker: string };
+    const failed = JSON.parse(ok(dir, ['enable-key-management', `${TENANT}:invoices`, '--json'], env)) as {
+      marker: string;
+    };
     assert.equal(failed.marker, 'FAILED');
 
     // The operator adds a key with keytool and points the scope at it: rotation picks it up.
@@ -252,7 +288,9 @@ describe('keyledger CLI with a keystore made by keytool', () => {
     // Marked inactive in the config: refresh follows the provider.
     writeFileSync(join(dir, 'keyledger.config.json'), JSON.stringify(config('orders-2', false)));
     ok(dir, ['refresh-managed-keys', `${TENANT}:orders`], env);
-    const refreshed = JSON.parse(ok(dir, ['show-key-status', `${TENANT}:orders`, '--json'], env)) as { state: string }[];
+    const refreshed = JSON.parse(ok(dir, ['show-key-status', `${TENANT}:orders`, '--json'], env)) as {
+      state: string;
+    }[];
     assert.deepEqual(
       refreshed.map((k) => k.state),
       ['INACTIVE', 'INACTIVE'],

@@ -63,10 +63,13 @@ describe('KeymetaAdmin', () => {
     );
     assert.equal(history[0]?.reason, 'onboarding');
     assert.equal(history[0]?.actor, 'test');
-    assert.deepEqual(history[1]?.keys.map((k) => [k.from, k.to]), [
-      ['ACTIVE', 'INACTIVE'],
-      [null, 'ACTIVE'],
-    ]);
+    assert.deepEqual(
+      history[1]?.keys.map((k) => [k.from, k.to]),
+      [
+        ['ACTIVE', 'INACTIVE'],
+        [null, 'ACTIVE'],
+      ],
+    );
     await ledger.close();
   });
 
@@ -257,7 +260,9 @@ describe('KeymetaAdmin', () => {
       assert.equal(keys.filter((k) => k.state === 'ACTIVE').length, 1);
       assert.equal(keys.length, 13);
     }
-    const rotations = (await store.readStream(first.names.scope(scope))).filter((e) => e.type === 'ManagedKeyRotated');
+    const rotations = (await store.readStream(first.names.scope(scope))).filter(
+      (e) => e.type === 'ManagedKeyRotated',
+    );
     assert.equal(rotations.length, 12);
     await Promise.all(admins.map((l) => l.close()));
   });
@@ -266,20 +271,32 @@ describe('KeymetaAdmin', () => {
 describe('KeymetaAdmin bad input and faults: error code, nothing appended', () => {
   it('rejects an invalid base64 custodian', async () => {
     const { ledger, store } = await setup();
-    await rejectsWithNothingWritten(store, () => ledger.admin.enableKeyManagement('not base64!', NS), 'ERR_INVALID_CUSTODIAN');
+    await rejectsWithNothingWritten(
+      store,
+      () => ledger.admin.enableKeyManagement('not base64!', NS),
+      'ERR_INVALID_CUSTODIAN',
+    );
     await ledger.close();
   });
 
   it('rejects an empty custodian', async () => {
     const { ledger, store } = await setup();
-    await rejectsWithNothingWritten(store, () => ledger.admin.enableKeyManagement('', NS), 'ERR_INVALID_CUSTODIAN');
+    await rejectsWithNothingWritten(
+      store,
+      () => ledger.admin.enableKeyManagement('', NS),
+      'ERR_INVALID_CUSTODIAN',
+    );
     await ledger.close();
   });
 
   it('rejects a custodian over 255 bytes', async () => {
     const { ledger, store } = await setup();
     const big = Buffer.alloc(256, 1).toString('base64');
-    await rejectsWithNothingWritten(store, () => ledger.admin.enableKeyManagement(big, NS), 'ERR_INVALID_CUSTODIAN');
+    await rejectsWithNothingWritten(
+      store,
+      () => ledger.admin.enableKeyManagement(big, NS),
+      'ERR_INVALID_CUSTODIAN',
+    );
     await ledger.close();
   });
 
@@ -302,7 +319,11 @@ describe('KeymetaAdmin bad input and faults: error code, nothing appended', () =
       () => ledger.admin.disableManagedKey(CUST, NS, 'A'.repeat(43)),
       'ERR_KEY_NOT_FOUND',
     );
-    await rejectsWithNothingWritten(store, () => ledger.admin.disableManagedKey(CUST, NS, 'short'), 'ERR_INVALID_METADATA');
+    await rejectsWithNothingWritten(
+      store,
+      () => ledger.admin.disableManagedKey(CUST, NS, 'short'),
+      'ERR_INVALID_METADATA',
+    );
     await ledger.close();
   });
 
@@ -336,7 +357,11 @@ describe('KeymetaAdmin bad input and faults: error code, nothing appended', () =
     provider.setKey(other, 'k-other');
     const answer = await provider.getManagedKey(other);
     provider.override = () => answer;
-    await rejectsWithNothingWritten(store, () => ledger.admin.enableKeyManagement(CUST, NS), 'ERR_PROVIDER_WRONG_SCOPE');
+    await rejectsWithNothingWritten(
+      store,
+      () => ledger.admin.enableKeyManagement(CUST, NS),
+      'ERR_PROVIDER_WRONG_SCOPE',
+    );
     await ledger.close();
   });
 
@@ -354,7 +379,11 @@ describe('KeymetaAdmin bad input and faults: error code, nothing appended', () =
   it('rejects a provider that returns null on enable', async () => {
     const { ledger, store, provider } = await setup();
     provider.override = () => null;
-    await rejectsWithNothingWritten(store, () => ledger.admin.enableKeyManagement(CUST, NS), 'ERR_PROVIDER_NO_KEY');
+    await rejectsWithNothingWritten(
+      store,
+      () => ledger.admin.enableKeyManagement(CUST, NS),
+      'ERR_PROVIDER_NO_KEY',
+    );
     await ledger.close();
   });
 

@@ -26,7 +26,10 @@ before(() => {
   dir = mkdtempSync(join(tmpdir(), 'keyledger-sqlite-'));
   keystorePath = join(dir, 'keystore.p12');
   const stk = SecretBytes.adopt(randomBytes(32));
-  writeFileSync(keystorePath, writePkcs12SecretKeys([{ alias: 'stk', key: stk }], PASSWORD, { iterations: 1000 }));
+  writeFileSync(
+    keystorePath,
+    writePkcs12SecretKeys([{ alias: 'stk', key: stk }], PASSWORD, { iterations: 1000 }),
+  );
   stk.zero();
   process.env.KEYLEDGER_TEST_PW = PASSWORD;
 });
@@ -34,7 +37,10 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 function provider() {
   const keystore = new KeystoreKeyProvider(
-    resolveKeystoreConfig({ path: keystorePath, password: { env: 'KEYLEDGER_TEST_PW' }, systemKeyAlias: 'stk' }, dir),
+    resolveKeystoreConfig(
+      { path: keystorePath, password: { env: 'KEYLEDGER_TEST_PW' }, systemKeyAlias: 'stk' },
+      dir,
+    ),
   );
   return new GeneratedKeyProvider({ systemKeys: keystore });
 }
@@ -56,7 +62,9 @@ describe('the ledger on sqlite', () => {
       const rotated = await ledger.admin.rotateManagedKey(CUST, NS);
       assert.ok(rotated);
       await child.ask(`wait ${rotated.position}`);
-      const status = await child.ask<{ marker: string; keys: { keyId: string; state: string }[] }>(`status ${CUST} ${NS}`);
+      const status = await child.ask<{ marker: string; keys: { keyId: string; state: string }[] }>(
+        `status ${CUST} ${NS}`,
+      );
       assert.equal(status.marker, 'ACTIVE');
       assert.deepEqual(
         status.keys.map((k) => [k.keyId, k.state]),
@@ -86,11 +94,15 @@ describe('the ledger on sqlite', () => {
     const ledger = await Ledger.open({ store, provider: provider() });
     await ledger.initialise();
     await ledger.admin.enableKeyManagement(CUST, NS);
-    const children = await Promise.all([1, 2, 3, 4].map(() => ChildLedger.start(path, keystorePath, PASSWORD)));
+    const children = await Promise.all(
+      [1, 2, 3, 4].map(() => ChildLedger.start(path, keystorePath, PASSWORD)),
+    );
     try {
       const head = await store.headPosition();
       await Promise.all(children.map((c) => c.ask(`wait ${head}`)));
-      const answers = await Promise.all(children.map((c) => c.ask<{ rotated?: number; error?: string }>(`rotate ${CUST} ${NS} 3`)));
+      const answers = await Promise.all(
+        children.map((c) => c.ask<{ rotated?: number; error?: string }>(`rotate ${CUST} ${NS} 3`)),
+      );
       assert.deepEqual(
         answers.map((a) => a.rotated),
         [3, 3, 3, 3],

@@ -76,8 +76,12 @@ export function resolveKeystoreConfig(input: unknown, baseDir: string): Keystore
     const key = scopeKeyOrInvalid(custodian, namespace);
     const entry = fromProperties.get(key) ?? {};
     if (field === 'alias') entry.alias = value.toLowerCase();
-    else if (value === 'true' || value === 'false') entry.active = value === 'true';
-    else invalid(`${name} must be true or false`, { property: name });
+    else {
+      // Hadoop's Configuration.getBoolean trims and ignores case; values copied from hbase-site.xml do too.
+      const flag = value.trim().toLowerCase();
+      if (flag !== 'true' && flag !== 'false') invalid(`${name} must be true or false`, { property: name });
+      entry.active = flag === 'true';
+    }
     fromProperties.set(key, entry);
   }
   for (const [key, entry] of fromProperties) {
@@ -87,6 +91,12 @@ export function resolveKeystoreConfig(input: unknown, baseDir: string): Keystore
 
   if (systemKeyAlias === undefined) {
     invalid(`keystore config needs systemKeyAlias (or the property ${HBASE_SYSTEM_KEY})`);
+  }
+  // The system key wraps every DEK; serving it as a DEK too would expose it to data encryption.
+  for (const [key, entry] of scopes) {
+    if (entry.alias === systemKeyAlias.toLowerCase()) {
+      invalid(`scope ${key} is configured with the system key's alias ${entry.alias}`, { scope: key });
+    }
   }
   const password: PasswordSource =
     'env' in config.password ? config.password : { file: resolve(baseDir, config.password.file) };

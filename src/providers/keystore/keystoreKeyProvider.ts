@@ -53,6 +53,9 @@ export class KeystoreKeyProvider implements ManagedKeyProvider {
     if (parsed.kind !== 'alias') {
       throw new KeyledgerError('ERR_INVALID_METADATA', 'keystore keys are named by KeyAlias', {});
     }
+    if (parsed.alias === this.#config.systemKeyAlias) {
+      throw new KeyledgerError('ERR_INVALID_METADATA', 'the system key cannot be used as a data key', {});
+    }
     // The scope's configured key follows its .active flag; any other alias of the scope is an
     // earlier key, still usable for decryption while the keystore holds it.
     const configured = this.#config.scopes.get(scopeKey(parsed.scope));
