@@ -32,6 +32,6 @@ if (files.length === 0) {
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, KEYLEDGER_TEST: '1' } },
+  { cwd: root, stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

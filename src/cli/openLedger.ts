@@ -40,7 +40,7 @@ export async function openLedger(
 ): Promise<OpenLedger> {
   const config = loadConfig(configPathOf(options, cwd));
   const storeUrl = storeUrlOf(options, env, config);
-  const store: EventStore = openEventStoreIn(storeUrl, cwd);
+  const store: EventStore = openEventStore(storeUrl, cwd);
   let provider: ManagedKeyProvider | null = null;
   try {
     provider = providerFor(config);
@@ -65,12 +65,4 @@ export async function openLedger(
     await store.close();
     throw error;
   }
-}
-
-/** sqlite paths in a URL given on the command line are relative to the working directory. */
-export function openEventStoreIn(url: string, cwd: string): EventStore {
-  if (url.startsWith('sqlite:') && url.length > 'sqlite:'.length) {
-    return openEventStore(`sqlite:${resolve(cwd, url.slice('sqlite:'.length))}`);
-  }
-  return openEventStore(url);
 }

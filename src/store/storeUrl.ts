@@ -22,7 +22,7 @@ function invalidUrl(message: string, scheme: string): KeyledgerError {
  * Parses `memory:` or `sqlite:<path>` (a relative path is taken against the working directory).
  * The scheme is case-insensitive, as in any URL; the rest is kept as written.
  */
-export function parseStoreUrl(url: string): StoreLocation {
+export function parseStoreUrl(url: string, cwd: string = process.cwd()): StoreLocation {
   const colon = url.indexOf(':');
   if (colon <= 0) {
     throw invalidUrl(
@@ -39,7 +39,7 @@ export function parseStoreUrl(url: string): StoreLocation {
     case 'sqlite':
       if (rest === '')
         throw invalidUrl('the sqlite: store URL needs a file path, as in sqlite:ledger.db', scheme);
-      return { kind: 'sqlite', path: resolve(process.cwd(), rest) };
+      return { kind: 'sqlite', path: resolve(cwd, rest) };
     // case 'esdb': the EventStoreDB adapter goes here.
     default:
       throw invalidUrl(
@@ -49,9 +49,9 @@ export function parseStoreUrl(url: string): StoreLocation {
   }
 }
 
-/** Opens the event store a URL names. */
-export function openEventStore(url: string): EventStore {
-  const location = parseStoreUrl(url);
+/** Opens the event store a URL names; a relative sqlite path is taken against `cwd`. */
+export function openEventStore(url: string, cwd: string = process.cwd()): EventStore {
+  const location = parseStoreUrl(url, cwd);
   switch (location.kind) {
     case 'memory':
       return new MemoryEventStore();
