@@ -15,7 +15,6 @@ import { emptyKeymetaView, type KeymetaView } from './keymeta.js';
  * The keymeta view as a JSON snapshot. Bump SNAPSHOT_VERSION whenever the view's shape or the
  * meaning of a fold changes: an older snapshot is then ignored and the view is rebuilt by replay.
  */
-export const KEYMETA_SNAPSHOT_NAME = 'keymeta';
 export const SNAPSHOT_VERSION = 2;
 
 const keySchema = z.strictObject({

@@ -24,6 +24,8 @@ const configSchema = z.strictObject({
 
 export interface LedgerConfig {
   readonly file: string;
+  /** The config file's folder: relative paths in the file (store included) are taken from here. */
+  readonly baseDir: string;
   readonly store: string | undefined;
   readonly prefix: string | undefined;
   readonly provider: 'keystore' | 'generated';
@@ -51,11 +53,10 @@ export function loadConfig(file: string): LedgerConfig {
     throw new KeyledgerError('ERR_INVALID_CONFIG', `${file}: ${z.prettifyError(parsed.error)}`, { file });
   }
   const baseDir = dirname(resolve(file));
-  const store = parsed.data.store;
   return {
     file,
-    // A relative sqlite path in the config file is relative to the file, like every other path in it.
-    store: store?.startsWith('sqlite:') ? `sqlite:${resolve(baseDir, store.slice('sqlite:'.length))}` : store,
+    baseDir,
+    store: parsed.data.store,
     prefix: parsed.data.prefix,
     provider: parsed.data.provider,
     keystore: resolveKeystoreConfig(parsed.data.keystore, baseDir),

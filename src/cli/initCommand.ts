@@ -5,7 +5,8 @@ import { SecretBytes } from '../crypto/secretBytes.js';
 import { KeyledgerError } from '../domain/errors.js';
 import type { SystemKeyChange } from '../ledger/systemKeyManager.js';
 import { writePkcs12SecretKeys } from '../providers/keystore/pkcs12.js';
-import { configPathOf, type GlobalOptions, openLedger } from './openLedger.js';
+import { DEFAULT_STORE_URL, parseStoreUrl } from '../store/storeUrl.js';
+import { configPathOf, type GlobalOptions, openLedger, storeLocationOf } from './openLedger.js';
 
 export const DEV_DIR = '.keyledger';
 export const DEV_SYSTEM_KEY_ALIAS = 'keyledger-system-key';
@@ -29,6 +30,9 @@ export async function initLedger(
   env: Readonly<Record<string, string | undefined>>,
 ): Promise<InitResult> {
   const configPath = configPathOf(options, cwd);
+  // A store URL given explicitly is checked before any file is written: bad input writes nothing.
+  const explicit = storeLocationOf(options, cwd, env, null);
+  if (explicit.url !== DEFAULT_STORE_URL) parseStoreUrl(explicit.url, explicit.baseDir);
   let keystorePath: string | null = null;
   if (!existsSync(configPath)) keystorePath = writeDevSetup(configPath);
   const opened = await openLedger(options, cwd, env);

@@ -18,14 +18,21 @@ export interface OpenLedger {
   close(): Promise<void>;
 }
 
-/** Store URL precedence: --store, then KEYLEDGER_STORE, then the config file, then the default. */
-export function storeUrlOf(
+/**
+ * Store URL precedence: --store, then KEYLEDGER_STORE (an empty one counts as unset), then the
+ * config file, then the default. A relative sqlite path is taken from the working directory, or from
+ * the config file's folder when the URL comes from the file, like every other path in it.
+ */
+export function storeLocationOf(
   options: GlobalOptions,
+  cwd: string,
   env: Readonly<Record<string, string | undefined>>,
   config: LedgerConfig | null,
-): string {
-  // An empty KEYLEDGER_STORE counts as unset, as shells make it easy to export one by accident.
-  return options.store ?? (env.KEYLEDGER_STORE || undefined) ?? config?.store ?? DEFAULT_STORE_URL;
+): { readonly url: string; readonly baseDir: string } {
+  if (options.store !== undefined) return { url: options.store, baseDir: cwd };
+  if (env.KEYLEDGER_STORE) return { url: env.KEYLEDGER_STORE, baseDir: cwd };
+  if (config?.store !== undefined) return { url: config.store, baseDir: config.baseDir };
+  return { url: DEFAULT_STORE_URL, baseDir: cwd };
 }
 
 export function configPathOf(options: GlobalOptions, cwd: string): string {
@@ -39,8 +46,9 @@ export async function openLedger(
   env: Readonly<Record<string, string | undefined>>,
 ): Promise<OpenLedger> {
   const config = loadConfig(configPathOf(options, cwd));
-  const storeUrl = storeUrlOf(options, env, config);
-  const store: EventStore = openEventStore(storeUrl, cwd);
+  const location = storeLocationOf(options, cwd, env, config);
+  const storeUrl = location.url;
+  const store: EventStore = openEventStore(location.url, location.baseDir);
   let provider: ManagedKeyProvider | null = null;
   try {
     provider = providerFor(config);

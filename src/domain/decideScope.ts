@@ -131,6 +131,9 @@ function decideEnable(state: ScopeState, answer: KeyFacts | null, stkIdentity: s
       );
     case 'FAILED':
     case 'DISABLED':
+      // A retry that meets the same answer changes nothing: periodic refreshes of a FAILED scope
+      // would otherwise grow its stream by one event each.
+      if (state.marker === facts.state) return [];
       return [
         {
           type: 'KeyManagementEnableFailed',

@@ -8,7 +8,6 @@ export type ErrorCategory = 'input' | 'rule' | 'fault';
 export const ERROR_CODES = {
   ERR_INVALID_CUSTODIAN: 'input',
   ERR_INVALID_NAMESPACE: 'input',
-  ERR_INVALID_SCOPE: 'input',
   ERR_INVALID_METADATA: 'input',
   ERR_INVALID_ARGUMENT: 'input',
   ERR_INVALID_CONFIG: 'input',
@@ -27,6 +26,7 @@ export const ERROR_CODES = {
   ERR_PROVIDER_WRONG_SCOPE: 'fault',
   ERR_PROVIDER_INVALID_ANSWER: 'fault',
   ERR_PROVIDER_FAILED: 'fault',
+  ERR_REFRESH_INCOMPLETE: 'fault',
   ERR_KEYSTORE_NOT_FOUND: 'fault',
   ERR_KEYSTORE_PASSWORD: 'fault',
   ERR_KEYSTORE_FORMAT: 'fault',

@@ -105,7 +105,7 @@ export class KeymetaAdmin {
     const stk = await this.#d.systemKeys.current();
     const state = await this.#loadScope(scope);
     if (enableIsNoop(state)) return this.#enableResult(scope, null);
-    const answer = checkProviderAnswer(await this.#d.provider.getManagedKey(scope));
+    const answer = this.#notASystemKey(checkProviderAnswer(await this.#d.provider.getManagedKey(scope)));
     return this.#withKeys(answer, async (keys) => {
       const command: ScopeCommand = {
         type: 'EnableKeyManagement',
@@ -184,7 +184,7 @@ export class KeymetaAdmin {
     const stk = await this.#d.systemKeys.current();
     const state = await this.#loadScope(scope);
     assertCanRotate(state);
-    const answer = checkProviderAnswer(await this.#d.provider.getManagedKey(scope));
+    const answer = this.#notASystemKey(checkProviderAnswer(await this.#d.provider.getManagedKey(scope)));
     return this.#withKeys(answer, async (keys) => {
       const position = await this.#commit(
         scope,
@@ -236,11 +236,17 @@ export class KeymetaAdmin {
         : await this.#commit(scope, state, context, () => ({ type: 'RefreshManagedKeys', answers }));
     const [first] = failures;
     if (first !== undefined) {
-      const code = isKeyledgerError(first) ? first.code : 'ERR_PROVIDER_FAILED';
+      // Its own code, not the first failure's: the answers that did come were recorded, so this is
+      // never "bad input, nothing written" whatever went wrong with one key.
       throw new KeyledgerError(
-        code,
+        'ERR_REFRESH_INCOMPLETE',
         `refresh of ${formatScope(scope)}: ${failures.length} of ${plan.keys.length} keys failed; first: ${(first as Error).message}`,
-        { scope: formatScope(scope), failedKeys: failures.length, position: position?.toString() ?? null },
+        {
+          scope: formatScope(scope),
+          failedKeys: failures.length,
+          firstCode: isKeyledgerError(first) ? first.code : 'ERR_PROVIDER_FAILED',
+          position: position?.toString() ?? null,
+        },
         { cause: first },
       );
     }
@@ -264,7 +270,9 @@ export class KeymetaAdmin {
     assertCanSetKey(state);
     const known = findKeyByHash(state, metadataHashOf(metadata));
     const material = known === null ? null : await this.#material(known);
-    const answer = checkProviderAnswer(await this.#d.provider.unwrapKey(metadata, material));
+    const answer = this.#notASystemKey(
+      checkProviderAnswer(await this.#d.provider.unwrapKey(metadata, material)),
+    );
     if (answer === null) {
       throw new KeyledgerError('ERR_PROVIDER_NO_KEY', `provider has no key for that metadata`, {
         scope: formatScope(scope),
@@ -463,6 +471,27 @@ export class KeymetaAdmin {
       });
     }
     return checkRefreshAnswer(state, key, answer.facts);
+  }
+
+  /**
+   * A key whose checksum is a recorded system key's identity is that system key: serving it as a
+   * DEK would let data encryption use (and rewraps expose) the key that wraps every other key. The
+   * provider cannot always tell (a keystore forgets retired STK aliases); the ledger can.
+   */
+  #notASystemKey(answer: CheckedAnswer | null): CheckedAnswer | null {
+    if (answer === null) return null;
+    const checksum = answer.facts.key?.checksum;
+    if (checksum != null && this.#d.projector.systemKeys.keys.some((k) => k.identity === checksum)) {
+      answer.key?.zero();
+      throw new KeyledgerError(
+        'ERR_PROVIDER_INVALID_ANSWER',
+        'the provider offered a system key as a data key',
+        {
+          scope: formatScope(answer.facts.scope),
+        },
+      );
+    }
+    return answer;
   }
 
   /** Runs `work` with the provider's key bytes at hand by key id, and zeroes them whatever happens. */

@@ -77,9 +77,9 @@ export interface Snapshot {
  */
 export interface EventStore {
   /**
-   * Appends atomically: all events or none. Re-appending events whose ids are already the last
-   * events written to the stream (same ids, same order) succeeds without writing them again and
-   * returns the original result, whatever the expected revision. A batch only some of whose ids are
+   * Appends atomically: all events or none. Re-appending events whose ids are already written to
+   * the stream as one run (same ids, same order, consecutive revisions) succeeds without writing them
+   * again and returns the original result, whatever the expected revision. A batch only some of whose ids are
    * already written (a retry that grew), or whose ids are written elsewhere or in another order, is
    * neither a retry nor new: it is a VersionConflictError and writes nothing, so the caller
    * re-decides. An empty batch, one that repeats an event id, or data that JSON cannot hold is

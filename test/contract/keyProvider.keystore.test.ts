@@ -231,6 +231,14 @@ describe('KeystoreKeyProvider', () => {
       );
     });
 
+    it("refuses an alias configured for another scope under this scope's name (ERR_PROVIDER_WRONG_SCOPE)", async () => {
+      const other = keyScope(SCOPE.custodian, 'another-namespace');
+      await rejectsWithCode(
+        open().unwrapKey(aliasMetadata('scopekey', other), null),
+        'ERR_PROVIDER_WRONG_SCOPE',
+      );
+    });
+
     it('an older alias of the scope (not the configured one) is INACTIVE, with its key', async () => {
       const found = await unwrap(open(), aliasMetadata('oldscopekey', SCOPE));
       assert.equal(found.state, 'INACTIVE');
@@ -516,7 +524,8 @@ describe('KeystoreKeyProvider', () => {
 
   describe('Java interoperability', () => {
     it('the key bytes the provider returns equal what Java decrypts', async () => {
-      const provider = open();
+      // Only SCOPE is configured here, so every other alias reads as one of its earlier keys.
+      const provider = open({ scopes: { [scopeString(SCOPE)]: { alias: 'ScopeKey' } } });
       for (const alias of ['scopekey', 'oldscopekey', 'inactivekey', 'mixedcase']) {
         const found = await unwrap(provider, aliasMetadata(alias, SCOPE));
         assert.ok(found.state === 'ACTIVE' || found.state === 'INACTIVE', alias);

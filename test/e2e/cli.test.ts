@@ -192,6 +192,22 @@ describe('keyledger CLI, dev setup from init', () => {
 });
 
 describe('keyledger CLI, faults in the environment', () => {
+  it('init with a bad store URL exits 2 and writes no file', async () => {
+    const dir = tempDir();
+    await refused(dir, ['init', '--store', 'bogus:x'], 'ERR_INVALID_STORE_URL', 2);
+    assert.ok(!existsSync(join(dir, 'keyledger.config.json')));
+    assert.ok(!existsSync(join(dir, '.keyledger')));
+  });
+
+  it('a relative sqlite path in the config file is taken from the file’s folder', () => {
+    const dir = tempDir();
+    ok(dir, ['init']);
+    const elsewhere = tempDir();
+    ok(elsewhere, ['enable-key-management', '*', '--config', join(dir, 'keyledger.config.json')]);
+    assert.ok(!existsSync(join(elsewhere, '.keyledger')));
+    assert.match(ok(dir, ['show-key-status', '*']), /ACTIVE/);
+  });
+
   it('a config that fails validation exits 2 naming the problem', async () => {
     const dir = tempDir();
     ok(dir, ['init']);

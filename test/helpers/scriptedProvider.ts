@@ -43,6 +43,12 @@ export class ScriptedProvider implements ManagedKeyProvider {
     this.#stkName = name;
   }
 
+  /** Makes key `name` carry the bytes of system key `stkName` (a provider mixing up its keys). */
+  reuseSystemKeyAs(name: string, stkName: string): void {
+    const bytes = this.#stk.get(stkName);
+    if (bytes !== undefined) this.#keys.set(name, Uint8Array.from(bytes));
+  }
+
   /** The raw bytes of a key, so tests can prove they never reach the store. */
   bytesOf(name: string): Uint8Array | undefined {
     return this.#keys.get(name);

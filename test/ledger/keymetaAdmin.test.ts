@@ -143,8 +143,9 @@ describe('KeymetaAdmin', () => {
     await assert.rejects(
       () => ledger.admin.refreshManagedKeys(CUST, NS),
       (error: { code?: string; details?: Record<string, unknown> }) => {
-        assert.equal(error.code, 'ERR_PROVIDER_FAILED');
+        assert.equal(error.code, 'ERR_REFRESH_INCOMPLETE');
         assert.equal(error.details?.failedKeys, 1);
+        assert.equal(error.details?.firstCode, 'ERR_PROVIDER_FAILED');
         return true;
       },
     );
@@ -396,6 +397,25 @@ describe('KeymetaAdmin bad input and faults: error code, nothing appended', () =
     await rejectsWithNothingWritten(
       store,
       () => ledger.admin.enableKeyManagement(CUST, NS),
+      'ERR_PROVIDER_INVALID_ANSWER',
+    );
+    await ledger.close();
+  });
+
+  it('rejects a system key offered as a data key, on enable and on set-managed-key', async () => {
+    const { ledger, store, provider } = await setup();
+    provider.reuseSystemKeyAs('stk-as-dek', 'stk-1');
+    provider.setKey(scope, 'stk-as-dek');
+    await rejectsWithNothingWritten(
+      store,
+      () => ledger.admin.enableKeyManagement(CUST, NS),
+      'ERR_PROVIDER_INVALID_ANSWER',
+    );
+    provider.setKey(scope, 'k1');
+    await ledger.admin.enableKeyManagement(CUST, NS);
+    await rejectsWithNothingWritten(
+      store,
+      () => ledger.admin.setManagedKey(CUST, NS, provider.metadataFor(scope, 'stk-as-dek')),
       'ERR_PROVIDER_INVALID_ANSWER',
     );
     await ledger.close();

@@ -56,6 +56,17 @@ export class KeystoreKeyProvider implements ManagedKeyProvider {
     if (parsed.alias === this.#config.systemKeyAlias) {
       throw new KeyledgerError('ERR_INVALID_METADATA', 'the system key cannot be used as a data key', {});
     }
+    // An alias configured as another scope's key does not belong to the scope the metadata names.
+    const owners = [...this.#config.scopes]
+      .filter(([, entry]) => entry.alias === parsed.alias)
+      .map(([key]) => key);
+    if (owners.length > 0 && !owners.includes(scopeKey(parsed.scope))) {
+      throw new KeyledgerError(
+        'ERR_PROVIDER_WRONG_SCOPE',
+        `keystore alias ${parsed.alias} is configured for ${owners.join(', ')}, not ${scopeKey(parsed.scope)}`,
+        { alias: parsed.alias, scope: scopeKey(parsed.scope) },
+      );
+    }
     // The scope's configured key follows its .active flag; any other alias of the scope is an
     // earlier key, still usable for decryption while the keystore holds it.
     const configured = this.#config.scopes.get(scopeKey(parsed.scope));
