@@ -100,10 +100,7 @@ export class KeymetaAdmin {
     namespace?: string,
     options?: OperationOptions,
   ): Promise<EnableResult> {
-    const scope = keyScope(custodian, namespace);
-    const context = this.#d.context(options);
-    const stk = await this.#d.systemKeys.current();
-    const state = await this.#loadScope(scope);
+    const { scope, context, stk, state } = await this.#begin(custodian, namespace, options);
     if (enableIsNoop(state)) return this.#enableResult(scope, null);
     const answer = this.#notASystemKey(checkProviderAnswer(await this.#d.provider.getManagedKey(scope)));
     return this.#withKeys(answer, async (keys) => {
@@ -146,10 +143,7 @@ export class KeymetaAdmin {
     namespace?: string,
     options?: OperationOptions,
   ): Promise<WriteResult> {
-    const scope = keyScope(custodian, namespace);
-    const context = this.#d.context(options);
-    await this.#d.systemKeys.current();
-    const state = await this.#loadScope(scope);
+    const { scope, context, state } = await this.#begin(custodian, namespace, options);
     const position = await this.#commit(scope, state, context, () => ({ type: 'DisableKeyManagement' }));
     return { position };
   }
@@ -179,10 +173,7 @@ export class KeymetaAdmin {
     namespace?: string,
     options?: OperationOptions,
   ): Promise<KeyResult | null> {
-    const scope = keyScope(custodian, namespace);
-    const context = this.#d.context(options);
-    const stk = await this.#d.systemKeys.current();
-    const state = await this.#loadScope(scope);
+    const { scope, context, stk, state } = await this.#begin(custodian, namespace, options);
     assertCanRotate(state);
     const answer = this.#notASystemKey(checkProviderAnswer(await this.#d.provider.getManagedKey(scope)));
     return this.#withKeys(answer, async (keys) => {
@@ -208,10 +199,7 @@ export class KeymetaAdmin {
     namespace?: string,
     options?: OperationOptions,
   ): Promise<RefreshResult> {
-    const scope = keyScope(custodian, namespace);
-    const context = this.#d.context(options);
-    await this.#d.systemKeys.current();
-    const state = await this.#loadScope(scope);
+    const { scope, context, state } = await this.#begin(custodian, namespace, options);
     const plan = planRefresh(state);
     if (plan.kind === 'skip') return { skipped: true, position: null, keys: this.#infos(scope) };
     if (plan.kind === 'retry-enable') {
@@ -260,13 +248,10 @@ export class KeymetaAdmin {
     metadata: string,
     options?: OperationOptions,
   ): Promise<KeyResult> {
-    const scope = keyScope(custodian, namespace);
     if (metadata.length === 0 || metadata.length > 4096) {
       throw new KeyledgerError('ERR_INVALID_METADATA', 'metadata must be 1..4096 characters', {});
     }
-    const context = this.#d.context(options);
-    const stk = await this.#d.systemKeys.current();
-    const state = await this.#loadScope(scope);
+    const { scope, context, stk, state } = await this.#begin(custodian, namespace, options);
     assertCanSetKey(state);
     const known = findKeyByHash(state, metadataHashOf(metadata));
     const material = known === null ? null : await this.#material(known);
@@ -298,11 +283,9 @@ export class KeymetaAdmin {
     metadataHash?: string,
     options?: OperationOptions,
   ): Promise<WriteResult> {
-    const scope = keyScope(custodian, namespace);
     const hash = metadataHash === undefined ? null : parseMetadataHash(metadataHash);
-    const context = this.#d.context(options);
-    await this.#d.systemKeys.current();
-    const event = decideEjectCacheEntry(await this.#loadScope(scope), hash);
+    const { context, state } = await this.#begin(custodian, namespace, options);
+    const event = decideEjectCacheEntry(state, hash);
     return { position: await this.#appendOperation(event, context) };
   }
 
@@ -319,16 +302,25 @@ export class KeymetaAdmin {
     options: OperationOptions | undefined,
     type: 'DisableManagedKey' | 'EnableManagedKey',
   ): Promise<KeyResult> {
-    const scope = keyScope(custodian, namespace);
     const hash: MetadataHash = parseMetadataHash(metadataHash);
-    const context = this.#d.context(options);
-    await this.#d.systemKeys.current();
-    const state = await this.#loadScope(scope);
+    const { scope, context, state } = await this.#begin(custodian, namespace, options);
     const position = await this.#commit(scope, state, context, () => ({ type, metadataHash: hash }));
     const key = findKeyByHash(this.#viewOf(scope), hash);
     if (key === null)
       throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no key ${hash} in ${formatScope(scope)}`, {});
     return { position, key: toKeyInfo(key, scope) };
+  }
+
+  /**
+   * What every scope operation starts with, in this order: validate the scope (bad input fails
+   * before anything else), require an initialised ledger (its current STK), load the scope.
+   */
+  async #begin(custodian: string, namespace: string | undefined, options: OperationOptions | undefined) {
+    const scope = keyScope(custodian, namespace);
+    const context = this.#d.context(options);
+    const stk = await this.#d.systemKeys.current();
+    const state = await this.#loadScope(scope);
+    return { scope, context, stk, state };
   }
 
   /** Reads a scope's stream and folds it: the state decisions are made on. */
