@@ -16,16 +16,31 @@ export interface KeymetaView {
   readonly scopes: Map<ScopeKey, ScopeState>;
   /** Which scope each key belongs to. */
   readonly keyIndex: Map<KeyId, ScopeKey>;
+  /**
+   * Each key's latest wrapped material (ciphertext under a system key, never plaintext): with it
+   * the L2 layer answers a lookup without reading the store, as HBase's keymeta table holds the
+   * wrapped DEKs.
+   */
+  readonly materials: Map<KeyId, WrappedMaterial>;
+}
+
+export interface WrappedMaterial {
+  readonly wrapped: string;
+  readonly stkIdentity: string;
 }
 
 export function emptyKeymetaView(): KeymetaView {
-  return { position: 0n, scopes: new Map(), keyIndex: new Map() };
+  return { position: 0n, scopes: new Map(), keyIndex: new Map(), materials: new Map() };
 }
 
 const scopeEventTypes: ReadonlySet<string> = new Set(SCOPE_EVENT_TYPES);
 
 export function evolveKeymeta(view: KeymetaView, event: LedgerEvent): KeymetaView {
   if (event.type === 'KeyMaterialWrapped') {
+    view.materials.set(event.data.keyId, {
+      wrapped: event.data.wrapped,
+      stkIdentity: event.data.stkIdentity,
+    });
     // A rewrap moves a key under a newer system key; the first material of a key arrives before
     // the lifecycle event that introduces it, which carries the same identity.
     const owner = view.keyIndex.get(event.data.keyId);

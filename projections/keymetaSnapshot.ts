@@ -15,7 +15,7 @@ import { emptyKeymetaView, type KeymetaView } from './keymeta.js';
  * The keymeta view as a JSON snapshot. Bump SNAPSHOT_VERSION whenever the view's shape or the
  * meaning of a fold changes: an older snapshot is then ignored and the view is rebuilt by replay.
  */
-export const SNAPSHOT_VERSION = 2;
+export const SNAPSHOT_VERSION = 3;
 
 const keySchema = z.strictObject({
   keyId: z.string().transform(parseKeyId),
@@ -42,6 +42,13 @@ const snapshotSchema = z.strictObject({
       keys: z.array(keySchema),
     }),
   ),
+  materials: z.array(
+    z.strictObject({
+      keyId: z.string().transform(parseKeyId),
+      wrapped: z.string().min(1),
+      stkIdentity: z.string().regex(/^[0-9a-f]{16}$/),
+    }),
+  ),
 });
 
 export function keymetaToSnapshot(view: KeymetaView): JsonValue {
@@ -56,6 +63,7 @@ export function keymetaToSnapshot(view: KeymetaView): JsonValue {
       revision: s.revision === null ? null : s.revision.toString(),
       keys: [...s.keys.values()].map((k) => ({ ...k })),
     })),
+    materials: [...view.materials].map(([keyId, m]) => ({ keyId, ...m })),
   };
 }
 
@@ -80,5 +88,6 @@ export function keymetaFromSnapshot(state: JsonValue, position: bigint): Keymeta
     view.scopes.set(sk, scopeState);
     for (const id of keys.keys()) view.keyIndex.set(id, sk);
   }
+  for (const { keyId, ...material } of parsed.data.materials) view.materials.set(keyId, material);
   return view;
 }

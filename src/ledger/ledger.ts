@@ -1,10 +1,12 @@
 import { userInfo } from 'node:os';
 import { type HistoryEntry, scopeHistory } from '../audit/history.js';
+import { KeyCache, type KeyCacheOptions } from '../cache/keyCache.js';
 import { keyScope } from '../domain/identities.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
 import { newCorrelationId, type OperationContext } from './eventFactory.js';
 import { KeymetaAdmin, type OperationOptions } from './keymetaAdmin.js';
+import { KeyResolver, type KeyResolverOptions } from './keyResolver.js';
 import { LedgerProjector } from './ledgerProjector.js';
 import { DEFAULT_PREFIX, type StreamNames, streamNames } from './streamNames.js';
 import { type SystemKeyChange, SystemKeyManager } from './systemKeyManager.js';
@@ -20,6 +22,10 @@ export interface LedgerOptions {
   readonly snapshotEvery?: number;
   /** The clock for event times (tests pin it). */
   readonly now?: () => Date;
+  /** L1 sizes and the FAILED-entry lifetime (defaults: HBase's 1000 keys, 100 scopes; 30 s). */
+  readonly cache?: KeyCacheOptions;
+  /** Whether the resolver asks the provider about unknown scopes (default true). */
+  readonly resolver?: KeyResolverOptions;
 }
 
 function defaultActor(): string {
@@ -36,7 +42,10 @@ function defaultActor(): string {
  */
 export class Ledger {
   readonly admin: KeymetaAdmin;
+  /** Which key to use: L1 → keymeta view → provider, kept current by this process's events. */
+  readonly resolver: KeyResolver;
   readonly names: StreamNames;
+  readonly #cache: KeyCache;
   readonly #store: EventStore;
   readonly #projector: LedgerProjector;
   readonly #systemKeys: SystemKeyManager;
@@ -64,6 +73,16 @@ export class Ledger {
       now,
       context: (o) => this.#context(o),
     });
+    this.#cache = new KeyCache(options.cache);
+    this.resolver = new KeyResolver({
+      cache: this.#cache,
+      projector,
+      systemKeys: this.#systemKeys,
+      admin: this.admin,
+      options: options.resolver,
+    });
+    // Invalidation runs inside event application, before anyone waiting for that position wakes.
+    projector.onApplied((event) => this.resolver.apply(event));
   }
 
   /** Opens the ledger: restores the snapshot, catches up, and follows the store from then on. */
@@ -109,6 +128,7 @@ export class Ledger {
 
   async close(): Promise<void> {
     await this.#projector.stop();
+    this.#cache.clear();
     this.#systemKeys.close();
   }
 

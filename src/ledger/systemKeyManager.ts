@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { SystemKeyHandle } from '../crypto/systemKeyHandle.js';
 import { decideInitialise, decideRotateSystemKey, type SystemKeyFacts } from '../domain/decideSystemKey.js';
 import { KeyledgerError } from '../domain/errors.js';
@@ -9,6 +10,9 @@ import { type OperationContext, toStoredEvents } from './eventFactory.js';
 import type { LedgerProjector } from './ledgerProjector.js';
 import { retryOnConflict } from './retryOnConflict.js';
 import type { StreamNames } from './streamNames.js';
+
+/** System keys are few (one per rotation); the bound only guards against a runaway. */
+const MAX_CACHED_SYSTEM_KEYS = 64;
 
 export interface SystemKeyChange {
   readonly changed: boolean;
@@ -29,7 +33,11 @@ export class SystemKeyManager {
   readonly #provider: ManagedKeyProvider;
   readonly #projector: LedgerProjector;
   readonly #now: () => Date;
-  readonly #handles = new Map<string, SystemKeyHandle>();
+  /** L1 for system keys, by identity; a handle leaving it is disposed (its bytes zeroed). */
+  readonly #handles = new LRUCache<string, SystemKeyHandle>({
+    max: MAX_CACHED_SYSTEM_KEYS,
+    dispose: (handle) => handle.dispose(),
+  });
 
   constructor(deps: {
     store: EventStore;
@@ -72,7 +80,15 @@ export class SystemKeyManager {
     return this.byIdentity(latest.identity);
   }
 
-  /** The handle of a recorded system key. Handles stay owned by the manager (disposed on close). */
+  /** The handle of a recorded system key if L1 has it: the resolver's synchronous path. */
+  peek(identity: string): SystemKeyHandle | undefined {
+    return this.#handles.get(identity);
+  }
+
+  /**
+   * The handle of a recorded system key. Handles stay owned by the manager: use one within the
+   * synchronous step that got it, since a handle evicted later is disposed.
+   */
   async byIdentity(identity: string): Promise<SystemKeyHandle> {
     const cached = this.#handles.get(identity);
     if (cached !== undefined) return cached;
@@ -91,6 +107,12 @@ export class SystemKeyManager {
         { identity, sequence: recorded.sequence },
       );
     }
+    const raced = this.#handles.get(identity);
+    if (raced !== undefined) {
+      // Another call fetched it meanwhile: keep one handle.
+      handle.dispose();
+      return raced;
+    }
     this.#handles.set(identity, handle);
     return handle;
   }
@@ -106,7 +128,6 @@ export class SystemKeyManager {
   }
 
   close(): void {
-    for (const handle of this.#handles.values()) handle.dispose();
     this.#handles.clear();
   }
 

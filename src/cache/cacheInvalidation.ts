@@ -1,0 +1,73 @@
+import type { LedgerEvent } from '../domain/events.js';
+import { type KeyId, type ScopeKey, scopeKey } from '../domain/identities.js';
+
+/** What one ledger event means for this process's L1 caches. */
+export type Invalidation =
+  /** Resolutions that consulted the scope must be decided again. */
+  | { readonly kind: 'scope'; readonly scopeKey: ScopeKey }
+  /** The key's state or usability changed: it leaves L1 (zeroed) and is rebuilt from L2 if needed. */
+  | { readonly kind: 'key'; readonly keyId: KeyId }
+  /** Every key of the scope leaves L1. */
+  | { readonly kind: 'keysOf'; readonly scopeKey: ScopeKey }
+  | { readonly kind: 'all' };
+
+/**
+ * The invalidations an event calls for, in every process that applies it. Pure: the same events
+ * that change the keymeta view change the caches, so a cache can never serve a key that the view
+ * (and so the ledger) no longer allows.
+ *
+ * System-key events invalidate nothing here: a rotated STK wraps new DEKs from then on (the
+ * current STK is read from the view at each wrap), while cached DEKs are unchanged and every
+ * earlier STK stays valid for unwrapping. Material events (rewraps) leave DEKs unchanged too.
+ */
+export function invalidationsFor(event: LedgerEvent): Invalidation[] {
+  switch (event.type) {
+    case 'KeyManagementEnabled':
+    case 'ManagedKeyRotated':
+    case 'ManagedKeySet': {
+      const sk = scopeKey(event.data);
+      const out: Invalidation[] = [
+        { kind: 'scope', scopeKey: sk },
+        { kind: 'key', keyId: event.data.key.keyId },
+      ];
+      if (event.data.previousKeyId !== null) out.push({ kind: 'key', keyId: event.data.previousKeyId });
+      return out;
+    }
+    case 'KeyManagementEnableFailed':
+      return [{ kind: 'scope', scopeKey: scopeKey(event.data) }];
+    case 'KeyManagementDisabled':
+      return [
+        { kind: 'scope', scopeKey: scopeKey(event.data) },
+        ...event.data.deactivatedKeyIds.map((keyId) => ({ kind: 'key' as const, keyId })),
+      ];
+    case 'ManagedKeyDisabled':
+    case 'ManagedKeyReenabled':
+      return [
+        { kind: 'scope', scopeKey: scopeKey(event.data) },
+        { kind: 'key', keyId: event.data.keyId },
+      ];
+    case 'ManagedKeyRefreshed':
+      if (event.data.state === event.data.previousState) return [];
+      return [
+        { kind: 'scope', scopeKey: scopeKey(event.data) },
+        { kind: 'key', keyId: event.data.keyId },
+      ];
+    case 'CacheEntryEjected':
+      return event.data.keyId === null
+        ? [{ kind: 'keysOf', scopeKey: scopeKey(event.data) }]
+        : [
+            { kind: 'scope', scopeKey: scopeKey(event.data) },
+            { kind: 'key', keyId: event.data.keyId },
+          ];
+    case 'CacheCleared':
+      return [{ kind: 'all' }];
+    case 'SystemKeyRecorded':
+    case 'SystemKeyRotated':
+    case 'KeyMaterialWrapped':
+      return [];
+    default: {
+      const unreachable: never = event;
+      return unreachable;
+    }
+  }
+}

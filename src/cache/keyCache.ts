@@ -1,0 +1,241 @@
+import { LRUCache } from 'lru-cache';
+import type { SecretBytes } from '../crypto/secretBytes.js';
+import type { Custodian, KeyId, KeyScope, MetadataHash, Namespace, ScopeKey } from '../domain/identities.js';
+import { type LayerCounters, newCounters } from './cacheMetrics.js';
+
+/** A usable key held in L1. `key` belongs to the cache: it is zeroed when the entry leaves. */
+export interface CachedKey {
+  readonly keyId: KeyId;
+  readonly scope: KeyScope;
+  readonly scopeKey: ScopeKey;
+  readonly state: 'ACTIVE' | 'INACTIVE';
+  readonly metadataHash: MetadataHash;
+  readonly checksum: string;
+  readonly key: SecretBytes;
+}
+
+/** Which scope a write should use: the first candidate namespace with an ACTIVE key. */
+export interface ActiveResolution {
+  readonly scope: KeyScope;
+  /** Index of the matching candidate in the target's namespaces. */
+  readonly candidate: number;
+  readonly key: CachedKey;
+}
+
+/**
+ * A custodian and its namespace candidates, in the order they are tried, prepared once: a table's
+ * candidates do not change, so callers keep the target and the hot path builds no strings.
+ */
+export interface ResolutionTarget {
+  readonly custodian: Custodian;
+  readonly namespaces: readonly Namespace[];
+  readonly scopes: readonly KeyScope[];
+  readonly scopeKeys: readonly ScopeKey[];
+  readonly cacheKey: string;
+}
+
+export interface KeyCacheOptions {
+  /** Usable keys held (HBase's L1 generic cache: 1000). */
+  readonly maxKeys?: number;
+  /** Namespace resolutions held (HBase's L1 active cache: 100 scopes). */
+  readonly maxActiveScopes?: number;
+  /** How long a FAILED (negative) entry is believed, in ms (default 30 s; HBase's never expire). */
+  readonly negativeTtlMs?: number;
+  /** Clock for TTLs (tests). */
+  readonly now?: () => number;
+}
+
+const NEGATIVE = Symbol('negative');
+type Negative = typeof NEGATIVE;
+type ResolutionEntry = {
+  readonly target: ResolutionTarget;
+  readonly resolution: ActiveResolution | Negative;
+};
+
+export const DEFAULT_MAX_KEYS = 1000;
+export const DEFAULT_MAX_ACTIVE_SCOPES = 100;
+export const DEFAULT_NEGATIVE_TTL_MS = 30_000;
+
+/**
+ * L1: two bounded LRU caches — usable keys by id, and namespace resolutions by target — plus an
+ * index from scope to the resolutions that consulted it, so that an event about a scope evicts
+ * exactly the resolutions it could change. Keys leaving the cache for any reason are zeroed, and
+ * resolutions that point at them go with them.
+ */
+export class KeyCache {
+  readonly counters: LayerCounters = newCounters();
+  readonly #keys: LRUCache<KeyId, CachedKey | Negative>;
+  readonly #resolutions: LRUCache<string, ResolutionEntry>;
+  readonly #byScope = new Map<ScopeKey, Set<string>>();
+  readonly #negativeTtl: number;
+  #invalidating = false;
+
+  constructor(options: KeyCacheOptions = {}) {
+    const maxKeys = options.maxKeys ?? DEFAULT_MAX_KEYS;
+    const maxScopes = options.maxActiveScopes ?? DEFAULT_MAX_ACTIVE_SCOPES;
+    this.#negativeTtl = options.negativeTtlMs ?? DEFAULT_NEGATIVE_TTL_MS;
+    if (!Number.isInteger(maxKeys) || maxKeys < 1 || !Number.isInteger(maxScopes) || maxScopes < 1) {
+      throw new TypeError('cache sizes must be positive integers');
+    }
+    if (!(this.#negativeTtl > 0)) throw new TypeError('negativeTtlMs must be positive');
+    const perf = options.now ? { now: options.now } : undefined;
+    this.#keys = new LRUCache<KeyId, CachedKey | Negative>({
+      max: maxKeys,
+      ...(perf ? { perf } : {}),
+      dispose: (value, _id, reason) => {
+        if (reason === 'evict' || reason === 'expire') this.counters.evictions++;
+        if (value === NEGATIVE) return;
+        value.key.zero();
+        this.#dropScope(value.scopeKey);
+      },
+    });
+    this.#resolutions = new LRUCache<string, ResolutionEntry>({
+      max: maxScopes,
+      ...(perf ? { perf } : {}),
+      dispose: (entry, cacheKey, reason) => {
+        if (reason === 'evict' || reason === 'expire') this.counters.evictions++;
+        // A replaced entry has the same target, so its index entries are still right.
+        if (reason === 'set') return;
+        for (const sk of entry.target.scopeKeys) {
+          const set = this.#byScope.get(sk);
+          set?.delete(cacheKey);
+          if (set?.size === 0) this.#byScope.delete(sk);
+        }
+      },
+    });
+  }
+
+  /** L1 lookup of a resolution: the resolution, null for a cached FAILED answer, undefined on a miss. */
+  peekActive(target: ResolutionTarget): ActiveResolution | null | undefined {
+    const entry = this.#resolutions.get(target.cacheKey);
+    if (entry === undefined) {
+      this.counters.misses++;
+      return undefined;
+    }
+    this.counters.hits++;
+    return entry.resolution === NEGATIVE ? null : entry.resolution;
+  }
+
+  /** L1 lookup of a usable key: the key, null for a cached FAILED answer, undefined on a miss. */
+  peekKey(keyId: KeyId): CachedKey | null | undefined {
+    const entry = this.#keys.get(keyId);
+    if (entry === undefined) {
+      this.counters.misses++;
+      return undefined;
+    }
+    this.counters.hits++;
+    return entry === NEGATIVE ? null : entry;
+  }
+
+  /** The held key without counting a lookup (the resolver's own L2 path uses it). */
+  heldKey(keyId: KeyId): CachedKey | undefined {
+    const entry = this.#keys.get(keyId);
+    return entry === undefined || entry === NEGATIVE ? undefined : entry;
+  }
+
+  /** Holds `key` (taking ownership of its bytes) and returns the cached entry. */
+  putKey(key: CachedKey): CachedKey {
+    const held = this.#keys.get(key.keyId);
+    if (held !== undefined && held !== NEGATIVE && held.state === key.state) {
+      // Already held as it is: keep one copy of the bytes.
+      if (held !== key) key.key.zero();
+      return held;
+    }
+    this.#keys.set(key.keyId, key);
+    return key;
+  }
+
+  putNegativeKey(keyId: KeyId): void {
+    this.#keys.set(keyId, NEGATIVE, { ttl: this.#negativeTtl });
+  }
+
+  putResolution(target: ResolutionTarget, resolution: ActiveResolution): void {
+    this.#index(target);
+    this.#resolutions.set(target.cacheKey, { target, resolution });
+  }
+
+  putNegativeResolution(target: ResolutionTarget): void {
+    this.#index(target);
+    this.#resolutions.set(target.cacheKey, { target, resolution: NEGATIVE }, { ttl: this.#negativeTtl });
+  }
+
+  /** An event changed a scope: every resolution that consulted it must be decided again. */
+  invalidateScope(scopeKey: ScopeKey): void {
+    this.#invalidate(() => this.#dropScope(scopeKey));
+  }
+
+  /** An event changed a key (disabled, state changed, ejected): it leaves L1 and is zeroed. */
+  invalidateKey(keyId: KeyId): void {
+    this.#invalidate(() => {
+      if (this.#keys.delete(keyId)) this.counters.invalidations++;
+    });
+  }
+
+  /** Every key of a scope leaves L1 (an eject without a key names the whole scope). */
+  invalidateKeysOf(scopeKey: ScopeKey): void {
+    this.#invalidate(() => {
+      for (const [id, value] of this.#keys.entries()) {
+        if (value !== NEGATIVE && value.scopeKey === scopeKey && this.#keys.delete(id))
+          this.counters.invalidations++;
+      }
+      this.#dropScope(scopeKey);
+    });
+  }
+
+  clear(): void {
+    this.#invalidate(() => {
+      this.counters.invalidations += this.#keys.size + this.#resolutions.size;
+      this.#resolutions.clear();
+      this.#keys.clear();
+      this.#byScope.clear();
+    });
+  }
+
+  get size(): {
+    keys: number;
+    maxKeys: number;
+    resolutions: number;
+    maxResolutions: number;
+    negative: number;
+  } {
+    let negative = 0;
+    for (const value of this.#keys.values()) if (value === NEGATIVE) negative++;
+    for (const entry of this.#resolutions.values()) if (entry.resolution === NEGATIVE) negative++;
+    return {
+      keys: this.#keys.size,
+      maxKeys: this.#keys.max,
+      resolutions: this.#resolutions.size,
+      maxResolutions: this.#resolutions.max,
+      negative,
+    };
+  }
+
+  #index(target: ResolutionTarget): void {
+    for (const sk of target.scopeKeys) {
+      let set = this.#byScope.get(sk);
+      if (set === undefined) {
+        set = new Set();
+        this.#byScope.set(sk, set);
+      }
+      set.add(target.cacheKey);
+    }
+  }
+
+  #dropScope(scopeKey: ScopeKey): void {
+    const set = this.#byScope.get(scopeKey);
+    if (set === undefined) return;
+    for (const cacheKey of [...set]) {
+      if (this.#resolutions.delete(cacheKey) && this.#invalidating) this.counters.invalidations++;
+    }
+    this.#byScope.delete(scopeKey);
+  }
+
+  #invalidate(work: () => void): void {
+    this.#invalidating = true;
+    try {
+      work();
+    } finally {
+      this.#invalidating = false;
+    }
+  }
+}
