@@ -19,6 +19,12 @@ const configSchema = z.strictObject({
   store: z.string().min(1).optional(),
   prefix: z.string().optional(),
   provider: z.enum(['keystore', 'generated']),
+  /**
+   * Ask the provider about scopes the ledger does not know when resolving keys. Defaults to true
+   * for the keystore provider (HBase's default) and false for the generated one, which would
+   * otherwise mint a key for every candidate namespace it is asked about.
+   */
+  dynamicLookup: z.boolean().optional(),
   keystore: z.unknown(),
 });
 
@@ -29,6 +35,7 @@ export interface LedgerConfig {
   readonly store: string | undefined;
   readonly prefix: string | undefined;
   readonly provider: 'keystore' | 'generated';
+  readonly dynamicLookup: boolean;
   readonly keystore: KeystoreConfig;
 }
 
@@ -59,6 +66,7 @@ export function loadConfig(file: string): LedgerConfig {
     store: parsed.data.store,
     prefix: parsed.data.prefix,
     provider: parsed.data.provider,
+    dynamicLookup: parsed.data.dynamicLookup ?? parsed.data.provider === 'keystore',
     keystore: resolveKeystoreConfig(parsed.data.keystore, baseDir),
   };
 }

@@ -57,6 +57,7 @@ export async function openLedger(
       provider,
       prefix: config.prefix,
       actor: options.actor ?? env.KEYLEDGER_ACTOR,
+      resolver: { dynamicLookup: config.dynamicLookup },
     });
     return {
       ledger,

@@ -24,6 +24,8 @@ commands (scope = <custodian-base64>[:<namespace>], namespace default *):
   eject-cache-entry <scope> [--key <hash>]    evict a scope's (or one key's) cache entries everywhere
   clear-cache                                 evict every cache entry everywhere
   history <scope>                             every event of a scope, with actor, reason and change
+  resolve <custodian> [--namespace <ns>]...   which scope and key new data would use, trying the
+                                              namespaces in order (default: *)
 
 options:
   --store <url>     sqlite:<path> (default sqlite:.keyledger/ledger.db) or memory:; env KEYLEDGER_STORE
@@ -40,6 +42,7 @@ interface Parsed {
   readonly args: readonly string[];
   readonly json: boolean;
   readonly key: string | undefined;
+  readonly namespaces: readonly string[];
   readonly global: GlobalOptions;
   readonly operation: OperationOptions;
 }
@@ -49,7 +52,7 @@ function usageError(message: string): KeyledgerError {
 }
 
 function parse(argv: readonly string[]): Parsed | 'help' {
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | string[] | undefined>;
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
@@ -63,6 +66,7 @@ function parse(argv: readonly string[]): Parsed | 'help' {
         actor: { type: 'string' },
         reason: { type: 'string' },
         key: { type: 'string' },
+        namespace: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -71,12 +75,13 @@ function parse(argv: readonly string[]): Parsed | 'help' {
   }
   const [command, ...args] = positionals;
   if (values.help === true || command === undefined || command === 'help') return 'help';
-  const str = (v: string | boolean | undefined) => (typeof v === 'string' ? v : undefined);
+  const str = (v: string | boolean | string[] | undefined) => (typeof v === 'string' ? v : undefined);
   return {
     command,
     args,
     json: values.json === true,
     key: str(values.key),
+    namespaces: Array.isArray(values.namespace) ? values.namespace : [],
     global: { store: str(values.store), config: str(values.config), actor: str(values.actor) },
     operation: { actor: str(values.actor), reason: str(values.reason) },
   };
@@ -309,6 +314,49 @@ function prepare(p: Parsed): Runner {
             ? `${toJson(entries)}\n`
             : table(['POSITION', 'TIME', 'EVENT', 'CHANGE', 'ACTOR', 'REASON'], historyRows(entries)),
         );
+      };
+    }
+    case 'resolve': {
+      const [custodian = ''] = arity(p, ['custodian']);
+      const namespaces = p.namespaces.length > 0 ? p.namespaces : ['*'];
+      return async (ledger, out) => {
+        const resolver = ledger.resolver;
+        const r = await resolver.resolveActive(resolver.target(custodian, namespaces));
+        if (r === null) {
+          throw new KeyledgerError(
+            'ERR_NO_ACTIVE_KEY',
+            `no candidate namespace has an ACTIVE key: ${namespaces.join(', ')}`,
+            {
+              custodian,
+            },
+          );
+        }
+        const result = {
+          candidate: r.candidate,
+          custodian: r.scope.custodian,
+          namespace: r.scope.namespace,
+          keyId: r.key.keyId,
+          state: r.key.state,
+          metadataHash: r.key.metadataHash,
+          checksum: r.key.checksum,
+          tried: namespaces.slice(0, r.candidate + 1),
+        };
+        if (p.json) out(`${toJson(result)}\n`);
+        else
+          out(
+            table(
+              ['CANDIDATE', 'SCOPE', 'KEY ID', 'STATE', 'CHECKSUM'],
+              [
+                [
+                  `${r.candidate + 1} of ${namespaces.length}`,
+                  formatScope(r.scope),
+                  r.key.keyId,
+                  r.key.state,
+                  r.key.checksum,
+                ],
+              ],
+            ),
+          );
       };
     }
     default:

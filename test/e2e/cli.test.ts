@@ -156,6 +156,42 @@ describe('keyledger CLI, dev setup from init', () => {
     assert.match(ok(dir, ['history', scope]), /KeyManagementDisabled/);
   });
 
+  it('resolve shows which candidate scope and key new data would use', async () => {
+    ok(dir, ['enable-key-management', '*']);
+    ok(dir, ['enable-key-management', `${TENANT}:billing`]);
+    const byTable = JSON.parse(
+      ok(dir, [
+        'resolve',
+        TENANT,
+        '--namespace',
+        'billing/cf',
+        '--namespace',
+        'billing',
+        '--namespace',
+        '*',
+        '--json',
+      ]),
+    ) as { candidate: number; namespace: string; state: string };
+    assert.deepEqual([byTable.candidate, byTable.namespace, byTable.state], [1, 'billing', 'ACTIVE']);
+    ok(dir, ['enable-key-management', TENANT]);
+    const fallback = JSON.parse(
+      ok(dir, ['resolve', TENANT, '--namespace', 'invoices', '--namespace', '*', '--json']),
+    ) as {
+      candidate: number;
+      custodian: string;
+      namespace: string;
+    };
+    assert.deepEqual([fallback.candidate, fallback.custodian, fallback.namespace], [1, TENANT, '*']);
+    assert.match(ok(dir, ['resolve', TENANT, '--namespace', 'billing']), /1 of 1 +dGVuYW50LTE=:billing/);
+    // The generated provider does not look keys up dynamically: an unknown scope stays unknown.
+    await refused(
+      dir,
+      ['resolve', Buffer.from('nobody').toString('base64'), '--namespace', 'x'],
+      'ERR_NO_ACTIVE_KEY',
+      1,
+    );
+  });
+
   it('survives being piped into head', () => {
     const result = spawnSync('sh', ['-c', `node ${BIN} history ${TENANT}:orders | head -1`], {
       cwd: dir,
@@ -310,6 +346,33 @@ describe('keyledger CLI with a keystore made by keytool', () => {
     assert.deepEqual(
       refreshed.map((k) => k.state),
       ['INACTIVE', 'INACTIVE'],
+    );
+    // Dynamic lookup (on by default with the keystore provider): a configured scope the ledger has
+    // never seen is asked of the provider during resolution, and the answer recorded as events.
+    writeFileSync(
+      join(dir, 'keyledger.config.json'),
+      JSON.stringify({
+        ...config('orders-2'),
+        keystore: {
+          ...config('orders-2').keystore,
+          properties: {
+            ...config('orders-2').keystore.properties,
+            [`hbase.crypto.managed_key_store.cust.${TENANT}.returns.alias`]: 'orders-1',
+          },
+        },
+      }),
+    );
+    const looked = JSON.parse(ok(dir, ['resolve', TENANT, '--namespace', 'returns', '--json'], env)) as {
+      namespace: string;
+    };
+    assert.equal(looked.namespace, 'returns');
+    const history = JSON.parse(ok(dir, ['history', `${TENANT}:returns`, '--json'], env)) as {
+      type: string;
+      actor: string;
+    }[];
+    assert.deepEqual(
+      history.map((h) => [h.type, h.actor]),
+      [['KeyManagementEnabled', 'keyledger-resolver']],
     );
     await refused(dir, ['rotate-stk'], 'ERR_KEYSTORE_PASSWORD', 1, { KEYSTORE_PW: '' });
   });
