@@ -3,6 +3,8 @@
  * are internal and may change.
  */
 export type { HistoryEntry, KeyChange } from './audit/history.js';
+export { type CacheMetrics, type LayerCounters, toPrometheus } from './cache/cacheMetrics.js';
+export type { ActiveResolution, CachedKey, KeyCacheOptions, ResolutionTarget } from './cache/keyCache.js';
 export { keyChecksum } from './crypto/keyChecksum.js';
 export { SecretBytes } from './crypto/secretBytes.js';
 export type { SystemKeyHandle } from './crypto/systemKeyHandle.js';
@@ -38,7 +40,9 @@ export type {
   RefreshResult,
   WriteResult,
 } from './ledger/keymetaAdmin.js';
+export type { KeyResolver, KeyResolverOptions } from './ledger/keyResolver.js';
 export { Ledger, type LedgerOptions } from './ledger/ledger.js';
+export { type DataLocation, namespaceCandidates } from './ledger/namespaceCandidates.js';
 export type { SystemKeyChange } from './ledger/systemKeyManager.js';
 export { GeneratedKeyProvider } from './providers/generated/generatedKeyProvider.js';
 export { type KeystoreConfig, resolveKeystoreConfig } from './providers/keystore/keystoreConfig.js';
