@@ -55,6 +55,8 @@ type ResolutionEntry = {
 export const DEFAULT_MAX_KEYS = 1000;
 export const DEFAULT_MAX_ACTIVE_SCOPES = 100;
 export const DEFAULT_NEGATIVE_TTL_MS = 30_000;
+/** lru-cache preallocates arrays of `max` entries: keep sizes sane. */
+const MAX_CACHE_SIZE = 1 << 24;
 
 /**
  * L1: two bounded LRU caches — usable keys by id, and namespace resolutions by target — plus an
@@ -74,14 +76,20 @@ export class KeyCache {
     const maxKeys = options.maxKeys ?? DEFAULT_MAX_KEYS;
     const maxScopes = options.maxActiveScopes ?? DEFAULT_MAX_ACTIVE_SCOPES;
     this.#negativeTtl = options.negativeTtlMs ?? DEFAULT_NEGATIVE_TTL_MS;
-    if (!Number.isInteger(maxKeys) || maxKeys < 1 || !Number.isInteger(maxScopes) || maxScopes < 1) {
-      throw new TypeError('cache sizes must be positive integers');
+    for (const size of [maxKeys, maxScopes]) {
+      if (!Number.isInteger(size) || size < 1 || size > MAX_CACHE_SIZE) {
+        throw new TypeError(`cache sizes must be integers from 1 to ${MAX_CACHE_SIZE}`);
+      }
     }
     if (!(this.#negativeTtl > 0)) throw new TypeError('negativeTtlMs must be positive');
-    const perf = options.now ? { now: options.now } : undefined;
+    // lru-cache reads its clock at most once per ttlResolution ms of real time and takes a start
+    // time of 0 as "no TTL": a given clock is read every time, and shifted off zero.
+    const now = options.now;
+    const perf = now === undefined ? undefined : { now: () => now() + 1 };
+    const clock = perf === undefined ? {} : { perf, ttlResolution: 0 };
     this.#keys = new LRUCache<KeyId, CachedKey | Negative>({
       max: maxKeys,
-      ...(perf ? { perf } : {}),
+      ...clock,
       dispose: (value, _id, reason) => {
         if (reason === 'evict' || reason === 'expire') this.counters.evictions++;
         if (value === NEGATIVE) return;
@@ -91,7 +99,7 @@ export class KeyCache {
     });
     this.#resolutions = new LRUCache<string, ResolutionEntry>({
       max: maxScopes,
-      ...(perf ? { perf } : {}),
+      ...clock,
       dispose: (entry, cacheKey, reason) => {
         if (reason === 'evict' || reason === 'expire') this.counters.evictions++;
         // A replaced entry has the same target, so its index entries are still right.
@@ -149,9 +157,17 @@ export class KeyCache {
     this.#keys.set(keyId, NEGATIVE, { ttl: this.#negativeTtl });
   }
 
-  putResolution(target: ResolutionTarget, resolution: ActiveResolution): void {
+  /**
+   * `provisional`: an earlier candidate was skipped only because the provider had no answer for it
+   * yet (FAILED, down or slow), so the resolution is believed only as long as a FAILED entry.
+   */
+  putResolution(target: ResolutionTarget, resolution: ActiveResolution, provisional = false): void {
     this.#index(target);
-    this.#resolutions.set(target.cacheKey, { target, resolution });
+    this.#resolutions.set(
+      target.cacheKey,
+      { target, resolution },
+      provisional ? { ttl: this.#negativeTtl } : {},
+    );
   }
 
   putNegativeResolution(target: ResolutionTarget): void {

@@ -24,6 +24,11 @@ export interface KeyResolverOptions {
    * FAILED one), persisting the answer as events. Default true, as in HBase.
    */
   readonly dynamicLookup?: boolean;
+  /**
+   * How long a resolution waits for the provider before it treats the candidate as unanswered and
+   * moves on (default 1000 ms). The provider's answer, when it comes, is still recorded.
+   */
+  readonly providerTimeoutMs?: number;
 }
 
 /** The most candidate namespaces one target may list (HBase's order has four). */
@@ -52,6 +57,7 @@ export class KeyResolver {
   readonly #systemKeys: SystemKeyManager;
   readonly #admin: KeymetaAdmin;
   readonly #dynamicLookup: boolean;
+  readonly #providerTimeoutMs: number;
   readonly #inflight = new Map<string, Promise<unknown>>();
   readonly #l2: LayerCounters = newCounters();
   readonly #l3: LayerCounters & { failures: number } = { ...newCounters(), failures: 0 };
@@ -68,6 +74,8 @@ export class KeyResolver {
     this.#systemKeys = deps.systemKeys;
     this.#admin = deps.admin;
     this.#dynamicLookup = deps.options?.dynamicLookup ?? true;
+    this.#providerTimeoutMs = deps.options?.providerTimeoutMs ?? 1000;
+    if (!(this.#providerTimeoutMs > 0)) throw new TypeError('providerTimeoutMs must be positive');
   }
 
   /** Prepares a custodian and its candidate namespaces (in order) for repeated resolution. */
@@ -180,6 +188,7 @@ export class KeyResolver {
   /** Synchronous: decides from the view now, caching what it decides, or says what to fetch first. */
   #activeStep(target: ResolutionTarget, tried: Set<ScopeKey>): Step<ActiveResolution | null> {
     const view = this.#projector.keymeta;
+    let provisional = false;
     for (let i = 0; i < target.scopeKeys.length; i++) {
       const sk = target.scopeKeys[i] as ScopeKey;
       const state = view.scopes.get(sk);
@@ -190,11 +199,13 @@ export class KeyResolver {
         if (step.kind !== 'done') return step;
         if (step.value === null) continue;
         const resolution: ActiveResolution = { scope: state.scope, candidate: i, key: step.value };
-        this.#cache.putResolution(target, resolution);
+        this.#cache.putResolution(target, resolution, provisional);
         return { kind: 'done', value: resolution };
       }
       this.#l2.misses++;
       const unknown = state === undefined || state.marker === null || state.marker === 'FAILED';
+      // A candidate skipped for want of a provider answer may have one later: ask again then.
+      if (this.#dynamicLookup && unknown) provisional = true;
       const scope = target.scopes[i];
       if (this.#dynamicLookup && unknown && scope !== undefined && !tried.has(sk)) {
         return { kind: 'need-provider', scope, scopeKey: sk };
@@ -253,17 +264,30 @@ export class KeyResolver {
       return;
     }
     tried.add(step.scopeKey);
+    const lookup = this.#admin.enableKeyManagement(step.scope.custodian, step.scope.namespace, {
+      actor: 'keyledger-resolver',
+      reason: 'dynamic lookup',
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.#providerTimeoutMs);
+      timer.unref();
+    });
     try {
-      const result = await this.#admin.enableKeyManagement(step.scope.custodian, step.scope.namespace, {
-        actor: 'keyledger-resolver',
-        reason: 'dynamic lookup',
-      });
-      if (result.key?.state === 'ACTIVE') this.#l3.hits++;
+      const result = await Promise.race([lookup, timeout]);
+      if (result === 'timeout') {
+        // A slow provider must not hold up candidates the view can answer; its answer is still
+        // recorded when it comes, and the provisional result expires.
+        lookup.catch(() => undefined);
+        this.#l3.failures++;
+      } else if (result.key?.state === 'ACTIVE') this.#l3.hits++;
       else this.#l3.misses++;
     } catch {
-      // Provider down or answering nonsense: this candidate is skipped, and the FAILED entry the
-      // resolution ends with expires, so the provider is asked again later.
+      // Provider down or answering nonsense: this candidate is skipped, and what the resolution
+      // ends with expires like a FAILED entry, so the provider is asked again later.
       this.#l3.failures++;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

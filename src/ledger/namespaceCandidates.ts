@@ -13,13 +13,14 @@ export interface DataLocation {
  * `<table>`, then the global namespace `*`. Absent parts are skipped, duplicates dropped.
  */
 export function namespaceCandidates(location: DataLocation): string[] {
+  const present = (part: string | undefined) => (part === '' ? undefined : part);
+  const table = present(location.table);
+  const family = present(location.family);
   const candidates = [
-    location.explicit,
-    location.table !== undefined && location.family !== undefined
-      ? `${location.table}/${location.family}`
-      : undefined,
-    location.table,
+    present(location.explicit),
+    table !== undefined && family !== undefined ? `${table}/${family}` : undefined,
+    table,
     GLOBAL_NAMESPACE,
-  ].filter((c): c is string => c !== undefined && c !== '');
+  ].filter((c): c is string => c !== undefined);
   return [...new Set(candidates)];
 }

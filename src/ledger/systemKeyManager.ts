@@ -33,6 +33,7 @@ export class SystemKeyManager {
   readonly #provider: ManagedKeyProvider;
   readonly #projector: LedgerProjector;
   readonly #now: () => Date;
+  readonly #fetching = new Map<string, Promise<SystemKeyHandle>>();
   /** L1 for system keys, by identity; a handle leaving it is disposed (its bytes zeroed). */
   readonly #handles = new LRUCache<string, SystemKeyHandle>({
     max: MAX_CACHED_SYSTEM_KEYS,
@@ -89,9 +90,19 @@ export class SystemKeyManager {
    * The handle of a recorded system key. Handles stay owned by the manager: use one within the
    * synchronous step that got it, since a handle evicted later is disposed.
    */
-  async byIdentity(identity: string): Promise<SystemKeyHandle> {
+  byIdentity(identity: string): Promise<SystemKeyHandle> {
     const cached = this.#handles.get(identity);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) return Promise.resolve(cached);
+    // Concurrent cold lookups of one STK share one provider call.
+    let fetching = this.#fetching.get(identity);
+    if (fetching === undefined) {
+      fetching = this.#fetchHandle(identity).finally(() => this.#fetching.delete(identity));
+      this.#fetching.set(identity, fetching);
+    }
+    return fetching;
+  }
+
+  async #fetchHandle(identity: string): Promise<SystemKeyHandle> {
     const recorded = this.#projector.systemKeys.keys.find((k) => k.identity === identity);
     if (recorded === undefined) {
       throw new KeyledgerError('ERR_SYSTEM_KEY_NOT_FOUND', `no system key ${identity} is recorded`, {

@@ -1,0 +1,316 @@
+/**
+ * (b) Invalidation latency: a rotation appended → applied (cache invalidated) in every subscriber.
+ *
+ * In-process: one store, a writer Ledger and SUBSCRIBERS other Ledger instances on it, each with the
+ * scope's resolution warm in L1. The writer's store is wrapped so that the moment each append
+ * completes is taken (`process.hrtime.bigint()`) and, in that same instant, every ledger's
+ * `waitForPosition(position)` is registered; the latency is until that wait resolves. Measured on
+ * the memory store and on one SqliteEventStore shared by the ledgers of the process.
+ *
+ * Across processes: CHILDREN child processes (scripts/bench/invalidationChild.ts) on one sqlite
+ * file, each a Ledger subscribed to it; the parent rotates N_CROSS times with random gaps; the
+ * parent takes the wall-clock time each append completed and each child the wall-clock time it
+ * applied each position (`performance.timeOrigin + performance.now()` on both sides).
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { ResolutionTarget } from '../../src/cache/keyCache.js';
+import { Ledger } from '../../src/ledger/ledger.js';
+import type { EventStore } from '../../src/store/eventStore.js';
+import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
+import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
+import {
+  type BenchKeystore,
+  type BenchResult,
+  custodian,
+  fmtMs,
+  KEYSTORE_PASSWORD,
+  KEYSTORE_PASSWORD_ENV,
+  machineInfo,
+  main,
+  makeKeystore,
+  observedStore,
+  quantile,
+  type Row,
+  seededRandom,
+} from './common.js';
+
+const N_IN_PROCESS = 500;
+const SUBSCRIBERS = 3;
+const N_CROSS = 200;
+const CHILDREN = 8;
+/** The sqlite adapter's default poll interval, and a faster one for comparison. */
+const POLL_INTERVALS = [20, 5];
+const GAP_MS: readonly [number, number] = [10, 40];
+const CHILD = fileURLToPath(new URL('./invalidationChild.ts', import.meta.url));
+const NS = 'orders';
+
+interface Latencies {
+  /** Per rotation: append → applied in every subscriber (the slowest of them), ms. */
+  readonly every: number[];
+  /** Per rotation: append → applied in one subscriber that is not the writer, ms. */
+  readonly one: number[];
+  /** Per rotation: append → the admin call returned (the writer's own apply included), ms. */
+  readonly returned: number[];
+}
+
+async function inProcess(keystore: BenchKeystore, kind: 'memory' | 'sqlite'): Promise<Latencies> {
+  const base: EventStore =
+    kind === 'memory'
+      ? new MemoryEventStore()
+      : SqliteEventStore.open(join(keystore.dir, 'in-process.db'), {});
+  const cust = custodian(1);
+  const appendedAt = new Map<bigint, bigint>();
+  const appliedAt = new Map<bigint, bigint[]>();
+  const ledgers: Ledger[] = [];
+  const writerStore = observedStore(base, {
+    onAppended: (position) => {
+      appendedAt.set(position, process.hrtime.bigint());
+      const times: bigint[] = [];
+      appliedAt.set(position, times);
+      for (const ledger of ledgers) {
+        void ledger.waitForPosition(position).then(() => times.push(process.hrtime.bigint()));
+      }
+    },
+  });
+  const writer = await Ledger.open({ store: writerStore, provider: keystore.provider() });
+  ledgers.push(writer);
+  for (let i = 0; i < SUBSCRIBERS; i++) {
+    ledgers.push(await Ledger.open({ store: base, provider: keystore.provider() }));
+  }
+  try {
+    await writer.initialise();
+    await writer.admin.enableKeyManagement(cust, NS);
+    await Promise.all(ledgers.map((l) => l.waitForPosition(writer.position)));
+    const targets: ResolutionTarget[] = ledgers.map((l) => l.resolver.target(cust, [NS]));
+    const every: number[] = [];
+    const one: number[] = [];
+    const returned: number[] = [];
+    for (let i = 0; i < N_IN_PROCESS; i++) {
+      for (const [j, l] of ledgers.entries()) await l.resolver.resolveActive(targets[j] as ResolutionTarget);
+      const rotated = await writer.admin.rotateManagedKey(cust, NS);
+      const done = process.hrtime.bigint();
+      if (rotated?.position == null) throw new Error('rotation wrote nothing');
+      await Promise.all(ledgers.map((l) => l.waitForPosition(rotated.position as bigint)));
+      await Promise.resolve();
+      const t0 = appendedAt.get(rotated.position);
+      const times = appliedAt.get(rotated.position) ?? [];
+      if (t0 === undefined || times.length !== ledgers.length) throw new Error('missing timings');
+      const ms = (t: bigint) => Number(t - t0) / 1e6;
+      every.push(Math.max(...times.map(ms)));
+      one.push(ms(times[1] as bigint));
+      returned.push(ms(done));
+      // Untimed check: no subscriber serves the old key once the position is applied.
+      const other = ledgers[1] as Ledger;
+      const now = await other.resolver.resolveActive(targets[1] as ResolutionTarget);
+      if (now?.key.keyId !== rotated.key.keyId) throw new Error('a subscriber served a stale key');
+      appendedAt.clear();
+      appliedAt.clear();
+    }
+    return { every, one, returned };
+  } finally {
+    for (const l of ledgers) await l.close();
+    await base.close();
+  }
+}
+
+/** A bench child, driven by lines. */
+class Child {
+  readonly #process: ChildProcessWithoutNullStreams;
+  readonly #pending: ((line: string) => void)[] = [];
+  readonly #buffered: string[] = [];
+  stderr = '';
+
+  constructor(args: string[]) {
+    this.#process = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], {
+      env: { ...process.env, [KEYSTORE_PASSWORD_ENV]: KEYSTORE_PASSWORD },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.#process.stderr.on('data', (chunk: Buffer) => {
+      this.stderr += chunk.toString();
+    });
+    createInterface({ input: this.#process.stdout }).on('line', (line) => {
+      const next = this.#pending.shift();
+      if (next) next(line);
+      else this.#buffered.push(line);
+    });
+  }
+
+  async next<T>(): Promise<T> {
+    const line =
+      this.#buffered.shift() ??
+      (await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`bench child timed out: ${this.stderr}`)), 30_000);
+        this.#pending.push((received) => {
+          clearTimeout(timer);
+          resolve(received);
+        });
+      }));
+    const parsed = JSON.parse(line) as T & { error?: string };
+    if (parsed.error !== undefined) throw new Error(`bench child: ${parsed.error}`);
+    return parsed;
+  }
+
+  ask<T>(command: string): Promise<T> {
+    this.#process.stdin.write(`${command}\n`);
+    return this.next<T>();
+  }
+
+  /** Asks the child to exit; kills it if it has not within a second. Never throws. */
+  async stop(): Promise<void> {
+    if (this.#process.exitCode !== null || this.#process.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.#process.once('exit', () => resolve()));
+    this.#process.stdin.end('exit\n');
+    await Promise.race([exited, sleep(1000, undefined, { ref: false })]);
+    if (this.#process.exitCode === null && this.#process.signalCode === null) this.#process.kill('SIGKILL');
+  }
+}
+
+interface CrossResult {
+  readonly deltas: number[];
+  readonly perChildP99: number[];
+  readonly startupSeconds: number;
+}
+
+async function crossProcess(keystore: BenchKeystore, pollIntervalMs: number): Promise<CrossResult> {
+  const path = join(keystore.dir, `cross-${pollIntervalMs}.db`);
+  const sqlite = SqliteEventStore.open(path, { pollIntervalMs });
+  const appendedAt = new Map<number, number>();
+  const store = observedStore(sqlite, {
+    onAppended: (position) => appendedAt.set(Number(position), performance.timeOrigin + performance.now()),
+  });
+  const ledger = await Ledger.open({ store, provider: keystore.provider() });
+  const cust = custodian(2);
+  const children: Child[] = [];
+  try {
+    await ledger.initialise();
+    await ledger.admin.enableKeyManagement(cust, NS);
+    const startup = process.hrtime.bigint();
+    for (let i = 0; i < CHILDREN; i++) {
+      children.push(new Child([path, keystore.path, String(pollIntervalMs), cust, NS]));
+    }
+    await Promise.all(children.map((c) => c.next()));
+    const startupSeconds = Number(process.hrtime.bigint() - startup) / 1e9;
+    await Promise.all(children.map((c) => c.ask(`wait ${ledger.position}`)));
+    await Promise.all(children.map((c) => c.ask('warm')));
+
+    const random = seededRandom(pollIntervalMs);
+    const rotations: number[] = [];
+    let lastKey = '';
+    for (let i = 0; i < N_CROSS; i++) {
+      const rotated = await ledger.admin.rotateManagedKey(cust, NS);
+      if (rotated?.position == null) throw new Error('rotation wrote nothing');
+      rotations.push(Number(rotated.position));
+      lastKey = rotated.key.keyId;
+      await sleep(GAP_MS[0] + random() * (GAP_MS[1] - GAP_MS[0]));
+    }
+    await Promise.all(children.map((c) => c.ask(`wait ${ledger.position}`)));
+    const warmed = await Promise.all(children.map((c) => c.ask<{ keyId: string }>('warm')));
+    if (warmed.some((w) => w.keyId !== lastKey)) throw new Error('a child resolved a stale key');
+    const reports = await Promise.all(
+      children.map((c) => c.ask<{ positions: number[]; times: number[] }>('report')),
+    );
+    const deltas: number[] = [];
+    const perChildP99: number[] = [];
+    for (const report of reports) {
+      const applied = new Map(report.positions.map((p, i) => [p, report.times[i] as number]));
+      const mine: number[] = [];
+      for (const position of rotations) {
+        const t0 = appendedAt.get(position);
+        const t1 = applied.get(position);
+        if (t0 === undefined || t1 === undefined) throw new Error(`no timing for position ${position}`);
+        mine.push(t1 - t0);
+      }
+      deltas.push(...mine);
+      perChildP99.push(quantile(mine, 0.99));
+    }
+    return { deltas, perChildP99, startupSeconds };
+  } finally {
+    // Stopped (killed if need be) whatever happened.
+    await Promise.all(children.map((c) => c.stop()));
+    await ledger.close();
+    await sqlite.close();
+  }
+}
+
+export async function run(): Promise<BenchResult> {
+  const started = process.hrtime.bigint();
+  const keystore = makeKeystore('invalidation');
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  try {
+    for (const kind of ['memory', 'sqlite'] as const) {
+      const section = process.hrtime.bigint();
+      const r = await inProcess(keystore, kind);
+      notes.push(
+        `in-process (${kind}) took ${(Number(process.hrtime.bigint() - section) / 1e9).toFixed(1)} s`,
+      );
+      const p99 = quantile(r.every, 0.99);
+      rows.push(
+        {
+          metric: `in-process (${kind}), every subscriber, p50`,
+          value: fmtMs(quantile(r.every, 0.5)),
+        },
+        {
+          metric: `in-process (${kind}), every subscriber, p99`,
+          value: fmtMs(p99),
+          target: '< 5 ms',
+          met: p99 < 5,
+        },
+        {
+          metric: `in-process (${kind}), every subscriber, max`,
+          value: fmtMs(quantile(r.every, 1)),
+        },
+        {
+          metric: `in-process (${kind}), one non-writer subscriber, p50/p99`,
+          value: `${fmtMs(quantile(r.one, 0.5))} / ${fmtMs(quantile(r.one, 0.99))}`,
+        },
+        {
+          metric: `in-process (${kind}), append → admin call returned, p50/p99`,
+          value: `${fmtMs(quantile(r.returned, 0.5))} / ${fmtMs(quantile(r.returned, 0.99))}`,
+        },
+      );
+    }
+    notes.push(
+      `in-process: N=${N_IN_PROCESS} rotations, writer + ${SUBSCRIBERS} other Ledger instances on the same store object, each warm in L1 before every rotation`,
+    );
+    for (const poll of POLL_INTERVALS) {
+      const section = process.hrtime.bigint();
+      const r = await crossProcess(keystore, poll);
+      notes.push(
+        `cross-process (poll ${poll} ms) took ${(Number(process.hrtime.bigint() - section) / 1e9).toFixed(1)} s`,
+      );
+      const p99 = quantile(r.deltas, 0.99);
+      const label = `${CHILDREN} processes, sqlite poll ${poll} ms${poll === 20 ? ' (default)' : ''}`;
+      rows.push(
+        { metric: `${label}, p50`, value: fmtMs(quantile(r.deltas, 0.5)) },
+        { metric: `${label}, p99`, value: fmtMs(p99), target: '< 100 ms', met: p99 < 100 },
+        { metric: `${label}, max`, value: fmtMs(quantile(r.deltas, 1)) },
+        {
+          metric: `${label}, worst child's p99`,
+          value: fmtMs(Math.max(...r.perChildP99)),
+        },
+      );
+      notes.push(
+        `cross-process poll ${poll} ms: ${r.deltas.length} samples (${N_CROSS} rotations × ${CHILDREN} children), gaps ${GAP_MS[0]}–${GAP_MS[1]} ms; ${CHILDREN} children started in ${r.startupSeconds.toFixed(1)} s`,
+      );
+    }
+    notes.push(
+      'cross-process deltas compare two processes’ wall clocks (performance.timeOrigin + performance.now()); the parent sqlite poll interval is the same as the children’s',
+    );
+  } finally {
+    keystore.remove();
+  }
+  return {
+    bench: 'b. Invalidation latency, rotation appended → applied in every subscriber',
+    machine: machineInfo(),
+    seconds: Number(process.hrtime.bigint() - started) / 1e9,
+    rows,
+    notes,
+  };
+}
+
+await main(import.meta.url, 'invalidation', run);
