@@ -5,6 +5,13 @@
 export type { HistoryEntry, KeyChange } from './audit/history.js';
 export { type CacheMetrics, type LayerCounters, toPrometheus } from './cache/cacheMetrics.js';
 export type { ActiveResolution, CachedKey, KeyCacheOptions, ResolutionTarget } from './cache/keyCache.js';
+export { DecryptionFailedError } from './crypto/decryptionFailedError.js';
+export {
+  type DecryptOptions,
+  type EncryptOptions,
+  Envelope,
+  type EnvelopeOptions,
+} from './crypto/envelope.js';
 export { keyChecksum } from './crypto/keyChecksum.js';
 export { SecretBytes } from './crypto/secretBytes.js';
 export type { SystemKeyHandle } from './crypto/systemKeyHandle.js';

@@ -70,6 +70,7 @@ export class KeyCache {
   readonly #resolutions: LRUCache<string, ResolutionEntry>;
   readonly #byScope = new Map<ScopeKey, Set<string>>();
   readonly #negativeTtl: number;
+  readonly #leaveListeners = new Set<(key: CachedKey) => void>();
   #invalidating = false;
 
   constructor(options: KeyCacheOptions = {}) {
@@ -93,6 +94,8 @@ export class KeyCache {
       dispose: (value, _id, reason) => {
         if (reason === 'evict' || reason === 'expire') this.counters.evictions++;
         if (value === NEGATIVE) return;
+        // Listeners first: what they derived from the key goes with it, while it is still intact.
+        for (const listener of this.#leaveListeners) listener(value);
         value.key.zero();
         this.#dropScope(value.scopeKey);
       },
@@ -111,6 +114,12 @@ export class KeyCache {
         }
       },
     });
+  }
+
+  /** Called whenever a key leaves L1 (for any reason), before its bytes are zeroed. */
+  onKeyLeave(listener: (key: CachedKey) => void): () => void {
+    this.#leaveListeners.add(listener);
+    return () => this.#leaveListeners.delete(listener);
   }
 
   /** L1 lookup of a resolution: the resolution, null for a cached FAILED answer, undefined on a miss. */

@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   ERR_PROVIDER_FAILED: 'fault',
   ERR_REFRESH_INCOMPLETE: 'fault',
   ERR_NO_ACTIVE_KEY: 'fault',
+  ERR_DECRYPTION_FAILED: 'fault',
   ERR_KEYSTORE_NOT_FOUND: 'fault',
   ERR_KEYSTORE_PASSWORD: 'fault',
   ERR_KEYSTORE_FORMAT: 'fault',

@@ -121,6 +121,14 @@ export class KeyResolver {
     return this.#once(`k\0${id}`, () => this.#resolveKeyMiss(id));
   }
 
+  /**
+   * Called whenever a key leaves L1 (evicted, invalidated, replaced, closed), before its bytes are
+   * zeroed: whoever derived secrets from it drops them here.
+   */
+  onKeyLeave(listener: (key: CachedKey) => void): () => void {
+    return this.#cache.onKeyLeave(listener);
+  }
+
   /** Applies one ledger event's invalidations (called for every event this process applies). */
   apply(event: LedgerEvent): void {
     for (const inv of invalidationsFor(event)) {

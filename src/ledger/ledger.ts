@@ -1,6 +1,7 @@
 import { userInfo } from 'node:os';
 import { type HistoryEntry, scopeHistory } from '../audit/history.js';
 import { KeyCache, type KeyCacheOptions } from '../cache/keyCache.js';
+import { Envelope, type EnvelopeOptions } from '../crypto/envelope.js';
 import { keyScope } from '../domain/identities.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
@@ -26,6 +27,7 @@ export interface LedgerOptions {
   readonly cache?: KeyCacheOptions;
   /** Whether the resolver asks the provider about unknown scopes (default true). */
   readonly resolver?: KeyResolverOptions;
+  readonly envelope?: EnvelopeOptions;
 }
 
 function defaultActor(): string {
@@ -44,6 +46,8 @@ export class Ledger {
   readonly admin: KeymetaAdmin;
   /** Which key to use: L1 → keymeta view → provider, kept current by this process's events. */
   readonly resolver: KeyResolver;
+  /** Envelope encryption with this ledger's keys (docs/formats.md). */
+  readonly envelope: Envelope;
   readonly names: StreamNames;
   readonly #cache: KeyCache;
   readonly #store: EventStore;
@@ -81,6 +85,7 @@ export class Ledger {
       admin: this.admin,
       options: options.resolver,
     });
+    this.envelope = new Envelope(this.resolver, options.envelope);
     // Invalidation runs inside event application, before anyone waiting for that position wakes.
     projector.onApplied((event) => this.resolver.apply(event));
   }

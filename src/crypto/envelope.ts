@@ -1,0 +1,212 @@
+import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { CachedKey, ResolutionTarget } from '../cache/keyCache.js';
+import { KeyledgerError } from '../domain/errors.js';
+import { DecryptionFailedError } from './decryptionFailedError.js';
+import { type DerivedKey, deriveKey, zeroDerived } from './derivedKey.js';
+import {
+  hasPrefix,
+  KEY_ID_BYTES,
+  MESSAGE_HEADER_BYTES,
+  MESSAGE_OVERHEAD,
+  MODE_MESSAGE,
+  NONCE_BYTES,
+  OFFSET_COMMITMENT,
+  OFFSET_KEY_ID,
+  OFFSET_NONCE,
+  OFFSET_SALT,
+  SALT_BYTES,
+  TAG_BYTES,
+  writePrefix,
+} from './envelopeFormat.js';
+import type { KeySource } from './keySource.js';
+
+export interface EnvelopeOptions {
+  /**
+   * Messages one derived key may encrypt before a new salt is drawn (default 2^24). Random 96-bit
+   * nonces collide under one key with probability about q²/2^97: 2^-49 at this bound, far below
+   * the 2^-32 that NIST's 2^32-message limit allows (docs/formats.md).
+   */
+  readonly messagesPerDerivedKey?: number;
+}
+
+export interface EncryptOptions {
+  /** Custodian, base64. */
+  readonly custodian: string;
+  /** Candidate namespaces in order (see namespaceCandidates); the first with an ACTIVE key is used. */
+  readonly namespaces: readonly string[];
+  /** Associated data: authenticated, not stored; decrypt needs the same bytes. */
+  readonly aad?: Uint8Array;
+}
+
+export interface DecryptOptions {
+  readonly aad?: Uint8Array;
+}
+
+interface EncryptState {
+  readonly keyId: Buffer;
+  derived: DerivedKey;
+  remaining: number;
+}
+
+const DEFAULT_MESSAGES_PER_DERIVED_KEY = 2 ** 24;
+const MAX_TARGETS = 1024;
+const DERIVED_PER_KEY = 64;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Envelope encryption with the ledger's keys: `encrypt` picks the key through the resolver's
+ * namespace fallback and writes a self-describing ciphertext (docs/formats.md); `decrypt` finds
+ * the key its header names (ACTIVE or INACTIVE). Every decryption failure is one
+ * DecryptionFailedError; API misuse is a TypeError.
+ *
+ * Each message is encrypted under a key derived from the DEK with HKDF and a random salt, so no
+ * key comes near AES-GCM's random-nonce limit; a derived key serves a bounded number of messages.
+ * Derived keys live exactly as long as their DEK stays in L1 and are zeroed with it.
+ */
+export class Envelope {
+  readonly #keys: KeySource;
+  readonly #budget: number;
+  readonly #targets = new LRUCache<string, ResolutionTarget>({ max: MAX_TARGETS });
+  readonly #encrypting = new Map<CachedKey, EncryptState>();
+  readonly #decrypting = new Map<CachedKey, LRUCache<string, DerivedKey>>();
+
+  constructor(keys: KeySource, options: EnvelopeOptions = {}) {
+    this.#keys = keys;
+    this.#budget = options.messagesPerDerivedKey ?? DEFAULT_MESSAGES_PER_DERIVED_KEY;
+    if (!Number.isInteger(this.#budget) || this.#budget < 1 || this.#budget > 2 ** 32) {
+      throw new TypeError('messagesPerDerivedKey must be an integer from 1 to 2^32');
+    }
+    keys.onKeyLeave((key) => this.#forget(key));
+  }
+
+  async encrypt(plaintext: Uint8Array, options: EncryptOptions): Promise<Buffer> {
+    if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
+    const aad = checkAad(options.aad);
+    const target = this.#target(options);
+    let resolution = this.#keys.peekActive(target);
+    if (resolution === undefined) resolution = await this.#keys.resolveActive(target);
+    if (resolution === null) {
+      throw new KeyledgerError('ERR_NO_ACTIVE_KEY', 'no candidate namespace has an ACTIVE key', {
+        custodian: target.custodian,
+      });
+    }
+    // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
+    const state = this.#encryptState(resolution.key);
+    const out = Buffer.allocUnsafe(MESSAGE_OVERHEAD + plaintext.length);
+    writePrefix(out, MODE_MESSAGE, state.keyId, state.derived.salt);
+    const nonce = randomBytes(NONCE_BYTES);
+    out.set(nonce, OFFSET_NONCE);
+    out.set(state.derived.commitment, OFFSET_COMMITMENT);
+    const cipher = createCipheriv('aes-256-gcm', state.derived.key, nonce);
+    const header = out.subarray(0, MESSAGE_HEADER_BYTES);
+    cipher.setAAD(aad.length === 0 ? header : Buffer.concat([header, aad]));
+    let offset = MESSAGE_HEADER_BYTES;
+    offset += cipher.update(plaintext).copy(out, offset);
+    offset += cipher.final().copy(out, offset);
+    cipher.getAuthTag().copy(out, offset);
+    return out;
+  }
+
+  async decrypt(ciphertext: Uint8Array, options: DecryptOptions = {}): Promise<Buffer> {
+    if (!(ciphertext instanceof Uint8Array)) throw new TypeError('ciphertext must be a Uint8Array');
+    const aad = checkAad(options.aad);
+    if (ciphertext.length < MESSAGE_OVERHEAD || !hasPrefix(ciphertext, MODE_MESSAGE))
+      throw new DecryptionFailedError();
+    const bytes = Buffer.from(ciphertext.buffer, ciphertext.byteOffset, ciphertext.length);
+    let key: CachedKey | null;
+    try {
+      key = await this.#keys.resolveForDecrypt(
+        bytes.toString('hex', OFFSET_KEY_ID, OFFSET_KEY_ID + KEY_ID_BYTES),
+      );
+    } catch {
+      // Even a key that cannot be fetched or unwrapped right now says nothing to the caller.
+      key = null;
+    }
+    if (key === null) throw new DecryptionFailedError();
+    try {
+      const derived = this.#decryptKey(key, bytes.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES));
+      const commitment = bytes.subarray(OFFSET_COMMITMENT, OFFSET_COMMITMENT + derived.commitment.length);
+      if (!timingSafeEqual(commitment, derived.commitment)) throw new DecryptionFailedError();
+      const header = bytes.subarray(0, MESSAGE_HEADER_BYTES);
+      const decipher = createDecipheriv(
+        'aes-256-gcm',
+        derived.key,
+        bytes.subarray(OFFSET_NONCE, OFFSET_NONCE + NONCE_BYTES),
+      );
+      decipher.setAAD(aad.length === 0 ? header : Buffer.concat([header, aad]));
+      decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
+      const body = decipher.update(bytes.subarray(MESSAGE_HEADER_BYTES, bytes.length - TAG_BYTES));
+      try {
+        decipher.final();
+      } catch {
+        body.fill(0);
+        throw new DecryptionFailedError();
+      }
+      return body;
+    } catch {
+      throw new DecryptionFailedError();
+    }
+  }
+
+  #target(options: EncryptOptions): ResolutionTarget {
+    if (typeof options?.custodian !== 'string' || !Array.isArray(options.namespaces)) {
+      throw new TypeError('encrypt needs { custodian, namespaces }');
+    }
+    const cacheKey = `${options.custodian}\0${options.namespaces.join('\0')}`;
+    let target = this.#targets.get(cacheKey);
+    if (target === undefined) {
+      target = this.#keys.target(options.custodian, options.namespaces);
+      this.#targets.set(cacheKey, target);
+    }
+    return target;
+  }
+
+  #encryptState(key: CachedKey): EncryptState {
+    let state = this.#encrypting.get(key);
+    if (state === undefined) {
+      const keyId = Buffer.from(key.keyId, 'hex');
+      state = {
+        keyId,
+        derived: deriveKey(key.key, randomBytes(SALT_BYTES), keyId, MODE_MESSAGE),
+        remaining: this.#budget,
+      };
+      this.#encrypting.set(key, state);
+    } else if (state.remaining === 0) {
+      zeroDerived(state.derived);
+      state.derived = deriveKey(key.key, randomBytes(SALT_BYTES), state.keyId, MODE_MESSAGE);
+      state.remaining = this.#budget;
+    }
+    state.remaining--;
+    return state;
+  }
+
+  #decryptKey(key: CachedKey, salt: Buffer): DerivedKey {
+    let perKey = this.#decrypting.get(key);
+    if (perKey === undefined) {
+      perKey = new LRUCache<string, DerivedKey>({ max: DERIVED_PER_KEY, dispose: zeroDerived });
+      this.#decrypting.set(key, perKey);
+    }
+    const saltHex = salt.toString('hex');
+    let derived = perKey.get(saltHex);
+    if (derived === undefined) {
+      derived = deriveKey(key.key, Buffer.from(salt), Buffer.from(key.keyId, 'hex'), MODE_MESSAGE);
+      perKey.set(saltHex, derived);
+    }
+    return derived;
+  }
+
+  #forget(key: CachedKey): void {
+    const state = this.#encrypting.get(key);
+    if (state !== undefined) zeroDerived(state.derived);
+    this.#encrypting.delete(key);
+    this.#decrypting.get(key)?.clear();
+    this.#decrypting.delete(key);
+  }
+}
+
+function checkAad(aad: Uint8Array | undefined): Uint8Array {
+  if (aad === undefined) return EMPTY;
+  if (!(aad instanceof Uint8Array)) throw new TypeError('aad must be a Uint8Array');
+  return aad;
+}
