@@ -9,9 +9,15 @@ export interface SystemKeyView {
   readonly metadata: string;
   readonly metadataHash: MetadataHash;
   readonly recordedAt: string;
+  /** When it was retired (SystemKeyRetired): never fetched or wrapped under again. Null while in service. */
+  readonly retiredAt: string | null;
 }
 
-/** Every system key ever recorded (all are kept: old DEKs stay unwrappable), and the latest. */
+/**
+ * Every system key ever recorded, and the latest. All are kept, so old DEKs stay unwrappable until
+ * a rewrap has moved them and the old key is retired; a retired key stays listed (marked), so it is
+ * still recognised (e.g. refused when a provider offers it as a data key).
+ */
 export interface SystemKeysView {
   readonly position: bigint;
   readonly keys: readonly SystemKeyView[];
@@ -23,6 +29,14 @@ export function emptySystemKeysView(): SystemKeysView {
 }
 
 export function evolveSystemKeys(view: SystemKeysView, event: LedgerEvent): SystemKeysView {
+  if (event.type === 'SystemKeyRetired') {
+    const retire = (k: SystemKeyView): SystemKeyView =>
+      k.identity === event.data.identity && k.retiredAt === null
+        ? { ...k, retiredAt: event.meta.occurredAt }
+        : k;
+    const keys = view.keys.map(retire);
+    return { position: event.position, keys, latest: keys.at(-1) ?? null };
+  }
   if (event.type !== 'SystemKeyRecorded' && event.type !== 'SystemKeyRotated') {
     return { ...view, position: event.position };
   }
@@ -33,6 +47,7 @@ export function evolveSystemKeys(view: SystemKeysView, event: LedgerEvent): Syst
     metadata,
     metadataHash,
     recordedAt: event.meta.occurredAt,
+    retiredAt: null,
   };
   return { position: event.position, keys: [...view.keys, key], latest: key };
 }
@@ -41,8 +56,16 @@ export function systemKeyByIdentity(view: SystemKeysView, identity: string): Sys
   return view.keys.find((k) => k.identity === identity) ?? null;
 }
 
+/** Whether the system key `identity` has been retired. */
+export function isSystemKeyRetired(view: SystemKeysView, identity: string): boolean {
+  return view.keys.some((k) => k.identity === identity && k.retiredAt !== null);
+}
+
+/** Bump whenever the view's shape or a fold's meaning changes: older snapshots are then replayed. */
+export const SYSTEM_KEYS_SNAPSHOT_VERSION = 2;
+
 const snapshotSchema = z.strictObject({
-  version: z.literal(1),
+  version: z.literal(SYSTEM_KEYS_SNAPSHOT_VERSION),
   keys: z.array(
     z.strictObject({
       sequence: z.number().int().min(1),
@@ -50,12 +73,13 @@ const snapshotSchema = z.strictObject({
       metadata: z.string().min(1),
       metadataHash: z.string().transform(parseMetadataHash),
       recordedAt: z.string(),
+      retiredAt: z.string().nullable(),
     }),
   ),
 });
 
 export function systemKeysToSnapshot(view: SystemKeysView): JsonValue {
-  return { version: 1, keys: view.keys.map((k) => ({ ...k })) };
+  return { version: SYSTEM_KEYS_SNAPSHOT_VERSION, keys: view.keys.map((k) => ({ ...k })) };
 }
 
 /** The view stored in a snapshot taken at `position`, or null if the snapshot is not usable. */

@@ -12,6 +12,12 @@ export {
   Envelope,
   type EnvelopeOptions,
 } from './crypto/envelope.js';
+export {
+  EnvelopeStreams,
+  type EnvelopeStreamsOptions,
+  type StreamDecryptOptions,
+  type StreamEncryptOptions,
+} from './crypto/envelopeStream.js';
 export { keyChecksum } from './crypto/keyChecksum.js';
 export { SecretBytes } from './crypto/secretBytes.js';
 export type { SystemKeyHandle } from './crypto/systemKeyHandle.js';
@@ -50,6 +56,15 @@ export type {
 export type { KeyResolver, KeyResolverOptions } from './ledger/keyResolver.js';
 export { Ledger, type LedgerOptions } from './ledger/ledger.js';
 export { type DataLocation, namespaceCandidates } from './ledger/namespaceCandidates.js';
+export type {
+  RetireResult,
+  RewrapCampaignInfo,
+  RewrapCampaigns,
+  RewrapOptions,
+  RewrapResult,
+  RewrapStatus,
+  SystemKeyUsage,
+} from './ledger/rewrapCampaign.js';
 export type { SystemKeyChange } from './ledger/systemKeyManager.js';
 export { GeneratedKeyProvider } from './providers/generated/generatedKeyProvider.js';
 export { type KeystoreConfig, resolveKeystoreConfig } from './providers/keystore/keystoreConfig.js';

@@ -155,15 +155,13 @@ export interface BenchKeystore {
   remove(): void;
 }
 
-export function makeKeystore(prefix: string): BenchKeystore {
+/** `aliases`: more secret keys in the keystore besides `stk` (for a keystore-served DEK). */
+export function makeKeystore(prefix: string, aliases: readonly string[] = []): BenchKeystore {
   const dir = mkdtempSync(join(tmpdir(), `keyledger-bench-${prefix}-`));
   const path = join(dir, 'keystore.p12');
-  const stk = SecretBytes.adopt(randomBytes(32));
-  writeFileSync(
-    path,
-    writePkcs12SecretKeys([{ alias: 'stk', key: stk }], KEYSTORE_PASSWORD, { iterations: 1000 }),
-  );
-  stk.zero();
+  const keys = ['stk', ...aliases].map((alias) => ({ alias, key: SecretBytes.adopt(randomBytes(32)) }));
+  writeFileSync(path, writePkcs12SecretKeys(keys, KEYSTORE_PASSWORD, { iterations: 1000 }));
+  for (const { key } of keys) key.zero();
   process.env[KEYSTORE_PASSWORD_ENV] = KEYSTORE_PASSWORD;
   return {
     dir,
@@ -185,15 +183,16 @@ export function keystoreProvider(path: string, baseDir: string): GeneratedKeyPro
  * Wraps a store so a bench can see, without touching src, when appends complete and when
  * subscribers have applied what a subscription delivered: `onAppended` runs right after the inner
  * append resolves; `onDelivered` right after the subscriber's `next` returned (the projector applies
- * events and their cache invalidations synchronously inside `next`). `hideSnapshots` makes a
- * ledger replay from the first event.
+ * events and their cache invalidations synchronously inside `next`). `loadSnapshots: false` makes
+ * a ledger replay from the first event; `saveSnapshots: false` drops the snapshots it saves.
  */
 export function observedStore(
   inner: EventStore,
   hooks: {
     onAppended?: (position: bigint) => void;
     onDelivered?: (event: RecordedEvent) => void;
-    hideSnapshots?: boolean;
+    loadSnapshots?: boolean;
+    saveSnapshots?: boolean;
   },
 ): EventStore {
   return {
@@ -222,9 +221,10 @@ export function observedStore(
     },
     headPosition: () => inner.headPosition(),
     deleteStream: (stream) => inner.deleteStream(stream),
-    loadSnapshot: (name) => (hooks.hideSnapshots ? Promise.resolve(null) : inner.loadSnapshot(name)),
+    loadSnapshot: (name) =>
+      hooks.loadSnapshots === false ? Promise.resolve(null) : inner.loadSnapshot(name),
     saveSnapshot: (name, snapshot) =>
-      hooks.hideSnapshots ? Promise.resolve() : inner.saveSnapshot(name, snapshot),
+      hooks.saveSnapshots === false ? Promise.resolve() : inner.saveSnapshot(name, snapshot),
     close: () => inner.close(),
   };
 }

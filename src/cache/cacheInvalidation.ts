@@ -65,6 +65,14 @@ export function invalidationsFor(event: LedgerEvent): Invalidation[] {
     case 'SystemKeyRotated':
     case 'KeyMaterialWrapped':
       return [];
+    // Retiring an STK happens only once no key's material is under it: no DEK changes. Rewrap
+    // campaign events are bookkeeping; the material they move arrives as KeyMaterialWrapped.
+    case 'SystemKeyRetired':
+    case 'RewrapStarted':
+    case 'RewrapProgressed':
+    case 'RewrapRetargeted':
+    case 'RewrapFinished':
+      return [];
     default: {
       const unreachable: never = event;
       return unreachable;

@@ -66,7 +66,12 @@ const MAX_CACHE_SIZE = 1 << 24;
  */
 export class KeyCache {
   readonly counters: LayerCounters = newCounters();
-  readonly #keys: LRUCache<KeyId, CachedKey | Negative>;
+  readonly #keys: LRUCache<KeyId, CachedKey>;
+  /**
+   * FAILED answers for key ids, apart from the keys: a flood of lookups for ids nobody has (any
+   * caller can send garbage ciphertexts) must not push usable keys out of L1.
+   */
+  readonly #negativeKeys: LRUCache<KeyId, true>;
   readonly #resolutions: LRUCache<string, ResolutionEntry>;
   readonly #byScope = new Map<ScopeKey, Set<string>>();
   readonly #negativeTtl: number;
@@ -88,12 +93,18 @@ export class KeyCache {
     const now = options.now;
     const perf = now === undefined ? undefined : { now: () => now() + 1 };
     const clock = perf === undefined ? {} : { perf, ttlResolution: 0 };
-    this.#keys = new LRUCache<KeyId, CachedKey | Negative>({
+    this.#negativeKeys = new LRUCache<KeyId, true>({
+      max: maxKeys,
+      ...clock,
+      dispose: (_value, _id, reason) => {
+        if (reason === 'evict' || reason === 'expire') this.counters.evictions++;
+      },
+    });
+    this.#keys = new LRUCache<KeyId, CachedKey>({
       max: maxKeys,
       ...clock,
       dispose: (value, _id, reason) => {
         if (reason === 'evict' || reason === 'expire') this.counters.evictions++;
-        if (value === NEGATIVE) return;
         // Listeners first: what they derived from the key goes with it, while it is still intact.
         for (const listener of this.#leaveListeners) listener(value);
         value.key.zero();
@@ -135,25 +146,22 @@ export class KeyCache {
 
   /** L1 lookup of a usable key: the key, null for a cached FAILED answer, undefined on a miss. */
   peekKey(keyId: KeyId): CachedKey | null | undefined {
-    const entry = this.#keys.get(keyId);
-    if (entry === undefined) {
-      this.counters.misses++;
-      return undefined;
-    }
-    this.counters.hits++;
-    return entry === NEGATIVE ? null : entry;
+    const entry = this.#keys.get(keyId) ?? (this.#negativeKeys.get(keyId) ? null : undefined);
+    if (entry === undefined) this.counters.misses++;
+    else this.counters.hits++;
+    return entry;
   }
 
   /** The held key without counting a lookup (the resolver's own L2 path uses it). */
   heldKey(keyId: KeyId): CachedKey | undefined {
-    const entry = this.#keys.get(keyId);
-    return entry === undefined || entry === NEGATIVE ? undefined : entry;
+    return this.#keys.get(keyId);
   }
 
   /** Holds `key` (taking ownership of its bytes) and returns the cached entry. */
   putKey(key: CachedKey): CachedKey {
     const held = this.#keys.get(key.keyId);
-    if (held !== undefined && held !== NEGATIVE && held.state === key.state) {
+    this.#negativeKeys.delete(key.keyId);
+    if (held !== undefined && held.state === key.state) {
       // Already held as it is: keep one copy of the bytes.
       if (held !== key) key.key.zero();
       return held;
@@ -163,7 +171,7 @@ export class KeyCache {
   }
 
   putNegativeKey(keyId: KeyId): void {
-    this.#keys.set(keyId, NEGATIVE, { ttl: this.#negativeTtl });
+    this.#negativeKeys.set(keyId, true, { ttl: this.#negativeTtl });
   }
 
   /**
@@ -193,6 +201,7 @@ export class KeyCache {
   invalidateKey(keyId: KeyId): void {
     this.#invalidate(() => {
       if (this.#keys.delete(keyId)) this.counters.invalidations++;
+      if (this.#negativeKeys.delete(keyId)) this.counters.invalidations++;
     });
   }
 
@@ -200,8 +209,7 @@ export class KeyCache {
   invalidateKeysOf(scopeKey: ScopeKey): void {
     this.#invalidate(() => {
       for (const [id, value] of this.#keys.entries()) {
-        if (value !== NEGATIVE && value.scopeKey === scopeKey && this.#keys.delete(id))
-          this.counters.invalidations++;
+        if (value.scopeKey === scopeKey && this.#keys.delete(id)) this.counters.invalidations++;
       }
       this.#dropScope(scopeKey);
     });
@@ -209,9 +217,10 @@ export class KeyCache {
 
   clear(): void {
     this.#invalidate(() => {
-      this.counters.invalidations += this.#keys.size + this.#resolutions.size;
+      this.counters.invalidations += this.#keys.size + this.#negativeKeys.size + this.#resolutions.size;
       this.#resolutions.clear();
       this.#keys.clear();
+      this.#negativeKeys.clear();
       this.#byScope.clear();
     });
   }
@@ -223,8 +232,7 @@ export class KeyCache {
     maxResolutions: number;
     negative: number;
   } {
-    let negative = 0;
-    for (const value of this.#keys.values()) if (value === NEGATIVE) negative++;
+    let negative = this.#negativeKeys.size;
     for (const entry of this.#resolutions.values()) if (entry.resolution === NEGATIVE) negative++;
     return {
       keys: this.#keys.size,

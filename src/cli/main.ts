@@ -13,5 +13,7 @@ const code = await runCli(process.argv.slice(2), {
   cwd: process.cwd(),
   env: process.env,
   isTty: process.stdout.isTTY === true,
+  stdin: process.stdin,
+  stdoutStream: process.stdout,
 });
 process.exitCode = code;

@@ -1,3 +1,5 @@
+import type { Readable, Writable } from 'node:stream';
+
 /** Where the CLI writes; tests and the demo pass their own. */
 export interface CliIo {
   readonly stdout: (text: string) => void;
@@ -6,6 +8,9 @@ export interface CliIo {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** True when stdout is a terminal (tables get a little more decoration). */
   readonly isTty: boolean;
+  /** Binary standard input and output, for encrypt/decrypt (default: the process's own). */
+  readonly stdin?: Readable;
+  readonly stdoutStream?: Writable;
 }
 
 export function toJson(value: unknown): string {

@@ -4,9 +4,11 @@ import { ERROR_CODES, isKeyledgerError, KeyledgerError } from '../domain/errors.
 import { formatScope, parseScope } from '../domain/identities.js';
 import type { KeyInfo } from '../ledger/keyInfo.js';
 import type { OperationOptions } from '../ledger/keymetaAdmin.js';
+import { cryptoIoOf, decryptCommand, encryptCommand } from './cryptoCommands.js';
 import { initLedger } from './initCommand.js';
 import { type GlobalOptions, openLedger } from './openLedger.js';
 import { type CliIo, table, toJson } from './output.js';
+import { isRewrapCommand, REWRAP_USAGE, runRewrapCli } from './rewrapCommand.js';
 
 const USAGE = `usage: keyledger <command> [arguments] [options]
 
@@ -26,6 +28,12 @@ commands (scope = <custodian-base64>[:<namespace>], namespace default *):
   history <scope>                             every event of a scope, with actor, reason and change
   resolve <custodian> [--namespace <ns>]...   which scope and key new data would use, trying the
                                               namespaces in order (default: *)
+  encrypt <custodian> [--namespace <ns>]... [--aad <text>]
+                                              encrypt stdin to stdout (stream format) with the key
+                                              resolve would pick; never to a terminal
+  decrypt [--aad <text>]                      decrypt stdin to stdout; exit 1 if anything is wrong
+                                              (stdout then holds at most the verified chunks)
+${REWRAP_USAGE}
 
 options:
   --store <url>     sqlite:<path> (default sqlite:.keyledger/ledger.db) or memory:; env KEYLEDGER_STORE
@@ -33,6 +41,7 @@ options:
   --json            machine-readable output
   --actor <name>    who is acting (default: env KEYLEDGER_ACTOR, else the OS user)
   --reason <text>   why; recorded with the events
+  --aad <text>      encrypt/decrypt: associated data (UTF-8), authenticated, not stored
   -h, --help        this text
 
 exit codes: 0 success, 2 bad input or refused by a rule (nothing written), 1 any other failure`;
@@ -42,6 +51,7 @@ interface Parsed {
   readonly args: readonly string[];
   readonly json: boolean;
   readonly key: string | undefined;
+  readonly aad: string | undefined;
   readonly namespaces: readonly string[];
   readonly global: GlobalOptions;
   readonly operation: OperationOptions;
@@ -66,6 +76,7 @@ function parse(argv: readonly string[]): Parsed | 'help' {
         actor: { type: 'string' },
         reason: { type: 'string' },
         key: { type: 'string' },
+        aad: { type: 'string' },
         namespace: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
@@ -81,6 +92,7 @@ function parse(argv: readonly string[]): Parsed | 'help' {
     args,
     json: values.json === true,
     key: str(values.key),
+    aad: str(values.aad),
     namespaces: Array.isArray(values.namespace) ? values.namespace : [],
     global: { store: str(values.store), config: str(values.config), actor: str(values.actor) },
     operation: { actor: str(values.actor), reason: str(values.reason) },
@@ -134,6 +146,7 @@ function historyRows(entries: readonly HistoryEntry[]): string[][] {
 
 /** Runs one CLI invocation; returns the exit code. Never throws. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  if (isRewrapCommand(argv)) return runRewrapCli(argv, io);
   let parsed: Parsed | 'help';
   try {
     parsed = parse(argv);
@@ -180,7 +193,7 @@ async function dispatch(p: Parsed, io: CliIo): Promise<void> {
     return;
   }
   // Validate the arguments before anything is opened: bad input never touches the store.
-  const command = prepare(p);
+  const command = prepare(p, io);
   const opened = await openLedger(p.global, io.cwd, io.env);
   try {
     await command(opened.ledger, out);
@@ -194,7 +207,7 @@ type Runner = (
   out: (t: string) => void,
 ) => Promise<void>;
 
-function prepare(p: Parsed): Runner {
+function prepare(p: Parsed, io: CliIo): Runner {
   const op = p.operation;
   const printKeys = (out: (t: string) => void, keys: readonly KeyInfo[]) =>
     out(p.json ? `${toJson(keys.map(keyJson))}\n` : table(KEY_HEADERS, keyRows(keys)));
@@ -358,6 +371,14 @@ function prepare(p: Parsed): Runner {
             ),
           );
       };
+    }
+    case 'encrypt': {
+      const [custodian = ''] = arity(p, ['custodian']);
+      return encryptCommand({ custodian, namespaces: p.namespaces, aad: p.aad }, cryptoIoOf(io));
+    }
+    case 'decrypt': {
+      arity(p, []);
+      return decryptCommand({ aad: p.aad }, cryptoIoOf(io));
     }
     default:
       throw usageError(`unknown command ${p.command}; see keyledger --help`);

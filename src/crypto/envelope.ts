@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { CachedKey, ResolutionTarget } from '../cache/keyCache.js';
+import type { ActiveResolution, CachedKey, ResolutionTarget } from '../cache/keyCache.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { DecryptionFailedError } from './decryptionFailedError.js';
 import { type DerivedKey, deriveKey, zeroDerived } from './derivedKey.js';
@@ -53,6 +53,8 @@ const DEFAULT_MESSAGES_PER_DERIVED_KEY = 2 ** 24;
 const MAX_TARGETS = 1024;
 const DERIVED_PER_KEY = 64;
 const EMPTY = Buffer.alloc(0);
+/** Lookups an operation retries when its key left L1 during the await (a cache far too small). */
+const LOOKUP_ATTEMPTS = 3;
 
 /**
  * Envelope encryption with the ledger's keys: `encrypt` picks the key through the resolver's
@@ -70,6 +72,7 @@ export class Envelope {
   readonly #targets = new LRUCache<string, ResolutionTarget>({ max: MAX_TARGETS });
   readonly #encrypting = new Map<CachedKey, EncryptState>();
   readonly #decrypting = new Map<CachedKey, LRUCache<string, DerivedKey>>();
+  readonly #unsubscribe: () => void;
 
   constructor(keys: KeySource, options: EnvelopeOptions = {}) {
     this.#keys = keys;
@@ -77,20 +80,22 @@ export class Envelope {
     if (!Number.isInteger(this.#budget) || this.#budget < 1 || this.#budget > 2 ** 32) {
       throw new TypeError('messagesPerDerivedKey must be an integer from 1 to 2^32');
     }
-    keys.onKeyLeave((key) => this.#forget(key));
+    this.#unsubscribe = keys.onKeyLeave((key) => this.#forget(key));
+  }
+
+  /** Drops every derived key (zeroed) and stops following the key source. */
+  close(): void {
+    this.#unsubscribe();
+    for (const key of [...this.#encrypting.keys(), ...this.#decrypting.keys()]) this.#forget(key);
   }
 
   async encrypt(plaintext: Uint8Array, options: EncryptOptions): Promise<Buffer> {
     if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
+    if (typeof options !== 'object' || options === null)
+      throw new TypeError('encrypt needs { custodian, namespaces }');
     const aad = checkAad(options.aad);
     const target = this.#target(options);
-    let resolution = this.#keys.peekActive(target);
-    if (resolution === undefined) resolution = await this.#keys.resolveActive(target);
-    if (resolution === null) {
-      throw new KeyledgerError('ERR_NO_ACTIVE_KEY', 'no candidate namespace has an ACTIVE key', {
-        custodian: target.custodian,
-      });
-    }
+    const resolution = await this.#activeKey(target);
     // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
     const state = this.#encryptState(resolution.key);
     const out = Buffer.allocUnsafe(MESSAGE_OVERHEAD + plaintext.length);
@@ -110,20 +115,15 @@ export class Envelope {
 
   async decrypt(ciphertext: Uint8Array, options: DecryptOptions = {}): Promise<Buffer> {
     if (!(ciphertext instanceof Uint8Array)) throw new TypeError('ciphertext must be a Uint8Array');
+    if (typeof options !== 'object' || options === null)
+      throw new TypeError('decrypt options must be an object');
     const aad = checkAad(options.aad);
-    if (ciphertext.length < MESSAGE_OVERHEAD || !hasPrefix(ciphertext, MODE_MESSAGE))
+    if (ciphertext.length < MESSAGE_OVERHEAD || !hasPrefix(ciphertext, MODE_MESSAGE)) {
       throw new DecryptionFailedError();
-    const bytes = Buffer.from(ciphertext.buffer, ciphertext.byteOffset, ciphertext.length);
-    let key: CachedKey | null;
-    try {
-      key = await this.#keys.resolveForDecrypt(
-        bytes.toString('hex', OFFSET_KEY_ID, OFFSET_KEY_ID + KEY_ID_BYTES),
-      );
-    } catch {
-      // Even a key that cannot be fetched or unwrapped right now says nothing to the caller.
-      key = null;
     }
-    if (key === null) throw new DecryptionFailedError();
+    const bytes = Buffer.from(ciphertext.buffer, ciphertext.byteOffset, ciphertext.length);
+    const key = await this.#usableKey(bytes.toString('hex', OFFSET_KEY_ID, OFFSET_KEY_ID + KEY_ID_BYTES));
+    // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
     try {
       const derived = this.#decryptKey(key, bytes.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES));
       const commitment = bytes.subarray(OFFSET_COMMITMENT, OFFSET_COMMITMENT + derived.commitment.length);
@@ -149,11 +149,48 @@ export class Envelope {
     }
   }
 
+  /**
+   * The key to encrypt with. A key can leave L1 (and be zeroed) while a lookup awaits — another
+   * caller's miss may evict it — so the answer is checked once the await is over, and looked up
+   * again if it went.
+   */
+  async #activeKey(target: ResolutionTarget): Promise<ActiveResolution> {
+    for (let attempt = 0; attempt < LOOKUP_ATTEMPTS; attempt++) {
+      const resolution = this.#keys.peekActive(target) ?? (await this.#keys.resolveActive(target));
+      if (resolution === null) {
+        throw new KeyledgerError('ERR_NO_ACTIVE_KEY', 'no candidate namespace has an ACTIVE key', {
+          custodian: target.custodian,
+        });
+      }
+      if (!resolution.key.key.isZeroed) return resolution;
+    }
+    throw new KeyledgerError('ERR_NO_ACTIVE_KEY', 'the active key kept leaving the cache; raise its size', {
+      custodian: target.custodian,
+    });
+  }
+
+  /** The key a ciphertext names, checked after the await as #activeKey does; any failure is the one error. */
+  async #usableKey(keyId: string): Promise<CachedKey> {
+    for (let attempt = 0; attempt < LOOKUP_ATTEMPTS; attempt++) {
+      let key: CachedKey | null;
+      try {
+        key = await this.#keys.resolveForDecrypt(keyId);
+      } catch {
+        // Even a key that cannot be fetched or unwrapped right now says nothing to the caller.
+        key = null;
+      }
+      if (key === null) break;
+      if (!key.key.isZeroed) return key;
+    }
+    throw new DecryptionFailedError();
+  }
+
   #target(options: EncryptOptions): ResolutionTarget {
-    if (typeof options?.custodian !== 'string' || !Array.isArray(options.namespaces)) {
+    if (typeof options.custodian !== 'string' || !Array.isArray(options.namespaces)) {
       throw new TypeError('encrypt needs { custodian, namespaces }');
     }
-    const cacheKey = `${options.custodian}\0${options.namespaces.join('\0')}`;
+    // JSON, not a separator: namespaces may contain any character, NUL included.
+    const cacheKey = JSON.stringify([options.custodian, ...options.namespaces]);
     let target = this.#targets.get(cacheKey);
     if (target === undefined) {
       target = this.#keys.target(options.custodian, options.namespaces);

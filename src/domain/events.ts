@@ -27,6 +27,10 @@ const keyId = branded<KeyId>(parseKeyId);
 const metadataHash = branded<MetadataHash>(parseMetadataHash);
 const hex16 = z.string().regex(/^[0-9a-f]{16}$/);
 const keyState = z.enum(KEY_STATES);
+/** A rewrap campaign's id: a lowercase UUID. */
+export const REWRAP_CAMPAIGN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const campaignId = z.string().regex(REWRAP_CAMPAIGN_ID);
+const count = z.number().int().min(0);
 const providerKeyState = z.enum(PROVIDER_KEY_STATES);
 
 /** What the ledger records of a key: never its bytes. */
@@ -85,6 +89,33 @@ export const eventDataSchemas = {
     /** base64 of nonce ‖ ciphertext ‖ tag (docs/formats.md); ciphertext, never plaintext. */
     wrapped: z.string().min(1).max(1024),
   }),
+  /** A system key no wrapped material references any more: never fetched or wrapped under again. */
+  SystemKeyRetired: z.strictObject({
+    identity: hex16,
+    /** The (latest) sequence the retired key was recorded under. */
+    sequence: z.number().int().min(1),
+  }),
+  /**
+   * A rewrap campaign (stream `<prefix>rewrap`): every key's material moves under the target STK,
+   * in key id order. `keys` counts the keys with material when the campaign (or pass) began.
+   */
+  RewrapStarted: z.strictObject({ campaignId, targetStkIdentity: hex16, keys: count }),
+  /** A checkpoint after a batch: every key up to `lastKeyId` is done; counts are for the pass. */
+  RewrapProgressed: z.strictObject({
+    campaignId,
+    done: count,
+    lastKeyId: keyId,
+    rewrapped: count,
+    skipped: count,
+  }),
+  /** The latest STK changed under a running campaign: a new pass towards it, from the first key. */
+  RewrapRetargeted: z.strictObject({
+    campaignId,
+    targetStkIdentity: hex16,
+    previousTargetStkIdentity: hex16,
+    keys: count,
+  }),
+  RewrapFinished: z.strictObject({ campaignId, rewrapped: count, skipped: count }),
 } as const;
 
 export type LedgerEventType = keyof typeof eventDataSchemas;
@@ -129,6 +160,15 @@ export const SCOPE_EVENT_TYPES = [
   'ManagedKeyRefreshed',
 ] as const satisfies readonly LedgerEventType[];
 export type ScopeEvent = EventOf<(typeof SCOPE_EVENT_TYPES)[number]>;
+
+/** The events of the rewrap stream. */
+export const REWRAP_EVENT_TYPES = [
+  'RewrapStarted',
+  'RewrapProgressed',
+  'RewrapRetargeted',
+  'RewrapFinished',
+] as const satisfies readonly LedgerEventType[];
+export type RewrapEvent = EventOf<(typeof REWRAP_EVENT_TYPES)[number]>;
 
 export function isLedgerEventType(type: string): type is LedgerEventType {
   return Object.hasOwn(eventDataSchemas, type);

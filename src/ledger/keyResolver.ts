@@ -89,7 +89,8 @@ export class KeyResolver {
     const parsed = namespaces.map(parseNamespace);
     const scopes = parsed.map((namespace) => ({ custodian: cust, namespace }));
     const scopeKeys = scopes.map(scopeKey);
-    return { custodian: cust, namespaces: parsed, scopes, scopeKeys, cacheKey: scopeKeys.join('\0') };
+    // JSON, not a separator: namespaces may contain any character, NUL included.
+    return { custodian: cust, namespaces: parsed, scopes, scopeKeys, cacheKey: JSON.stringify(scopeKeys) };
   }
 
   /** L1 only, synchronous: the cached resolution, null for a cached FAILED answer, undefined on a miss. */

@@ -26,13 +26,7 @@ import {
 } from '../domain/identities.js';
 import { metadataHashOf } from '../domain/keyIdentity.js';
 import type { MarkerState } from '../domain/keyState.js';
-import {
-  emptyScopeState,
-  evolveScope,
-  findKeyByHash,
-  type ManagedKey,
-  type ScopeState,
-} from '../domain/scopeState.js';
+import { evolveScope, findKeyByHash, type ManagedKey, type ScopeState } from '../domain/scopeState.js';
 import type { ManagedKeyProvider, WrappedKeyMaterial } from '../providers/managedKeyProvider.js';
 import type { EventStore, ExpectedRevision } from '../store/eventStore.js';
 import { deterministicEventId, type OperationContext, toStoredEvents } from './eventFactory.js';
@@ -323,10 +317,16 @@ export class KeymetaAdmin {
     return { scope, context, stk, state };
   }
 
-  /** Reads a scope's stream and folds it: the state decisions are made on. */
+  /**
+   * The scope's state as decisions need it: this process's view of the scope, brought up to the
+   * stream's latest revision by folding only the events the view has not applied yet (usually
+   * none). The view folds with the same evolveScope, so this equals a fold of the whole stream,
+   * without re-reading and re-parsing a long stream on every call.
+   */
   async #loadScope(scope: KeyScope): Promise<ScopeState> {
-    let state = emptyScopeState(scope);
-    for (const recorded of await this.#d.store.readStream(this.#d.names.scope(scope))) {
+    let state = scopeOf(this.#d.projector.keymeta, scope);
+    const fromRevision = state.revision === null ? 0n : state.revision + 1n;
+    for (const recorded of await this.#d.store.readStream(this.#d.names.scope(scope), { fromRevision })) {
       const event = parseLedgerEvent(recorded);
       if (!(SCOPE_EVENT_TYPES as readonly string[]).includes(event.type)) {
         throw new KeyledgerError('ERR_EVENT_SCHEMA', `${event.type} does not belong in a scope stream`, {

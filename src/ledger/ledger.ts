@@ -1,7 +1,9 @@
 import { userInfo } from 'node:os';
+import { isSystemKeyRetired } from '../../projections/systemKeys.js';
 import { type HistoryEntry, scopeHistory } from '../audit/history.js';
 import { KeyCache, type KeyCacheOptions } from '../cache/keyCache.js';
 import { Envelope, type EnvelopeOptions } from '../crypto/envelope.js';
+import { EnvelopeStreams } from '../crypto/envelopeStream.js';
 import { keyScope } from '../domain/identities.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
@@ -9,6 +11,8 @@ import { newCorrelationId, type OperationContext } from './eventFactory.js';
 import { KeymetaAdmin, type OperationOptions } from './keymetaAdmin.js';
 import { KeyResolver, type KeyResolverOptions } from './keyResolver.js';
 import { LedgerProjector } from './ledgerProjector.js';
+import { refuseRetiredSystemKeys } from './retiredSystemKeys.js';
+import { RewrapCampaigns } from './rewrapCampaign.js';
 import { DEFAULT_PREFIX, type StreamNames, streamNames } from './streamNames.js';
 import { type SystemKeyChange, SystemKeyManager } from './systemKeyManager.js';
 
@@ -48,6 +52,10 @@ export class Ledger {
   readonly resolver: KeyResolver;
   /** Envelope encryption with this ledger's keys (docs/formats.md). */
   readonly envelope: Envelope;
+  /** Streaming envelope encryption (constant memory, authenticated chunks) with this ledger's keys. */
+  readonly streams: EnvelopeStreams;
+  /** STK rewrap campaigns and system-key retirement. */
+  readonly rewrap: RewrapCampaigns;
   readonly names: StreamNames;
   readonly #cache: KeyCache;
   readonly #store: EventStore;
@@ -64,7 +72,10 @@ export class Ledger {
     this.#systemKeys = new SystemKeyManager({
       store: options.store,
       names,
-      provider: options.provider,
+      // A retired system key is never fetched (to unwrap with) or recorded as current again.
+      provider: refuseRetiredSystemKeys(options.provider, (identity) =>
+        isSystemKeyRetired(projector.systemKeys, identity),
+      ),
       projector,
       now,
     });
@@ -86,6 +97,15 @@ export class Ledger {
       options: options.resolver,
     });
     this.envelope = new Envelope(this.resolver, options.envelope);
+    this.streams = new EnvelopeStreams(this.resolver);
+    this.rewrap = new RewrapCampaigns({
+      store: options.store,
+      names,
+      projector,
+      systemKeys: this.#systemKeys,
+      now,
+      context: (o) => this.#context(o),
+    });
     // Invalidation runs inside event application, before anyone waiting for that position wakes.
     projector.onApplied((event) => this.resolver.apply(event));
   }
@@ -115,8 +135,14 @@ export class Ledger {
     return this.#systemKeys.initialise(this.#context(options));
   }
 
-  /** Every recorded system key (identity, sequence, metadata); never key bytes. */
-  systemKeys(): readonly { sequence: number; identity: string; metadata: string; recordedAt: string }[] {
+  /** Every recorded system key (identity, sequence, metadata, retirement); never key bytes. */
+  systemKeys(): readonly {
+    sequence: number;
+    identity: string;
+    metadata: string;
+    recordedAt: string;
+    retiredAt: string | null;
+  }[] {
     return this.#projector.systemKeys.keys;
   }
 
@@ -133,6 +159,7 @@ export class Ledger {
 
   async close(): Promise<void> {
     await this.#projector.stop();
+    this.envelope.close();
     this.#cache.clear();
     this.#systemKeys.close();
   }

@@ -181,6 +181,30 @@ describe('invalidationsFor: system-key and material events', () => {
     );
   });
 
+  it('SystemKeyRetired and rewrap campaign events: nothing (no DEK changes; moved material arrives as KeyMaterialWrapped)', () => {
+    const campaignId = '11111111-1111-4111-8111-111111111111';
+    expectInvalidations({ type: 'SystemKeyRetired', data: { identity: STK, sequence: 1 } }, []);
+    expectInvalidations(
+      { type: 'RewrapStarted', data: { campaignId, targetStkIdentity: OTHER_STK, keys: 2 } },
+      [],
+    );
+    expectInvalidations(
+      {
+        type: 'RewrapProgressed',
+        data: { campaignId, done: 1, lastKeyId: keyIdFor(SCOPE, 'k1'), rewrapped: 1, skipped: 0 },
+      },
+      [],
+    );
+    expectInvalidations(
+      {
+        type: 'RewrapRetargeted',
+        data: { campaignId, targetStkIdentity: STK, previousTargetStkIdentity: OTHER_STK, keys: 2 },
+      },
+      [],
+    );
+    expectInvalidations({ type: 'RewrapFinished', data: { campaignId, rewrapped: 2, skipped: 0 } }, []);
+  });
+
   it('every ledger event type has a case above', () => {
     assert.deepEqual([...covered].sort(), [...LEDGER_EVENT_TYPES].sort());
   });

@@ -1,0 +1,584 @@
+import { randomUUID } from 'node:crypto';
+import { isSystemKeyRetired } from '../../projections/systemKeys.js';
+import type { DekBinding } from '../crypto/dekWrap.js';
+import {
+  assertResumable,
+  decideRetireSystemKey,
+  decideRewrap,
+  emptyRewrapState,
+  evolveRewrap,
+  keysReferencing,
+  type MaterialFact,
+  nextRewrapBatch,
+  openCampaign,
+  pendingRewraps,
+  type RewrapCampaign,
+  type RewrapCommand,
+  type RewrapState,
+  rewrapKeyOrder,
+} from '../domain/decideRewrap.js';
+import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
+import {
+  type DomainEvent,
+  type EventOf,
+  parseLedgerEvent,
+  REWRAP_CAMPAIGN_ID,
+  REWRAP_EVENT_TYPES,
+  type RewrapEvent,
+} from '../domain/events.js';
+import type { KeyId } from '../domain/identities.js';
+import type { EventStore, RecordedEvent } from '../store/eventStore.js';
+import { deterministicEventId, type OperationContext, toStoredEvents } from './eventFactory.js';
+import type { OperationOptions } from './keymetaAdmin.js';
+import type { LedgerProjector } from './ledgerProjector.js';
+import { retryOnConflict } from './retryOnConflict.js';
+import type { StreamNames } from './streamNames.js';
+import type { SystemKeyManager } from './systemKeyManager.js';
+
+/** Keys per batch (one checkpoint event each) unless the caller says otherwise. */
+export const DEFAULT_REWRAP_BATCH_SIZE = 100;
+export const MAX_REWRAP_BATCH_SIZE = 10_000;
+
+/** The stream every rewrap campaign of a ledger records its progress on. */
+export function rewrapStreamName(names: StreamNames): string {
+  return `${names.prefix}rewrap`;
+}
+
+export interface RewrapOptions extends OperationOptions {
+  /** Keys per batch; a checkpoint is recorded after each (default 100, at most 10 000). */
+  readonly batchSize?: number;
+  /** Stop after this many batches, leaving the campaign to be resumed (status `paused`). */
+  readonly maxBatches?: number;
+  /** Stops the campaign at the next batch boundary (status `paused`); it can be resumed. */
+  readonly signal?: AbortSignal;
+  /** Called after every recorded checkpoint. A throw stops the campaign (resumable). */
+  readonly onProgress?: (progress: RewrapCampaignInfo) => void | Promise<void>;
+}
+
+/** A campaign as recorded on the rewrap stream. */
+export interface RewrapCampaignInfo {
+  readonly campaignId: string;
+  readonly targetStkIdentity: string;
+  /** 1, plus one per retarget (a newer STK recorded while the campaign ran). */
+  readonly pass: number;
+  /** Keys this pass visits (every key with material when it began). */
+  readonly keys: number;
+  /** Keys visited so far in this pass: rewrapped + skipped. */
+  readonly done: number;
+  readonly rewrapped: number;
+  readonly skipped: number;
+  /** The checkpoint: resuming continues after this key (key id order). */
+  readonly lastKeyId: string | null;
+  readonly finished: boolean;
+  readonly startedAt: string;
+  readonly updatedAt: string;
+}
+
+export interface RewrapResult {
+  /**
+   * `finished`: every key visited; `paused`: stopped at a batch boundary (maxBatches, signal), resume
+   * it later; `up-to-date`: every key's material was already under the latest STK, nothing started.
+   */
+  readonly status: 'finished' | 'paused' | 'up-to-date';
+  readonly campaign: RewrapCampaignInfo | null;
+  /**
+   * Keys whose material is still under another STK than the latest one. 0 after a finish, unless
+   * keys were written under an older STK while the campaign ran (another campaign moves them).
+   */
+  readonly remaining: number;
+}
+
+export interface SystemKeyUsage {
+  readonly sequence: number;
+  readonly identity: string;
+  readonly current: boolean;
+  readonly retiredAt: string | null;
+  /** Keys whose latest material is wrapped under this STK (DESTROYED keys excluded). */
+  readonly keys: number;
+}
+
+export interface RewrapStatus {
+  readonly latestStkIdentity: string | null;
+  readonly systemKeys: readonly SystemKeyUsage[];
+  /** Keys whose material is under another STK than the latest one. */
+  readonly pending: number;
+  /** The unfinished campaign, if any. */
+  readonly open: RewrapCampaignInfo | null;
+  /** Every campaign, oldest first. */
+  readonly campaigns: readonly RewrapCampaignInfo[];
+}
+
+export interface RetireResult {
+  readonly identity: string;
+  readonly sequence: number;
+  readonly position: bigint;
+}
+
+interface RewrapDeps {
+  readonly store: EventStore;
+  readonly names: StreamNames;
+  readonly projector: LedgerProjector;
+  readonly systemKeys: SystemKeyManager;
+  readonly now: () => Date;
+  readonly context: (options: OperationOptions | undefined) => OperationContext;
+}
+
+type KeyOutcome = 'rewrapped' | 'skipped';
+
+/** Rewraps of one key that lost a system-key handle to eviction before giving up. */
+const MAX_HANDLE_ATTEMPTS = 4;
+
+const STK_IDENTITY = /^[0-9a-f]{16}$/;
+
+/**
+ * STK rewrap campaigns (`ledger.rewrap`): move every key's wrapped material under the latest
+ * system key, so older system keys can be retired. The rules are the pure decider's
+ * (src/domain/decideRewrap.ts); this runs them against the store.
+ *
+ * Per key: read its material stream, unwrap the latest material with the STK it names (GCM tag and
+ * the key's recorded checksum verified), wrap the DEK under the target STK, zero the DEK, and append
+ * a KeyMaterialWrapped expecting the revision read. Its event id is derived from campaign, pass, key
+ * and target, so redoing a key whose checkpoint was lost writes nothing twice. Plaintext DEKs exist only
+ * inside that one synchronous step.
+ */
+export class RewrapCampaigns {
+  readonly #d: RewrapDeps;
+  readonly #stream: string;
+  #state: RewrapState = emptyRewrapState();
+
+  constructor(deps: RewrapDeps) {
+    this.#d = deps;
+    this.#stream = rewrapStreamName(deps.names);
+  }
+
+  /**
+   * Starts a campaign towards the latest STK and runs it. Refused while another campaign is
+   * unfinished (ERR_REWRAP_IN_PROGRESS); nothing is recorded when every key is already there.
+   */
+  async start(options: RewrapOptions = {}): Promise<RewrapResult> {
+    const batchSize = checkBatchSize(options);
+    const campaignId = randomUUID();
+    const context = this.#contextFor(options, campaignId);
+    // Fails early when the ledger has no STK or the provider cannot supply the target.
+    const target = (await this.#d.systemKeys.current()).identity;
+    await this.#catchUp();
+    const facts = this.#materialFacts();
+    const events = await this.#decideAndAppend(
+      () => ({
+        type: 'StartRewrap',
+        campaignId,
+        latestStkIdentity: target,
+        keys: rewrapKeyOrder(facts).length,
+        pending: pendingRewraps(facts, target),
+      }),
+      context,
+    );
+    if (events.length === 0) return { status: 'up-to-date', campaign: null, remaining: 0 };
+    return this.#run(campaignId, context, batchSize, options);
+  }
+
+  /** Continues an unfinished campaign after its checkpoint (retargeting it if the STK changed). */
+  async resume(campaignId: string, options: RewrapOptions = {}): Promise<RewrapResult> {
+    if (!REWRAP_CAMPAIGN_ID.test(campaignId)) {
+      throw new KeyledgerError('ERR_INVALID_ARGUMENT', 'a rewrap campaign id is a lowercase UUID', {
+        campaignId: campaignId.slice(0, 64),
+      });
+    }
+    const batchSize = checkBatchSize(options);
+    const context = this.#contextFor(options, campaignId);
+    await this.#d.systemKeys.current();
+    assertResumable(await this.#load(), campaignId);
+    return this.#run(campaignId, context, batchSize, options);
+  }
+
+  /** Which STK each key's material is under, and every campaign. */
+  async status(): Promise<RewrapStatus> {
+    await this.#catchUp();
+    const state = await this.#load();
+    const facts = this.#materialFacts();
+    const view = this.#d.projector.systemKeys;
+    const latest = view.latest?.identity ?? null;
+    const open = openCampaign(state);
+    return {
+      latestStkIdentity: latest,
+      systemKeys: view.keys.map((k) => ({
+        sequence: k.sequence,
+        identity: k.identity,
+        current: k.identity === latest,
+        retiredAt: k.retiredAt,
+        keys: keysReferencing(facts, k.identity),
+      })),
+      pending: latest === null ? 0 : pendingRewraps(facts, latest),
+      open: open === null ? null : info(open),
+      campaigns: [...state.campaigns.values()].map(info),
+    };
+  }
+
+  /**
+   * Retires a system key: SystemKeyRetired on the system stream, after which the key is never
+   * fetched or wrapped under again. Refused for the current STK (ERR_SYSTEM_KEY_CURRENT), while any
+   * key's material is still under it or an unfinished campaign targets it (ERR_SYSTEM_KEY_IN_USE),
+   * and for one already retired (ERR_SYSTEM_KEY_ALREADY_RETIRED).
+   */
+  async retireSystemKey(identity: string, options?: OperationOptions): Promise<RetireResult> {
+    if (!STK_IDENTITY.test(identity)) {
+      throw new KeyledgerError(
+        'ERR_INVALID_ARGUMENT',
+        'a system key identity is 16 lowercase hex characters',
+        {
+          identity: identity.slice(0, 64),
+        },
+      );
+    }
+    const context = this.#d.context(options);
+    const stream = this.#d.names.system;
+    return retryOnConflict(
+      async () => {
+        const expected = (await this.#d.store.readStream(stream)).at(-1)?.revision ?? 'no_stream';
+        // After reading the revision: the view then includes at least what was decided against.
+        await this.#catchUp();
+        const state = await this.#load();
+        const open = openCampaign(state);
+        const events = decideRetireSystemKey({
+          identity,
+          systemKeys: this.#d.projector.systemKeys.keys.map((k) => ({
+            sequence: k.sequence,
+            identity: k.identity,
+            retired: k.retiredAt !== null,
+          })),
+          referencingKeys: keysReferencing(this.#materialFacts(), identity),
+          openCampaign: open,
+        });
+        const result = await this.#d.store.append(
+          stream,
+          toStoredEvents(events, context, stream, expected, this.#d.now()),
+          expected,
+        );
+        await this.#d.projector.waitForPosition(result.position);
+        const [retired] = events;
+        return { identity, sequence: retired?.data.sequence ?? 0, position: result.position };
+      },
+      async () => undefined,
+    );
+  }
+
+  async #run(
+    campaignId: string,
+    context: OperationContext,
+    batchSize: number,
+    options: RewrapOptions,
+  ): Promise<RewrapResult> {
+    let order: KeyId[] | null = null;
+    let orderFor: string | null = null;
+    let batches = 0;
+    for (;;) {
+      await this.#catchUp();
+      const campaign = (await this.#load()).campaigns.get(campaignId);
+      if (campaign === undefined) {
+        throw new KeyledgerError('ERR_REWRAP_NOT_FOUND', `no rewrap campaign ${campaignId}`, { campaignId });
+      }
+      if (campaign.finished) return this.#result('finished', campaign);
+      const latest = this.#latestIdentity();
+      if (campaign.targetStkIdentity !== latest) {
+        // A newer STK: a new pass towards it, from the first key.
+        await this.#decideAndAppend(
+          () => ({
+            type: 'RetargetRewrap',
+            campaignId,
+            latestStkIdentity: latest,
+            keys: rewrapKeyOrder(this.#materialFacts()).length,
+          }),
+          context,
+        );
+        continue;
+      }
+      // The order is taken once per pass: keys written later are under the target already.
+      if (order === null || orderFor !== `${campaign.targetStkIdentity}/${campaign.pass}`) {
+        order = rewrapKeyOrder(this.#materialFacts());
+        orderFor = `${campaign.targetStkIdentity}/${campaign.pass}`;
+      }
+      const batch = nextRewrapBatch(order, campaign.lastKeyId, batchSize);
+      const target = campaign.targetStkIdentity;
+      if (batch.length === 0) {
+        await this.#tolerateRace(() =>
+          this.#decideAndAppend(
+            () => ({ type: 'FinishRewrap', campaignId, targetStkIdentity: target, remaining: batch.length }),
+            context,
+          ),
+        );
+        continue;
+      }
+      if (
+        options.signal?.aborted === true ||
+        (options.maxBatches !== undefined && batches >= options.maxBatches)
+      ) {
+        return this.#result('paused', campaign);
+      }
+      let rewrapped = 0;
+      let skipped = 0;
+      for (const keyId of batch) {
+        if ((await this.#rewrapKey(campaign, keyId, context)) === 'rewrapped') rewrapped++;
+        else skipped++;
+      }
+      const lastKeyId = batch.at(-1) as KeyId;
+      await this.#tolerateRace(() =>
+        this.#decideAndAppend(
+          () => ({
+            type: 'RecordRewrapProgress',
+            campaignId,
+            targetStkIdentity: target,
+            lastKeyId,
+            rewrapped,
+            skipped,
+          }),
+          context,
+        ),
+      );
+      batches++;
+      const now = this.#state.campaigns.get(campaignId);
+      if (options.onProgress !== undefined && now !== undefined) await options.onProgress(info(now));
+    }
+  }
+
+  /**
+   * Re-wraps one key's latest material under `target` if it is under another STK. `rewrapped` when
+   * this campaign wrote (now or on an earlier, unrecorded try) the key's latest material.
+   */
+  async #rewrapKey(campaign: RewrapCampaign, keyId: KeyId, context: OperationContext): Promise<KeyOutcome> {
+    const stream = this.#d.names.material(keyId);
+    const target = campaign.targetStkIdentity;
+    // The pass too: a later pass may target the same key bytes again (an STK re-recorded under a
+    // new name), and its write must not be mistaken for this one's.
+    const eventId = deterministicEventId('rewrap', campaign.campaignId, String(campaign.pass), keyId, target);
+    return retryOnConflict(
+      async () => {
+        const recorded = await this.#d.store.readStream(stream);
+        const last = recorded.at(-1);
+        const found = latestMaterial(recorded);
+        if (last === undefined || found === null || this.#keyOf(keyId)?.state === 'DESTROYED')
+          return 'skipped';
+        const { event, stored } = found;
+        if (event.data.stkIdentity === target) return stored.eventId === eventId ? 'rewrapped' : 'skipped';
+        const { custodian, namespace, metadataHash } = event.data;
+        const binding = { custodian, namespace, metadataHash };
+        // A key the ledger knows has a recorded checksum: the unwrapped bytes must be that key.
+        const checksum = this.#keyOf(keyId)?.checksum ?? null;
+        const wrapped = await this.#rewrapBytes(
+          event.data.wrapped,
+          event.data.stkIdentity,
+          target,
+          binding,
+          checksum,
+        );
+        const rewrap: DomainEvent = {
+          type: 'KeyMaterialWrapped',
+          data: { ...event.data, stkIdentity: target, wrapped },
+        };
+        const [toAppend] = toStoredEvents([rewrap], context, stream, last.revision, this.#d.now());
+        if (toAppend === undefined) return 'skipped';
+        await this.#d.store.append(stream, [{ ...toAppend, eventId }], last.revision);
+        return 'rewrapped';
+      },
+      // The stream moved under us (another writer): read it again and decide again.
+      async () => undefined,
+    );
+  }
+
+  /** Unwraps under `from` and wraps under `to` in one synchronous step; the DEK is zeroed at once. */
+  async #rewrapBytes(
+    wrapped: string,
+    from: string,
+    to: string,
+    binding: Omit<DekBinding, 'stkIdentity'>,
+    checksum: string | null,
+  ): Promise<string> {
+    for (const identity of [from, to]) {
+      if (isSystemKeyRetired(this.#d.projector.systemKeys, identity)) {
+        throw new KeyledgerError('ERR_SYSTEM_KEY_RETIRED', `system key ${identity} is retired`, {
+          identity,
+          metadataHash: binding.metadataHash,
+        });
+      }
+    }
+    for (let attempt = 0; attempt < MAX_HANDLE_ATTEMPTS; attempt++) {
+      await this.#d.systemKeys.byIdentity(from);
+      await this.#d.systemKeys.byIdentity(to);
+      // Synchronous from here on: neither handle can be evicted (and its bytes zeroed) mid-use.
+      const oldKey = this.#d.systemKeys.peek(from);
+      const newKey = this.#d.systemKeys.peek(to);
+      if (oldKey === undefined || newKey === undefined) continue;
+      const dek = oldKey.unwrap(wrapped, binding, checksum);
+      try {
+        return newKey.wrap(dek, binding);
+      } finally {
+        dek.zero();
+      }
+    }
+    throw new KeyledgerError(
+      'ERR_SYSTEM_KEY_NOT_FOUND',
+      'a system key could not be kept in L1 long enough to use',
+      {
+        from,
+        to,
+      },
+    );
+  }
+
+  /** Decides against the rewrap stream and appends, re-deciding after a lost race. */
+  async #decideAndAppend(command: () => RewrapCommand, context: OperationContext): Promise<RewrapEvent[]> {
+    return retryOnConflict(
+      async () => {
+        const state = await this.#load();
+        const events = decideRewrap(state, command());
+        if (events.length === 0) return events;
+        const expected = state.revision ?? 'no_stream';
+        const result = await this.#d.store.append(
+          this.#stream,
+          toStoredEvents(events, context, this.#stream, expected, this.#d.now()),
+          expected,
+        );
+        await this.#d.projector.waitForPosition(result.position);
+        await this.#load();
+        return events;
+      },
+      // Another runner wrote to the rewrap stream: the next try reads what it wrote.
+      async () => undefined,
+    );
+  }
+
+  /**
+   * A checkpoint or finish that a concurrent runner of the same campaign overtook (it finished the
+   * campaign, or retargeted it): nothing to record; the run loop reloads and follows.
+   */
+  async #tolerateRace(write: () => Promise<unknown>): Promise<void> {
+    try {
+      await write();
+    } catch (error) {
+      if (
+        isKeyledgerError(error, 'ERR_REWRAP_TARGET_CHANGED') ||
+        isKeyledgerError(error, 'ERR_REWRAP_FINISHED')
+      ) {
+        return;
+      }
+      throw error;
+    }
+  }
+
+  /** Folds what is new on the rewrap stream into the state this instance keeps. */
+  async #load(): Promise<RewrapState> {
+    const from = this.#state.revision === null ? 0n : this.#state.revision + 1n;
+    let state = this.#state;
+    for (const recorded of await this.#d.store.readStream(this.#stream, { fromRevision: from })) {
+      if (state.revision !== null && recorded.revision <= state.revision) continue;
+      const event = parseLedgerEvent(recorded);
+      if (!(REWRAP_EVENT_TYPES as readonly string[]).includes(event.type)) {
+        throw new KeyledgerError('ERR_EVENT_SCHEMA', `${event.type} does not belong in the rewrap stream`, {
+          stream: recorded.streamName,
+          revision: recorded.revision.toString(),
+        });
+      }
+      state = evolveRewrap(state, event as RewrapEvent, event.meta.occurredAt, event.revision);
+    }
+    // Concurrent loads fold prefixes of one stream: keep the longest.
+    if (state.revision !== null && (this.#state.revision === null || state.revision > this.#state.revision)) {
+      this.#state = state;
+    }
+    return this.#state;
+  }
+
+  /** Waits until this process's views include every event of this ledger in the store now. */
+  async #catchUp(): Promise<void> {
+    let last = this.#d.projector.position;
+    for await (const recorded of this.#d.store.readAll({ after: last, streamPrefix: this.#d.names.prefix })) {
+      last = recorded.position;
+    }
+    await this.#d.projector.waitForPosition(last);
+  }
+
+  #materialFacts(): MaterialFact[] {
+    const view = this.#d.projector.keymeta;
+    const facts: MaterialFact[] = [];
+    for (const [keyId, material] of view.materials) {
+      facts.push({
+        keyId,
+        stkIdentity: material.stkIdentity,
+        destroyed: this.#keyOf(keyId)?.state === 'DESTROYED',
+      });
+    }
+    return facts;
+  }
+
+  #keyOf(keyId: KeyId) {
+    const view = this.#d.projector.keymeta;
+    const owner = view.keyIndex.get(keyId);
+    return owner === undefined ? undefined : view.scopes.get(owner)?.keys.get(keyId);
+  }
+
+  #latestIdentity(): string {
+    const latest = this.#d.projector.latestSystemKey();
+    if (latest === null) {
+      throw new KeyledgerError(
+        'ERR_LEDGER_NOT_INITIALISED',
+        'the ledger has no system key yet; run init',
+        {},
+      );
+    }
+    return latest.identity;
+  }
+
+  #result(status: RewrapResult['status'], campaign: RewrapCampaign): RewrapResult {
+    const latest = this.#d.projector.latestSystemKey()?.identity;
+    const remaining = latest === undefined ? 0 : pendingRewraps(this.#materialFacts(), latest);
+    return { status, campaign: info(campaign), remaining };
+  }
+
+  #contextFor(options: OperationOptions, campaignId: string): OperationContext {
+    // Every event a campaign writes, over all its runs, names the campaign as its cause.
+    return { ...this.#d.context(options), causationId: campaignId };
+  }
+}
+
+function checkBatchSize(options: RewrapOptions): number {
+  const size = options.batchSize ?? DEFAULT_REWRAP_BATCH_SIZE;
+  if (!Number.isSafeInteger(size) || size < 1 || size > MAX_REWRAP_BATCH_SIZE) {
+    throw new KeyledgerError('ERR_INVALID_ARGUMENT', `the batch size must be 1 to ${MAX_REWRAP_BATCH_SIZE}`, {
+      batchSize: String(size),
+    });
+  }
+  const max = options.maxBatches;
+  if (max !== undefined && (!Number.isSafeInteger(max) || max < 0)) {
+    throw new KeyledgerError('ERR_INVALID_ARGUMENT', 'maxBatches must be a non-negative integer', {
+      maxBatches: String(max),
+    });
+  }
+  return size;
+}
+
+/** The latest KeyMaterialWrapped of a material stream, with the stored event (for its id). */
+function latestMaterial(
+  recorded: readonly RecordedEvent[],
+): { event: EventOf<'KeyMaterialWrapped'>; stored: RecordedEvent } | null {
+  for (let i = recorded.length - 1; i >= 0; i--) {
+    const stored = recorded[i];
+    if (stored === undefined) continue;
+    const event = parseLedgerEvent(stored);
+    if (event.type === 'KeyMaterialWrapped') return { event, stored };
+  }
+  return null;
+}
+
+function info(c: RewrapCampaign): RewrapCampaignInfo {
+  return {
+    campaignId: c.campaignId,
+    targetStkIdentity: c.targetStkIdentity,
+    pass: c.pass,
+    keys: c.keys,
+    done: c.done,
+    rewrapped: c.rewrapped,
+    skipped: c.skipped,
+    lastKeyId: c.lastKeyId,
+    finished: c.finished,
+    startedAt: c.startedAt,
+    updatedAt: c.updatedAt,
+  };
+}
