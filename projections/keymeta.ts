@@ -63,9 +63,8 @@ export function evolveKeymeta(view: KeymetaView, event: LedgerEvent): KeymetaVie
     const before = view.scopes.get(sk) ?? emptyScopeState(scope);
     const after = evolveScope(before, scopeEvent, event.meta.occurredAt, event.revision);
     view.scopes.set(sk, after);
-    if (after.keys.size !== before.keys.size) {
-      for (const id of after.keys.keys()) view.keyIndex.set(id, sk);
-    }
+    // Only events that carry a key record bring a key into a scope.
+    if ('key' in scopeEvent.data) view.keyIndex.set(scopeEvent.data.key.keyId, sk);
   }
   view.position = event.position;
   return view;

@@ -65,10 +65,15 @@ function setState(
 
 /** Makes `record` the ACTIVE key (new or known), demoting the previous ACTIVE key to INACTIVE. */
 function activate(state: ScopeState, record: KeyRecord, at: string): ScopeState {
-  let keys = setState(state.keys, state.activeKeyId, 'INACTIVE', at);
+  // One copy of the keys per event: long-lived scopes accumulate keys, and this runs per rotation.
+  const keys = new Map(state.keys);
+  const previous = state.activeKeyId === null ? undefined : keys.get(state.activeKeyId);
+  if (previous !== undefined && previous.keyId !== record.keyId && previous.state !== 'INACTIVE') {
+    keys.set(previous.keyId, { ...previous, state: 'INACTIVE', updatedAt: at });
+  }
   const known = keys.get(record.keyId);
-  keys = withKey(
-    keys,
+  keys.set(
+    record.keyId,
     known === undefined
       ? { ...record, state: 'ACTIVE', createdAt: at, refreshedAt: at, updatedAt: at }
       : { ...known, state: 'ACTIVE', refreshedAt: at, updatedAt: at },
