@@ -107,7 +107,10 @@ export class Ledger {
       context: (o) => this.#context(o),
     });
     // Invalidation runs inside event application, before anyone waiting for that position wakes.
-    projector.onApplied((event) => this.resolver.apply(event));
+    projector.onApplied((event) => {
+      this.resolver.apply(event);
+      if (event.type === 'SystemKeyRetired') this.#systemKeys.forget(event.data.identity);
+    });
   }
 
   /** Opens the ledger: restores the snapshot, catches up, and follows the store from then on. */

@@ -138,6 +138,11 @@ export class SystemKeyManager {
     return recorded.metadata;
   }
 
+  /** A retired system key leaves L1 at once (its bytes zeroed); it is never fetched again. */
+  forget(identity: string): void {
+    this.#handles.delete(identity);
+  }
+
   close(): void {
     this.#handles.clear();
   }
