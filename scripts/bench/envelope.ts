@@ -20,6 +20,10 @@
  * 1st). Decrypt does not depend on the namespaces (the header names the key); it decrypts messages
  * encrypted under the `*` key.
  *
+ * A third, informational baseline is raw AES-256-GCM in keyledger's message layout (97-byte header
+ * as AAD, header ‖ ciphertext ‖ tag in one buffer) without keys, derivation or checks: keyledger ÷
+ * that is what keyledger itself adds.
+ *
  * Method: each loop warms up and is calibrated to batches of about 5 ms; then ROUNDS rounds in which
  * every loop runs for ROUND_MS (order reversed every other round). Figures are medians of the
  * per-round throughput; ratios are medians of the per-round ratios (subject ÷ baseline, same round).
@@ -60,6 +64,9 @@ const RAW_TARGETS: ReadonlyMap<number, number> = new Map([
 const AWS_TARGET = { size: KiB, ratio: 10 } as const;
 
 type Loop = (n: number) => number | Promise<number>;
+
+const LAYOUT_ENCRYPT = 'raw AES-256-GCM encrypt, keyledger layout (one buffer, header as AAD)';
+const LAYOUT_DECRYPT = 'raw AES-256-GCM decrypt, keyledger layout (header as AAD)';
 
 interface Subject {
   readonly name: string;
@@ -112,6 +119,38 @@ function rawDecrypt(key: Buffer, message: { nonce: Buffer; body: Buffer; tag: Bu
   return body;
 }
 
+/**
+ * Raw AES-256-GCM in keyledger's message layout, without keyledger: a 97-byte header (nonce at
+ * offset 53) authenticated as AAD, then ciphertext and tag, all in one output buffer. What any
+ * single-buffer format with a header costs in node:crypto, whose `update` always returns a new
+ * buffer: keyledger ÷ this is keyledger's own overhead.
+ */
+const LAYOUT_HEADER = 97;
+const LAYOUT_NONCE = 53;
+
+function layoutEncrypt(key: Buffer, header: Buffer, plaintext: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(LAYOUT_HEADER + plaintext.length + 16);
+  header.copy(out, 0);
+  const nonce = randomBytes(12);
+  out.set(nonce, LAYOUT_NONCE);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(out.subarray(0, LAYOUT_HEADER));
+  let offset = LAYOUT_HEADER;
+  offset += cipher.update(plaintext).copy(out, offset);
+  offset += cipher.final().copy(out, offset);
+  cipher.getAuthTag().copy(out, offset);
+  return out;
+}
+
+function layoutDecrypt(key: Buffer, message: Buffer): Buffer {
+  const decipher = createDecipheriv('aes-256-gcm', key, message.subarray(LAYOUT_NONCE, LAYOUT_NONCE + 12));
+  decipher.setAAD(message.subarray(0, LAYOUT_HEADER));
+  decipher.setAuthTag(message.subarray(message.length - 16));
+  const body = decipher.update(message.subarray(LAYOUT_HEADER, message.length - 16));
+  decipher.final();
+  return body;
+}
+
 export async function run(): Promise<BenchResult> {
   const started = process.hrtime.bigint();
   const cust = custodian(1);
@@ -142,6 +181,7 @@ export async function run(): Promise<BenchResult> {
     const firstOptions = { custodian: cust, namespaces: atFirst };
 
     const rawKey = randomBytes(32);
+    const layoutHeader = randomBytes(LAYOUT_HEADER);
     const aws = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
     const cmm = new NodeCachingMaterialsManager({
       backingMaterials: new RawAesKeyringNode({
@@ -162,6 +202,7 @@ export async function run(): Promise<BenchResult> {
     for (const size of SIZES) {
       const plaintexts = Array.from({ length: POOL }, () => randomBytes(size));
       const raw = plaintexts.map((p) => rawEncrypt(rawKey, p));
+      const layout = plaintexts.map((p) => layoutEncrypt(rawKey, layoutHeader, p));
       const kl = await Promise.all(plaintexts.map((p) => envelope.encrypt(p, starOptions)));
       const klFirst = await Promise.all(plaintexts.map((p) => envelope.encrypt(p, firstOptions)));
       const awsMessages = await Promise.all(plaintexts.map((p) => aws.encrypt(cmm, p, awsSuite)));
@@ -170,6 +211,7 @@ export async function run(): Promise<BenchResult> {
         const p = plaintexts[i] as Buffer;
         const checks = [
           rawDecrypt(rawKey, raw[i] as (typeof raw)[number]),
+          layoutDecrypt(rawKey, layout[i] as Buffer),
           await envelope.decrypt(kl[i] as Buffer),
           await envelope.decrypt(klFirst[i] as Buffer),
           (await aws.decrypt(cmm, (awsMessages[i] as (typeof awsMessages)[number]).result)).plaintext,
@@ -184,6 +226,11 @@ export async function run(): Promise<BenchResult> {
         for (let i = 0; i < n; i++) s += rawEncrypt(rawKey, at(i)).tag[0] as number;
         return s;
       });
+      add(LAYOUT_ENCRYPT, size, (n) => {
+        let s = 0;
+        for (let i = 0; i < n; i++) s += layoutEncrypt(rawKey, layoutHeader, at(i)).length;
+        return s;
+      });
       add('keyledger encrypt (key at `*`)', size, async (n) => {
         let s = 0;
         for (let i = 0; i < n; i++) s += (await envelope.encrypt(at(i), starOptions)).length;
@@ -194,6 +241,12 @@ export async function run(): Promise<BenchResult> {
         for (let i = 0; i < n; i++) s += (await envelope.encrypt(at(i), firstOptions)).length;
         return s;
       });
+      add('keyledger encryptParts (key at `*`)', size, async (n) => {
+        let s = 0;
+        for (let i = 0; i < n; i++)
+          s += ((await envelope.encryptParts(at(i), starOptions))[1] as Buffer).length;
+        return s;
+      });
       add('AWS Encryption SDK encrypt', size, async (n) => {
         let s = 0;
         for (let i = 0; i < n; i++) s += (await aws.encrypt(cmm, at(i), awsSuite)).result.length;
@@ -202,6 +255,11 @@ export async function run(): Promise<BenchResult> {
       add('raw AES-256-GCM decrypt', size, (n) => {
         let s = 0;
         for (let i = 0; i < n; i++) s += rawDecrypt(rawKey, raw[i % POOL] as (typeof raw)[number]).length;
+        return s;
+      });
+      add(LAYOUT_DECRYPT, size, (n) => {
+        let s = 0;
+        for (let i = 0; i < n; i++) s += layoutDecrypt(rawKey, layout[i % POOL] as Buffer).length;
         return s;
       });
       add('keyledger decrypt', size, async (n) => {
@@ -257,6 +315,14 @@ export async function run(): Promise<BenchResult> {
       });
     }
     const compare = (op: 'encrypt' | 'decrypt', subjectName: string, label: string) => {
+      const layoutName = op === 'encrypt' ? LAYOUT_ENCRYPT : LAYOUT_DECRYPT;
+      for (const size of SIZES) {
+        const vsLayout = ratio(find(subjectName, size), find(layoutName, size));
+        rows.push({
+          metric: `${sizeLabel(size)} ${label} ÷ raw in keyledger layout`,
+          value: `${vsLayout.toFixed(2)}×`,
+        });
+      }
       for (const size of SIZES) {
         const subject = find(subjectName, size);
         const vsRaw = ratio(subject, find(`raw AES-256-GCM ${op}`, size));
@@ -281,6 +347,7 @@ export async function run(): Promise<BenchResult> {
     };
     compare('encrypt', 'keyledger encrypt (key at `*`)', 'encrypt (key at `*`)');
     compare('encrypt', 'keyledger encrypt (key at 1st candidate)', 'encrypt (key at 1st)');
+    compare('encrypt', 'keyledger encryptParts (key at `*`)', 'encryptParts (key at `*`)');
     compare('decrypt', 'keyledger decrypt', 'decrypt');
 
     return {

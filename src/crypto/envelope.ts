@@ -73,6 +73,14 @@ export class Envelope {
   readonly #encrypting = new Map<CachedKey, EncryptState>();
   readonly #decrypting = new Map<CachedKey, LRUCache<string, DerivedKey>>();
   readonly #unsubscribe: () => void;
+  /** The key and derived key of the last message decrypted (see decrypt). */
+  #lastDecrypt: { readonly key: CachedKey; readonly keyId: Buffer; readonly derived: DerivedKey } | null =
+    null;
+  /** Targets by the caller's namespaces array: callers usually pass the same array every time. */
+  readonly #targetsByArray = new WeakMap<
+    readonly string[],
+    { readonly custodian: string; readonly namespaces: readonly string[]; readonly target: ResolutionTarget }
+  >();
 
   constructor(keys: KeySource, options: EnvelopeOptions = {}) {
     this.#keys = keys;
@@ -89,28 +97,39 @@ export class Envelope {
     for (const key of [...this.#encrypting.keys(), ...this.#decrypting.keys()]) this.#forget(key);
   }
 
+  /** Encrypts one message; the ciphertext is one buffer (header ‖ ciphertext ‖ tag). */
   async encrypt(plaintext: Uint8Array, options: EncryptOptions): Promise<Buffer> {
+    const [header, body, tag] = await this.encryptParts(plaintext, options);
+    return Buffer.concat([header, body, tag], header.length + body.length + tag.length);
+  }
+
+  /**
+   * The same ciphertext as `encrypt`, as its three parts (header, ciphertext, tag) without joining
+   * them: Node's cipher cannot write into a caller's buffer, so one buffer costs a copy of the whole
+   * message, which a caller writing with writev, or into its own record layout, does not need.
+   */
+  async encryptParts(plaintext: Uint8Array, options: EncryptOptions): Promise<[Buffer, Buffer, Buffer]> {
     if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
-    if (typeof options !== 'object' || options === null)
+    if (typeof options !== 'object' || options === null) {
       throw new TypeError('encrypt needs { custodian, namespaces }');
+    }
     const aad = checkAad(options.aad);
     const target = this.#target(options);
-    const resolution = await this.#activeKey(target);
+    let resolution = this.#keys.peekActive(target);
+    if (resolution == null || resolution.key.key.isZeroed) resolution = await this.#activeKey(target);
     // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
     const state = this.#encryptState(resolution.key);
-    const out = Buffer.allocUnsafe(MESSAGE_OVERHEAD + plaintext.length);
-    writePrefix(out, MODE_MESSAGE, state.keyId, state.derived.salt);
+    const header = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES);
+    writePrefix(header, MODE_MESSAGE, state.keyId, state.derived.salt);
     const nonce = randomBytes(NONCE_BYTES);
-    out.set(nonce, OFFSET_NONCE);
-    out.set(state.derived.commitment, OFFSET_COMMITMENT);
+    header.set(nonce, OFFSET_NONCE);
+    header.set(state.derived.commitment, OFFSET_COMMITMENT);
     const cipher = createCipheriv('aes-256-gcm', state.derived.key, nonce);
-    const header = out.subarray(0, MESSAGE_HEADER_BYTES);
     cipher.setAAD(aad.length === 0 ? header : Buffer.concat([header, aad]));
-    let offset = MESSAGE_HEADER_BYTES;
-    offset += cipher.update(plaintext).copy(out, offset);
-    offset += cipher.final().copy(out, offset);
-    cipher.getAuthTag().copy(out, offset);
-    return out;
+    const body = cipher.update(plaintext);
+    // GCM emits everything from update(); final() only computes the tag.
+    cipher.final();
+    return [header, body, cipher.getAuthTag()];
   }
 
   async decrypt(ciphertext: Uint8Array, options: DecryptOptions = {}): Promise<Buffer> {
@@ -122,10 +141,25 @@ export class Envelope {
       throw new DecryptionFailedError();
     }
     const bytes = Buffer.from(ciphertext.buffer, ciphertext.byteOffset, ciphertext.length);
-    const key = await this.#usableKey(bytes.toString('hex', OFFSET_KEY_ID, OFFSET_KEY_ID + KEY_ID_BYTES));
-    // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
+    const keyId = bytes.subarray(OFFSET_KEY_ID, OFFSET_KEY_ID + KEY_ID_BYTES);
+    const salt = bytes.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES);
+    let derived: DerivedKey;
+    const memo = this.#lastDecrypt;
+    if (memo !== null && memo.keyId.equals(keyId) && memo.derived.salt.equals(salt)) {
+      // Same key and salt as the last message (the common case: a derived key serves many
+      // messages). The memo goes when its key leaves L1, so it never outlives a disable.
+      derived = memo.derived;
+    } else {
+      const key = await this.#usableKey(keyId.toString('hex'));
+      // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
+      try {
+        derived = this.#decryptKey(key, salt);
+      } catch {
+        throw new DecryptionFailedError();
+      }
+      this.#lastDecrypt = { key, keyId: Buffer.from(keyId), derived };
+    }
     try {
-      const derived = this.#decryptKey(key, bytes.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES));
       const commitment = bytes.subarray(OFFSET_COMMITMENT, OFFSET_COMMITMENT + derived.commitment.length);
       if (!timingSafeEqual(commitment, derived.commitment)) throw new DecryptionFailedError();
       const header = bytes.subarray(0, MESSAGE_HEADER_BYTES);
@@ -189,6 +223,26 @@ export class Envelope {
     if (typeof options.custodian !== 'string' || !Array.isArray(options.namespaces)) {
       throw new TypeError('encrypt needs { custodian, namespaces }');
     }
+    const byArray = this.#targetsByArray.get(options.namespaces);
+    // Arrays are mutable: the remembered copy must still match element by element.
+    if (
+      byArray !== undefined &&
+      byArray.custodian === options.custodian &&
+      byArray.namespaces.length === options.namespaces.length &&
+      byArray.namespaces.every((ns, i) => ns === options.namespaces[i])
+    ) {
+      return byArray.target;
+    }
+    const target = this.#targetByValue(options);
+    this.#targetsByArray.set(options.namespaces, {
+      custodian: options.custodian,
+      namespaces: [...options.namespaces],
+      target,
+    });
+    return target;
+  }
+
+  #targetByValue(options: EncryptOptions): ResolutionTarget {
     // JSON, not a separator: namespaces may contain any character, NUL included.
     const cacheKey = JSON.stringify([options.custodian, ...options.namespaces]);
     let target = this.#targets.get(cacheKey);
@@ -221,7 +275,13 @@ export class Envelope {
   #decryptKey(key: CachedKey, salt: Buffer): DerivedKey {
     let perKey = this.#decrypting.get(key);
     if (perKey === undefined) {
-      perKey = new LRUCache<string, DerivedKey>({ max: DERIVED_PER_KEY, dispose: zeroDerived });
+      perKey = new LRUCache<string, DerivedKey>({
+        max: DERIVED_PER_KEY,
+        dispose: (derived) => {
+          if (this.#lastDecrypt?.derived === derived) this.#lastDecrypt = null;
+          zeroDerived(derived);
+        },
+      });
       this.#decrypting.set(key, perKey);
     }
     const saltHex = salt.toString('hex');
@@ -234,6 +294,7 @@ export class Envelope {
   }
 
   #forget(key: CachedKey): void {
+    if (this.#lastDecrypt?.key === key) this.#lastDecrypt = null;
     const state = this.#encrypting.get(key);
     if (state !== undefined) zeroDerived(state.derived);
     this.#encrypting.delete(key);

@@ -189,6 +189,8 @@ describe('Envelope round trips', () => {
     const { ledger, envelope } = await setup();
     const k1 = await enable(ledger);
     const ct = await envelope.encrypt(Buffer.from('x'), TARGET);
+    // Decrypt first, so the envelope's memo of the last key and salt is warm.
+    assert.deepEqual(await envelope.decrypt(ct), Buffer.from('x'));
     await ledger.admin.disableManagedKey(CUST, NS, k1?.metadataHash ?? '');
     await rejectsDecryption(() => envelope.decrypt(ct));
     await rejectsWithCode(() => envelope.encrypt(Buffer.from('x'), TARGET), 'ERR_NO_ACTIVE_KEY');
@@ -380,6 +382,28 @@ describe('Envelope round trips', () => {
     }
     const fresh = new Envelope(ledger.resolver);
     for (const [i, ct] of cts.entries()) assert.deepEqual(await fresh.decrypt(ct), messages[i]);
+  });
+
+  it('encryptParts joined is a ciphertext encrypt could have made; many salts decrypt in any order', async () => {
+    const { ledger, envelope } = await setup({ envelope: { messagesPerDerivedKey: 1 } });
+    await enable(ledger);
+    const parts = await envelope.encryptParts(Buffer.from('parts'), TARGET);
+    assert.deepEqual(
+      parts.map((p) => p.length),
+      [97, 5, 16],
+    );
+    assert.deepEqual(await envelope.decrypt(Buffer.concat(parts)), Buffer.from('parts'));
+    // 70 messages, each under its own salt: more than the per-key derived-key cache holds (64).
+    const messages = await Promise.all(
+      Array.from({ length: 70 }, (_, i) => envelope.encrypt(Buffer.from(`m${i}`), TARGET)),
+    );
+    assert.equal(new Set(messages.map(saltOf)).size, 70);
+    for (const round of [0, 1]) {
+      for (const [i, ct] of messages.entries()) {
+        assert.deepEqual(await envelope.decrypt(ct), Buffer.from(`m${i}`), `round ${round} message ${i}`);
+      }
+    }
+    assert.deepEqual(await envelope.decrypt(messages[0] ?? Buffer.alloc(0)), Buffer.from('m0'));
   });
 
   it('the default budget keeps one salt across many messages', async () => {
