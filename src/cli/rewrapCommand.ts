@@ -1,10 +1,11 @@
 import { parseArgs } from 'node:util';
-import { ERROR_CODES, isKeyledgerError, KeyledgerError } from '../domain/errors.js';
+import { KeyledgerError } from '../domain/errors.js';
 import { REWRAP_CAMPAIGN_ID } from '../domain/events.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { RewrapCampaignInfo, RewrapResult, RewrapStatus } from '../ledger/rewrapCampaign.js';
 import { openLedger } from './openLedger.js';
 import { type CliIo, table, toJson } from './output.js';
+import { reportError } from './reportError.js';
 
 /** The commands this module runs; `keyledger <one of these> …` is handed to runRewrapCli. */
 export const REWRAP_COMMANDS: readonly string[] = ['rewrap', 'retire-stk'];
@@ -150,7 +151,7 @@ export async function runRewrapCli(argv: readonly string[], io: CliIo): Promise<
   try {
     parsed = parse(argv);
   } catch (error) {
-    return fail(io, error);
+    return reportError(io, error);
   }
   if (parsed.command.kind === 'help') {
     io.stdout(`${USAGE}\n`);
@@ -166,18 +167,8 @@ export async function runRewrapCli(argv: readonly string[], io: CliIo): Promise<
     }
     return 0;
   } catch (error) {
-    return fail(io, error);
+    return reportError(io, error);
   }
-}
-
-function fail(io: CliIo, error: unknown): number {
-  if (isKeyledgerError(error)) {
-    io.stderr(`error ${error.code}: ${error.message}\n`);
-    return ERROR_CODES[error.code] === 'fault' ? 1 : 2;
-  }
-  const e = error instanceof Error ? error : new Error(String(error));
-  io.stderr(`error ERR_INTERNAL: ${e.name}: ${e.message}\n`);
-  return 1;
 }
 
 async function run(p: Parsed, command: Exclude<Command, { kind: 'help' }>, ledger: Ledger, io: CliIo) {

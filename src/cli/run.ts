@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { HistoryEntry } from '../audit/history.js';
-import { ERROR_CODES, isKeyledgerError, KeyledgerError } from '../domain/errors.js';
+import { KeyledgerError } from '../domain/errors.js';
 import { formatScope, parseScope } from '../domain/identities.js';
 import type { KeyInfo } from '../ledger/keyInfo.js';
 import type { OperationOptions } from '../ledger/keymetaAdmin.js';
@@ -8,6 +8,7 @@ import { cryptoIoOf, decryptCommand, encryptCommand } from './cryptoCommands.js'
 import { initLedger } from './initCommand.js';
 import { type GlobalOptions, openLedger } from './openLedger.js';
 import { type CliIo, table, toJson } from './output.js';
+import { reportError } from './reportError.js';
 import { isRewrapCommand, REWRAP_USAGE, runRewrapCli } from './rewrapCommand.js';
 
 const USAGE = `usage: keyledger <command> [arguments] [options]
@@ -151,7 +152,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   try {
     parsed = parse(argv);
   } catch (error) {
-    return fail(io, error);
+    return reportError(io, error);
   }
   if (parsed === 'help') {
     io.stdout(`${USAGE}\n`);
@@ -161,20 +162,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     await dispatch(parsed, io);
     return 0;
   } catch (error) {
-    return fail(io, error);
+    return reportError(io, error);
   }
-}
-
-function fail(io: CliIo, error: unknown): number {
-  if (isKeyledgerError(error)) {
-    io.stderr(`error ${error.code}: ${error.message}\n`);
-    return ERROR_CODES[error.code] === 'fault' ? 1 : 2;
-  }
-  // Unexpected errors print their class and message only: a stack or an inspected object could
-  // carry more than it should.
-  const e = error instanceof Error ? error : new Error(String(error));
-  io.stderr(`error ERR_INTERNAL: ${e.name}: ${e.message}\n`);
-  return 1;
 }
 
 async function dispatch(p: Parsed, io: CliIo): Promise<void> {
