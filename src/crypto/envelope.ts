@@ -145,7 +145,7 @@ export class Envelope {
     const salt = bytes.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES);
     let derived: DerivedKey;
     const memo = this.#lastDecrypt;
-    if (memo !== null && memo.keyId.equals(keyId) && memo.derived.salt.equals(salt)) {
+    if (memo?.keyId.equals(keyId) && memo.derived.salt.equals(salt)) {
       // Same key and salt as the last message (the common case: a derived key serves many
       // messages). The memo goes when its key leaves L1, so it never outlives a disable.
       derived = memo.derived;
