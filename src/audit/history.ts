@@ -1,5 +1,4 @@
-import { KeyledgerError } from '../domain/errors.js';
-import { parseLedgerEvent, SCOPE_EVENT_TYPES, type ScopeEvent } from '../domain/events.js';
+import { parseEventOf, SCOPE_EVENT_TYPES, type ScopeEvent } from '../domain/events.js';
 import type { KeyScope } from '../domain/identities.js';
 import type { KeyState, MarkerState } from '../domain/keyState.js';
 import { emptyScopeState, evolveScope, type ScopeState } from '../domain/scopeState.js';
@@ -37,14 +36,8 @@ export async function scopeHistory(
   let state = emptyScopeState(scope);
   const entries: HistoryEntry[] = [];
   for (const recorded of await store.readStream(stream)) {
-    const event = parseLedgerEvent(recorded);
-    if (!(SCOPE_EVENT_TYPES as readonly string[]).includes(event.type)) {
-      throw new KeyledgerError('ERR_EVENT_SCHEMA', `${event.type} does not belong in a scope stream`, {
-        stream,
-        revision: recorded.revision.toString(),
-      });
-    }
-    const scopeEvent = event as ScopeEvent & typeof event;
+    const scopeEvent = parseEventOf(recorded, SCOPE_EVENT_TYPES);
+    const event = scopeEvent;
     const next = evolveScope(state, scopeEvent, event.meta.occurredAt, event.revision);
     entries.push({
       position: event.position,

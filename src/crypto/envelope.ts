@@ -1,7 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { ActiveResolution, CachedKey, ResolutionTarget } from '../cache/keyCache.js';
-import { KeyledgerError } from '../domain/errors.js';
+import type { CachedKey, ResolutionTarget } from '../cache/keyCache.js';
 import { DecryptionFailedError } from './decryptionFailedError.js';
 import { type DerivedKey, deriveKey, zeroDerived } from './derivedKey.js';
 import {
@@ -19,7 +18,7 @@ import {
   TAG_BYTES,
   writePrefix,
 } from './envelopeFormat.js';
-import type { KeySource } from './keySource.js';
+import { type KeySource, liveActiveKey, liveKeyForDecrypt } from './keySource.js';
 
 export interface EnvelopeOptions {
   /**
@@ -53,8 +52,6 @@ const DEFAULT_MESSAGES_PER_DERIVED_KEY = 2 ** 24;
 const MAX_TARGETS = 1024;
 const DERIVED_PER_KEY = 64;
 const EMPTY = Buffer.alloc(0);
-/** Lookups an operation retries when its key left L1 during the await (a cache far too small). */
-const LOOKUP_ATTEMPTS = 3;
 
 /**
  * Envelope encryption with the ledger's keys: `encrypt` picks the key through the resolver's
@@ -116,7 +113,8 @@ export class Envelope {
     const aad = checkAad(options.aad);
     const target = this.#target(options);
     let resolution = this.#keys.peekActive(target);
-    if (resolution == null || resolution.key.key.isZeroed) resolution = await this.#activeKey(target);
+    if (resolution == null || resolution.key.key.isZeroed)
+      resolution = await liveActiveKey(this.#keys, target);
     // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
     const state = this.#encryptState(resolution.key);
     const header = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES);
@@ -150,7 +148,8 @@ export class Envelope {
       // messages). The memo goes when its key leaves L1, so it never outlives a disable.
       derived = memo.derived;
     } else {
-      const key = await this.#usableKey(keyId.toString('hex'));
+      const key = await liveKeyForDecrypt(this.#keys, keyId.toString('hex'));
+      if (key === null) throw new DecryptionFailedError();
       // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
       try {
         derived = this.#decryptKey(key, salt);
@@ -181,42 +180,6 @@ export class Envelope {
     } catch {
       throw new DecryptionFailedError();
     }
-  }
-
-  /**
-   * The key to encrypt with. A key can leave L1 (and be zeroed) while a lookup awaits — another
-   * caller's miss may evict it — so the answer is checked once the await is over, and looked up
-   * again if it went.
-   */
-  async #activeKey(target: ResolutionTarget): Promise<ActiveResolution> {
-    for (let attempt = 0; attempt < LOOKUP_ATTEMPTS; attempt++) {
-      const resolution = this.#keys.peekActive(target) ?? (await this.#keys.resolveActive(target));
-      if (resolution === null) {
-        throw new KeyledgerError('ERR_NO_ACTIVE_KEY', 'no candidate namespace has an ACTIVE key', {
-          custodian: target.custodian,
-        });
-      }
-      if (!resolution.key.key.isZeroed) return resolution;
-    }
-    throw new KeyledgerError('ERR_NO_ACTIVE_KEY', 'the active key kept leaving the cache; raise its size', {
-      custodian: target.custodian,
-    });
-  }
-
-  /** The key a ciphertext names, checked after the await as #activeKey does; any failure is the one error. */
-  async #usableKey(keyId: string): Promise<CachedKey> {
-    for (let attempt = 0; attempt < LOOKUP_ATTEMPTS; attempt++) {
-      let key: CachedKey | null;
-      try {
-        key = await this.#keys.resolveForDecrypt(keyId);
-      } catch {
-        // Even a key that cannot be fetched or unwrapped right now says nothing to the caller.
-        key = null;
-      }
-      if (key === null) break;
-      if (!key.key.isZeroed) return key;
-    }
-    throw new DecryptionFailedError();
   }
 
   #target(options: EncryptOptions): ResolutionTarget {

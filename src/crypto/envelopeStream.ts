@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Duplex } from 'node:stream';
-import type { CachedKey, ResolutionTarget } from '../cache/keyCache.js';
+import type { ResolutionTarget } from '../cache/keyCache.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { DecryptionFailedError } from './decryptionFailedError.js';
 import { type DerivedKey, deriveKey, zeroDerived } from './derivedKey.js';
@@ -27,7 +27,7 @@ import {
   writePrefix,
   writeStreamNonce,
 } from './envelopeFormat.js';
-import type { KeySource } from './keySource.js';
+import { type KeySource, liveActiveKey, liveKeyForDecrypt } from './keySource.js';
 
 export interface EnvelopeStreamsOptions {
   /**
@@ -46,8 +46,6 @@ export interface StreamEncryptOptions extends EncryptOptions {
 export type StreamDecryptOptions = DecryptOptions;
 
 const EMPTY = Buffer.alloc(0);
-/** Times a stream re-resolves a key that left L1 between its resolution and its use. */
-const KEY_ATTEMPTS = 3;
 
 /**
  * Streaming envelope encryption (mode 2): `encryptStream` and `decryptStream` return Node duplex
@@ -278,37 +276,24 @@ class EncryptStream extends ChunkedDuplex {
   }
 
   async #start(): Promise<void> {
-    for (let attempt = 0; attempt < KEY_ATTEMPTS; attempt++) {
-      const resolution = await this.#keys.resolveActive(this.#target);
-      if (resolution === null) {
-        throw new KeyledgerError('ERR_NO_ACTIVE_KEY', 'no candidate namespace has an ACTIVE key', {
-          custodian: this.#target.custodian,
-        });
-      }
-      // Synchronous from here: the DEK is used before anything else can run, and only K is kept.
-      const key = resolution.key;
-      if (key.key.isZeroed) continue;
-      const keyId = Buffer.from(key.keyId, 'hex');
-      const derived = deriveKey(key.key, randomBytes(SALT_BYTES), keyId, MODE_STREAM);
-      if (this.destroyed) {
-        zeroDerived(derived);
-        return;
-      }
-      const header = Buffer.alloc(STREAM_HEADER_BYTES);
-      writePrefix(header, MODE_STREAM, keyId, derived.salt);
-      header.set(derived.commitment, STREAM_OFFSET_COMMITMENT);
-      header.writeUInt32BE(this.#chunkSize, STREAM_OFFSET_CHUNK_SIZE);
-      const prefix = randomBytes(STREAM_NONCE_PREFIX_BYTES);
-      header.set(prefix, STREAM_OFFSET_NONCE_PREFIX);
-      this.#prefix = prefix;
-      this.#derived = derived;
-      this.#header = header;
-      this.#aad = this.#callerAad.length === 0 ? header : Buffer.concat([header, this.#callerAad]);
+    const { key } = await liveActiveKey(this.#keys, this.#target);
+    // Synchronous from here: the DEK is used before anything else can run, and only K is kept.
+    const keyId = Buffer.from(key.keyId, 'hex');
+    const derived = deriveKey(key.key, randomBytes(SALT_BYTES), keyId, MODE_STREAM);
+    if (this.destroyed) {
+      zeroDerived(derived);
       return;
     }
-    throw new KeyledgerError('ERR_NO_ACTIVE_KEY', 'the ACTIVE key kept leaving the cache; try again', {
-      custodian: this.#target.custodian,
-    });
+    const header = Buffer.alloc(STREAM_HEADER_BYTES);
+    writePrefix(header, MODE_STREAM, keyId, derived.salt);
+    header.set(derived.commitment, STREAM_OFFSET_COMMITMENT);
+    header.writeUInt32BE(this.#chunkSize, STREAM_OFFSET_CHUNK_SIZE);
+    const prefix = randomBytes(STREAM_NONCE_PREFIX_BYTES);
+    header.set(prefix, STREAM_OFFSET_NONCE_PREFIX);
+    this.#prefix = prefix;
+    this.#derived = derived;
+    this.#header = header;
+    this.#aad = this.#callerAad.length === 0 ? header : Buffer.concat([header, this.#callerAad]);
   }
 
   protected consume(input: Buffer, offset: number): number {
@@ -446,37 +431,22 @@ class DecryptStream extends ChunkedDuplex {
       throw new DecryptionFailedError();
     }
     const keyId = header.subarray(OFFSET_KEY_ID, OFFSET_KEY_ID + KEY_ID_BYTES);
-    const keyIdHex = keyId.toString('hex');
-    for (let attempt = 0; attempt < KEY_ATTEMPTS; attempt++) {
-      let key: CachedKey | null;
-      try {
-        key = await this.#keys.resolveForDecrypt(keyIdHex);
-      } catch {
-        // A key that cannot be fetched or unwrapped right now says nothing more to the caller.
-        key = null;
-      }
-      if (key === null || this.destroyed) throw new DecryptionFailedError();
-      // Synchronous from here: the DEK is used before anything else can run, and only K is kept.
-      if (key.key.isZeroed) continue;
-      const salt = Buffer.from(header.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES));
-      const derived = deriveKey(key.key, salt, Buffer.from(keyId), MODE_STREAM);
-      const commitment = header.subarray(
-        STREAM_OFFSET_COMMITMENT,
-        STREAM_OFFSET_COMMITMENT + COMMITMENT_BYTES,
-      );
-      if (!timingSafeEqual(commitment, derived.commitment)) {
-        zeroDerived(derived);
-        throw new DecryptionFailedError();
-      }
-      this.#derived = derived;
-      this.#recordSize = chunkSize + TAG_BYTES;
-      this.#prefix = Buffer.from(
-        header.subarray(STREAM_OFFSET_NONCE_PREFIX, STREAM_OFFSET_NONCE_PREFIX + STREAM_NONCE_PREFIX_BYTES),
-      );
-      this.#aad = this.#callerAad.length === 0 ? header : Buffer.concat([header, this.#callerAad]);
-      return;
+    const key = await liveKeyForDecrypt(this.#keys, keyId.toString('hex'));
+    if (key === null || this.destroyed) throw new DecryptionFailedError();
+    // Synchronous from here: the DEK is used before anything else can run, and only K is kept.
+    const salt = Buffer.from(header.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES));
+    const derived = deriveKey(key.key, salt, Buffer.from(keyId), MODE_STREAM);
+    const commitment = header.subarray(STREAM_OFFSET_COMMITMENT, STREAM_OFFSET_COMMITMENT + COMMITMENT_BYTES);
+    if (!timingSafeEqual(commitment, derived.commitment)) {
+      zeroDerived(derived);
+      throw new DecryptionFailedError();
     }
-    throw new DecryptionFailedError();
+    this.#derived = derived;
+    this.#recordSize = chunkSize + TAG_BYTES;
+    this.#prefix = Buffer.from(
+      header.subarray(STREAM_OFFSET_NONCE_PREFIX, STREAM_OFFSET_NONCE_PREFIX + STREAM_NONCE_PREFIX_BYTES),
+    );
+    this.#aad = this.#callerAad.length === 0 ? header : Buffer.concat([header, this.#callerAad]);
   }
 
   /** Opens one chunk; its plaintext is pushed only once the tag verified. */

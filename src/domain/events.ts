@@ -202,3 +202,23 @@ export function parseLedgerEvent(stored: StoredEventShape): LedgerEvent {
     position: stored.position,
   } as LedgerEvent;
 }
+
+/**
+ * Parses a stored event that must be one of the types its stream holds (`types`): anything else
+ * there, however well-formed, stops with ERR_EVENT_SCHEMA naming stream and revision.
+ */
+export function parseEventOf<T extends LedgerEventType>(
+  stored: StoredEventShape,
+  types: readonly T[],
+): EventOf<T> & LedgerEvent {
+  const event = parseLedgerEvent(stored);
+  if (!(types as readonly string[]).includes(event.type)) {
+    throw new EventSchemaError(
+      stored.streamName,
+      stored.revision,
+      stored.type,
+      'this event type does not belong in this stream',
+    );
+  }
+  return event as EventOf<T> & LedgerEvent;
+}

@@ -15,7 +15,7 @@ import {
   type ScopeCommand,
 } from '../domain/decideScope.js';
 import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
-import { type DomainEvent, parseLedgerEvent, SCOPE_EVENT_TYPES, type ScopeEvent } from '../domain/events.js';
+import { type DomainEvent, parseEventOf, parseLedgerEvent, SCOPE_EVENT_TYPES } from '../domain/events.js';
 import {
   formatScope,
   type KeyId,
@@ -327,14 +327,8 @@ export class KeymetaAdmin {
     let state = scopeOf(this.#d.projector.keymeta, scope);
     const fromRevision = state.revision === null ? 0n : state.revision + 1n;
     for (const recorded of await this.#d.store.readStream(this.#d.names.scope(scope), { fromRevision })) {
-      const event = parseLedgerEvent(recorded);
-      if (!(SCOPE_EVENT_TYPES as readonly string[]).includes(event.type)) {
-        throw new KeyledgerError('ERR_EVENT_SCHEMA', `${event.type} does not belong in a scope stream`, {
-          stream: recorded.streamName,
-          revision: recorded.revision.toString(),
-        });
-      }
-      state = evolveScope(state, event as ScopeEvent, event.meta.occurredAt, event.revision);
+      const event = parseEventOf(recorded, SCOPE_EVENT_TYPES);
+      state = evolveScope(state, event, event.meta.occurredAt, event.revision);
     }
     return state;
   }

@@ -21,6 +21,7 @@ import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
 import {
   type DomainEvent,
   type EventOf,
+  parseEventOf,
   parseLedgerEvent,
   REWRAP_CAMPAIGN_ID,
   REWRAP_EVENT_TYPES,
@@ -470,14 +471,8 @@ export class RewrapCampaigns {
     let state = this.#state;
     for (const recorded of await this.#d.store.readStream(this.#stream, { fromRevision: from })) {
       if (state.revision !== null && recorded.revision <= state.revision) continue;
-      const event = parseLedgerEvent(recorded);
-      if (!(REWRAP_EVENT_TYPES as readonly string[]).includes(event.type)) {
-        throw new KeyledgerError('ERR_EVENT_SCHEMA', `${event.type} does not belong in the rewrap stream`, {
-          stream: recorded.streamName,
-          revision: recorded.revision.toString(),
-        });
-      }
-      state = evolveRewrap(state, event as RewrapEvent, event.meta.occurredAt, event.revision);
+      const event = parseEventOf(recorded, REWRAP_EVENT_TYPES);
+      state = evolveRewrap(state, event, event.meta.occurredAt, event.revision);
     }
     // Concurrent loads fold prefixes of one stream: keep the longest.
     if (state.revision !== null && (this.#state.revision === null || state.revision > this.#state.revision)) {
