@@ -79,7 +79,8 @@ export interface EventStore {
   /**
    * Appends atomically: all events or none. Re-appending events whose ids are already written to
    * the stream as one run (same ids, same order, consecutive revisions) succeeds without writing them
-   * again and returns the original result, whatever the expected revision. A batch only some of whose ids are
+   * again and returns the original result, whatever the expected revision (EventStoreDB: at another
+   * expected revision than the first attempt's, only for batches this process sent; see esdbEventStore.ts). A batch only some of whose ids are
    * already written (a retry that grew), or whose ids are written elsewhere or in another order, is
    * neither a retry nor new: it is a VersionConflictError and writes nothing, so the caller
    * re-decides. An empty batch, one that repeats an event id, or data that JSON cannot hold is
@@ -96,7 +97,10 @@ export interface EventStore {
    * completes it); errors if the store fails. Unsubscribing releases its resources.
    */
   subscribe(options?: SubscribeOptions): Observable<RecordedEvent>;
-  /** Position of the last event in the store (0n when empty). */
+  /**
+   * Position of the last event in the store (0n when empty). The store's own bookkeeping does not
+   * count: snapshots, and EventStoreDB's system streams (`$…`), are not events of the port.
+   */
   headPosition(): Promise<bigint>;
   /**
    * Deletes a stream (crypto-shredding of key material): it reads as empty afterwards, and an

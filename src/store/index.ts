@@ -1,3 +1,4 @@
+export { EsdbEventStore, type EsdbEventStoreOptions } from './esdbEventStore.js';
 export type {
   AppendResult,
   EventStore,
@@ -12,4 +13,10 @@ export type {
 } from './eventStore.js';
 export { MemoryEventStore } from './memoryEventStore.js';
 export { SqliteEventStore, type SqliteEventStoreOptions } from './sqliteEventStore.js';
-export { DEFAULT_STORE_URL, openEventStore, parseStoreUrl, type StoreLocation } from './storeUrl.js';
+export {
+  DEFAULT_STORE_URL,
+  openEventStore,
+  parseStoreUrl,
+  redactStoreUrl,
+  type StoreLocation,
+} from './storeUrl.js';

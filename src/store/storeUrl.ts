@@ -1,5 +1,7 @@
 import { resolve } from 'node:path';
 import { KeyledgerError } from '../domain/errors.js';
+import { parseEsdbConnectionString, redactConnectionString } from './esdb/connectionString.js';
+import { EsdbEventStore } from './esdbEventStore.js';
 import type { EventStore } from './eventStore.js';
 import { MemoryEventStore } from './memoryEventStore.js';
 import { SqliteEventStore } from './sqliteEventStore.js';
@@ -11,22 +13,40 @@ export const DEFAULT_STORE_URL = 'sqlite:.keyledger/ledger.db';
 export type StoreLocation =
   | { readonly kind: 'memory' }
   /** `path` is absolute. */
-  | { readonly kind: 'sqlite'; readonly path: string };
-// The esdb adapter adds its kind here (e.g. { kind: 'esdb'; connectionString: string }).
+  | { readonly kind: 'sqlite'; readonly path: string }
+  /**
+   * EventStoreDB / KurrentDB: `connectionString` is the URL as written (scheme lower-cased), handed
+   * to the client; `redacted` is the same without `user:password@`, for messages.
+   */
+  | {
+      readonly kind: 'esdb';
+      readonly connectionString: string;
+      readonly discover: boolean;
+      readonly redacted: string;
+    };
+
+const EXPECTED = 'memory:, sqlite:<path>, esdb://host:port or esdb+discover://host:port';
+
+/** The URL as it may be shown: an esdb URL's credentials are replaced by `***`. */
+export function redactStoreUrl(url: string): string {
+  return redactConnectionString(url);
+}
 
 function invalidUrl(message: string, scheme: string): KeyledgerError {
   return new KeyledgerError('ERR_INVALID_STORE_URL', message, { scheme });
 }
 
 /**
- * Parses `memory:` or `sqlite:<path>` (a relative path is taken against the working directory).
- * The scheme is case-insensitive, as in any URL; the rest is kept as written.
+ * Parses `memory:`, `sqlite:<path>` (a relative path is taken against the working directory),
+ * `esdb://…` or `esdb+discover://…` (an EventStoreDB connection string, see docs/operations.md).
+ * The scheme is case-insensitive, as in any URL; the rest is kept as written. Errors never quote
+ * credentials.
  */
 export function parseStoreUrl(url: string, cwd: string = process.cwd()): StoreLocation {
   const colon = url.indexOf(':');
   if (colon <= 0) {
     throw invalidUrl(
-      `store URL ${JSON.stringify(url)} has no scheme (expected memory: or sqlite:<path>)`,
+      `store URL ${JSON.stringify(redactStoreUrl(url))} has no scheme (expected ${EXPECTED})`,
       '',
     );
   }
@@ -40,16 +60,25 @@ export function parseStoreUrl(url: string, cwd: string = process.cwd()): StoreLo
       if (rest === '')
         throw invalidUrl('the sqlite: store URL needs a file path, as in sqlite:ledger.db', scheme);
       return { kind: 'sqlite', path: resolve(cwd, rest) };
-    // case 'esdb': the EventStoreDB adapter goes here.
+    case 'esdb':
+    case 'esdb+discover': {
+      const connection = parseEsdbConnectionString(url);
+      return {
+        kind: 'esdb',
+        connectionString: connection.connectionString,
+        discover: connection.discover,
+        redacted: connection.redacted,
+      };
+    }
     default:
-      throw invalidUrl(
-        `unknown store URL scheme ${JSON.stringify(scheme)} (expected memory: or sqlite:)`,
-        scheme,
-      );
+      throw invalidUrl(`unknown store URL scheme ${JSON.stringify(scheme)} (expected ${EXPECTED})`, scheme);
   }
 }
 
-/** Opens the event store a URL names; a relative sqlite path is taken against `cwd`. */
+/**
+ * Opens the event store a URL names; a relative sqlite path is taken against `cwd`. An esdb store
+ * is not contacted here: its first call finds out whether the server answers (see EsdbEventStore).
+ */
 export function openEventStore(url: string, cwd: string = process.cwd()): EventStore {
   const location = parseStoreUrl(url, cwd);
   switch (location.kind) {
@@ -57,6 +86,8 @@ export function openEventStore(url: string, cwd: string = process.cwd()): EventS
       return new MemoryEventStore();
     case 'sqlite':
       return SqliteEventStore.open(location.path);
+    case 'esdb':
+      return EsdbEventStore.open(location.connectionString);
     default: {
       const unexpected: never = location;
       throw new KeyledgerError('ERR_INVALID_STORE_URL', 'unexpected store kind', {

@@ -4,14 +4,15 @@ import { keyScope } from '../../src/domain/identities.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
 import type { EventStore } from '../../src/store/eventStore.js';
-import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
+import { ledgerStoreKind, newLedgerStore } from '../helpers/ledgerStores.js';
 import { ScriptedProvider } from '../helpers/scriptedProvider.js';
 
 const CUST = Buffer.from('tenant-1').toString('base64');
 const NS = 'orders';
 const scope = keyScope(CUST, NS);
 
-async function setup(store: EventStore = new MemoryEventStore()) {
+async function setup(given?: EventStore) {
+  const store = given ?? (await newLedgerStore());
   const provider = new ScriptedProvider();
   const ledger = await Ledger.open({ store, provider, actor: 'test' });
   await ledger.initialise();
@@ -200,7 +201,7 @@ describe('KeymetaAdmin', () => {
   });
 
   it('rotateSTK records a new system key once; keys wrapped under the old one stay readable', async () => {
-    const store = new MemoryEventStore();
+    const store = await newLedgerStore();
     const stk = new ScriptedProvider();
     const provider = new GeneratedKeyProvider({ systemKeys: stk });
     const ledger = await Ledger.open({ store, provider, actor: 'test' });
@@ -243,7 +244,7 @@ describe('KeymetaAdmin', () => {
   });
 
   it('re-decides on a lost race: concurrent rotations on one scope leave exactly one ACTIVE key', async () => {
-    const store = new MemoryEventStore();
+    const store = await newLedgerStore();
     const provider = new GeneratedKeyProvider({ systemKeys: new ScriptedProvider() });
     const admins = await Promise.all([1, 2, 3].map(() => Ledger.open({ store, provider, actor: 'racer' })));
     const [first] = admins;
@@ -251,20 +252,23 @@ describe('KeymetaAdmin', () => {
     await first.initialise();
     await first.admin.enableKeyManagement(CUST, NS);
     for (const ledger of admins) await ledger.waitForPosition(await store.headPosition());
+    // Over gRPC (esdb) a decision's window is a few round trips wide, so 12 racers on one stream can
+    // exhaust the ledger's MAX_DECISIONS on a busy machine; 6 still race on every round.
+    const each = ledgerStoreKind() === 'esdb' ? 2 : 4;
     const results = await Promise.all(
-      admins.flatMap((ledger) => [1, 2, 3, 4].map(() => ledger.admin.rotateManagedKey(CUST, NS))),
+      admins.flatMap((ledger) => Array.from({ length: each }, () => ledger.admin.rotateManagedKey(CUST, NS))),
     );
-    assert.equal(results.length, 12);
+    assert.equal(results.length, 3 * each);
     for (const ledger of admins) {
       await ledger.waitForPosition(await store.headPosition());
       const keys = await ledger.admin.getManagedKeys(CUST, NS);
       assert.equal(keys.filter((k) => k.state === 'ACTIVE').length, 1);
-      assert.equal(keys.length, 13);
+      assert.equal(keys.length, 3 * each + 1);
     }
     const rotations = (await store.readStream(first.names.scope(scope))).filter(
       (e) => e.type === 'ManagedKeyRotated',
     );
-    assert.equal(rotations.length, 12);
+    assert.equal(rotations.length, 3 * each);
     await Promise.all(admins.map((l) => l.close()));
   });
 });
@@ -422,7 +426,7 @@ describe('KeymetaAdmin bad input and faults: error code, nothing appended', () =
   });
 
   it('refuses operations on a ledger that was never initialised', async () => {
-    const store = new MemoryEventStore();
+    const store = await newLedgerStore();
     const provider = new ScriptedProvider();
     provider.setKey(scope, 'k1');
     const ledger = await Ledger.open({ store, provider });

@@ -3,9 +3,15 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
+import { EsdbEventStore } from '../../src/store/esdbEventStore.js';
 import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
-import { DEFAULT_STORE_URL, openEventStore, parseStoreUrl } from '../../src/store/storeUrl.js';
+import {
+  DEFAULT_STORE_URL,
+  openEventStore,
+  parseStoreUrl,
+  redactStoreUrl,
+} from '../../src/store/storeUrl.js';
 
 function invalidUrl(scheme: string) {
   return (error: unknown): boolean => {
@@ -70,5 +76,91 @@ describe('store URLs', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('EventStoreDB store URLs', () => {
+  it('parses esdb:// and esdb+discover://, keeping the connection string as written', () => {
+    assert.deepEqual(parseStoreUrl('esdb://127.0.0.1:2113?tls=false'), {
+      kind: 'esdb',
+      connectionString: 'esdb://127.0.0.1:2113?tls=false',
+      discover: false,
+      redacted: 'esdb://127.0.0.1:2113?tls=false',
+    });
+    const cluster = 'esdb+discover://ops:s3cret@cluster.example.com:2113?tls=true&tlsCAFile=/etc/esdb/ca.crt';
+    assert.deepEqual(parseStoreUrl(cluster), {
+      kind: 'esdb',
+      connectionString: cluster,
+      discover: true,
+      redacted: 'esdb+discover://***@cluster.example.com:2113?tls=true&tlsCAFile=/etc/esdb/ca.crt',
+    });
+    const hosts = 'esdb://node1:2113,node2:2113,node3?nodePreference=leader&defaultDeadline=5000&tls=true';
+    assert.equal((parseStoreUrl(hosts) as { connectionString: string }).connectionString, hosts);
+  });
+
+  it('lower-cases the scheme only (the client requires it) and accepts option names in any case', () => {
+    const location = parseStoreUrl(
+      'ESDB://Host-A:2113/?TLS=false&keep_alive_interval=10000&NodePreference=Follower',
+    );
+    assert.deepEqual(location, {
+      kind: 'esdb',
+      connectionString: 'esdb://Host-A:2113/?TLS=false&keep_alive_interval=10000&NodePreference=Follower',
+      discover: false,
+      redacted: 'ESDB://Host-A:2113/?TLS=false&keep_alive_interval=10000&NodePreference=Follower',
+    });
+  });
+
+  it('rejects malformed esdb URLs with ERR_INVALID_STORE_URL, never quoting the password', () => {
+    const bad = [
+      ['esdb:127.0.0.1:2113', 'esdb'],
+      ['esdb://', 'esdb'],
+      ['esdb://?tls=false', 'esdb'],
+      ['esdb://h:99999', 'esdb'],
+      ['esdb://h:0', 'esdb'],
+      ['esdb://h:port', 'esdb'],
+      ['esdb://h:2113:1', 'esdb'],
+      ['esdb://h?tls=yes', 'esdb'],
+      ['esdb://h?tls=', 'esdb'],
+      ['esdb://h?tls', 'esdb'],
+      ['esdb://h?colour=blue', 'esdb'],
+      ['esdb://h?defaultDeadline=soon', 'esdb'],
+      ['esdb://h?nodePreference=nearest', 'esdb'],
+      ['esdb://h?tls=true&tlsVerifyCert=false', 'esdb'],
+      ['esdb://user@h', 'esdb'],
+      ['esdb+discover://ops:pa55word@?tls=false', 'esdb+discover'],
+    ] as const;
+    for (const [url, scheme] of bad) {
+      assert.throws(
+        () => parseStoreUrl(url),
+        (error: unknown) => {
+          assert.ok(invalidUrl(scheme)(error), `${url}: ${String(error)}`);
+          assert.ok(!(error as Error).message.includes('pa55word'));
+          return true;
+        },
+      );
+    }
+    assert.throws(
+      () => openEventStore('esdb://ops:pa55word@h?colour=blue'),
+      (error: unknown) => {
+        assert.ok(invalidUrl('esdb')(error));
+        assert.ok(!(error as Error).message.includes('pa55word'));
+        assert.match((error as Error).message, /esdb:\/\/\*\*\*@h\?colour=blue/);
+        return true;
+      },
+    );
+  });
+
+  it('redacts credentials for display, and leaves other URLs alone', () => {
+    assert.equal(redactStoreUrl('esdb://admin:changeit@localhost:2113'), 'esdb://***@localhost:2113');
+    assert.equal(redactStoreUrl('esdb://a%40b:p%3Aq@h1,h2?tls=true'), 'esdb://***@h1,h2?tls=true');
+    assert.equal(redactStoreUrl('sqlite:/var/lib/ledger.db'), 'sqlite:/var/lib/ledger.db');
+    assert.equal(redactStoreUrl('memory:'), 'memory:');
+  });
+
+  it('opens the esdb adapter without contacting the server', async () => {
+    const store = openEventStore('esdb://127.0.0.1:1?tls=false');
+    assert.ok(store instanceof EsdbEventStore);
+    assert.equal(store.url, 'esdb://127.0.0.1:1?tls=false');
+    await store.close();
   });
 });
