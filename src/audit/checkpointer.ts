@@ -1,0 +1,307 @@
+import { KeyledgerError } from '../domain/errors.js';
+import { deterministicEventId, type OperationContext } from '../ledger/eventFactory.js';
+import { retryOnConflict } from '../ledger/retryOnConflict.js';
+import type { AppendResult, JsonObject, RecordedEvent } from '../store/eventStore.js';
+import type { ChainingEventStore } from './chainingEventStore.js';
+import {
+  CHECKPOINT_EVENT_TYPE,
+  type CheckpointHead,
+  checkpointData,
+  checkpointMacMessage,
+  compareStreams,
+  parseCheckpoint,
+} from './checkpointFormat.js';
+import type { CheckpointMacKeys } from './checkpointMacKeys.js';
+import { chainLinkOf, eventHash } from './hashChain.js';
+
+/** Default of LedgerOptions.checkpointEvery: ledger events written between automatic checkpoints. */
+export const DEFAULT_CHECKPOINT_EVERY = 1000;
+
+/**
+ * At most this many stream heads go into one checkpoint: an interval that touched more streams is
+ * covered by several checkpoints, so no checkpoint event outgrows what a store accepts (EventStoreDB
+ * refuses events over 16 MB by default; 4096 heads are about 700 kB).
+ */
+export const MAX_CHECKPOINT_HEADS = 4096;
+
+/** ERR_INVALID_ARGUMENT unless `every` is a whole number ≥ 0 (undefined: the default). */
+export function assertCheckpointEvery(every: number | undefined): void {
+  if (every !== undefined && !(Number.isSafeInteger(every) && every >= 0)) {
+    throw new KeyledgerError('ERR_INVALID_ARGUMENT', 'checkpointEvery must be a whole number ≥ 0', {
+      checkpointEvery: every,
+    });
+  }
+}
+
+export interface CheckpointResult {
+  /** Global position of the LedgerCheckpointed event. */
+  readonly position: bigint;
+  /** Its revision in the checkpoint stream. */
+  readonly revision: bigint;
+  readonly previousPosition: bigint;
+  /** Every event of the ledger up to here is committed to. */
+  readonly coveredPosition: bigint;
+  /** How many stream heads it records (streams written since the previous checkpoint). */
+  readonly streams: number;
+  readonly stkIdentity: string;
+}
+
+interface LastCheckpoint {
+  readonly revision: bigint;
+  readonly coveredPosition: bigint;
+}
+
+export interface CheckpointerDeps {
+  readonly store: ChainingEventStore;
+  readonly prefix: string;
+  /** The checkpoint stream (`<prefix>checkpoints`). */
+  readonly stream: string;
+  readonly keys: CheckpointMacKeys;
+  readonly now: () => Date;
+  /** Automatic checkpoints: after this many ledger events since the last one; 0 turns them off. */
+  readonly every: number;
+  /** Who automatic checkpoints are recorded as. */
+  readonly automaticContext: () => OperationContext;
+}
+
+/**
+ * Appends checkpoints: on request, and automatically once `every` ledger events were written since
+ * the last one (from any process: the events are counted in the store, not in this process's writes).
+ *
+ * An automatic checkpoint runs inside the append that crossed the line, after that append has
+ * committed; it adds one read of the events since the last checkpoint and one append, once every
+ * `every` events. Its failure never fails that append: the next append tries again.
+ */
+export class Checkpointer {
+  readonly #d: CheckpointerDeps;
+  /** The newest checkpoint this process knows of; undefined until first looked up. */
+  #last: LastCheckpoint | null | undefined;
+  /** Checkpoints are written one at a time per process (a second caller waits for the first). */
+  #queue: Promise<unknown> = Promise.resolve();
+  #automaticRunning = false;
+  /** Ledger events counted since the newest checkpoint (`from`), up to position `upTo`. */
+  #counted: { from: bigint; upTo: bigint; events: number } | null = null;
+
+  constructor(deps: CheckpointerDeps) {
+    assertCheckpointEvery(deps.every);
+    this.#d = deps;
+  }
+
+  /**
+   * Checkpoints everything written so far (several checkpoints if more than MAX_CHECKPOINT_HEADS
+   * streams changed). Returns the last one written, or null if nothing but checkpoints was written
+   * since the previous one.
+   */
+  checkpoint(context: OperationContext): Promise<CheckpointResult | null> {
+    const run = this.#queue.then(() => this.#checkpointAll(context));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The chaining store's hook: an automatic checkpoint when one is due. Never throws. */
+  readonly afterAppend = async (stream: string, result: AppendResult): Promise<void> => {
+    if (this.#d.every === 0 || stream === this.#d.stream || this.#automaticRunning) return;
+    this.#automaticRunning = true;
+    try {
+      const last = await this.#lastCheckpoint();
+      if (!(await this.#dueAfter(last?.coveredPosition ?? 0n, result.position))) return;
+      await this.checkpoint(this.#d.automaticContext());
+    } catch {
+      // The append it follows has committed; a failing provider or store shows on the next try,
+      // and `keyledger checkpoint` reports it.
+    } finally {
+      this.#automaticRunning = false;
+    }
+  };
+
+  /**
+   * Whether `every` ledger events (checkpoints aside) follow `from`. Every event takes at least one
+   * position, so a distance below `every` answers without a read (memory and sqlite number events
+   * one by one); beyond it, events are counted incrementally, since EventStoreDB positions are byte
+   * offsets and a thousand positions may be three events.
+   */
+  async #dueAfter(from: bigint, head: bigint): Promise<boolean> {
+    const every = this.#d.every;
+    if (head - from < BigInt(every)) return false;
+    if (this.#counted?.from !== from) this.#counted = { from, upTo: from, events: 0 };
+    const counted = this.#counted;
+    for await (const event of this.#d.store.readAll({ after: counted.upTo, streamPrefix: this.#d.prefix })) {
+      counted.upTo = event.position;
+      if (event.streamName !== this.#d.stream) counted.events += 1;
+      if (counted.events >= every) return true;
+    }
+    return false;
+  }
+
+  async #checkpointAll(context: OperationContext): Promise<CheckpointResult | null> {
+    let latest: CheckpointResult | null = null;
+    for (;;) {
+      const written = await this.#checkpointOnce(context);
+      if (written === null) return latest;
+      latest = written;
+      if (written.streams < MAX_CHECKPOINT_HEADS) return latest;
+    }
+  }
+
+  async #checkpointOnce(context: OperationContext): Promise<CheckpointResult | null> {
+    return retryOnConflict(
+      async () => {
+        const last = await this.#lastCheckpoint();
+        const previousPosition = last?.coveredPosition ?? 0n;
+        const interval = await this.#readInterval(previousPosition);
+        if (interval === null) return null;
+        const stkIdentity = await this.#d.keys.current();
+        const expected = last?.revision ?? 'no_stream';
+        const checkpoint = {
+          previousPosition,
+          coveredPosition: interval.covered,
+          heads: interval.heads,
+          stkIdentity,
+        };
+        const result = await this.#d.store.appendBuilt(this.#d.stream, expected, async (prevHash) => {
+          const event = {
+            eventId: deterministicEventId(context.correlationId, this.#d.stream, String(expected), '0'),
+            type: CHECKPOINT_EVENT_TYPE,
+            data: checkpointData(checkpoint, null),
+            metadata: {
+              schemaVersion: 2,
+              actor: context.actor,
+              reason: context.reason,
+              correlationId: context.correlationId,
+              causationId: context.causationId,
+              occurredAt: this.#d.now().toISOString(),
+              prevHash,
+            } satisfies JsonObject,
+          };
+          const answer = await this.#d.keys.mac(
+            stkIdentity,
+            checkpointMacMessage({ streamName: this.#d.stream, ...event }),
+          );
+          if (answer.kind !== 'mac') {
+            throw new KeyledgerError(
+              'ERR_SYSTEM_KEY_NOT_FOUND',
+              `the current system key ${stkIdentity} cannot MAC a checkpoint`,
+              { identity: stkIdentity },
+            );
+          }
+          return { ...event, data: checkpointData(checkpoint, answer.mac.toString('hex')) };
+        });
+        this.#last = { revision: result.nextExpectedRevision, coveredPosition: interval.covered };
+        await this.#saveHint(result);
+        return {
+          position: result.position,
+          revision: result.nextExpectedRevision,
+          previousPosition,
+          coveredPosition: interval.covered,
+          streams: interval.heads.length,
+          stkIdentity,
+        };
+      },
+      // Another process checkpointed meanwhile: start from its checkpoint.
+      async () => {
+        this.#last = undefined;
+      },
+    );
+  }
+
+  /**
+   * The heads of the streams written after `previous`, up to the store's head or to the event
+   * before the one that would make more than MAX_CHECKPOINT_HEADS heads; null if only checkpoints
+   * were written. A checkpoint vouches for what it covers, so the links of what it is about to cover
+   * are checked first: a broken one is ERR_LEDGER_TAMPERED and nothing is written (verify says more).
+   */
+  async #readInterval(
+    previous: bigint,
+  ): Promise<{ readonly covered: bigint; readonly heads: CheckpointHead[] } | null> {
+    const heads = new Map<string, CheckpointHead>();
+    const firsts: RecordedEvent[] = [];
+    let covered = previous;
+    for await (const event of this.#d.store.readAll({ after: previous, streamPrefix: this.#d.prefix })) {
+      if (event.streamName !== this.#d.stream) {
+        const before = heads.get(event.streamName);
+        if (before === undefined && heads.size === MAX_CHECKPOINT_HEADS) break;
+        if (before === undefined) firsts.push(event);
+        else if (before.revision + 1n === event.revision) checkLink(event, before.hash);
+        const hash = eventHash(event);
+        heads.set(event.streamName, {
+          stream: event.streamName,
+          revision: event.revision,
+          position: event.position,
+          hash,
+        });
+      }
+      covered = event.position;
+    }
+    if (heads.size === 0) return null;
+    for (const first of firsts) {
+      if (first.revision === 0n) continue;
+      // The event before it is older than the previous checkpoint (or deleted with its stream).
+      const [before] = await this.#d.store.readStream(first.streamName, {
+        fromRevision: first.revision - 1n,
+      });
+      if (before !== undefined && before.revision === first.revision - 1n)
+        checkLink(first, eventHash(before));
+    }
+    return { covered, heads: [...heads.values()].sort((a, b) => compareStreams(a.stream, b.stream)) };
+  }
+
+  /**
+   * The newest checkpoint in the store (this process's memory of it, looked up once). The
+   * checkpoint stream grows with the ledger, so the lookup starts from a hint kept as a snapshot
+   * (the revision of the newest checkpoint when one was last written) and reads only what follows;
+   * a missing or wrong hint costs one full read, never a wrong answer.
+   */
+  async #lastCheckpoint(): Promise<LastCheckpoint | null> {
+    if (this.#last !== undefined) return this.#last;
+    const hint = await this.#hint();
+    let events = await this.#d.store.readStream(this.#d.stream, { fromRevision: hint ?? 0n });
+    if (events.length === 0 && hint !== null) events = await this.#d.store.readStream(this.#d.stream);
+    const newest = events.at(-1);
+    if (newest === undefined) {
+      this.#last = null;
+      return null;
+    }
+    const parsed = parseCheckpoint(newest.data);
+    if ('invalid' in parsed) {
+      throw new KeyledgerError(
+        'ERR_EVENT_SCHEMA',
+        `the newest checkpoint (${this.#d.stream}@${newest.revision}) fails its schema: run keyledger verify`,
+        { stream: this.#d.stream, revision: newest.revision.toString() },
+      );
+    }
+    this.#last = { revision: newest.revision, coveredPosition: parsed.coveredPosition };
+    return this.#last;
+  }
+
+  /** The snapshot holding the hint: `<prefix>checkpoint-hint`. */
+  get #hintName(): string {
+    return `${this.#d.prefix}checkpoint-hint`;
+  }
+
+  async #hint(): Promise<bigint | null> {
+    const snapshot = await this.#d.store.loadSnapshot(this.#hintName);
+    const revision = (snapshot?.state as { revision?: unknown } | null | undefined)?.revision;
+    return typeof revision === 'string' && /^(0|[1-9][0-9]{0,19})$/.test(revision) ? BigInt(revision) : null;
+  }
+
+  async #saveHint(result: AppendResult): Promise<void> {
+    try {
+      await this.#d.store.saveSnapshot(this.#hintName, {
+        position: result.position,
+        state: { revision: result.nextExpectedRevision.toString() },
+      });
+    } catch {
+      // Only a hint: without it the next process reads the checkpoint stream once.
+    }
+  }
+}
+
+function checkLink(event: RecordedEvent, previousHash: string): void {
+  const link = chainLinkOf(event.metadata);
+  if (link.kind === 'legacy' || (link.kind === 'chained' && link.prevHash === previousHash)) return;
+  throw new KeyledgerError(
+    'ERR_LEDGER_TAMPERED',
+    `${event.streamName}@${event.revision} (position ${event.position}) does not link to the event before it; no checkpoint was written: run keyledger verify`,
+    { stream: event.streamName, revision: event.revision.toString(), position: event.position.toString() },
+  );
+}

@@ -1,0 +1,90 @@
+import type { Writable } from 'node:stream';
+import type { OperationContext } from '../ledger/eventFactory.js';
+import type { StreamNames } from '../ledger/streamNames.js';
+import type { EventStore, RecordedEvent } from '../store/eventStore.js';
+import { type AuditExportSummary, exportAudit } from './auditExport.js';
+import type { ChainingEventStore } from './chainingEventStore.js';
+import { Checkpointer, type CheckpointResult, DEFAULT_CHECKPOINT_EVERY } from './checkpointer.js';
+import { type SystemKeySource, systemKeyMacKeys } from './checkpointMacKeys.js';
+import { type VerifyReport, type VerifySource, verifyLedger } from './verifyLedger.js';
+
+export interface LedgerVerifyOptions {
+  /** A checkpoint kept from an earlier report (its revision and hash) that must still be there. */
+  readonly anchor?: { readonly revision: bigint; readonly hash: string };
+}
+
+export interface LedgerIntegrityDeps {
+  readonly store: ChainingEventStore;
+  readonly names: StreamNames;
+  readonly systemKeys: SystemKeySource;
+  readonly now: () => Date;
+  /** Default DEFAULT_CHECKPOINT_EVERY; 0 turns automatic checkpoints off. */
+  readonly checkpointEvery?: number;
+  /** The context automatic checkpoints are recorded with. */
+  readonly automaticContext: () => OperationContext;
+}
+
+async function* upTo(events: AsyncIterable<RecordedEvent>, head: bigint): AsyncGenerator<RecordedEvent> {
+  for await (const event of events) {
+    if (event.position > head) return;
+    yield event;
+  }
+}
+
+/** The store as verify reads it, fixed at its head when verify starts. */
+export async function storeVerifySource(store: EventStore, names: StreamNames): Promise<VerifySource> {
+  const headPosition = await store.headPosition();
+  return {
+    prefix: names.prefix,
+    headPosition,
+    events: () => upTo(store.readAll({ streamPrefix: names.prefix }), headPosition),
+    checkpoints: () => upTo(store.readAll({ streamPrefix: names.checkpoints }), headPosition),
+  };
+}
+
+/** A ledger's tamper evidence: checkpoints (automatic and on request), verify, and export. */
+export class LedgerIntegrity {
+  readonly #d: LedgerIntegrityDeps;
+  readonly #checkpointer: Checkpointer;
+
+  constructor(deps: LedgerIntegrityDeps) {
+    this.#d = deps;
+    this.#checkpointer = new Checkpointer({
+      store: deps.store,
+      prefix: deps.names.prefix,
+      stream: deps.names.checkpoints,
+      keys: systemKeyMacKeys(deps.systemKeys),
+      now: deps.now,
+      every: deps.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY,
+      automaticContext: deps.automaticContext,
+    });
+    deps.store.onAppended(this.#checkpointer.afterAppend);
+  }
+
+  checkpoint(context: OperationContext): Promise<CheckpointResult | null> {
+    return this.#checkpointer.checkpoint(context);
+  }
+
+  async verify(options: LedgerVerifyOptions = {}): Promise<VerifyReport> {
+    const keys = systemKeyMacKeys(this.#d.systemKeys);
+    try {
+      return await verifyLedger(await storeVerifySource(this.#d.store.inner, this.#d.names), {
+        keys,
+        checkpointStream: this.#d.names.checkpoints,
+        materialPrefix: `${this.#d.names.prefix}material-`,
+        anchor: options.anchor,
+      });
+    } finally {
+      keys.close();
+    }
+  }
+
+  export(out: Writable): Promise<AuditExportSummary> {
+    return exportAudit(this.#d.store.inner, this.#d.names.prefix, out, this.#d.now());
+  }
+
+  /** Stops automatic checkpoints (the ledger is closing). */
+  close(): void {
+    this.#d.store.onAppended(null);
+  }
+}

@@ -1,0 +1,42 @@
+import { DEFAULT_PREFIX, streamNames } from '../ledger/streamNames.js';
+import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
+import type { EventStore } from '../store/eventStore.js';
+import { providerMacKeys, recordedSystemKeys } from './checkpointMacKeys.js';
+import { type LedgerVerifyOptions, storeVerifySource } from './ledgerIntegrity.js';
+import { type VerifyReport, verifyLedger } from './verifyLedger.js';
+
+export interface VerifyStoreOptions extends LedgerVerifyOptions {
+  /** The ledger's stream prefix (default `kl-`). */
+  readonly prefix?: string;
+  /** The provider holding the system keys; without one MACs are not checked (report.macs 'skipped'). */
+  readonly provider?: ManagedKeyProvider;
+}
+
+/**
+ * verify without opening a Ledger: a ledger whose events no longer parse (which Ledger.open
+ * refuses) can still be walked and its damage located. The CLI's `verify` runs this. MACs are
+ * checked with the provider's system keys, found by the metadata the system stream records.
+ */
+export async function verifyStore(
+  store: EventStore,
+  options: VerifyStoreOptions = {},
+): Promise<VerifyReport> {
+  const names = streamNames(options.prefix ?? DEFAULT_PREFIX);
+  const keys =
+    options.provider === undefined
+      ? null
+      : providerMacKeys(
+          options.provider,
+          await recordedSystemKeys(await store.readStream(names.system), names.system),
+        );
+  try {
+    return await verifyLedger(await storeVerifySource(store, names), {
+      keys,
+      checkpointStream: names.checkpoints,
+      materialPrefix: `${names.prefix}material-`,
+      anchor: options.anchor,
+    });
+  } finally {
+    keys?.close();
+  }
+}
