@@ -37,15 +37,22 @@ const scopeEventTypes: ReadonlySet<string> = new Set(SCOPE_EVENT_TYPES);
 
 export function evolveKeymeta(view: KeymetaView, event: LedgerEvent): KeymetaView {
   if (event.type === 'KeyMaterialWrapped') {
+    const owner = view.keyIndex.get(event.data.keyId);
+    const state = owner === undefined ? undefined : view.scopes.get(owner);
+    const key = state?.keys.get(event.data.keyId);
+    // A destroyed key's material never comes back: EventStoreDB keeps a deleted stream's events in
+    // $all until a scavenge, and a rewrap racing the destruction may write one more copy (which the
+    // next destroyDueKeys deletes).
+    if (key?.state === 'DESTROYED') {
+      view.position = event.position;
+      return view;
+    }
     view.materials.set(event.data.keyId, {
       wrapped: event.data.wrapped,
       stkIdentity: event.data.stkIdentity,
     });
     // A rewrap moves a key under a newer system key; the first material of a key arrives before
     // the lifecycle event that introduces it, which carries the same identity.
-    const owner = view.keyIndex.get(event.data.keyId);
-    const state = owner === undefined ? undefined : view.scopes.get(owner);
-    const key = state?.keys.get(event.data.keyId);
     if (
       state !== undefined &&
       owner !== undefined &&
@@ -65,6 +72,8 @@ export function evolveKeymeta(view: KeymetaView, event: LedgerEvent): KeymetaVie
     view.scopes.set(sk, after);
     // Only events that carry a key record bring a key into a scope.
     if ('key' in scopeEvent.data) view.keyIndex.set(scopeEvent.data.key.keyId, sk);
+    // Crypto-shredding: the view (and so every snapshot taken from now on) forgets the material.
+    if (scopeEvent.type === 'ManagedKeyDestroyed') view.materials.delete(scopeEvent.data.keyId);
   }
   view.position = event.position;
   return view;

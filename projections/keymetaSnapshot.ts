@@ -15,7 +15,7 @@ import { emptyKeymetaView, type KeymetaView } from './keymeta.js';
  * The keymeta view as a JSON snapshot. Bump SNAPSHOT_VERSION whenever the view's shape or the
  * meaning of a fold changes: an older snapshot is then ignored and the view is rebuilt by replay.
  */
-export const SNAPSHOT_VERSION = 3;
+export const SNAPSHOT_VERSION = 4;
 
 const keySchema = z.strictObject({
   keyId: z.string().transform(parseKeyId),
@@ -27,6 +27,7 @@ const keySchema = z.strictObject({
   createdAt: z.string(),
   refreshedAt: z.string(),
   updatedAt: z.string(),
+  destruction: z.strictObject({ scheduledAt: z.string(), dueAt: z.string() }).nullable(),
 });
 
 const snapshotSchema = z.strictObject({
@@ -61,7 +62,7 @@ export function keymetaToSnapshot(view: KeymetaView): JsonValue {
       activeKeyId: s.activeKeyId,
       providerDemotedKeyId: s.providerDemotedKeyId,
       revision: s.revision === null ? null : s.revision.toString(),
-      keys: [...s.keys.values()].map((k) => ({ ...k })),
+      keys: [...s.keys.values()].map((k) => ({ ...k, destruction: k.destruction && { ...k.destruction } })),
     })),
     materials: [...view.materials].map(([keyId, m]) => ({ keyId, ...m })),
   };

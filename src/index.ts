@@ -2,7 +2,23 @@
  * keyledger's public API. Everything a library user needs is exported here; deeper module paths
  * are internal and may change.
  */
+export { type AsOfTarget, type KeymetaAsOf, parseAsOf, type ScopeAsOf } from './audit/asOf.js';
+export type { AuditExportSummary } from './audit/auditExport.js';
+export type { CheckpointResult } from './audit/checkpointer.js';
 export type { HistoryEntry, KeyChange } from './audit/history.js';
+export {
+  type DayMetrics,
+  type KeyMetrics,
+  type KeyMetricsFold,
+  type KeyMetricsRange,
+  type KeyStateCounts,
+  keyMetrics,
+  keyMetricsFold,
+} from './audit/keyMetrics.js';
+export type { LedgerVerifyOptions } from './audit/ledgerIntegrity.js';
+export { type VerifyAuditFileOptions, verifyAuditFile } from './audit/verifyAuditFile.js';
+export type { ProblemKind, VerifiedCheckpoint, VerifyProblem, VerifyReport } from './audit/verifyLedger.js';
+export { type VerifyStoreOptions, verifyStore } from './audit/verifyStore.js';
 export { type CacheMetrics, type LayerCounters, toPrometheus } from './cache/cacheMetrics.js';
 export type { ActiveResolution, CachedKey, KeyCacheOptions, ResolutionTarget } from './cache/keyCache.js';
 export { DecryptionFailedError } from './crypto/decryptionFailedError.js';
@@ -22,6 +38,7 @@ export { keyChecksum } from './crypto/keyChecksum.js';
 export { SecretBytes } from './crypto/secretBytes.js';
 export type { SystemKeyHandle } from './crypto/systemKeyHandle.js';
 export { softwareSystemKey } from './crypto/systemKeyHandle.js';
+export { DEFAULT_DESTROY_GRACE_MS, materialHashOf } from './domain/decideDestroy.js';
 export {
   ERROR_CODES,
   type ErrorCategory,
@@ -46,15 +63,19 @@ export {
 export { KEY_STATES, type KeyState, MARKER_STATES, type MarkerState } from './domain/keyState.js';
 export type { KeyInfo, ScopeStatus } from './ledger/keyInfo.js';
 export type {
+  DestroyDueResult,
+  DestructionReceipt,
   EnableResult,
   KeymetaAdmin,
   KeyResult,
   OperationOptions,
   RefreshResult,
+  ScheduleDestructionOptions,
   WriteResult,
 } from './ledger/keymetaAdmin.js';
 export type { KeyResolver, KeyResolverOptions } from './ledger/keyResolver.js';
 export { Ledger, type LedgerOptions } from './ledger/ledger.js';
+export type { LedgerEventOf, LedgerEventsOptions } from './ledger/ledgerEvents.js';
 export { type DataLocation, namespaceCandidates } from './ledger/namespaceCandidates.js';
 export type {
   RetireResult,

@@ -15,7 +15,7 @@ import {
   type Row,
 } from './common.js';
 
-const BENCHES = ['l1Hit', 'invalidation', 'churn', 'envelope', 'streaming'] as const;
+const BENCHES = ['l1Hit', 'invalidation', 'churn', 'envelope', 'streaming', 'auditQueries'] as const;
 
 function runBench(name: string): Promise<BenchResult> {
   const file = fileURLToPath(new URL(`./${name}.ts`, import.meta.url));

@@ -52,6 +52,16 @@ export function invalidationsFor(event: LedgerEvent): Invalidation[] {
         { kind: 'scope', scopeKey: scopeKey(event.data) },
         { kind: 'key', keyId: event.data.keyId },
       ];
+    // Scheduling or cancelling a destruction leaves the key's state, so what it may do, alone.
+    case 'ManagedKeyDestructionScheduled':
+    case 'ManagedKeyDestructionCancelled':
+      return [];
+    // Its material is gone: the key leaves L1 (zeroed) and can never be rebuilt from L2.
+    case 'ManagedKeyDestroyed':
+      return [
+        { kind: 'scope', scopeKey: scopeKey(event.data) },
+        { kind: 'key', keyId: event.data.keyId },
+      ];
     case 'CacheEntryEjected':
       return event.data.keyId === null
         ? [{ kind: 'keysOf', scopeKey: scopeKey(event.data) }]
@@ -72,6 +82,9 @@ export function invalidationsFor(event: LedgerEvent): Invalidation[] {
     case 'RewrapProgressed':
     case 'RewrapRetargeted':
     case 'RewrapFinished':
+      return [];
+    // A checkpoint commits to the ledger's stream heads (tamper evidence); no key changes.
+    case 'LedgerCheckpointed':
       return [];
     default: {
       const unreachable: never = event;

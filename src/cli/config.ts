@@ -6,6 +6,7 @@ import { GeneratedKeyProvider } from '../providers/generated/generatedKeyProvide
 import { type KeystoreConfig, resolveKeystoreConfig } from '../providers/keystore/keystoreConfig.js';
 import { KeystoreKeyProvider } from '../providers/keystore/keystoreKeyProvider.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
+import { GRACE_PERIOD_FORMAT, parseGracePeriod } from './duration.js';
 
 export const DEFAULT_CONFIG_FILE = 'keyledger.config.json';
 
@@ -25,6 +26,18 @@ const configSchema = z.strictObject({
    * otherwise mint a key for every candidate namespace it is asked about.
    */
   dynamicLookup: z.boolean().optional(),
+  /** Default grace period of `destroy-managed-key`: `<n>s|m|h|d|w`, 0 to 10 years (default 7d). */
+  destroyGracePeriod: z
+    .string()
+    .transform((value, ctx) => {
+      const ms = parseGracePeriod(value);
+      if (ms !== null) return ms;
+      ctx.issues.push({ code: 'custom', input: value, message: GRACE_PERIOD_FORMAT });
+      return z.NEVER;
+    })
+    .optional(),
+  /** Append a tamper-evidence checkpoint after this many ledger events (default 1000; 0: only on request). */
+  checkpointEvery: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   keystore: z.unknown(),
 });
 
@@ -36,6 +49,10 @@ export interface LedgerConfig {
   readonly prefix: string | undefined;
   readonly provider: 'keystore' | 'generated';
   readonly dynamicLookup: boolean;
+  /** From `destroyGracePeriod`; undefined: the ledger's default (7 days). */
+  readonly destroyGracePeriodMs: number | undefined;
+  /** From `checkpointEvery`; undefined: the ledger's default (1000). */
+  readonly checkpointEvery: number | undefined;
   readonly keystore: KeystoreConfig;
 }
 
@@ -67,6 +84,8 @@ export function loadConfig(file: string): LedgerConfig {
     prefix: parsed.data.prefix,
     provider: parsed.data.provider,
     dynamicLookup: parsed.data.dynamicLookup ?? parsed.data.provider === 'keystore',
+    destroyGracePeriodMs: parsed.data.destroyGracePeriod,
+    checkpointEvery: parsed.data.checkpointEvery,
     keystore: resolveKeystoreConfig(parsed.data.keystore, baseDir),
   };
 }

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { Ledger } from '../ledger/ledger.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
-import { DEFAULT_STORE_URL, openEventStore } from '../store/storeUrl.js';
+import { DEFAULT_STORE_URL, openEventStore, redactStoreUrl } from '../store/storeUrl.js';
 import { DEFAULT_CONFIG_FILE, type LedgerConfig, loadConfig, providerFor } from './config.js';
 
 export interface GlobalOptions {
@@ -14,6 +14,7 @@ export interface GlobalOptions {
 export interface OpenLedger {
   readonly ledger: Ledger;
   readonly config: LedgerConfig;
+  /** The store URL in use, with any credentials replaced by `***` (it gets printed). */
   readonly storeUrl: string;
   close(): Promise<void>;
 }
@@ -47,7 +48,7 @@ export async function openLedger(
 ): Promise<OpenLedger> {
   const config = loadConfig(configPathOf(options, cwd));
   const location = storeLocationOf(options, cwd, env, config);
-  const storeUrl = location.url;
+  const storeUrl = redactStoreUrl(location.url);
   const store: EventStore = openEventStore(location.url, location.baseDir);
   let provider: ManagedKeyProvider | null = null;
   try {
@@ -58,6 +59,8 @@ export async function openLedger(
       prefix: config.prefix,
       actor: options.actor ?? env.KEYLEDGER_ACTOR,
       resolver: { dynamicLookup: config.dynamicLookup },
+      destroyGracePeriodMs: config.destroyGracePeriodMs,
+      checkpointEvery: config.checkpointEvery,
     });
     return {
       ledger,

@@ -1,10 +1,17 @@
 import { parseArgs } from 'node:util';
-import type { HistoryEntry } from '../audit/history.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { formatScope, parseScope } from '../domain/identities.js';
 import type { KeyInfo } from '../ledger/keyInfo.js';
 import type { OperationOptions } from '../ledger/keymetaAdmin.js';
+import { AUDIT_USAGE, isAuditCommand, runAuditCli } from './auditCommands.js';
+import {
+  AUDIT_QUERY_OPTIONS,
+  AUDIT_QUERY_USAGE,
+  type AuditQueryArgs,
+  prepareAuditQuery,
+} from './auditQueryCommands.js';
 import { cryptoIoOf, decryptCommand, encryptCommand } from './cryptoCommands.js';
+import { DESTROY_USAGE, prepareDestroyCommand } from './destroyCommands.js';
 import { initLedger } from './initCommand.js';
 import { type GlobalOptions, openLedger } from './openLedger.js';
 import { type CliIo, table, toJson } from './output.js';
@@ -26,7 +33,6 @@ commands (scope = <custodian-base64>[:<namespace>], namespace default *):
   set-managed-key <scope> <metadata>          make the key named by metadata the ACTIVE key
   eject-cache-entry <scope> [--key <hash>]    evict a scope's (or one key's) cache entries everywhere
   clear-cache                                 evict every cache entry everywhere
-  history <scope>                             every event of a scope, with actor, reason and change
   resolve <custodian> [--namespace <ns>]...   which scope and key new data would use, trying the
                                               namespaces in order (default: *)
   encrypt <custodian> [--namespace <ns>]... [--aad <text>]
@@ -35,14 +41,20 @@ commands (scope = <custodian-base64>[:<namespace>], namespace default *):
   decrypt [--aad <text>]                      decrypt stdin to stdout; exit 1 if anything is wrong
                                               (stdout then holds at most the verified chunks)
 ${REWRAP_USAGE}
+${AUDIT_USAGE}
+${DESTROY_USAGE}
+${AUDIT_QUERY_USAGE}
 
 options:
-  --store <url>     sqlite:<path> (default sqlite:.keyledger/ledger.db) or memory:; env KEYLEDGER_STORE
+  --store <url>     sqlite:<path> (default sqlite:.keyledger/ledger.db), memory:, esdb://host:port or
+                    esdb+discover://host:port (EventStoreDB); env KEYLEDGER_STORE
   --config <file>   config file (default ./keyledger.config.json)
   --json            machine-readable output
   --actor <name>    who is acting (default: env KEYLEDGER_ACTOR, else the OS user)
   --reason <text>   why; recorded with the events
   --aad <text>      encrypt/decrypt: associated data (UTF-8), authenticated, not stored
+  --grace <n><unit> destroy-managed-key: grace period, unit s|m|h|d|w (default: config
+                    destroyGracePeriod, else 7d); 0s makes it due at once
   -h, --help        this text
 
 exit codes: 0 success, 2 bad input or refused by a rule (nothing written), 1 any other failure`;
@@ -53,6 +65,8 @@ interface Parsed {
   readonly json: boolean;
   readonly key: string | undefined;
   readonly aad: string | undefined;
+  readonly grace: string | undefined;
+  readonly audit: AuditQueryArgs['audit'];
   readonly namespaces: readonly string[];
   readonly global: GlobalOptions;
   readonly operation: OperationOptions;
@@ -78,6 +92,8 @@ function parse(argv: readonly string[]): Parsed | 'help' {
         reason: { type: 'string' },
         key: { type: 'string' },
         aad: { type: 'string' },
+        grace: { type: 'string' },
+        ...AUDIT_QUERY_OPTIONS,
         namespace: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
@@ -94,6 +110,15 @@ function parse(argv: readonly string[]): Parsed | 'help' {
     json: values.json === true,
     key: str(values.key),
     aad: str(values.aad),
+    grace: str(values.grace),
+    audit: {
+      at: str(values.at),
+      types: str(values.types),
+      scope: Array.isArray(values.scope) ? values.scope : undefined,
+      from: str(values.from),
+      since: str(values.since),
+      until: str(values.until),
+    },
     namespaces: Array.isArray(values.namespace) ? values.namespace : [],
     global: { store: str(values.store), config: str(values.config), actor: str(values.actor) },
     operation: { actor: str(values.actor), reason: str(values.reason) },
@@ -125,29 +150,29 @@ function keyJson(k: KeyInfo) {
     stkIdentity: k.stkIdentity,
     createdAt: k.createdAt,
     updatedAt: k.updatedAt,
+    destructionDueAt: k.destructionDueAt,
   };
 }
 
 const KEY_HEADERS = ['SCOPE', 'STATE', 'METADATA HASH', 'CHECKSUM', 'REFRESHED'];
 
-function historyRows(entries: readonly HistoryEntry[]): string[][] {
-  return entries.map((e) => [
-    e.position.toString(),
-    e.occurredAt,
-    e.type,
-    [
-      ...(e.marker ? [`marker ${e.marker.from ?? '-'} → ${e.marker.to ?? '-'}`] : []),
-      ...e.keys.map((k) => `${k.metadataHash.slice(0, 10)}… ${k.from ?? 'new'} → ${k.to}`),
-      ...(e.keys.length === 0 && e.subject ? [`${e.subject.metadataHash.slice(0, 10)}… unchanged`] : []),
-    ].join('; '),
-    e.actor,
-    e.reason ?? '',
-  ]);
+/** show-key-status: one line per key scheduled for destruction or destroyed, below the table. */
+function destructionNotes(keys: readonly KeyInfo[]): string {
+  return keys
+    .map((k) =>
+      k.destructionDueAt !== null
+        ? `${k.metadataHash}: destruction scheduled, due at ${k.destructionDueAt}\n`
+        : k.state === 'DESTROYED'
+          ? `${k.metadataHash}: DESTROYED at ${k.updatedAt}, material deleted (see destruction-receipts)\n`
+          : '',
+    )
+    .join('');
 }
 
 /** Runs one CLI invocation; returns the exit code. Never throws. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   if (isRewrapCommand(argv)) return runRewrapCli(argv, io);
+  if (isAuditCommand(argv)) return runAuditCli(argv, io);
   let parsed: Parsed | 'help';
   try {
     parsed = parse(argv);
@@ -201,6 +226,11 @@ function prepare(p: Parsed, io: CliIo): Runner {
   const printKeys = (out: (t: string) => void, keys: readonly KeyInfo[]) =>
     out(p.json ? `${toJson(keys.map(keyJson))}\n` : table(KEY_HEADERS, keyRows(keys)));
   const scopeArg = (value: string) => parseScope(value);
+  const destroy = prepareDestroyCommand(p);
+  if (destroy !== null) return destroy;
+  if (p.grace !== undefined) throw usageError('--grace is an option of destroy-managed-key only');
+  const audit = prepareAuditQuery({ ...p, printKeys, keyJson }, io);
+  if (audit !== null) return audit;
   switch (p.command) {
     case 'enable-key-management': {
       const scope = scopeArg(arity(p, ['scope'])[0] ?? '');
@@ -222,6 +252,7 @@ function prepare(p: Parsed, io: CliIo): Runner {
         const status = await ledger.admin.getScopeStatus(scope.custodian, scope.namespace);
         if (!p.json) out(`${formatScope(scope)}: marker ${status.marker ?? '-'}\n`);
         printKeys(out, status.keys);
+        if (!p.json) out(destructionNotes(status.keys));
       };
     }
     case 'rotate-stk': {
@@ -305,17 +336,6 @@ function prepare(p: Parsed, io: CliIo): Runner {
       return async (ledger, out) => {
         const r = await ledger.admin.clearManagedKeyDataCache(op);
         out(p.json ? `${toJson(r)}\n` : `cache clear recorded at position ${r.position}\n`);
-      };
-    }
-    case 'history': {
-      const scope = scopeArg(arity(p, ['scope'])[0] ?? '');
-      return async (ledger, out) => {
-        const entries = await ledger.history(scope.custodian, scope.namespace);
-        out(
-          p.json
-            ? `${toJson(entries)}\n`
-            : table(['POSITION', 'TIME', 'EVENT', 'CHANGE', 'ACTOR', 'REASON'], historyRows(entries)),
-        );
       };
     }
     case 'resolve': {

@@ -1,3 +1,4 @@
+import { type DestroyCommand, decideDestroy } from './decideDestroy.js';
 import { KeyledgerError } from './errors.js';
 import type { DomainEvent, EventOf, KeyRecord, ScopeEvent } from './events.js';
 import { formatScope, type KeyId, type KeyScope, type MetadataHash, sameScope } from './identities.js';
@@ -29,7 +30,8 @@ export type ScopeCommand =
   | { readonly type: 'DisableKeyManagement' }
   | { readonly type: 'DisableManagedKey'; readonly metadataHash: MetadataHash }
   | { readonly type: 'EnableManagedKey'; readonly metadataHash: MetadataHash }
-  | { readonly type: 'RefreshManagedKeys'; readonly answers: ReadonlyMap<KeyId, KeyFacts> };
+  | { readonly type: 'RefreshManagedKeys'; readonly answers: ReadonlyMap<KeyId, KeyFacts> }
+  | DestroyCommand;
 
 /** Enabling an already enabled scope (marker ACTIVE with an ACTIVE key) is a no-op: no provider call. */
 export function enableIsNoop(state: ScopeState): boolean {
@@ -87,6 +89,10 @@ export function decideScope(state: ScopeState, command: ScopeCommand): ScopeEven
       return decideReenableKey(state, command.metadataHash);
     case 'RefreshManagedKeys':
       return decideRefresh(state, command.answers);
+    case 'ScheduleKeyDestruction':
+    case 'CancelKeyDestruction':
+    case 'DestroyDueKey':
+      return decideDestroy(state, command);
     default: {
       const unreachable: never = command;
       return unreachable;
@@ -363,7 +369,7 @@ function recordFor(state: ScopeState, facts: KeyFacts, stkIdentity: string): Key
       );
     }
     if (known.state !== 'ACTIVE') assertUsableForActivation(state, known);
-    const { state: _s, createdAt: _c, refreshedAt: _r, updatedAt: _u, ...record } = known;
+    const { state: _s, createdAt: _c, refreshedAt: _r, updatedAt: _u, destruction: _d, ...record } = known;
     return record;
   }
   return {
@@ -375,12 +381,27 @@ function recordFor(state: ScopeState, facts: KeyFacts, stkIdentity: string): Key
   };
 }
 
-function assertUsableForActivation(state: ScopeState, key: ManagedKey): void {
-  if (key.state === 'DISABLED' || key.state === 'DESTROYED') {
+/** A known key may become ACTIVE again only if it is INACTIVE and not scheduled for destruction. */
+export function assertUsableForActivation(state: ScopeState, key: ManagedKey): void {
+  if (key.state === 'DESTROYED') {
+    throw new KeyledgerError(
+      'ERR_KEY_DESTROYED',
+      `key ${key.metadataHash} of ${formatScope(state.scope)} is DESTROYED and can never be used again`,
+      { scope: formatScope(state.scope), metadataHash: key.metadataHash },
+    );
+  }
+  if (key.state === 'DISABLED') {
     throw new KeyledgerError(
       'ERR_KEY_DISABLED',
       `key ${key.metadataHash} of ${formatScope(state.scope)} is ${key.state}; re-enable it before it can become ACTIVE`,
       { scope: formatScope(state.scope), metadataHash: key.metadataHash, state: key.state },
+    );
+  }
+  if (key.destruction !== null) {
+    throw new KeyledgerError(
+      'ERR_KEY_DESTRUCTION_SCHEDULED',
+      `key ${key.metadataHash} of ${formatScope(state.scope)} is scheduled for destruction at ${key.destruction.dueAt}; cancel the destruction before it can become ACTIVE`,
+      { scope: formatScope(state.scope), metadataHash: key.metadataHash, dueAt: key.destruction.dueAt },
     );
   }
   assertTransition(key.state, 'ACTIVE', key.keyId);

@@ -29,6 +29,18 @@ export const ERROR_CODES = {
   ERR_REWRAP_NOT_FOUND: 'rule',
   ERR_REWRAP_FINISHED: 'rule',
   ERR_REWRAP_TARGET_CHANGED: 'rule',
+  // Audit queries (src/audit): as-of (ERR_SCOPE_NOT_FOUND, shared, is below).
+  ERR_INVALID_AS_OF: 'input',
+  ERR_AS_OF_IN_FUTURE: 'input',
+  ERR_AS_OF_BEFORE_LEDGER: 'input',
+  // Crypto-shredding (decideDestroy.ts).
+  ERR_KEY_ACTIVE: 'rule',
+  ERR_KEY_DESTROYED: 'rule',
+  ERR_KEY_DESTRUCTION_SCHEDULED: 'rule',
+  ERR_KEY_DESTRUCTION_NOT_SCHEDULED: 'rule',
+  ERR_SCOPE_NOT_FOUND: 'rule',
+  // Tamper evidence (src/audit): an export file that is not one.
+  ERR_AUDIT_FILE_INVALID: 'input',
   ERR_PROVIDER_NO_KEY: 'fault',
   ERR_PROVIDER_KEY_NOT_ACTIVE: 'fault',
   ERR_PROVIDER_WRONG_SCOPE: 'fault',
@@ -47,6 +59,10 @@ export const ERROR_CODES = {
   ERR_EVENT_SCHEMA: 'fault',
   ERR_STORE: 'fault',
   ERR_STORE_CLOSED: 'fault',
+  // verify found the ledger (or an export of it) changed: the report names the first position.
+  ERR_LEDGER_TAMPERED: 'fault',
+  // The store's server could not be reached (refused, no leader, timed out) within the retry budget.
+  ERR_STORE_UNAVAILABLE: 'fault',
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { EventSchemaError } from './errors.js';
 import type { Custodian, KeyId, MetadataHash, Namespace } from './identities.js';
 import { parseCustodian, parseKeyId, parseMetadataHash, parseNamespace } from './identities.js';
-import { KEY_STATES, PROVIDER_KEY_STATES } from './keyState.js';
+import { DESTROYABLE_KEY_STATES, KEY_STATES, PROVIDER_KEY_STATES } from './keyState.js';
 
 /**
  * The ledger's events. Every stored event is read back through these schemas: data by its type
@@ -32,6 +32,10 @@ export const REWRAP_CAMPAIGN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 const campaignId = z.string().regex(REWRAP_CAMPAIGN_ID);
 const count = z.number().int().min(0);
 const providerKeyState = z.enum(PROVIDER_KEY_STATES);
+/** A bigint as JSON holds it: a decimal string without leading zeros. */
+const decimalString = z.string().regex(/^(0|[1-9][0-9]{0,19})$/);
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+const destroyableState = z.enum(DESTROYABLE_KEY_STATES);
 
 /** What the ledger records of a key: never its bytes. */
 export const keyRecordSchema = z.strictObject({
@@ -75,6 +79,31 @@ export const eventDataSchemas = {
     state: keyState,
     providerState: providerKeyState,
   }),
+  /** Crypto-shredding (docs/audit.md): an INACTIVE or DISABLED key is to be destroyed at `dueAt`. */
+  ManagedKeyDestructionScheduled: z.strictObject({
+    ...scoped,
+    keyId,
+    /** The key's state when scheduled; scheduling itself leaves the state alone. */
+    state: destroyableState,
+    dueAt: z.iso.datetime(),
+  }),
+  ManagedKeyDestructionCancelled: z.strictObject({ ...scoped, keyId, dueAt: z.iso.datetime() }),
+  /** The key is DESTROYED and its wrapped material deleted from the store; the receipt says what went. */
+  ManagedKeyDestroyed: z.strictObject({
+    ...scoped,
+    keyId,
+    metadataHash,
+    previousState: destroyableState,
+    receipt: z.strictObject({
+      /** The deleted stream, and how many events (wrapped copies: ciphertext only) it held. */
+      materialStream: z.string().min(1).max(512),
+      materialEvents: count,
+      /** SHA-256 (hex) over those events' ids and wrapped ciphertexts, as docs/audit.md defines it. */
+      materialHash: z.string().regex(/^[0-9a-f]{64}$/),
+      scheduledAt: z.iso.datetime(),
+      dueAt: z.iso.datetime(),
+    }),
+  }),
   CacheEntryEjected: z.strictObject({ ...scoped, keyId: keyId.nullable() }),
   CacheCleared: z.strictObject({}),
   /** The first system key, recorded when the ledger is initialised. */
@@ -116,6 +145,25 @@ export const eventDataSchemas = {
     keys: count,
   }),
   RewrapFinished: z.strictObject({ campaignId, rewrapped: count, skipped: count }),
+  /**
+   * Tamper evidence (stream `<prefix>checkpoints`, docs/audit.md): the head of every stream written
+   * in (previousPosition, coveredPosition], MACed under system key `stkIdentity`. Positions and
+   * revisions are decimal strings (bigints).
+   */
+  LedgerCheckpointed: z.strictObject({
+    previousPosition: decimalString,
+    coveredPosition: decimalString,
+    heads: z.array(
+      z.strictObject({
+        stream: z.string().min(1).max(512),
+        revision: decimalString,
+        position: decimalString,
+        hash: sha256Hex,
+      }),
+    ),
+    stkIdentity: hex16,
+    mac: sha256Hex,
+  }),
 } as const;
 
 export type LedgerEventType = keyof typeof eventDataSchemas;
@@ -123,14 +171,30 @@ export const LEDGER_EVENT_TYPES = Object.keys(eventDataSchemas) as LedgerEventTy
 
 export const SCHEMA_VERSION = 1;
 
-export const eventMetadataSchema = z.strictObject({
-  schemaVersion: z.literal(SCHEMA_VERSION),
+const metadataFields = {
   actor: z.string().min(1).max(256),
   reason: z.string().max(1024).nullable(),
   correlationId: z.string().min(1).max(128),
   causationId: z.string().max(128).nullable(),
   occurredAt: z.iso.datetime(),
-});
+};
+
+/** Metadata as the hash chain stores it (src/audit/chainingEventStore.ts sets it on every append). */
+export const CHAINED_SCHEMA_VERSION = 2;
+
+/**
+ * Version 1 is what the ledger's writers build, and what was stored before the hash chain.
+ * Version 2 adds `prevHash`: the hash of the previous event of the stream (null for its first),
+ * docs/formats.md.
+ */
+export const eventMetadataSchema = z.discriminatedUnion('schemaVersion', [
+  z.strictObject({ schemaVersion: z.literal(SCHEMA_VERSION), ...metadataFields }),
+  z.strictObject({
+    schemaVersion: z.literal(CHAINED_SCHEMA_VERSION),
+    ...metadataFields,
+    prevHash: sha256Hex.nullable(),
+  }),
+]);
 export type EventMetadata = z.infer<typeof eventMetadataSchema>;
 
 type DataOf<T extends LedgerEventType> = z.infer<(typeof eventDataSchemas)[T]>;
@@ -158,6 +222,9 @@ export const SCOPE_EVENT_TYPES = [
   'ManagedKeyDisabled',
   'ManagedKeyReenabled',
   'ManagedKeyRefreshed',
+  'ManagedKeyDestructionScheduled',
+  'ManagedKeyDestructionCancelled',
+  'ManagedKeyDestroyed',
 ] as const satisfies readonly LedgerEventType[];
 export type ScopeEvent = EventOf<(typeof SCOPE_EVENT_TYPES)[number]>;
 

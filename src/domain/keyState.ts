@@ -16,6 +16,17 @@ export type MarkerState = (typeof MARKER_STATES)[number];
 export const PROVIDER_KEY_STATES = ['ACTIVE', 'INACTIVE', 'DISABLED', 'FAILED'] as const;
 export type ProviderKeyState = (typeof PROVIDER_KEY_STATES)[number];
 
+/**
+ * The states a key may be destroyed (crypto-shredded) from: the ones KEY_TRANSITIONS lets go to
+ * DESTROYED. The ACTIVE key never is: it must stop being ACTIVE (rotate, set, disable) first.
+ */
+export const DESTROYABLE_KEY_STATES = ['INACTIVE', 'DISABLED'] as const satisfies readonly KeyState[];
+export type DestroyableKeyState = (typeof DESTROYABLE_KEY_STATES)[number];
+
+export function isDestroyable(state: KeyState): state is DestroyableKeyState {
+  return (DESTROYABLE_KEY_STATES as readonly KeyState[]).includes(state);
+}
+
 /** The states in which a key's material may be used to decrypt. */
 export function isUsableForDecrypt(state: KeyState): boolean {
   return state === 'ACTIVE' || state === 'INACTIVE';

@@ -9,6 +9,14 @@ export interface ManagedKey extends KeyRecord {
   readonly createdAt: string;
   readonly refreshedAt: string;
   readonly updatedAt: string;
+  /** A scheduled destruction (crypto-shredding), until it runs or is cancelled; else null. */
+  readonly destruction: PendingDestruction | null;
+}
+
+export interface PendingDestruction {
+  /** When it was scheduled (the event's time) and when it falls due. ISO 8601, UTC. */
+  readonly scheduledAt: string;
+  readonly dueAt: string;
 }
 
 /** Everything the decider needs to know about one scope: the fold of its stream. */
@@ -63,6 +71,16 @@ function setState(
   return withKey(keys, { ...key, state, updatedAt: at });
 }
 
+function withDestruction(
+  state: ScopeState,
+  keyId: KeyId,
+  destruction: PendingDestruction | null,
+): ScopeState {
+  const key = state.keys.get(keyId);
+  if (key === undefined) return state;
+  return { ...state, keys: withKey(state.keys, { ...key, destruction }) };
+}
+
 /** Makes `record` the ACTIVE key (new or known), demoting the previous ACTIVE key to INACTIVE. */
 function activate(state: ScopeState, record: KeyRecord, at: string): ScopeState {
   // One copy of the keys per event: long-lived scopes accumulate keys, and this runs per rotation.
@@ -75,7 +93,7 @@ function activate(state: ScopeState, record: KeyRecord, at: string): ScopeState 
   keys.set(
     record.keyId,
     known === undefined
-      ? { ...record, state: 'ACTIVE', createdAt: at, refreshedAt: at, updatedAt: at }
+      ? { ...record, state: 'ACTIVE', createdAt: at, refreshedAt: at, updatedAt: at, destruction: null }
       : { ...known, state: 'ACTIVE', refreshedAt: at, updatedAt: at },
   );
   return { ...state, marker: 'ACTIVE', keys, activeKeyId: record.keyId };
@@ -135,6 +153,20 @@ function applyScopeEvent(state: ScopeState, event: ScopeEvent, at: string): Scop
       if (newState === 'ACTIVE') activeKeyId = keyId;
       else if (activeKeyId === keyId) activeKeyId = null;
       return { ...state, keys, activeKeyId };
+    }
+    case 'ManagedKeyDestructionScheduled':
+      return withDestruction(state, event.data.keyId, { scheduledAt: at, dueAt: event.data.dueAt });
+    case 'ManagedKeyDestructionCancelled':
+      return withDestruction(state, event.data.keyId, null);
+    case 'ManagedKeyDestroyed': {
+      const key = state.keys.get(event.data.keyId);
+      if (key === undefined) return state;
+      const keys = withKey(state.keys, { ...key, state: 'DESTROYED', updatedAt: at, destruction: null });
+      return {
+        ...state,
+        keys,
+        activeKeyId: state.activeKeyId === key.keyId ? null : state.activeKeyId,
+      };
     }
     default: {
       const unreachable: never = event;

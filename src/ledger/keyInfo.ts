@@ -17,6 +17,8 @@ export interface KeyInfo {
   readonly createdAt: string;
   readonly refreshedAt: string;
   readonly updatedAt: string;
+  /** When a scheduled destruction falls due (docs/audit.md); null when none is scheduled. */
+  readonly destructionDueAt: string | null;
 }
 
 export interface ScopeStatus {
@@ -39,5 +41,6 @@ export function toKeyInfo(key: ManagedKey, scope: { custodian: string; namespace
     createdAt: key.createdAt,
     refreshedAt: key.refreshedAt,
     updatedAt: key.updatedAt,
+    destructionDueAt: key.destruction?.dueAt ?? null,
   };
 }

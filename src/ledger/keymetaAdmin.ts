@@ -2,8 +2,16 @@ import { scopeOf } from '../../projections/keymeta.js';
 import type { SecretBytes } from '../crypto/secretBytes.js';
 import type { SystemKeyHandle } from '../crypto/systemKeyHandle.js';
 import {
+  assertGracePeriod,
+  dueDestructions,
+  type MaterialCopy,
+  type MaterialReceipt,
+  materialHashOf,
+} from '../domain/decideDestroy.js';
+import {
   assertCanRotate,
   assertCanSetKey,
+  assertUsableForActivation,
   checkRefreshAnswer,
   decideClearCache,
   decideEjectCacheEntry,
@@ -17,11 +25,13 @@ import {
 import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
 import { type DomainEvent, parseEventOf, parseLedgerEvent, SCOPE_EVENT_TYPES } from '../domain/events.js';
 import {
+  type Custodian,
   formatScope,
   type KeyId,
   type KeyScope,
   keyScope,
   type MetadataHash,
+  type Namespace,
   parseMetadataHash,
 } from '../domain/identities.js';
 import { metadataHashOf } from '../domain/keyIdentity.js';
@@ -60,6 +70,44 @@ export interface KeyResult extends WriteResult {
   readonly key: KeyInfo;
 }
 
+export interface ScheduleDestructionOptions extends OperationOptions {
+  /**
+   * How long until the destruction falls due, in milliseconds (0: due at once, when
+   * destroyDueKeys next runs). Default: the ledger's `destroyGracePeriodMs` (7 days).
+   */
+  readonly graceMs?: number;
+}
+
+/** What a destruction deleted, as its ManagedKeyDestroyed event records it (docs/audit.md). */
+export interface DestructionReceipt {
+  readonly custodian: Custodian;
+  readonly namespace: Namespace;
+  readonly keyId: KeyId;
+  readonly metadataHash: string;
+  readonly previousState: 'INACTIVE' | 'DISABLED';
+  readonly materialStream: string;
+  readonly materialEvents: number;
+  /** Hex SHA-256 over the deleted wrapped copies (materialHashOf); never of plaintext. */
+  readonly materialHash: string;
+  readonly scheduledAt: string;
+  readonly dueAt: string;
+  readonly destroyedAt: string;
+  readonly actor: string;
+  readonly reason: string | null;
+  /** Global position of the ManagedKeyDestroyed event. */
+  readonly position: bigint;
+}
+
+export interface DestroyDueResult {
+  /** The destructions this run performed, in scope and key order. */
+  readonly destroyed: readonly DestructionReceipt[];
+  /**
+   * DESTROYED keys whose material stream still held events (a run that stopped between the event
+   * and the deletion, or a rewrap that raced it), deleted by this run.
+   */
+  readonly leftoversDeleted: readonly KeyId[];
+}
+
 export interface RefreshResult extends WriteResult {
   readonly skipped: boolean;
   readonly keys: readonly KeyInfo[];
@@ -73,6 +121,8 @@ interface AdminDeps {
   readonly systemKeys: SystemKeyManager;
   readonly now: () => Date;
   readonly context: (options: OperationOptions | undefined) => OperationContext;
+  /** Default grace period of a scheduled destruction, in milliseconds (validated by the ledger). */
+  readonly destroyGraceMs: number;
 }
 
 /**
@@ -248,6 +298,11 @@ export class KeymetaAdmin {
     const { scope, context, stk, state } = await this.#begin(custodian, namespace, options);
     assertCanSetKey(state);
     const known = findKeyByHash(state, metadataHashOf(metadata));
+    // The ledger's own rules refuse these without asking the provider (a DESTROYED key has no
+    // material left to hand it).
+    if (known !== null && (known.state === 'DESTROYED' || known.destruction !== null)) {
+      assertUsableForActivation(state, known);
+    }
     const material = known === null ? null : await this.#material(known);
     const answer = this.#notASystemKey(
       checkProviderAnswer(await this.#d.provider.unwrapKey(metadata, material)),
@@ -287,6 +342,186 @@ export class KeymetaAdmin {
     const context = this.#d.context(options);
     await this.#d.systemKeys.current();
     return { position: await this.#appendOperation(decideClearCache(), context) };
+  }
+
+  /**
+   * Schedules the destruction (crypto-shredding) of an INACTIVE or DISABLED key: once due, the next
+   * destroyDueKeys deletes its wrapped material and records a receipt. The key's state is left
+   * alone until then. Refused: the ACTIVE key (ERR_KEY_ACTIVE), a key already scheduled
+   * (ERR_KEY_DESTRUCTION_SCHEDULED) or destroyed (ERR_KEY_DESTROYED), an unknown scope or key.
+   */
+  async scheduleKeyDestruction(
+    custodian: string,
+    namespace: string | undefined,
+    metadataHash: string,
+    options?: ScheduleDestructionOptions,
+  ): Promise<KeyResult> {
+    const hash: MetadataHash = parseMetadataHash(metadataHash);
+    const graceMs = options?.graceMs ?? this.#d.destroyGraceMs;
+    assertGracePeriod(graceMs);
+    const { scope, context, state } = await this.#begin(custodian, namespace, options);
+    const position = await this.#commit(scope, state, context, (now) => ({
+      type: 'ScheduleKeyDestruction',
+      metadataHash: hash,
+      now,
+      graceMs,
+    }));
+    return { position, key: this.#keyInfo(scope, hash) };
+  }
+
+  /** Cancels a scheduled destruction that has not run yet (ERR_KEY_DESTROYED once it has). */
+  async cancelKeyDestruction(
+    custodian: string,
+    namespace: string | undefined,
+    metadataHash: string,
+    options?: OperationOptions,
+  ): Promise<KeyResult> {
+    const hash: MetadataHash = parseMetadataHash(metadataHash);
+    const { scope, context, state } = await this.#begin(custodian, namespace, options);
+    const position = await this.#commit(scope, state, context, () => ({
+      type: 'CancelKeyDestruction',
+      metadataHash: hash,
+    }));
+    return { position, key: this.#keyInfo(scope, hash) };
+  }
+
+  /**
+   * Runs every destruction that is due by the ledger's clock: per key, the receipt is computed
+   * from the material stream, ManagedKeyDestroyed is appended to the scope's stream, and only then
+   * is the material stream deleted. A run that stops in between leaves a DESTROYED key (never
+   * usable again) whose material the next run deletes; so every run also deletes what is left of
+   * any DESTROYED key's material. Idempotent, and safe to run from several processes at once.
+   */
+  async destroyDueKeys(options?: OperationOptions): Promise<DestroyDueResult> {
+    const context = this.#d.context(options);
+    await this.#d.systemKeys.current();
+    const now = this.#d.now();
+    const due: { scope: KeyScope; keyId: KeyId }[] = [];
+    const destroyedKeys: KeyId[] = [];
+    for (const scopeState of this.#d.projector.keymeta.scopes.values()) {
+      for (const key of dueDestructions(scopeState, now)) {
+        due.push({ scope: scopeState.scope, keyId: key.keyId });
+      }
+      for (const key of scopeState.keys.values()) {
+        if (key.state === 'DESTROYED') destroyedKeys.push(key.keyId);
+      }
+    }
+    const destroyed: DestructionReceipt[] = [];
+    for (const { scope, keyId } of due) {
+      const receipt = await this.#destroyDue(scope, keyId, now, context);
+      if (receipt !== null) destroyed.push(receipt);
+    }
+    const leftoversDeleted: KeyId[] = [];
+    for (const keyId of destroyedKeys) {
+      const stream = this.#d.names.material(keyId);
+      if ((await this.#d.store.readStream(stream)).length === 0) continue;
+      await this.#d.store.deleteStream(stream);
+      leftoversDeleted.push(keyId);
+    }
+    // The stored snapshot may still hold the deleted material: replace it by one of this view,
+    // which has applied the destructions and so no longer holds it.
+    if (destroyed.length > 0 || leftoversDeleted.length > 0) await this.#d.projector.snapshotNow();
+    return { destroyed, leftoversDeleted };
+  }
+
+  /** Every destruction receipt of a scope, oldest first (from its stream: they outlive the material). */
+  async destructionReceipts(custodian: string, namespace?: string): Promise<DestructionReceipt[]> {
+    const scope = keyScope(custodian, namespace);
+    const receipts: DestructionReceipt[] = [];
+    for (const recorded of await this.#d.store.readStream(this.#d.names.scope(scope))) {
+      const event = parseEventOf(recorded, SCOPE_EVENT_TYPES);
+      if (event.type !== 'ManagedKeyDestroyed') continue;
+      const { receipt, ...data } = event.data;
+      receipts.push({
+        custodian: data.custodian,
+        namespace: data.namespace,
+        keyId: data.keyId,
+        metadataHash: data.metadataHash,
+        previousState: data.previousState,
+        ...receipt,
+        destroyedAt: event.meta.occurredAt,
+        actor: event.meta.actor,
+        reason: event.meta.reason,
+        position: event.position,
+      });
+    }
+    return receipts;
+  }
+
+  /**
+   * One due destruction: event first, then the deletion, so that no reader ever sees a usable key
+   * whose material is gone, and a crash in between leaves only material the next run deletes.
+   * Null when it is no longer due (cancelled, or run by another process meanwhile).
+   */
+  async #destroyDue(
+    scope: KeyScope,
+    keyId: KeyId,
+    now: Date,
+    context: OperationContext,
+  ): Promise<DestructionReceipt | null> {
+    const stream = this.#d.names.scope(scope);
+    const materialStream = this.#d.names.material(keyId);
+    let state = await this.#loadScope(scope);
+    const written = await retryOnConflict(
+      async () => {
+        const material = await this.#materialReceipt(materialStream);
+        const events = decideScope(state, { type: 'DestroyDueKey', keyId, now, material });
+        const [event] = events;
+        if (event === undefined) return null;
+        const expected: ExpectedRevision = state.revision ?? 'no_stream';
+        const at = this.#d.now();
+        const result = await this.#d.store.append(
+          stream,
+          toStoredEvents(events, context, stream, expected, at),
+          expected,
+        );
+        await this.#d.projector.waitForPosition(result.position);
+        return { event, at, position: result.position };
+      },
+      async () => {
+        state = await this.#loadScope(scope);
+      },
+    );
+    if (written === null || written.event.type !== 'ManagedKeyDestroyed') return null;
+    await this.#d.store.deleteStream(materialStream);
+    const { receipt, ...data } = written.event.data;
+    return {
+      custodian: data.custodian,
+      namespace: data.namespace,
+      keyId: data.keyId,
+      metadataHash: data.metadataHash,
+      previousState: data.previousState,
+      ...receipt,
+      destroyedAt: written.at.toISOString(),
+      actor: context.actor,
+      reason: context.reason,
+      position: written.position,
+    };
+  }
+
+  /** The receipt of a material stream as it is now: its events' count and materialHashOf. */
+  async #materialReceipt(materialStream: string): Promise<MaterialReceipt> {
+    const copies: MaterialCopy[] = [];
+    for (const recorded of await this.#d.store.readStream(materialStream)) {
+      const event = parseEventOf(recorded, ['KeyMaterialWrapped']);
+      const { keyId, stkIdentity, algorithm, wrapped } = event.data;
+      copies.push({
+        revision: event.revision,
+        eventId: recorded.eventId,
+        keyId,
+        stkIdentity,
+        algorithm,
+        wrapped,
+      });
+    }
+    return { materialStream, materialEvents: copies.length, materialHash: materialHashOf(copies) };
+  }
+
+  #keyInfo(scope: KeyScope, hash: MetadataHash): KeyInfo {
+    const key = findKeyByHash(this.#viewOf(scope), hash);
+    if (key === null)
+      throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no key ${hash} in ${formatScope(scope)}`, {});
+    return toKeyInfo(key, scope);
   }
 
   async #changeKey(
@@ -342,7 +577,8 @@ export class KeymetaAdmin {
     scope: KeyScope,
     initial: ScopeState,
     context: OperationContext,
-    command: () => ScopeCommand,
+    /** Gets the time the events will carry (a scheduled destruction's due time counts from it). */
+    command: (now: Date) => ScopeCommand,
     stk?: SystemKeyHandle,
     keys?: ReadonlyMap<KeyId, SecretBytes>,
   ): Promise<bigint | null> {
@@ -350,13 +586,14 @@ export class KeymetaAdmin {
     let state = initial;
     return retryOnConflict(
       async () => {
-        const events = decideScope(state, command());
+        const now = this.#d.now();
+        const events = decideScope(state, command(now));
         if (events.length === 0) return null;
-        await this.#writeMaterial(newKeysIn(state, events), scope, context, stk, keys);
+        await this.#writeMaterial(newKeysIn(state, events), scope, context, now, stk, keys);
         const expected: ExpectedRevision = state.revision ?? 'no_stream';
         const result = await this.#d.store.append(
           stream,
-          toStoredEvents(events, context, stream, expected, this.#d.now()),
+          toStoredEvents(events, context, stream, expected, now),
           expected,
         );
         await this.#d.projector.waitForPosition(result.position);
@@ -372,6 +609,8 @@ export class KeymetaAdmin {
     records: readonly { keyId: KeyId; metadataHash: MetadataHash; stkIdentity: string }[],
     scope: KeyScope,
     context: OperationContext,
+    /** The command's time: its material and lifecycle events carry one time (as-of queries). */
+    now: Date,
     stk: SystemKeyHandle | undefined,
     keys: ReadonlyMap<KeyId, SecretBytes> | undefined,
   ): Promise<void> {
@@ -399,7 +638,7 @@ export class KeymetaAdmin {
         },
       };
       const stream = this.#d.names.material(record.keyId);
-      const [stored] = toStoredEvents([event], context, stream, 'any', this.#d.now());
+      const [stored] = toStoredEvents([event], context, stream, 'any', now);
       if (stored === undefined) continue;
       // One id per key and STK: a retried or re-decided write of the same key is idempotent.
       await this.#d.store.append(

@@ -1,15 +1,27 @@
 import { userInfo } from 'node:os';
+import type { Writable } from 'node:stream';
+import type { Observable } from 'rxjs';
 import { isSystemKeyRetired } from '../../projections/systemKeys.js';
-import { type HistoryEntry, scopeHistory } from '../audit/history.js';
+import { type AsOfTarget, type KeymetaAsOf, keymetaAsOf, type ScopeAsOf, scopeAsOf } from '../audit/asOf.js';
+import type { AuditExportSummary } from '../audit/auditExport.js';
+import { ChainingEventStore } from '../audit/chainingEventStore.js';
+import { assertCheckpointEvery, type CheckpointResult } from '../audit/checkpointer.js';
+import { type HistoryEntry, keyHistory, scopeHistory, scopeNotFound } from '../audit/history.js';
+import { type KeyMetrics, type KeyMetricsRange, keyMetricsFold } from '../audit/keyMetrics.js';
+import { LedgerIntegrity, type LedgerVerifyOptions } from '../audit/ledgerIntegrity.js';
+import type { VerifyReport } from '../audit/verifyLedger.js';
 import { KeyCache, type KeyCacheOptions } from '../cache/keyCache.js';
 import { Envelope, type EnvelopeOptions } from '../crypto/envelope.js';
 import { EnvelopeStreams } from '../crypto/envelopeStream.js';
+import { DEFAULT_DESTROY_GRACE_MS, MAX_DESTROY_GRACE_MS } from '../domain/decideDestroy.js';
+import { type LedgerEventType, parseEventOf, parseLedgerEvent, SCOPE_EVENT_TYPES } from '../domain/events.js';
 import { keyScope } from '../domain/identities.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
 import { newCorrelationId, type OperationContext } from './eventFactory.js';
 import { KeymetaAdmin, type OperationOptions } from './keymetaAdmin.js';
 import { KeyResolver, type KeyResolverOptions } from './keyResolver.js';
+import { type LedgerEventOf, type LedgerEventsOptions, ledgerEvents } from './ledgerEvents.js';
 import { LedgerProjector } from './ledgerProjector.js';
 import { refuseRetiredSystemKeys } from './retiredSystemKeys.js';
 import { RewrapCampaigns } from './rewrapCampaign.js';
@@ -32,6 +44,21 @@ export interface LedgerOptions {
   /** Whether the resolver asks the provider about unknown scopes (default true). */
   readonly resolver?: KeyResolverOptions;
   readonly envelope?: EnvelopeOptions;
+  /**
+   * Append a checkpoint (tamper evidence, docs/audit.md) once this many ledger events were written
+   * since the last one (default 1000); 0 leaves checkpoints to `checkpoint()`.
+   */
+  readonly checkpointEvery?: number;
+  /**
+   * Keep a historic snapshot for as-of queries at least this many positions apart, and at least as
+   * many as the view has entries (default 10000); 0 keeps none (queries then replay from the start).
+   */
+  readonly asOfEvery?: number;
+  /**
+   * Default grace period of a scheduled key destruction, in milliseconds (default 7 days; 0 to
+   * 10 years). scheduleKeyDestruction's `graceMs` overrides it per call. docs/audit.md.
+   */
+  readonly destroyGracePeriodMs?: number;
 }
 
 function defaultActor(): string {
@@ -62,13 +89,21 @@ export class Ledger {
   readonly #projector: LedgerProjector;
   readonly #systemKeys: SystemKeyManager;
   readonly #actor: string;
+  readonly #integrity: LedgerIntegrity;
+  readonly #now: () => Date;
 
-  private constructor(options: LedgerOptions, projector: LedgerProjector, names: StreamNames) {
+  private constructor(
+    options: LedgerOptions,
+    projector: LedgerProjector,
+    names: StreamNames,
+    chained: ChainingEventStore,
+  ) {
     this.#store = options.store;
     this.#projector = projector;
     this.names = names;
     this.#actor = options.actor ?? defaultActor();
     const now = options.now ?? (() => new Date());
+    this.#now = now;
     this.#systemKeys = new SystemKeyManager({
       store: options.store,
       names,
@@ -79,6 +114,14 @@ export class Ledger {
       projector,
       now,
     });
+    this.#integrity = new LedgerIntegrity({
+      store: chained,
+      names,
+      systemKeys: this.#systemKeys,
+      now,
+      checkpointEvery: options.checkpointEvery,
+      automaticContext: () => this.#context({ reason: 'automatic checkpoint' }),
+    });
     this.admin = new KeymetaAdmin({
       store: options.store,
       names,
@@ -87,6 +130,7 @@ export class Ledger {
       systemKeys: this.#systemKeys,
       now,
       context: (o) => this.#context(o),
+      destroyGraceMs: options.destroyGracePeriodMs ?? DEFAULT_DESTROY_GRACE_MS,
     });
     this.#cache = new KeyCache(options.cache);
     this.resolver = new KeyResolver({
@@ -116,12 +160,23 @@ export class Ledger {
   /** Opens the ledger: restores the snapshot, catches up, and follows the store from then on. */
   static async open(options: LedgerOptions): Promise<Ledger> {
     const names = streamNames(options.prefix ?? DEFAULT_PREFIX);
+    assertCheckpointEvery(options.checkpointEvery);
+    const grace = options.destroyGracePeriodMs;
+    if (
+      grace !== undefined &&
+      !(Number.isSafeInteger(grace) && grace >= 0 && grace <= MAX_DESTROY_GRACE_MS)
+    ) {
+      throw new TypeError('destroyGracePeriodMs must be a whole number of milliseconds from 0 to 10 years');
+    }
     const projector = new LedgerProjector(options.store, names.prefix, {
       snapshotName: `${names.prefix}keymeta`,
       snapshotEvery: options.snapshotEvery,
+      asOfEvery: options.asOfEvery,
     });
     await projector.start();
-    return new Ledger(options, projector, names);
+    // Every append of the ledger goes through the hash chain (src/audit/chainingEventStore.ts).
+    const chained = new ChainingEventStore(options.store);
+    return new Ledger({ ...options, store: chained }, projector, names, chained);
   }
 
   get isInitialised(): boolean {
@@ -154,13 +209,90 @@ export class Ledger {
     return this.#projector.waitForPosition(position);
   }
 
-  /** The events of a scope in order, with actor, reason, time and the state change each made. */
-  history(custodian: string, namespace?: string): Promise<HistoryEntry[]> {
+  /**
+   * The events of a scope in order, with actor, reason, time and the state change each made; with
+   * `key` (a metadata hash), those of that key, its material (re)wraps included. Errors:
+   * ERR_SCOPE_NOT_FOUND, ERR_KEY_NOT_FOUND, ERR_INVALID_METADATA (docs/audit.md).
+   */
+  async history(
+    custodian: string,
+    namespace?: string,
+    options?: { readonly key?: string },
+  ): Promise<HistoryEntry[]> {
     const scope = keyScope(custodian, namespace);
-    return scopeHistory(this.#store, this.names.scope(scope), scope);
+    return options?.key === undefined
+      ? scopeHistory(this.#store, this.names, scope)
+      : keyHistory(this.#store, this.names, scope, options.key);
+  }
+
+  /**
+   * The keymeta view of the whole ledger at a global position (bigint) or a time (Date), replayed
+   * from the nearest historic snapshot. Errors: ERR_INVALID_AS_OF, ERR_AS_OF_IN_FUTURE,
+   * ERR_AS_OF_BEFORE_LEDGER (docs/audit.md).
+   */
+  async asOf(target: AsOfTarget): Promise<KeymetaAsOf> {
+    return keymetaAsOf(this.#store, this.names.prefix, target, this.#now());
+  }
+
+  /** One scope at a position or a time, from its own streams; also ERR_SCOPE_NOT_FOUND. */
+  async scopeAsOf(custodian: string, namespace: string | undefined, target: AsOfTarget): Promise<ScopeAsOf> {
+    return scopeAsOf(this.#store, this.names, keyScope(custodian, namespace), target, this.#now());
+  }
+
+  /**
+   * The ledger's events as an rxjs Observable of parsed events: catch-up from a position (or
+   * `'start'`), or live (`'now'`, the default), filtered by types and scopes, resumable by position.
+   */
+  events$<T extends LedgerEventType = LedgerEventType>(
+    options?: LedgerEventsOptions<T>,
+  ): Observable<LedgerEventOf<T>> {
+    return ledgerEvents(this.#store, this.names.prefix, () => this.#projector.position, options);
+  }
+
+  /**
+   * Keys per state at the end of each day and transitions per day, of the whole ledger or of one
+   * scope (ERR_SCOPE_NOT_FOUND if it has no events), from the history.
+   */
+  async keyMetrics(
+    options: KeyMetricsRange & { readonly custodian?: string; readonly namespace?: string } = {},
+  ): Promise<KeyMetrics> {
+    const { custodian, namespace, ...range } = options;
+    const fold = keyMetricsFold(range);
+    if (custodian === undefined) {
+      for await (const recorded of this.#store.readAll({ streamPrefix: this.names.prefix }))
+        if (!fold.add(parseLedgerEvent(recorded))) break;
+    } else {
+      const scope = keyScope(custodian, namespace);
+      const stream = await this.#store.readStream(this.names.scope(scope));
+      if (stream.length === 0) throw scopeNotFound(scope);
+      for (const recorded of stream) if (!fold.add(parseEventOf(recorded, SCOPE_EVENT_TYPES))) break;
+    }
+    return fold.result();
+  }
+
+  /**
+   * Appends a checkpoint: every stream's head, MACed under the current system key, so that verify
+   * can tell a cut or rewritten ledger. Null if nothing but checkpoints was written since the last.
+   */
+  checkpoint(options?: OperationOptions): Promise<CheckpointResult | null> {
+    return this.#integrity.checkpoint(this.#context(options));
+  }
+
+  /**
+   * Walks the whole ledger and reports the first event changed, inserted, deleted or reordered, or
+   * a stream cut behind a checkpoint (docs/audit.md). A report, never an error, for a tampered ledger.
+   */
+  verify(options?: LedgerVerifyOptions): Promise<VerifyReport> {
+    return this.#integrity.verify(options);
+  }
+
+  /** Writes the ledger as JSON lines that `verifyAuditFile` (`verify --file`) checks offline. */
+  exportAudit(out: Writable): Promise<AuditExportSummary> {
+    return this.#integrity.export(out);
   }
 
   async close(): Promise<void> {
+    this.#integrity.close();
     await this.#projector.stop();
     this.envelope.close();
     this.#cache.clear();

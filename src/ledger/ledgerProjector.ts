@@ -9,6 +9,7 @@ import {
   systemKeysFromSnapshot,
   systemKeysToSnapshot,
 } from '../../projections/systemKeys.js';
+import { AsOfSeriesWriter } from '../audit/asOfSnapshots.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { type LedgerEvent, parseLedgerEvent } from '../domain/events.js';
 import type { EventStore, JsonValue, RecordedEvent } from '../store/eventStore.js';
@@ -18,6 +19,11 @@ export interface ProjectorOptions {
   readonly snapshotEvery?: number;
   /** Snapshot name; one per ledger prefix. */
   readonly snapshotName: string;
+  /**
+   * Keep the historic snapshots as-of queries start from (src/audit/asOfSnapshots.ts), at least
+   * this many positions apart (default 10000); 0: none.
+   */
+  readonly asOfEvery?: number;
 }
 
 type Waiter = { readonly position: bigint; resolve(): void; reject(error: unknown): void };
@@ -40,6 +46,11 @@ export class LedgerProjector {
   #snapshotDue = false;
   #snapshotting: Promise<void> = Promise.resolve();
   #subscription: Subscription | null = null;
+  /** The latest occurredAt applied (ms), kept with the snapshot: as-of queries order time by it. */
+  #maxOccurredAt: number | null = null;
+  readonly #asOf: AsOfSeriesWriter | null;
+  #asOfDue = false;
+  #catchingUp = false;
   #failure: unknown = null;
   #waiters: Waiter[] = [];
   readonly #listeners = new Set<(event: LedgerEvent) => void>();
@@ -49,6 +60,8 @@ export class LedgerProjector {
     this.#prefix = prefix;
     this.#snapshotEvery = options.snapshotEvery ?? 1000;
     this.#snapshotName = options.snapshotName;
+    const asOfEvery = options.asOfEvery ?? 10_000;
+    this.#asOf = asOfEvery === 0 ? null : new AsOfSeriesWriter(store, prefix, asOfEvery);
   }
 
   get position(): bigint {
@@ -78,9 +91,18 @@ export class LedgerProjector {
   /** Restores the snapshot and catches up with the store; then follows it live. */
   async start(): Promise<void> {
     await this.#restore();
-    for await (const recorded of this.#store.readAll({ after: this.position, streamPrefix: this.#prefix })) {
-      this.#apply(recorded);
-      this.#throwIfFailed();
+    await this.#asOf?.load();
+    this.#catchingUp = true;
+    try {
+      for await (const recorded of this.#store.readAll({
+        after: this.position,
+        streamPrefix: this.#prefix,
+      })) {
+        this.#apply(recorded);
+        this.#throwIfFailed();
+      }
+    } finally {
+      this.#catchingUp = false;
     }
     this.#subscription = this.#store
       .subscribe({ after: this.position, streamPrefix: this.#prefix })
@@ -102,6 +124,10 @@ export class LedgerProjector {
     if (this.#failure === null && this.#sinceSnapshot > 0 && this.#sinceSnapshot * 4 >= this.#viewSize()) {
       this.#takeSnapshot();
     }
+    // Marks taken since the as-of index was last saved.
+    const asOf = this.#asOf;
+    if (this.#failure === null && asOf !== null)
+      this.#snapshotting = this.#snapshotting.then(() => asOf.flush()).catch(() => undefined);
     await this.#snapshotting;
     this.#fail(new KeyledgerError('ERR_STORE_CLOSED', 'the ledger is closed', {}));
   }
@@ -109,15 +135,22 @@ export class LedgerProjector {
   async #restore(): Promise<void> {
     const snapshot = await this.#store.loadSnapshot(this.#snapshotName);
     if (snapshot === null) return;
-    const state = snapshot.state as { keymeta?: JsonValue; systemKeys?: JsonValue } | null;
+    const state = snapshot.state as {
+      keymeta?: JsonValue;
+      systemKeys?: JsonValue;
+      maxOccurredAt?: JsonValue;
+    } | null;
+    const maxOccurredAt =
+      typeof state?.maxOccurredAt === 'string' ? Date.parse(state.maxOccurredAt) : Number.NaN;
     const keymeta =
       state?.keymeta === undefined ? null : keymetaFromSnapshot(state.keymeta, snapshot.position);
     const systemKeys =
       state?.systemKeys === undefined ? null : systemKeysFromSnapshot(state.systemKeys, snapshot.position);
     // An unusable snapshot (older format) is ignored: the view is rebuilt by replay.
-    if (keymeta === null || systemKeys === null) return;
+    if (keymeta === null || systemKeys === null || Number.isNaN(maxOccurredAt)) return;
     this.#keymeta = keymeta;
     this.#systemKeys = systemKeys;
+    this.#maxOccurredAt = maxOccurredAt;
   }
 
   #apply(recorded: RecordedEvent): void {
@@ -131,8 +164,11 @@ export class LedgerProjector {
     }
     this.#keymeta = evolveKeymeta(this.#keymeta, event);
     this.#systemKeys = evolveSystemKeys(this.#systemKeys, event);
+    const occurredAt = Date.parse(event.meta.occurredAt);
+    if (this.#maxOccurredAt === null || occurredAt > this.#maxOccurredAt) this.#maxOccurredAt = occurredAt;
     for (const listener of this.#listeners) listener(event);
     this.#releaseWaiters();
+    this.#asOfStep();
     // A snapshot costs time proportional to the view, so one is taken only after at least as many
     // events as the view has entries (amortised O(1) per event), and never inside event
     // application: waiters are released first, and the snapshot is taken on a later turn.
@@ -145,23 +181,58 @@ export class LedgerProjector {
     }
   }
 
+  /**
+   * The as-of series: while catching up nobody waits on this process, so the view is captured at
+   * once (a replay from scratch leaves a whole series); live, on a later turn, like the snapshot.
+   */
+  #asOfStep(): void {
+    if (this.#asOf === null || this.#asOfDue || !this.#asOf.isDue(this.position, this.#viewSize())) return;
+    if (this.#catchingUp) {
+      this.#captureAsOf();
+      return;
+    }
+    this.#asOfDue = true;
+    setImmediate(() => {
+      this.#asOfDue = false;
+      if (this.#failure === null) this.#captureAsOf();
+    });
+  }
+
+  #captureAsOf(): void {
+    if (this.#asOf === null || this.#maxOccurredAt === null) return;
+    const save = this.#asOf.capture(this.#keymeta, this.#maxOccurredAt, this.#viewSize());
+    // Like snapshots, the series is an optimisation: a failed save only costs later queries replay.
+    if (save !== null) this.#snapshotting = this.#snapshotting.then(save).catch(() => undefined);
+  }
+
   #viewSize(): number {
     return this.#keymeta.scopes.size + this.#keymeta.keyIndex.size;
   }
 
-  #takeSnapshot(): void {
+  /**
+   * Saves a snapshot of the view as it is now and reports a failure. Crypto-shredding calls it once
+   * the view has applied a destruction: the stored snapshot may still hold the deleted material.
+   */
+  async snapshotNow(): Promise<void> {
+    this.#throwIfFailed();
+    await this.#takeSnapshot();
+  }
+
+  #takeSnapshot(): Promise<void> {
     this.#sinceSnapshot = 0;
     const snapshot = {
       position: this.position,
       state: {
         keymeta: keymetaToSnapshot(this.#keymeta),
         systemKeys: systemKeysToSnapshot(this.#systemKeys),
+        maxOccurredAt: this.#maxOccurredAt === null ? null : new Date(this.#maxOccurredAt).toISOString(),
       },
     };
-    // Snapshots are an optimisation: a failed save is retried at the next interval.
-    this.#snapshotting = this.#snapshotting
-      .then(() => this.#store.saveSnapshot(this.#snapshotName, snapshot))
-      .catch(() => undefined);
+    // Snapshots are an optimisation: a failed save is retried at the next interval. (Only
+    // snapshotNow's caller sees the failure.)
+    const saved = this.#snapshotting.then(() => this.#store.saveSnapshot(this.#snapshotName, snapshot));
+    this.#snapshotting = saved.catch(() => undefined);
+    return saved;
   }
 
   #releaseWaiters(): void {

@@ -12,6 +12,8 @@ export interface StreamNames {
   scope(scope: KeyScope): string;
   readonly system: string;
   readonly operations: string;
+  /** LedgerCheckpointed events: the MACed commitments to every stream's head (tamper evidence). */
+  readonly checkpoints: string;
   material(keyId: KeyId): string;
   /** The scope a scope stream belongs to, or null for any other stream. */
   scopeOf(stream: string): KeyScope | null;
@@ -32,6 +34,7 @@ export function streamNames(prefix: string): StreamNames {
     prefix,
     system: `${prefix}system`,
     operations: `${prefix}operations`,
+    checkpoints: `${prefix}checkpoints`,
     scope: (scope) =>
       `${scopePart}${custodianBytes(scope.custodian).toString('base64url')}.${Buffer.from(scope.namespace, 'utf8').toString('base64url')}`,
     material: (keyId) => `${prefix}material-${keyId}`,

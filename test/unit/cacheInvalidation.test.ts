@@ -129,6 +129,39 @@ describe('invalidationsFor: scope events', () => {
       expectInvalidations(refreshed(SCOPE, 'k1', state, state, provider), []);
     }
   });
+
+  const dueAt = new Date(Date.UTC(2025, 0, 8)).toISOString();
+
+  it('ManagedKeyDestructionScheduled and ...Cancelled: nothing (the key keeps its state until destroyed)', () => {
+    const keyId = keyIdFor(SCOPE, 'k1');
+    expectInvalidations(
+      { type: 'ManagedKeyDestructionScheduled', data: { ...SCOPE, keyId, state: 'INACTIVE', dueAt } },
+      [],
+    );
+    expectInvalidations({ type: 'ManagedKeyDestructionCancelled', data: { ...SCOPE, keyId, dueAt } }, []);
+  });
+
+  it('ManagedKeyDestroyed: the scope and the key (its material is gone: zeroed, never rebuilt)', () => {
+    expectInvalidations(
+      {
+        type: 'ManagedKeyDestroyed',
+        data: {
+          ...SCOPE,
+          keyId: keyIdFor(SCOPE, 'k1'),
+          metadataHash: hashFor(SCOPE, 'k1'),
+          previousState: 'DISABLED',
+          receipt: {
+            materialStream: `kl-material-${keyIdFor(SCOPE, 'k1')}`,
+            materialEvents: 1,
+            materialHash: '0'.repeat(64),
+            scheduledAt: new Date(Date.UTC(2025, 0, 1)).toISOString(),
+            dueAt,
+          },
+        },
+      },
+      [scopeInv(), keyInv('k1')],
+    );
+  });
 });
 
 describe('invalidationsFor: operational events', () => {
@@ -203,6 +236,22 @@ describe('invalidationsFor: system-key and material events', () => {
       [],
     );
     expectInvalidations({ type: 'RewrapFinished', data: { campaignId, rewrapped: 2, skipped: 0 } }, []);
+  });
+
+  it('LedgerCheckpointed: nothing (tamper evidence; no key changes)', () => {
+    expectInvalidations(
+      {
+        type: 'LedgerCheckpointed',
+        data: {
+          previousPosition: '0',
+          coveredPosition: '7',
+          heads: [{ stream: 'kl-system', revision: '0', position: '1', hash: 'ab'.repeat(32) }],
+          stkIdentity: STK,
+          mac: 'cd'.repeat(32),
+        },
+      },
+      [],
+    );
   });
 
   it('every ledger event type has a case above', () => {

@@ -1,0 +1,270 @@
+/**
+ * Issue 6: replay speed of the keymeta projection over a large sqlite ledger, as-of query latency
+ * with the historic snapshot series, and verify speed.
+ *
+ * The ledger (BENCH_AUDIT_EVENTS events, default 1M; BENCH_AUDIT_EVENTS=100000 for a quick run) is
+ * written straight into sqlite by auditLedger.ts. Figures, each against a baseline from the same
+ * process and the same file:
+ *  (a) replay: readAll → parseLedgerEvent (zod) → evolveKeymeta, in events/s, against a raw readAll
+ *      of the same events (the floor any replay pays); also Ledger.open's catch-up (the projector:
+ *      keymeta, system keys, cache invalidation) with snapshots and the as-of series off.
+ *  (b) as-of: Ledger.open once more with the series on (the default), which leaves a historic
+ *      snapshot series behind; then `ledger.asOf(t)` at random times and positions, against the
+ *      replay from the first event to the same target; and `ledger.scopeAsOf` for random scopes.
+ *  (c) verify: verifyStore (hash chains and checkpoints; no provider, so MACs are skipped) in events/s
+ *      against the same raw readAll.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { emptyKeymetaView, evolveKeymeta } from '../../projections/keymeta.js';
+import { loadAsOfIndex } from '../../src/audit/asOfSnapshots.js';
+import { verifyStore } from '../../src/audit/verifyStore.js';
+import { parseLedgerEvent } from '../../src/domain/events.js';
+import { Ledger } from '../../src/ledger/ledger.js';
+import type { EventStore, RecordedEvent } from '../../src/store/eventStore.js';
+import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
+import { generateLedger, PREFIX } from './auditLedger.js';
+import {
+  type BenchResult,
+  fmtMs,
+  fmtOps,
+  machineInfo,
+  main,
+  makeKeystore,
+  median,
+  observedStore,
+  quantile,
+  type Row,
+  seededRandom,
+  timed,
+} from './common.js';
+
+const EVENTS = Number(process.env.BENCH_AUDIT_EVENTS ?? 1_000_000);
+/** About 50 events per scope over the year: enable, rotations, many refreshes. */
+const SCOPES = Math.max(100, Math.floor(EVENTS / 50));
+const TARGET_EVENTS_PER_S = 300_000;
+/** Replays of the whole ledger, alternating with raw reads: fewer on a big ledger, for the runtime. */
+const ROUNDS = EVENTS > 200_000 ? 2 : 3;
+/** As-of queries at random times and as many at random positions; the first of each is also replayed. */
+const AS_OF_QUERIES = 4;
+const SCOPE_QUERIES = 50;
+const NO_SNAPSHOTS = 1e9;
+const BREAKDOWN_EVENTS = 100_000;
+
+function perSecond(events: number, seconds: number): number {
+  return events / seconds;
+}
+
+async function rawRead(store: SqliteEventStore): Promise<number> {
+  let n = 0;
+  for await (const _ of store.readAll({ streamPrefix: PREFIX })) n++;
+  return n;
+}
+
+/** The keymeta projection from the first event up to `target` (everything when undefined). */
+async function replay(store: SqliteEventStore, target?: bigint | Date) {
+  const view = emptyKeymetaView();
+  let n = 0;
+  for await (const recorded of store.readAll({ streamPrefix: PREFIX })) {
+    if (typeof target === 'bigint' && recorded.position > target) break;
+    const event = parseLedgerEvent(recorded);
+    if (target instanceof Date && Date.parse(event.meta.occurredAt) > target.getTime()) break;
+    evolveKeymeta(view, event);
+    n++;
+  }
+  return { view, n };
+}
+
+/**
+ * Where a replay's time goes, on the first BREAKDOWN_EVENTS records held in memory: the schema
+ * parse alone, and the fold alone over events already parsed.
+ */
+async function breakdown(store: SqliteEventStore): Promise<Row[]> {
+  const records: RecordedEvent[] = [];
+  for await (const recorded of store.readAll({ streamPrefix: PREFIX, maxCount: BREAKDOWN_EVENTS }))
+    records.push(recorded);
+  const parseRates: number[] = [];
+  const foldRates: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    const parsed = await timed(async () => records.map(parseLedgerEvent));
+    parseRates.push(perSecond(records.length, parsed.seconds));
+    const folded = await timed(async () => {
+      const view = emptyKeymetaView();
+      for (const event of parsed.value) evolveKeymeta(view, event);
+      return view;
+    });
+    foldRates.push(perSecond(records.length, folded.seconds));
+  }
+  return [
+    {
+      metric: `a. of which: parseLedgerEvent (zod) alone, first ${records.length} events in memory`,
+      value: fmtOps(median(parseRates)).replace('ops', 'events'),
+    },
+    {
+      metric: 'a. of which: evolveKeymeta alone over the parsed events',
+      value: fmtOps(median(foldRates)).replace('ops', 'events'),
+    },
+  ];
+}
+
+async function bench(): Promise<BenchResult> {
+  const started = process.hrtime.bigint();
+  const dir = mkdtempSync(join(tmpdir(), 'keyledger-bench-audit-'));
+  const keystore = makeKeystore('audit');
+  const path = join(dir, 'ledger.db');
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  try {
+    const generated = await timed(() => generateLedger(path, EVENTS, SCOPES));
+    const ledgerInfo = generated.value;
+    notes.push(
+      `ledger: ${ledgerInfo.events} events over ${SCOPES} scopes and one year, written straight into sqlite in ${generated.seconds.toFixed(1)} s`,
+    );
+    const store = SqliteEventStore.open(path);
+    try {
+      // (a) replay, alternating with the raw read, 3 rounds each; medians.
+      const raw: number[] = [];
+      const replayed: number[] = [];
+      let viewSize = 0;
+      for (let round = 0; round < ROUNDS; round++) {
+        const r = await timed(() => rawRead(store));
+        raw.push(perSecond(r.value, r.seconds));
+        const p = await timed(() => replay(store));
+        replayed.push(perSecond(p.value.n, p.seconds));
+        viewSize = p.value.view.scopes.size + p.value.view.keyIndex.size;
+      }
+      const rawRate = median(raw);
+      const replayRate = median(replayed);
+      rows.push(
+        {
+          metric: 'a. raw readAll of the ledger (baseline)',
+          value: fmtOps(rawRate).replace('ops', 'events'),
+        },
+        {
+          metric: 'a. keymeta replay: readAll → parse (zod) → evolveKeymeta',
+          value: `${fmtOps(replayRate).replace('ops', 'events')} (${(replayRate / rawRate).toFixed(2)}× raw readAll)`,
+          target: `≥ ${TARGET_EVENTS_PER_S / 1000}k events/s`,
+          met: replayRate >= TARGET_EVENTS_PER_S,
+        },
+      );
+      notes.push(`view after replay: ${viewSize} entries (scopes + keys)`);
+      rows.push(...(await breakdown(store)));
+
+      // The projector's catch-up, as Ledger.open does it, with nothing saved along the way.
+      const bare = observedStore(store, { loadSnapshots: false, saveSnapshots: false });
+      const opened = await timed(async () => {
+        const ledger = await Ledger.open({
+          store: bare,
+          provider: keystore.provider(),
+          snapshotEvery: NO_SNAPSHOTS,
+          asOfEvery: 0,
+        });
+        const position = ledger.position;
+        await ledger.close();
+        return position;
+      });
+      rows.push({
+        metric: 'a. Ledger.open catch-up (projector, caches), no snapshots',
+        value: `${fmtOps(perSecond(ledgerInfo.events, opened.seconds)).replace('ops', 'events')} (${opened.seconds.toFixed(1)} s)`,
+      });
+
+      // (b) the series: a Ledger.open from nothing with the defaults leaves it behind.
+      // Only the as-of series is saved: the projector's own snapshot would be a cost of its own.
+      const seriesOnly: EventStore = {
+        ...bare,
+        saveSnapshot: (name, snapshot) =>
+          name === `${PREFIX}keymeta` ? Promise.resolve() : store.saveSnapshot(name, snapshot),
+      };
+      const series = await timed(async () => {
+        const ledger = await Ledger.open({
+          store: seriesOnly,
+          provider: keystore.provider(),
+          snapshotEvery: NO_SNAPSHOTS,
+        });
+        await ledger.close();
+      });
+      const marks = await loadAsOfIndex(store, PREFIX);
+      const snapshots = marks.filter((m) => m.snapshot);
+      rows.push({
+        metric: 'b. same catch-up writing the as-of series (default asOfEvery 10000)',
+        value: `${series.seconds.toFixed(1)} s (${(series.seconds / opened.seconds).toFixed(2)}× without), ${snapshots.length} historic snapshots, ${marks.length} marks`,
+      });
+
+      const ledger = await Ledger.open({ store, provider: keystore.provider() });
+      try {
+        const random = seededRandom(66);
+        const head = await store.headPosition();
+        const asOfMs: number[] = [];
+        const pairs: string[] = [];
+        for (let i = 0; i < AS_OF_QUERIES * 2; i++) {
+          // The two compared with a replay are three quarters into the ledger; the others random.
+          const fraction = i < 2 ? 0.75 : random();
+          const target =
+            i % 2 === 0
+              ? new Date(ledgerInfo.firstAt + Math.floor(fraction * (ledgerInfo.lastAt - ledgerInfo.firstAt)))
+              : 1n + BigInt(Math.floor(fraction * Number(head)));
+          const q = await timed(() => ledger.asOf(target));
+          asOfMs.push(q.seconds * 1000);
+          // Replays from the first event are slow on a big ledger: two targets, a time and a position.
+          if (i >= 2) continue;
+          const r = await timed(() => replay(store, target));
+          // The answer must be the replay's: a benchmark of a wrong answer is worth nothing.
+          if (q.value.scopes.size !== r.value.view.scopes.size) throw new Error('as-of and replay disagree');
+          pairs.push(
+            `${fmtMs(q.seconds * 1000)} vs ${fmtMs(r.seconds * 1000)} replaying ${r.value.n} events (${(r.seconds / q.seconds).toFixed(1)}×)`,
+          );
+        }
+        rows.push(
+          {
+            metric: `b. whole-ledger as-of (${AS_OF_QUERIES} times, ${AS_OF_QUERIES} positions), median / max`,
+            value: `${fmtMs(median(asOfMs))} / ${fmtMs(quantile(asOfMs, 1))}`,
+          },
+          {
+            metric:
+              'b. as-of vs a replay from the first event to the same target (a time; a position, 3/4 in)',
+            value: pairs.join('; '),
+          },
+        );
+        const scopeMs: number[] = [];
+        for (let i = 0; i < SCOPE_QUERIES; i++) {
+          const scope = ledgerInfo.scopes[Math.floor(random() * ledgerInfo.scopes.length)];
+          if (scope === undefined) continue;
+          const at = new Date(
+            ledgerInfo.firstAt + Math.floor(random() * (ledgerInfo.lastAt - ledgerInfo.firstAt)),
+          );
+          const q = await timed(() => ledger.scopeAsOf(scope.custodian, scope.namespace, at));
+          scopeMs.push(q.seconds * 1000);
+        }
+        rows.push({
+          metric: `b. one scope as-of a random time (${SCOPE_QUERIES} queries), median / p90`,
+          value: `${fmtMs(median(scopeMs))} / ${fmtMs(quantile(scopeMs, 0.9))}`,
+        });
+      } finally {
+        await ledger.close();
+      }
+
+      // (c) verify.
+      const verified = await timed(() => verifyStore(store, { prefix: PREFIX }));
+      const verifyRate = perSecond(verified.value.eventsChecked, verified.seconds);
+      rows.push({
+        metric: 'c. verify (hash chains, checkpoints; MACs skipped without a provider)',
+        value: `${fmtOps(verifyRate).replace('ops', 'events')} (${(verifyRate / rawRate).toFixed(2)}× raw readAll), ok: ${verified.value.ok}`,
+      });
+    } finally {
+      await store.close();
+    }
+  } finally {
+    keystore.remove();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return {
+    bench: 'auditQueries',
+    machine: machineInfo(),
+    seconds: Number(process.hrtime.bigint() - started) / 1e9,
+    rows,
+    notes,
+  };
+}
+
+await main(import.meta.url, 'auditQueries', bench);

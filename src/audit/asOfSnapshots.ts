@@ -1,0 +1,182 @@
+import { z } from 'zod';
+import type { KeymetaView } from '../../projections/keymeta.js';
+import { keymetaToSnapshot } from '../../projections/keymetaSnapshot.js';
+import type { EventStore, JsonValue } from '../store/eventStore.js';
+
+/**
+ * The series of historic keymeta snapshots that as-of queries start from (docs/audit.md).
+ *
+ * The EventStore port keeps snapshots by name only, so the series is a set of named snapshots,
+ * `<prefix>keymeta-asof-<position>`, plus an index, `<prefix>keymeta-asof-index`, of marks: global
+ * positions with the latest event time up to them, some of which have a snapshot. A query for a
+ * position starts from the latest snapshot at or below it; a query for a time from the latest
+ * snapshot whose events all occurred at or before it, and marks bound the scan that turns a time
+ * into a position.
+ *
+ * Historic snapshots leave out the wrapped material: a snapshot that outlived a key's destruction
+ * would otherwise keep a copy of what crypto-shredding deleted. As-of answers are about key states,
+ * so they never need it.
+ */
+
+export interface AsOfMark {
+  readonly position: bigint;
+  /** The latest `occurredAt` of the ledger's events up to and including `position` (ms since the epoch). */
+  readonly maxOccurredAt: number;
+  /** Whether `<prefix>keymeta-asof-<position>` holds the view at `position`. */
+  readonly snapshot: boolean;
+}
+
+const INDEX_VERSION = 1;
+
+const indexSchema = z.strictObject({
+  version: z.literal(INDEX_VERSION),
+  marks: z.array(
+    z.strictObject({
+      position: z.string().regex(/^[1-9]\d{0,19}$/),
+      maxOccurredAt: z.iso.datetime(),
+      snapshot: z.boolean(),
+    }),
+  ),
+});
+
+export function asOfIndexName(prefix: string): string {
+  return `${prefix}keymeta-asof-index`;
+}
+
+export function asOfSnapshotName(prefix: string, position: bigint): string {
+  return `${prefix}keymeta-asof-${position}`;
+}
+
+/** The marks of the index, in position order; an absent or unusable index reads as none. */
+export async function loadAsOfIndex(store: EventStore, prefix: string): Promise<AsOfMark[]> {
+  const snapshot = await store.loadSnapshot(asOfIndexName(prefix));
+  if (snapshot === null) return [];
+  const parsed = indexSchema.safeParse(snapshot.state);
+  if (!parsed.success) return [];
+  return parsed.data.marks
+    .map((m) => ({
+      position: BigInt(m.position),
+      maxOccurredAt: Date.parse(m.maxOccurredAt),
+      snapshot: m.snapshot,
+    }))
+    .sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0));
+}
+
+function indexToJson(marks: readonly AsOfMark[]): JsonValue {
+  return {
+    version: INDEX_VERSION,
+    marks: marks.map((m) => ({
+      position: m.position.toString(),
+      maxOccurredAt: new Date(m.maxOccurredAt).toISOString(),
+      snapshot: m.snapshot,
+    })),
+  };
+}
+
+/** Union by position; a mark with a snapshot wins over the same mark without. */
+function mergeMarks(a: readonly AsOfMark[], b: readonly AsOfMark[]): AsOfMark[] {
+  const byPosition = new Map<bigint, AsOfMark>();
+  for (const mark of [...a, ...b]) {
+    const known = byPosition.get(mark.position);
+    if (known === undefined || (!known.snapshot && mark.snapshot)) byPosition.set(mark.position, mark);
+  }
+  return [...byPosition.values()].sort((x, y) =>
+    x.position < y.position ? -1 : x.position > y.position ? 1 : 0,
+  );
+}
+
+/** The view without its materials (see the module comment). */
+function withoutMaterials(view: KeymetaView): KeymetaView {
+  return { position: view.position, scopes: view.scopes, keyIndex: view.keyIndex, materials: new Map() };
+}
+
+/**
+ * Writes the series as a projector applies events. Intervals are in global positions, so a process
+ * that restored a later snapshot (and never saw the events in between) still marks on time. A
+ * snapshot costs time proportional to the view, so one is taken only `max(every, view size)`
+ * positions after the last (amortised O(1) per event). Marks are cheap and come ten times as often
+ * (never more often than the index has entries); they are kept in memory and the index is saved
+ * with the next snapshot or at flush(): every save is a durable write, and a mark lost with a
+ * process only costs a later query some scanning.
+ *
+ * Several processes may write the series: each merges its marks into the index it loads before
+ * saving. Two saves that race can drop a mark; that costs a later query some replay, never a wrong
+ * answer, as every snapshot is named by its position and is the same in every process.
+ */
+export class AsOfSeriesWriter {
+  readonly #store: EventStore;
+  readonly #prefix: string;
+  readonly #every: number;
+  #marks: AsOfMark[] = [];
+  #lastMark = 0n;
+  #lastSnapshot = 0n;
+  /** Marks taken since the index was last saved. */
+  #unsaved = false;
+
+  /** `every`: the least number of positions between two snapshots (≥ 1). */
+  constructor(store: EventStore, prefix: string, every: number) {
+    if (!Number.isSafeInteger(every) || every < 1) throw new TypeError('every must be a positive integer');
+    this.#store = store;
+    this.#prefix = prefix;
+    this.#every = every;
+  }
+
+  /** Reads the index, so that marks continue where any process left them. */
+  async load(): Promise<void> {
+    this.#remember(await loadAsOfIndex(this.#store, this.#prefix));
+  }
+
+  /** Whether the view at `position` should be marked (and maybe snapshotted). */
+  isDue(position: bigint, viewSize: number): boolean {
+    return this.#markDue(position) || this.#snapshotDue(position, viewSize);
+  }
+
+  /**
+   * Takes what is due from the view as it is now (synchronously: the view changes with the next
+   * event). When that includes a snapshot, returns the job that saves it and the index, for the
+   * caller to run off the critical path; a mark alone waits for the next save (or flush).
+   */
+  capture(view: KeymetaView, maxOccurredAt: number, viewSize: number): (() => Promise<void>) | null {
+    const position = view.position;
+    const snapshot = this.#snapshotDue(position, viewSize);
+    this.#remember([{ position, maxOccurredAt, snapshot }]);
+    this.#unsaved = true;
+    if (!snapshot) return null;
+    const state = keymetaToSnapshot(withoutMaterials(view));
+    return async () => {
+      // The snapshot first: the index never names a snapshot that is not there.
+      await this.#store.saveSnapshot(asOfSnapshotName(this.#prefix, position), { position, state });
+      await this.flush();
+    };
+  }
+
+  /** Saves the index if marks were taken since it was last saved (merged with what is stored). */
+  async flush(): Promise<void> {
+    if (!this.#unsaved) return;
+    this.#unsaved = false;
+    const merged = mergeMarks(await loadAsOfIndex(this.#store, this.#prefix), this.#marks);
+    this.#remember(merged);
+    const last = merged[merged.length - 1];
+    await this.#store.saveSnapshot(asOfIndexName(this.#prefix), {
+      position: last?.position ?? 0n,
+      state: indexToJson(merged),
+    });
+  }
+
+  #markDue(position: bigint): boolean {
+    const interval = Math.max(Math.ceil(this.#every / 10), this.#marks.length);
+    return position - this.#lastMark >= BigInt(interval);
+  }
+
+  #snapshotDue(position: bigint, viewSize: number): boolean {
+    return position - this.#lastSnapshot >= BigInt(Math.max(this.#every, viewSize));
+  }
+
+  #remember(marks: readonly AsOfMark[]): void {
+    this.#marks = mergeMarks(this.#marks, marks);
+    for (const mark of this.#marks) {
+      if (mark.position > this.#lastMark) this.#lastMark = mark.position;
+      if (mark.snapshot && mark.position > this.#lastSnapshot) this.#lastSnapshot = mark.position;
+    }
+  }
+}
