@@ -38,7 +38,8 @@ MACs with the system keys of the configured provider; without a config file it c
 else and says the MACs were not checked. --anchor: a checkpoint (revision and hash, from an earlier
 verify) that must still be in the ledger.`;
 
-const OPTIONS = {
+/** The options these commands take (run.ts also uses them to find the command in argv). */
+export const AUDIT_OPTIONS = {
   store: { type: 'string' },
   config: { type: 'string' },
   json: { type: 'boolean' },
@@ -49,29 +50,6 @@ const OPTIONS = {
   out: { type: 'string' },
   anchor: { type: 'string' },
 } as const;
-
-/** Every option of any keyledger command that takes a value, so no value is taken for a command. */
-const ALL_OPTIONS = {
-  ...OPTIONS,
-  key: { type: 'string' },
-  namespace: { type: 'string', multiple: true },
-  aad: { type: 'string' },
-} as const;
-
-/** Whether argv names one of AUDIT_COMMANDS (its first positional, wherever the options are). */
-export function isAuditCommand(argv: readonly string[]): boolean {
-  try {
-    const { positionals } = parseArgs({
-      args: [...argv],
-      options: ALL_OPTIONS,
-      allowPositionals: true,
-      strict: false,
-    });
-    return positionals[0] !== undefined && AUDIT_COMMANDS.includes(positionals[0]);
-  } catch {
-    return false;
-  }
-}
 
 type Anchor = { readonly revision: bigint; readonly hash: string };
 
@@ -100,7 +78,7 @@ function parse(argv: readonly string[]): Parsed {
   try {
     ({ values, positionals } = parseArgs({
       args: [...argv],
-      options: OPTIONS,
+      options: AUDIT_OPTIONS,
       allowPositionals: true,
       strict: true,
     }));

@@ -40,7 +40,7 @@ export const AUDIT_QUERY_OPTIONS = {
 type AuditOption = keyof typeof AUDIT_QUERY_OPTIONS;
 
 /** Which command takes which of AUDIT_QUERY_OPTIONS (show-key-status takes --at, then it is ours). */
-const TAKES: Readonly<Record<string, readonly AuditOption[]>> = {
+export const AUDIT_QUERY_TAKES: Readonly<Record<string, readonly AuditOption[]>> = {
   history: [],
   'show-key-status': ['at'],
   watch: ['types', 'scope', 'from'],
@@ -71,10 +71,6 @@ function usageError(message: string): KeyledgerError {
  * is opened.
  */
 export function prepareAuditQuery(p: AuditQueryArgs, io: CliIo): AuditQueryRunner | null {
-  const given = (Object.keys(AUDIT_QUERY_OPTIONS) as AuditOption[]).filter((o) => p.audit[o] !== undefined);
-  const takes = TAKES[p.command] ?? [];
-  const foreign = given.find((o) => !takes.includes(o));
-  if (foreign !== undefined) throw usageError(`${p.command} does not take --${foreign}`);
   switch (p.command) {
     case 'history':
       return historyCommand(p, scopeArg(p));

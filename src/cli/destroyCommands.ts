@@ -33,9 +33,6 @@ function arity(p: DestroyArgs, names: readonly string[]): string[] {
   if (p.args.length !== names.length) {
     throw usageError(`${p.command} takes ${names.map((n) => `<${n}>`).join(' ') || 'no arguments'}`);
   }
-  if (p.grace !== undefined && p.command !== 'destroy-managed-key') {
-    throw usageError(`--grace is an option of destroy-managed-key only`);
-  }
   return [...p.args];
 }
 

@@ -27,7 +27,8 @@ options: --store, --config, --json, --actor, --reason as for every command; --ba
 checkpoint (default 100); --max-batches <n> stop after n batches (resume later). Ctrl-C stops at the
 next checkpoint; the campaign can be resumed.`;
 
-const OPTIONS = {
+/** The options these commands take (run.ts also uses them to find the command in argv). */
+export const REWRAP_OPTIONS = {
   store: { type: 'string' },
   config: { type: 'string' },
   json: { type: 'boolean' },
@@ -39,29 +40,6 @@ const OPTIONS = {
   'max-batches': { type: 'string' },
   status: { type: 'boolean' },
 } as const;
-
-/** Every option of any keyledger command that takes a value, so no value is taken for a command. */
-const ALL_OPTIONS = {
-  ...OPTIONS,
-  key: { type: 'string' },
-  namespace: { type: 'string', multiple: true },
-  aad: { type: 'string' },
-} as const;
-
-/** Whether argv names one of REWRAP_COMMANDS (its first positional, wherever the options are). */
-export function isRewrapCommand(argv: readonly string[]): boolean {
-  try {
-    const { positionals } = parseArgs({
-      args: [...argv],
-      options: ALL_OPTIONS,
-      allowPositionals: true,
-      strict: false,
-    });
-    return positionals[0] !== undefined && REWRAP_COMMANDS.includes(positionals[0]);
-  } catch {
-    return false;
-  }
-}
 
 type Command =
   | { readonly kind: 'help' }
@@ -98,7 +76,7 @@ function parse(argv: readonly string[]): Parsed {
   try {
     ({ values, positionals } = parseArgs({
       args: [...argv],
-      options: OPTIONS,
+      options: REWRAP_OPTIONS,
       allowPositionals: true,
       strict: true,
     }));

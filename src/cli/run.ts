@@ -3,20 +3,22 @@ import { KeyledgerError } from '../domain/errors.js';
 import { formatScope, parseScope } from '../domain/identities.js';
 import type { KeyInfo } from '../ledger/keyInfo.js';
 import type { OperationOptions } from '../ledger/keymetaAdmin.js';
-import { AUDIT_USAGE, isAuditCommand, runAuditCli } from './auditCommands.js';
+import { AUDIT_COMMANDS, AUDIT_OPTIONS, AUDIT_USAGE, runAuditCli } from './auditCommands.js';
 import {
   AUDIT_QUERY_OPTIONS,
+  AUDIT_QUERY_TAKES,
   AUDIT_QUERY_USAGE,
   type AuditQueryArgs,
   prepareAuditQuery,
 } from './auditQueryCommands.js';
+import { commandOf } from './commandOf.js';
 import { cryptoIoOf, decryptCommand, encryptCommand } from './cryptoCommands.js';
 import { DESTROY_USAGE, prepareDestroyCommand } from './destroyCommands.js';
 import { initLedger } from './initCommand.js';
 import { type GlobalOptions, openLedger } from './openLedger.js';
 import { type CliIo, table, toJson } from './output.js';
 import { reportError } from './reportError.js';
-import { isRewrapCommand, REWRAP_USAGE, runRewrapCli } from './rewrapCommand.js';
+import { REWRAP_COMMANDS, REWRAP_OPTIONS, REWRAP_USAGE, runRewrapCli } from './rewrapCommand.js';
 
 const USAGE = `usage: keyledger <command> [arguments] [options]
 
@@ -76,6 +78,48 @@ function usageError(message: string): KeyledgerError {
   return new KeyledgerError('ERR_INVALID_ARGUMENT', message, {});
 }
 
+/** The options of the commands run.ts runs itself (rewrap and audit commands have their own). */
+const OPTIONS = {
+  store: { type: 'string' },
+  config: { type: 'string' },
+  json: { type: 'boolean' },
+  actor: { type: 'string' },
+  reason: { type: 'string' },
+  key: { type: 'string' },
+  aad: { type: 'string' },
+  grace: { type: 'string' },
+  ...AUDIT_QUERY_OPTIONS,
+  namespace: { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Options every command takes; the rest belong to the commands TAKES lists. */
+const GLOBAL_OPTIONS: ReadonlySet<string> = new Set(['store', 'config', 'json', 'actor', 'reason', 'help']);
+
+/**
+ * Which command takes which of run.ts's own options (with AUDIT_QUERY_TAKES). An option given to a command that does not take it is refused before
+ * anything is opened, rather than silently ignored.
+ */
+const TAKES: Readonly<Record<string, readonly string[]>> = {
+  'eject-cache-entry': ['key'],
+  history: ['key'],
+  resolve: ['namespace'],
+  encrypt: ['namespace', 'aad'],
+  decrypt: ['aad'],
+  'destroy-managed-key': ['grace'],
+};
+
+function assertOptionsTaken(command: string, values: Readonly<Record<string, unknown>>): void {
+  const takes: readonly string[] = [...(TAKES[command] ?? []), ...(AUDIT_QUERY_TAKES[command] ?? [])];
+  for (const [name, value] of Object.entries(values)) {
+    if (value === undefined || GLOBAL_OPTIONS.has(name) || takes.includes(name)) continue;
+    throw usageError(`${command} does not take --${name}`);
+  }
+}
+
+/** Every option of every command, to find the command in argv wherever the options stand. */
+const EVERY_OPTION = { ...OPTIONS, ...REWRAP_OPTIONS, ...AUDIT_OPTIONS } as const;
+
 function parse(argv: readonly string[]): Parsed | 'help' {
   let values: Record<string, string | boolean | string[] | undefined>;
   let positionals: string[];
@@ -84,25 +128,14 @@ function parse(argv: readonly string[]): Parsed | 'help' {
       args: [...argv],
       allowPositionals: true,
       strict: true,
-      options: {
-        store: { type: 'string' },
-        config: { type: 'string' },
-        json: { type: 'boolean' },
-        actor: { type: 'string' },
-        reason: { type: 'string' },
-        key: { type: 'string' },
-        aad: { type: 'string' },
-        grace: { type: 'string' },
-        ...AUDIT_QUERY_OPTIONS,
-        namespace: { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h' },
-      },
+      options: OPTIONS,
     }));
   } catch (error) {
     throw usageError((error as Error).message);
   }
   const [command, ...args] = positionals;
   if (values.help === true || command === undefined || command === 'help') return 'help';
+  assertOptionsTaken(command, values);
   const str = (v: string | boolean | string[] | undefined) => (typeof v === 'string' ? v : undefined);
   return {
     command,
@@ -171,8 +204,9 @@ function destructionNotes(keys: readonly KeyInfo[]): string {
 
 /** Runs one CLI invocation; returns the exit code. Never throws. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
-  if (isRewrapCommand(argv)) return runRewrapCli(argv, io);
-  if (isAuditCommand(argv)) return runAuditCli(argv, io);
+  const named = commandOf(argv, EVERY_OPTION);
+  if (named !== undefined && REWRAP_COMMANDS.includes(named)) return runRewrapCli(argv, io);
+  if (named !== undefined && AUDIT_COMMANDS.includes(named)) return runAuditCli(argv, io);
   let parsed: Parsed | 'help';
   try {
     parsed = parse(argv);
@@ -228,7 +262,6 @@ function prepare(p: Parsed, io: CliIo): Runner {
   const scopeArg = (value: string) => parseScope(value);
   const destroy = prepareDestroyCommand(p);
   if (destroy !== null) return destroy;
-  if (p.grace !== undefined) throw usageError('--grace is an option of destroy-managed-key only');
   const audit = prepareAuditQuery({ ...p, printKeys, keyJson }, io);
   if (audit !== null) return audit;
   switch (p.command) {

@@ -225,6 +225,20 @@ describe('keyledger CLI, dev setup from init', () => {
     await refused(dir, ['show-key-status', scope, '--bogus'], 'ERR_INVALID_ARGUMENT', 2);
     await refused(dir, ['show-key-status', scope, '--store', 'ftp://x'], 'ERR_INVALID_STORE_URL', 2);
   });
+
+  it('an option the command does not take is refused, not ignored, wherever it stands', async () => {
+    const scope = `${TENANT}:orders`;
+    await refused(dir, ['rotate-managed-key', scope, '--key', 'x'], 'ERR_INVALID_ARGUMENT', 2);
+    await refused(dir, ['rotate-managed-key', scope, '--grace', '1d'], 'ERR_INVALID_ARGUMENT', 2);
+    await refused(dir, ['enable-key-management', scope, '--at', '1'], 'ERR_INVALID_ARGUMENT', 2);
+    await refused(dir, ['init', '--since', '2026-01-01'], 'ERR_INVALID_ARGUMENT', 2);
+    await refused(dir, ['destroy-due-keys', '--aad', 'x'], 'ERR_INVALID_ARGUMENT', 2);
+    await refused(dir, ['history', scope, '--namespace', 'x'], 'ERR_INVALID_ARGUMENT', 2);
+    // A value-taking option before the command: its value is not taken for the command.
+    const asOf = JSON.parse(ok(dir, ['--at', '1', 'show-key-status', scope, '--json'])) as { at?: unknown };
+    assert.ok(asOf.at !== undefined, 'an as-of answer');
+    assert.match(ok(dir, ['--reason', 'audit', 'verify']), /^verified/u);
+  });
 });
 
 describe('keyledger CLI, faults in the environment', () => {
