@@ -7,6 +7,7 @@ import {
   EventStoreDBClient,
   FORWARDS,
   jsonEvent,
+  NO_STREAM,
   type Position,
   type ResolvedEvent,
   START,
@@ -562,19 +563,22 @@ export class EsdbEventStore implements EventStore {
 
   async loadSnapshot(name: string): Promise<Snapshot | null> {
     this.#assertOpen();
-    const stream = snapshotStreamOf(name);
     return this.#call('loadSnapshot', async () => {
-      let last: RecordedEvent | undefined;
-      try {
-        [last] = await this.#readFully(
-          this.#client.readStream(stream, { direction: BACKWARDS, fromRevision: END, maxCount: 1 }),
-        );
-      } catch (error) {
-        if (isMissingStream(error)) return null;
-        throw error;
-      }
+      const last = await this.#lastSnapshotEvent(snapshotStreamOf(name));
       return last === undefined ? null : this.#toSnapshot(last);
     });
+  }
+
+  async #lastSnapshotEvent(stream: string): Promise<RecordedEvent | undefined> {
+    try {
+      const [last] = await this.#readFully(
+        this.#client.readStream(stream, { direction: BACKWARDS, fromRevision: END, maxCount: 1 }),
+      );
+      return last;
+    } catch (error) {
+      if (isMissingStream(error)) return undefined;
+      throw error;
+    }
   }
 
   #toSnapshot(recorded: RecordedEvent): Snapshot {
@@ -606,7 +610,20 @@ export class EsdbEventStore implements EventStore {
         await this.#client.setStreamMetadata(stream, { maxCount: 1 });
         this.#trimmedSnapshots.add(stream);
       }
-      await this.#client.appendToStream(stream, event);
+      // A newer snapshot is never replaced (a lagging process must not put back what a later one,
+      // say a crypto-shredding, removed): compare, then append at the revision compared against.
+      for (;;) {
+        const last = await this.#lastSnapshotEvent(stream);
+        if (last !== undefined && this.#toSnapshot(last).position > snapshot.position) return;
+        try {
+          await this.#client.appendToStream(stream, event, {
+            expectedRevision: last === undefined ? NO_STREAM : last.revision,
+          });
+          return;
+        } catch (error) {
+          if (!(error instanceof WrongExpectedVersionError)) throw error;
+        }
+      }
     });
   }
 

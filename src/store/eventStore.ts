@@ -110,6 +110,11 @@ export interface EventStore {
   deleteStream(stream: string): Promise<void>;
   /** Read models persist their state with the position it includes. */
   loadSnapshot(name: string): Promise<Snapshot | null>;
+  /**
+   * Stores a snapshot under `name` unless the one stored there has a higher position (an equal one
+   * is replaced): a process that lags behind never puts back state a later snapshot left out, such
+   * as the material of a key destroyed since. The comparison and the write are one step.
+   */
   saveSnapshot(name: string, snapshot: Snapshot): Promise<void>;
   close(): Promise<void>;
 }

@@ -175,6 +175,8 @@ export class MemoryEventStore implements EventStore {
 
   async saveSnapshot(name: string, snapshot: Snapshot): Promise<void> {
     this.#assertOpen();
+    const stored = this.#snapshots.get(name);
+    if (stored !== undefined && stored.position > snapshot.position) return;
     this.#snapshots.set(
       name,
       Object.freeze({ position: snapshot.position, state: frozenCopy(snapshot.state, 'snapshot state') }),

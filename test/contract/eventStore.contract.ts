@@ -596,6 +596,22 @@ export function testEventStore(name: string, factory: StoreFactory, options: Con
         assert.equal(await store.loadSnapshot(`${name}-other`), null);
       });
 
+      it('never replaces a snapshot with an older one; an equal position replaces', async () => {
+        const name = `snap-order-${uid()}`;
+        await store.saveSnapshot(name, { position: 100n, state: 'newer' });
+        await store.saveSnapshot(name, { position: 99n, state: 'lagging' });
+        assert.deepEqual(await store.loadSnapshot(name), { position: 100n, state: 'newer' });
+        await store.saveSnapshot(name, { position: 100n, state: 'same position' });
+        assert.deepEqual(await store.loadSnapshot(name), { position: 100n, state: 'same position' });
+        // Racing savers: whatever the interleaving, the highest position stays.
+        await Promise.all(
+          [101n, 105n, 103n, 102n, 104n].map((p) =>
+            store.saveSnapshot(name, { position: p, state: p.toString() }),
+          ),
+        );
+        assert.deepEqual(await store.loadSnapshot(name), { position: 105n, state: '105' });
+      });
+
       it('are not events: saving one moves neither headPosition nor readAll nor a subscription', async () => {
         const prefix = `snapev-${uid()}`;
         const written = await store.append(`${prefix}-s`, [event()], 'no_stream');
