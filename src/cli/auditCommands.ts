@@ -2,7 +2,6 @@ import { once } from 'node:events';
 import { createWriteStream, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Writable } from 'node:stream';
-import { parseArgs } from 'node:util';
 import { exportAudit } from '../audit/auditExport.js';
 import { verifyAuditFile } from '../audit/verifyAuditFile.js';
 import type { VerifyReport } from '../audit/verifyLedger.js';
@@ -14,6 +13,7 @@ import { openEventStore } from '../store/storeUrl.js';
 import { loadConfig, providerFor } from './config.js';
 import { configPathOf, type GlobalOptions, openLedger, storeLocationOf } from './openLedger.js';
 import { type CliIo, toJson } from './output.js';
+import { parseCommandArgs, stringValue, usageError } from './parseCommandArgs.js';
 import { reportError } from './reportError.js';
 
 /** The commands this module runs; `keyledger <one of these> …` is handed to runAuditCli. */
@@ -66,31 +66,10 @@ interface Parsed {
   readonly operation: { readonly actor?: string; readonly reason?: string };
 }
 
-function usageError(message: string): KeyledgerError {
-  return new KeyledgerError('ERR_INVALID_ARGUMENT', message, {});
-}
-
 const ANCHOR = /^(0|[1-9][0-9]{0,19}):([0-9a-f]{64})$/;
 
 function parse(argv: readonly string[]): Parsed {
-  let values: Record<string, string | boolean | undefined>;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: [...argv],
-      options: AUDIT_OPTIONS,
-      allowPositionals: true,
-      strict: true,
-    }));
-  } catch (error) {
-    throw usageError((error as Error).message);
-  }
-  const str = (v: string | boolean | undefined) => (typeof v === 'string' ? v : undefined);
-  const base = {
-    json: values.json === true,
-    global: { store: str(values.store), config: str(values.config), actor: str(values.actor) },
-    operation: { actor: str(values.actor), reason: str(values.reason) },
-  };
+  const { values, positionals, common: base } = parseCommandArgs(argv, AUDIT_OPTIONS);
   if (values.help === true) return { ...base, command: { kind: 'help' } };
   const [name, ...args] = positionals;
   const refuse = (command: string, allowed: readonly string[]) => {
@@ -101,9 +80,9 @@ function parse(argv: readonly string[]): Parsed {
     case 'verify': {
       refuse('verify', ['file', 'anchor']);
       if (args.length > 0) throw usageError('verify takes no arguments (an export file is --file <path>)');
-      const file = str(values.file);
+      const file = stringValue(values.file);
       if (file === '') throw usageError('--file takes a path');
-      const anchorText = str(values.anchor);
+      const anchorText = stringValue(values.anchor);
       let anchor: Anchor | undefined;
       if (anchorText !== undefined) {
         const match = ANCHOR.exec(anchorText);
@@ -117,7 +96,7 @@ function parse(argv: readonly string[]): Parsed {
       refuse('audit export', ['out']);
       const [sub, extra] = args;
       if (sub !== 'export' || extra !== undefined) throw usageError('audit takes one subcommand: export');
-      const out = str(values.out);
+      const out = stringValue(values.out);
       if (out === '') throw usageError('--out takes a path');
       return { ...base, command: { kind: 'export', out } };
     }

@@ -1,10 +1,9 @@
-import { parseArgs } from 'node:util';
-import { KeyledgerError } from '../domain/errors.js';
 import { REWRAP_CAMPAIGN_ID } from '../domain/events.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { RewrapCampaignInfo, RewrapResult, RewrapStatus } from '../ledger/rewrapCampaign.js';
 import { openLedger } from './openLedger.js';
 import { type CliIo, table, toJson } from './output.js';
+import { parseCommandArgs, stringValue, usageError } from './parseCommandArgs.js';
 import { reportError } from './reportError.js';
 
 /** The commands this module runs; `keyledger <one of these> …` is handed to runRewrapCli. */
@@ -59,10 +58,6 @@ interface Parsed {
   readonly operation: { readonly actor?: string; readonly reason?: string };
 }
 
-function usageError(message: string): KeyledgerError {
-  return new KeyledgerError('ERR_INVALID_ARGUMENT', message, {});
-}
-
 function count(value: string | undefined, name: string, min: number): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d{1,9}$/.test(value) || Number(value) < min)
@@ -71,25 +66,8 @@ function count(value: string | undefined, name: string, min: number): number | u
 }
 
 function parse(argv: readonly string[]): Parsed {
-  let values: Record<string, string | boolean | undefined>;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: [...argv],
-      options: REWRAP_OPTIONS,
-      allowPositionals: true,
-      strict: true,
-    }));
-  } catch (error) {
-    throw usageError((error as Error).message);
-  }
-  const str = (v: string | boolean | undefined) => (typeof v === 'string' ? v : undefined);
+  const { values, positionals, common: base } = parseCommandArgs(argv, REWRAP_OPTIONS);
   const [name, ...args] = positionals;
-  const base = {
-    json: values.json === true,
-    global: { store: str(values.store), config: str(values.config), actor: str(values.actor) },
-    operation: { actor: str(values.actor), reason: str(values.reason) },
-  };
   if (values.help === true) return { ...base, command: { kind: 'help' } };
   const rewrapOnly = ['resume', 'batch', 'max-batches', 'status'].filter((o) => values[o] !== undefined);
   if (name === 'retire-stk') {
@@ -105,7 +83,7 @@ function parse(argv: readonly string[]): Parsed {
     if (other !== undefined) throw usageError(`rewrap --status does not take --${other}`);
     return { ...base, command: { kind: 'status' } };
   }
-  const resume = str(values.resume);
+  const resume = stringValue(values.resume);
   if (resume !== undefined && !REWRAP_CAMPAIGN_ID.test(resume)) {
     throw usageError('--resume takes a campaign id (a lowercase UUID, as rewrap printed it)');
   }
@@ -114,8 +92,8 @@ function parse(argv: readonly string[]): Parsed {
     command: {
       kind: 'rewrap',
       resume,
-      batchSize: count(str(values.batch), 'batch', 1),
-      maxBatches: count(str(values['max-batches']), 'max-batches', 1),
+      batchSize: count(stringValue(values.batch), 'batch', 1),
+      maxBatches: count(stringValue(values['max-batches']), 'max-batches', 1),
     },
   };
 }

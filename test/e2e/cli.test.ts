@@ -1,77 +1,22 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
+import { CLI_BIN, cliHarness, requireBuiltCli, tempDirs } from '../helpers/cliHarness.js';
 import { keytoolGenSecKey, keytoolListEntries, requireKeytool } from '../helpers/keytool.js';
 
-/** The built CLI (`npm test` builds first), driven as a user would: a process per command. */
-const BIN = new URL('../../dist/src/cli/main.js', import.meta.url).pathname;
 const TENANT = Buffer.from('tenant-1').toString('base64');
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function keyledger(cwd: string, args: readonly string[], env: Record<string, string> = {}): Run {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, KEYLEDGER_STORE: '', KEYLEDGER_ACTOR: 'e2e', ...env },
-    timeout: 30_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function ok(cwd: string, args: readonly string[], env?: Record<string, string>): string {
-  const run = keyledger(cwd, args, env);
-  assert.equal(run.code, 0, `keyledger ${args.join(' ')} failed: ${run.stderr}`);
-  return run.stdout;
-}
-
-async function head(dbPath: string): Promise<bigint> {
-  const store = SqliteEventStore.open(dbPath);
-  try {
-    return await store.headPosition();
-  } finally {
-    await store.close();
-  }
-}
-
-/** Runs a command that must fail with `code` and exit status `exit`, and checks nothing was written. */
-async function refused(
-  cwd: string,
-  args: readonly string[],
-  code: string,
-  exit: number,
-  env?: Record<string, string>,
-) {
-  const db = join(cwd, '.keyledger', 'ledger.db');
-  const before = existsSync(db) ? await head(db) : null;
-  const run = keyledger(cwd, args, env);
-  assert.equal(run.code, exit, `exit status of keyledger ${args.join(' ')}: ${run.stderr}`);
-  assert.match(run.stderr, new RegExp(`error ${code}:`));
-  if (before !== null) assert.equal(await head(db), before, 'nothing may be written');
-}
-
-const dirs: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'keyledger-e2e-'));
-  dirs.push(dir);
-  return dir;
-}
+const { ok, refused } = cliHarness();
+const dirs = tempDirs('keyledger-e2e-');
+const tempDir = () => dirs.make();
 
 before(() => {
-  assert.ok(existsSync(BIN), `${BIN} is missing: run npm run build (npm test does)`);
+  requireBuiltCli();
   requireKeytool();
 });
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+after(() => dirs.removeAll());
 
 describe('keyledger CLI, dev setup from init', () => {
   let dir: string;
@@ -193,7 +138,7 @@ describe('keyledger CLI, dev setup from init', () => {
   });
 
   it('survives being piped into head', () => {
-    const result = spawnSync('sh', ['-c', `node ${BIN} history ${TENANT}:orders | head -1`], {
+    const result = spawnSync('sh', ['-c', `node ${CLI_BIN} history ${TENANT}:orders | head -1`], {
       cwd: dir,
       encoding: 'utf8',
     });
@@ -319,8 +264,8 @@ describe('keyledger CLI with a keystore made by keytool', () => {
     });
     const env = { KEYSTORE_PW: password };
     writeFileSync(join(dir, 'keyledger.config.json'), JSON.stringify(config('orders-1')));
-    assert.match(ok(dir, ['init'], env), /config .*\(existing\)/);
-    const enabled = JSON.parse(ok(dir, ['enable-key-management', `${TENANT}:orders`, '--json'], env)) as {
+    assert.match(ok(dir, ['init'], { env }), /config .*\(existing\)/);
+    const enabled = JSON.parse(ok(dir, ['enable-key-management', `${TENANT}:orders`, '--json'], { env })) as {
       key: { metadata: string; state: string };
     };
     assert.equal(enabled.key.state, 'ACTIVE');
@@ -331,7 +276,9 @@ describe('keyledger CLI with a keystore made by keytool', () => {
     });
 
     // A scope without an alias: the provider answers FAILED and the marker says so.
-    const failed = JSON.parse(ok(dir, ['enable-key-management', `${TENANT}:invoices`, '--json'], env)) as {
+    const failed = JSON.parse(
+      ok(dir, ['enable-key-management', `${TENANT}:invoices`, '--json'], { env }),
+    ) as {
       marker: string;
     };
     assert.equal(failed.marker, 'FAILED');
@@ -339,8 +286,8 @@ describe('keyledger CLI with a keystore made by keytool', () => {
     // The operator adds a key with keytool and points the scope at it: rotation picks it up.
     keytoolGenSecKey(store, 'orders-2', password);
     writeFileSync(join(dir, 'keyledger.config.json'), JSON.stringify(config('orders-2')));
-    ok(dir, ['rotate-managed-key', `${TENANT}:orders`], env);
-    const keys = JSON.parse(ok(dir, ['show-key-status', `${TENANT}:orders`, '--json'], env)) as {
+    ok(dir, ['rotate-managed-key', `${TENANT}:orders`], { env });
+    const keys = JSON.parse(ok(dir, ['show-key-status', `${TENANT}:orders`, '--json'], { env })) as {
       metadata: string;
       state: string;
     }[];
@@ -353,8 +300,8 @@ describe('keyledger CLI with a keystore made by keytool', () => {
     );
     // Marked inactive in the config: refresh follows the provider.
     writeFileSync(join(dir, 'keyledger.config.json'), JSON.stringify(config('orders-2', false)));
-    ok(dir, ['refresh-managed-keys', `${TENANT}:orders`], env);
-    const refreshed = JSON.parse(ok(dir, ['show-key-status', `${TENANT}:orders`, '--json'], env)) as {
+    ok(dir, ['refresh-managed-keys', `${TENANT}:orders`], { env });
+    const refreshed = JSON.parse(ok(dir, ['show-key-status', `${TENANT}:orders`, '--json'], { env })) as {
       state: string;
     }[];
     assert.deepEqual(
@@ -376,11 +323,11 @@ describe('keyledger CLI with a keystore made by keytool', () => {
         },
       }),
     );
-    const looked = JSON.parse(ok(dir, ['resolve', TENANT, '--namespace', 'returns', '--json'], env)) as {
+    const looked = JSON.parse(ok(dir, ['resolve', TENANT, '--namespace', 'returns', '--json'], { env })) as {
       namespace: string;
     };
     assert.equal(looked.namespace, 'returns');
-    const history = JSON.parse(ok(dir, ['history', `${TENANT}:returns`, '--json'], env)) as {
+    const history = JSON.parse(ok(dir, ['history', `${TENANT}:returns`, '--json'], { env })) as {
       type: string;
       actor: string;
     }[];
@@ -388,6 +335,6 @@ describe('keyledger CLI with a keystore made by keytool', () => {
       history.map((h) => [h.type, h.actor]),
       [['KeyManagementEnabled', 'keyledger-resolver']],
     );
-    await refused(dir, ['rotate-stk'], 'ERR_KEYSTORE_PASSWORD', 1, { KEYSTORE_PW: '' });
+    await refused(dir, ['rotate-stk'], 'ERR_KEYSTORE_PASSWORD', 1, { env: { KEYSTORE_PW: '' } });
   });
 });

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { keyScope } from '../../src/domain/identities.js';
 import { streamNames } from '../../src/ledger/streamNames.js';
-import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
+import { cliHarness, ledgerDb, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
 import {
   changeDataByte,
   deleteEvent,
@@ -20,54 +18,14 @@ import {
 /**
  * `keyledger verify`, `audit export`, `checkpoint` driven as a user would: the built CLI (`npm test`
  * builds first), one process per command, on a dev setup made by `init`. The attacker edits the
- * sqlite file directly (test/helpers/tamperSqlite.ts). KEYLEDGER_E2E_BIN points at another build.
+ * sqlite file directly (test/helpers/tamperSqlite.ts). KEYLEDGER_E2E_BIN points at another build
+ * (test/helpers/cliHarness.ts).
  */
-const BIN = process.env.KEYLEDGER_E2E_BIN ?? new URL('../../dist/src/cli/main.js', import.meta.url).pathname;
 const TENANT = Buffer.from('tenant-1').toString('base64');
 const NAMES = streamNames('kl-');
 const ORDERS = NAMES.scope(keyScope(TENANT, 'orders'));
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function keyledger(cwd: string, args: readonly string[]): Run {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, KEYLEDGER_STORE: '', KEYLEDGER_ACTOR: 'e2e' },
-    timeout: 30_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function ok(cwd: string, args: readonly string[]): string {
-  const run = keyledger(cwd, args);
-  assert.equal(run.code, 0, `keyledger ${args.join(' ')} failed: ${run.stderr}`);
-  return run.stdout;
-}
-
-const dbOf = (dir: string) => join(dir, '.keyledger', 'ledger.db');
-
-async function head(dir: string): Promise<bigint> {
-  const store = SqliteEventStore.open(dbOf(dir));
-  try {
-    return await store.headPosition();
-  } finally {
-    await store.close();
-  }
-}
-
-/** A command refused as bad input: exit 2 with `code`, and nothing written. */
-async function refused(cwd: string, args: readonly string[], code: string): Promise<void> {
-  const before = await head(cwd);
-  const run = keyledger(cwd, args);
-  assert.equal(run.code, 2, `exit status of keyledger ${args.join(' ')}: ${run.stderr}`);
-  assert.match(run.stderr, new RegExp(`error ${code}:`));
-  assert.equal(await head(cwd), before, 'nothing may be written');
-}
+const { keyledger, ok, refused } = cliHarness();
 
 interface JsonProblem {
   kind: string;
@@ -96,15 +54,9 @@ function tampered(cwd: string, args: readonly string[] = []): JsonProblem {
   return report.firstProblem;
 }
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'keyledger-audit-e2e-'));
-  dirs.push(dir);
-  return dir;
-}
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+const dirs = tempDirs('keyledger-audit-e2e-');
+const tempDir = () => dirs.make();
+after(() => dirs.removeAll());
 
 describe('keyledger verify, audit export, checkpoint (built CLI)', () => {
   /** The ledger every test copies: orders rotated twice (revisions 0..2), a checkpoint, one more scope. */
@@ -125,7 +77,7 @@ describe('keyledger verify, audit export, checkpoint (built CLI)', () => {
   };
 
   before(() => {
-    assert.ok(existsSync(BIN), `${BIN} is missing: run npm run build (npm test does)`);
+    requireBuiltCli();
     base = tempDir();
     ok(base, ['init']);
     for (const ns of ['orders', 'billing', 'users']) ok(base, ['enable-key-management', `${TENANT}:${ns}`]);
@@ -137,7 +89,7 @@ describe('keyledger verify, audit export, checkpoint (built CLI)', () => {
       /^checkpoint #0 at position \d+: \d+ stream heads up to position \d+/,
     );
     ok(base, ['enable-key-management', `${TENANT}:later`]);
-    orders = readRows(dbOf(base)).filter((r) => r.stream === ORDERS);
+    orders = readRows(ledgerDb(base)).filter((r) => r.stream === ORDERS);
     assert.equal(orders.length, 3);
   });
 
@@ -148,13 +100,13 @@ describe('keyledger verify, audit export, checkpoint (built CLI)', () => {
     assert.match(text, /--anchor 0:[0-9a-f]{64}/);
     const report = JSON.parse(ok(base, ['verify', '--json'])) as JsonReport;
     assert.equal(report.ok, true);
-    assert.equal(report.eventsChecked, readRows(dbOf(base)).length);
+    assert.equal(report.eventsChecked, readRows(ledgerDb(base)).length);
     assert.equal(report.macsVerified, 1);
   });
 
   it('one byte of an event’s data changed: exit 1, modified, at that position', () => {
     const dir = copy();
-    changeDataByte(dbOf(dir), order(1).position);
+    changeDataByte(ledgerDb(dir), order(1).position);
     const first = tampered(dir);
     assert.deepEqual(
       [first.kind, first.position, first.stream, first.revision],
@@ -168,7 +120,7 @@ describe('keyledger verify, audit export, checkpoint (built CLI)', () => {
 
   it('an event deleted: deleted, at the event after the gap', () => {
     const dir = copy();
-    deleteEvent(dbOf(dir), order(1).position);
+    deleteEvent(ledgerDb(dir), order(1).position);
     const first = tampered(dir);
     assert.deepEqual(
       [first.kind, first.position, first.stream, first.revision],
@@ -178,7 +130,7 @@ describe('keyledger verify, audit export, checkpoint (built CLI)', () => {
 
   it('two events swapped: reordered, at the first of them', () => {
     const dir = copy();
-    swapEvents(dbOf(dir), order(1).position, order(2).position);
+    swapEvents(ledgerDb(dir), order(1).position, order(2).position);
     const first = tampered(dir);
     assert.deepEqual(
       [first.kind, first.position, first.stream, first.revision],
@@ -188,7 +140,7 @@ describe('keyledger verify, audit export, checkpoint (built CLI)', () => {
 
   it('a forged event inserted (properly linked): inserted, at the forged event', () => {
     const dir = copy();
-    const forged = insertForgedEvent(dbOf(dir), order(0).position, {
+    const forged = insertForgedEvent(ledgerDb(dir), order(0).position, {
       type: 'ManagedKeyDisabled',
       data: { custodian: TENANT, namespace: 'orders', keyId: '0'.repeat(32), previousState: 'ACTIVE' },
     });
@@ -201,7 +153,7 @@ describe('keyledger verify, audit export, checkpoint (built CLI)', () => {
 
   it('the last events of a stream dropped behind the checkpoint: truncated, from the first revision dropped', () => {
     const dir = copy();
-    dropLastEvents(dbOf(dir), ORDERS, 2);
+    dropLastEvents(ledgerDb(dir), ORDERS, 2);
     const first = tampered(dir);
     assert.deepEqual(
       [first.kind, first.position, first.stream, first.revision],
@@ -227,7 +179,7 @@ describe('keyledger verify, audit export, checkpoint (built CLI)', () => {
     );
     const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
     assert.deepEqual(JSON.parse(lines[0] ?? '').format, 'keyledger-audit-export');
-    assert.equal(lines.length, readRows(dbOf(dir)).length + 2);
+    assert.equal(lines.length, readRows(ledgerDb(dir)).length + 2);
     // To stdout: the same lines (only the header's export time differs).
     assert.deepEqual(ok(dir, ['audit', 'export']).trimEnd().split('\n').slice(1), lines.slice(1));
     assert.match(ok(dir, ['verify', '--file', 'ledger.jsonl']), /^verified: /);
@@ -267,11 +219,11 @@ describe('keyledger verify, audit export, checkpoint (built CLI)', () => {
       coveredPosition: string;
     };
     assert.equal(written.revision, '1');
-    assert.equal(BigInt(written.coveredPosition) + 1n, await head(dir));
-    const before = await head(dir);
+    assert.equal(BigInt(written.coveredPosition) + 1n, await storeHead(dir));
+    const before = await storeHead(dir);
     assert.equal(ok(dir, ['checkpoint', '--json']).trim(), 'null');
     assert.match(ok(dir, ['checkpoint']), /nothing was written since the last checkpoint/);
-    assert.equal(await head(dir), before);
+    assert.equal(await storeHead(dir), before);
   });
 
   it('config checkpointEvery: checkpoints are written as the ledger grows; a bad value is refused', async () => {

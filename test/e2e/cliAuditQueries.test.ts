@@ -1,56 +1,22 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
+import { CLI_BIN, cliHarness, requireBuiltCli, storeHead } from '../helpers/cliHarness.js';
 
-/** The built CLI (`npm test` builds first), driven as a user would: a process per command. */
-const BIN = new URL('../../dist/src/cli/main.js', import.meta.url).pathname;
 const TENANT = Buffer.from('tenant-1').toString('base64');
 const SCOPE = `${TENANT}:orders`;
-const ENV = { ...process.env, KEYLEDGER_STORE: '', KEYLEDGER_ACTOR: 'e2e' };
+const cli = cliHarness({ errorAtStart: true });
+const { ok } = cli;
+const ENV = cli.env;
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function keyledger(cwd: string, args: readonly string[]): Run {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: ENV,
-    timeout: 30_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function ok(cwd: string, args: readonly string[]): string {
-  const run = keyledger(cwd, args);
-  assert.equal(run.code, 0, `keyledger ${args.join(' ')} failed: ${run.stderr}`);
-  return run.stdout;
-}
-
-async function head(cwd: string): Promise<bigint> {
-  const store = SqliteEventStore.open(join(cwd, '.keyledger', 'ledger.db'));
-  try {
-    return await store.headPosition();
-  } finally {
-    await store.close();
-  }
-}
-
-/** Runs a command that must fail with `code` and exit status `exit`, and checks nothing was written. */
-async function refused(cwd: string, args: readonly string[], code: string, exit = 2) {
-  const before = await head(cwd);
-  const run = keyledger(cwd, args);
-  assert.equal(run.code, exit, `exit status of keyledger ${args.join(' ')}: ${run.stderr}`);
-  assert.match(run.stderr, new RegExp(`^error ${code}:`));
+/** A refusal (see cliHarness) that also prints nothing on stdout: no half-written result. */
+async function refused(cwd: string, args: readonly string[], code: string): Promise<void> {
+  const run = await cli.refused(cwd, args, code);
   assert.equal(run.stdout, '');
-  assert.equal(await head(cwd), before, 'nothing may be written');
 }
 
 /** Resolves with the child's exit code (or signal), rejecting if it takes longer than `ms`. */
@@ -87,7 +53,7 @@ let afterEnable: bigint;
 let enabledAt: string;
 
 before(() => {
-  assert.ok(existsSync(BIN), `${BIN} is missing: run npm run build (npm test does)`);
+  requireBuiltCli();
   dir = mkdtempSync(join(tmpdir(), 'keyledger-e2e-audit-'));
   ok(dir, ['init']);
   ok(dir, ['enable-key-management', SCOPE, '--reason', 'onboarding']);
@@ -195,7 +161,7 @@ describe('keyledger watch', () => {
       if (e.type === 'KeyMaterialWrapped') wrapped.push(String((e.data as { wrapped: string }).wrapped));
     await store.close();
     assert.ok(wrapped.length > 0);
-    const pipeline = spawn('sh', ['-c', `"${process.execPath}" "${BIN}" watch --from start | head -3`], {
+    const pipeline = spawn('sh', ['-c', `"${process.execPath}" "${CLI_BIN}" watch --from start | head -3`], {
       cwd: dir,
       env: ENV,
     });
@@ -220,11 +186,11 @@ describe('keyledger watch', () => {
   });
 
   it('follows live events from a position, filtered by type and scope, until SIGTERM (exit 0)', async () => {
-    const from = await head(dir);
+    const from = await storeHead(dir);
     const child = spawn(
       process.execPath,
       [
-        BIN,
+        CLI_BIN,
         'watch',
         '--from',
         String(from),

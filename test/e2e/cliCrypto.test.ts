@@ -1,21 +1,20 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { CLI_BIN, cliHarness, requireBuiltCli, tempDirs } from '../helpers/cliHarness.js';
 import { requireKeytool } from '../helpers/keytool.js';
 
-/** The built CLI (`npm run build` first), as a user pipes data through it. */
-const BIN = new URL('../../dist/src/cli/main.js', import.meta.url).pathname;
+/** The built CLI (`npm run build` first), as a user pipes data through it (test/helpers/cliHarness.ts). */
 const TENANT = Buffer.from('tenant-1').toString('base64');
 const SCOPE = `${TENANT}:orders`;
 const MiB = 1024 * 1024;
 const CHUNK = 64 * 1024;
 const HEADER = 96;
 const TAG = 16;
-const ENV = { ...process.env, KEYLEDGER_STORE: '', KEYLEDGER_ACTOR: 'e2e' };
+const { ok, env: ENV } = cliHarness();
 
 interface Exit {
   readonly code: number | null;
@@ -27,7 +26,7 @@ function viaFiles(cwd: string, args: readonly string[], input: string, output: s
   const stdin = openSync(input, 'r');
   const stdout = openSync(output, 'w');
   try {
-    const result = spawnSync(process.execPath, [BIN, ...args], {
+    const result = spawnSync(process.execPath, [CLI_BIN, ...args], {
       cwd,
       env: ENV,
       stdio: [stdin, stdout, 'pipe'],
@@ -59,21 +58,13 @@ function exited(child: ChildProcess, timeoutMs = 30_000): Promise<Exit> {
   });
 }
 
-function ok(cwd: string, args: readonly string[]): string {
-  const result = spawnSync(process.execPath, [BIN, ...args], { cwd, env: ENV, encoding: 'utf8' });
-  assert.equal(result.status, 0, `keyledger ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
-}
-
 function failedWith(run: Exit, exit: number, code: string): void {
   assert.equal(run.code, exit, `exit status: ${run.stderr}`);
   assert.match(run.stderr, new RegExp(`^error ${code}:`));
 }
 
-const dirs: string[] = [];
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+const dirs = tempDirs('keyledger-e2e-crypto-');
+after(() => dirs.removeAll());
 
 describe('keyledger encrypt / decrypt', () => {
   let dir: string;
@@ -82,10 +73,9 @@ describe('keyledger encrypt / decrypt', () => {
   const file = (name: string) => join(dir, name);
 
   before(() => {
-    assert.ok(existsSync(BIN), `${BIN} is missing: run npm run build (npm test does)`);
+    requireBuiltCli();
     requireKeytool();
-    dir = mkdtempSync(join(tmpdir(), 'keyledger-e2e-crypto-'));
-    dirs.push(dir);
+    dir = dirs.make();
     ok(dir, ['init']);
     ok(dir, ['enable-key-management', SCOPE]);
     data = randomBytes(5 * MiB + 123);
@@ -97,12 +87,12 @@ describe('keyledger encrypt / decrypt', () => {
     const out = openSync(file('pipe-out.bin'), 'w');
     const input = openSync(plain, 'r');
     try {
-      const encrypt = spawn(process.execPath, [BIN, 'encrypt', TENANT, '--namespace', 'orders'], {
+      const encrypt = spawn(process.execPath, [CLI_BIN, 'encrypt', TENANT, '--namespace', 'orders'], {
         cwd: dir,
         env: ENV,
         stdio: [input, 'pipe', 'pipe'],
       });
-      const decrypt = spawn(process.execPath, [BIN, 'decrypt'], {
+      const decrypt = spawn(process.execPath, [CLI_BIN, 'decrypt'], {
         cwd: dir,
         env: ENV,
         stdio: ['pipe', out, 'pipe'],
@@ -192,7 +182,7 @@ describe('keyledger encrypt / decrypt', () => {
     ];
     for (const [args, exit, code] of cases) {
       // stdin stays open: a command that read its input first would never exit.
-      const child = spawn(process.execPath, [BIN, ...args], {
+      const child = spawn(process.execPath, [CLI_BIN, ...args], {
         cwd: dir,
         env: ENV,
         stdio: ['pipe', 'pipe', 'pipe'],

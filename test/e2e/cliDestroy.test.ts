@@ -1,74 +1,21 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
+import { cliHarness, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
 
 /**
  * Crypto-shredding driven as an operator would: the built CLI (`npm test` builds first), one process
  * per command, in a dev setup made by `init`. Time is not faked: a destruction is made due at once
  * with `--grace 0s` (or the config's `destroyGracePeriod`), which is also how an operator who has
- * already waited would do it. KEYLEDGER_E2E_BIN points the test at another build of the CLI.
+ * already waited would do it. KEYLEDGER_E2E_BIN points the test at another build of the CLI
+ * (test/helpers/cliHarness.ts).
  */
-const BIN = process.env.KEYLEDGER_E2E_BIN ?? new URL('../../dist/src/cli/main.js', import.meta.url).pathname;
 const TENANT = Buffer.from('tenant-1').toString('base64');
 const SCOPE = `${TENANT}:orders`;
 const DAY = 86_400_000;
 
-interface Run {
-  readonly code: number | null;
-  /** stdout as bytes (ciphertext), and as UTF-8 text. */
-  readonly bytes: Buffer;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function keyledger(cwd: string, args: readonly string[], input?: Buffer): Run {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
-    cwd,
-    input,
-    encoding: 'buffer',
-    env: { ...process.env, KEYLEDGER_STORE: '', KEYLEDGER_ACTOR: 'e2e' },
-    timeout: 30_000,
-  });
-  return {
-    code: result.status,
-    bytes: result.stdout,
-    stdout: result.stdout.toString('utf8'),
-    stderr: result.stderr.toString('utf8'),
-  };
-}
-
-function ok(cwd: string, args: readonly string[], input?: Buffer): string {
-  return succeeded(cwd, args, input).stdout;
-}
-
-function succeeded(cwd: string, args: readonly string[], input?: Buffer): Run {
-  const run = keyledger(cwd, args, input);
-  assert.equal(run.code, 0, `keyledger ${args.join(' ')} failed: ${run.stderr}`);
-  return run;
-}
-
-async function head(dir: string): Promise<bigint> {
-  const store = SqliteEventStore.open(join(dir, '.keyledger', 'ledger.db'));
-  try {
-    return await store.headPosition();
-  } finally {
-    await store.close();
-  }
-}
-
-/** A command that must fail with `code` and exit status `exit`, writing nothing. */
-async function refused(cwd: string, args: readonly string[], code: string, exit = 2): Promise<string> {
-  const before = await head(cwd);
-  const run = keyledger(cwd, args);
-  assert.equal(run.code, exit, `exit status of keyledger ${args.join(' ')}: ${run.stderr}`);
-  assert.match(run.stderr, new RegExp(`^error ${code}:`));
-  assert.equal(await head(cwd), before, 'nothing may be written');
-  return run.stderr;
-}
+const { keyledger, succeeded, ok, refused } = cliHarness({ errorAtStart: true });
 
 function setConfig(dir: string, fields: Record<string, unknown>): void {
   const path = join(dir, 'keyledger.config.json');
@@ -82,10 +29,8 @@ interface KeyJson {
   readonly destructionDueAt: string | null;
 }
 
-const dirs: string[] = [];
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+const dirs = tempDirs('keyledger-destroy-e2e-');
+after(() => dirs.removeAll());
 
 describe('keyledger destroy-managed-key, cancel-destroy, destroy-due-keys (built CLI)', () => {
   let dir: string;
@@ -95,12 +40,13 @@ describe('keyledger destroy-managed-key, cancel-destroy, destroy-due-keys (built
   const keys = () => JSON.parse(ok(dir, ['show-key-status', SCOPE, '--json'])) as KeyJson[];
 
   before(() => {
-    assert.ok(existsSync(BIN), `${BIN} is missing: run npm run build (npm test does)`);
-    dir = mkdtempSync(join(tmpdir(), 'keyledger-destroy-e2e-'));
-    dirs.push(dir);
+    requireBuiltCli();
+    dir = dirs.make();
     ok(dir, ['init']);
     ok(dir, ['enable-key-management', SCOPE]);
-    ciphertext = succeeded(dir, ['encrypt', TENANT, '--namespace', 'orders'], Buffer.from('old data')).bytes;
+    ciphertext = succeeded(dir, ['encrypt', TENANT, '--namespace', 'orders'], {
+      input: Buffer.from('old data'),
+    }).bytes;
     ok(dir, ['rotate-managed-key', SCOPE]);
     [k1, k2] = keys() as [KeyJson, KeyJson];
     assert.deepEqual([k1.state, k2.state], ['INACTIVE', 'ACTIVE']);
@@ -115,7 +61,7 @@ describe('keyledger destroy-managed-key, cancel-destroy, destroy-due-keys (built
     await refused(dir, ['destroy-managed-key', SCOPE], 'ERR_INVALID_ARGUMENT');
     await refused(dir, ['destroy-due-keys', SCOPE], 'ERR_INVALID_ARGUMENT');
     for (const grace of ['7 days', '7', '-1d', '1y', '3651d']) {
-      const stderr = await refused(
+      const { stderr } = await refused(
         dir,
         ['destroy-managed-key', SCOPE, k1.metadataHash, '--grace', grace],
         'ERR_INVALID_ARGUMENT',
@@ -148,14 +94,14 @@ describe('keyledger destroy-managed-key, cancel-destroy, destroy-due-keys (built
       ['destroy-managed-key', SCOPE, k1.metadataHash, '--grace', '0s'],
       'ERR_KEY_DESTRUCTION_SCHEDULED',
     );
-    const headBefore = await head(dir);
+    const headBefore = await storeHead(dir);
     assert.equal(ok(dir, ['destroy-due-keys']), 'no destruction is due\n');
-    assert.equal(await head(dir), headBefore);
+    assert.equal(await storeHead(dir), headBefore);
 
     assert.match(ok(dir, ['cancel-destroy', SCOPE, k1.metadataHash]), /cancelled; it stays INACTIVE/);
     assert.equal(keys()[0]?.destructionDueAt, null);
     // Still readable: nothing was destroyed.
-    assert.equal(ok(dir, ['decrypt'], ciphertext), 'old data');
+    assert.equal(ok(dir, ['decrypt'], { input: ciphertext }), 'old data');
   });
 
   it('takes the grace period from the config, and refuses a bad one there', async () => {
@@ -167,7 +113,7 @@ describe('keyledger destroy-managed-key, cancel-destroy, destroy-due-keys (built
     assert.ok(Date.parse(dueAt) >= before + 30 * DAY && Date.parse(dueAt) <= Date.now() + 30 * DAY, dueAt);
     ok(dir, ['cancel-destroy', SCOPE, k1.metadataHash]);
     setConfig(dir, { destroyGracePeriod: 'forever' });
-    const stderr = await refused(dir, ['destroy-due-keys'], 'ERR_INVALID_CONFIG');
+    const { stderr } = await refused(dir, ['destroy-due-keys'], 'ERR_INVALID_CONFIG');
     assert.match(stderr, /destroyGracePeriod/);
     setConfig(dir, { destroyGracePeriod: '7d' });
   });
@@ -190,7 +136,7 @@ describe('keyledger destroy-managed-key, cancel-destroy, destroy-due-keys (built
     assert.equal(receipt?.dueAt, receipt?.scheduledAt);
     assert.deepEqual(run.leftoversDeleted, []);
 
-    const decrypt = keyledger(dir, ['decrypt'], ciphertext);
+    const decrypt = keyledger(dir, ['decrypt'], { input: ciphertext });
     assert.equal(decrypt.code, 1);
     assert.match(decrypt.stderr, /^error ERR_DECRYPTION_FAILED:/);
     assert.equal(decrypt.stdout, '');
@@ -214,12 +160,14 @@ describe('keyledger destroy-managed-key, cancel-destroy, destroy-due-keys (built
 
     await refused(dir, ['cancel-destroy', SCOPE, k1.metadataHash], 'ERR_KEY_DESTROYED');
     await refused(dir, ['destroy-managed-key', SCOPE, k1.metadataHash], 'ERR_KEY_DESTROYED');
-    const headAfter = await head(dir);
+    const headAfter = await storeHead(dir);
     assert.equal(ok(dir, ['destroy-due-keys']), 'no destruction is due\n');
-    assert.equal(await head(dir), headAfter);
+    assert.equal(await storeHead(dir), headAfter);
     // New data still goes under the ACTIVE key.
-    const fresh = succeeded(dir, ['encrypt', TENANT, '--namespace', 'orders'], Buffer.from('new data')).bytes;
-    assert.equal(ok(dir, ['decrypt'], fresh), 'new data');
+    const fresh = succeeded(dir, ['encrypt', TENANT, '--namespace', 'orders'], {
+      input: Buffer.from('new data'),
+    }).bytes;
+    assert.equal(ok(dir, ['decrypt'], { input: fresh }), 'new data');
   });
 
   it('lists the commands in --help', () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { EsdbEventStore } from '../../src/store/esdbEventStore.js';
+import { cliHarness, requireBuiltCli } from '../helpers/cliHarness.js';
 
 /**
  * A CLI session on EventStoreDB: the protocol-level test server runs as its own process, started
@@ -14,31 +15,10 @@ import { EsdbEventStore } from '../../src/store/esdbEventStore.js';
  * talks to it with `--store esdb://127.0.0.1:<port>?tls=false` (or KEYLEDGER_STORE).
  */
 const ROOT = new URL('../../', import.meta.url).pathname;
-const BIN = join(ROOT, 'dist/src/cli/main.js');
 const TENANT = Buffer.from('tenant-esdb').toString('base64');
 const SCOPE = `${TENANT}:orders`;
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function keyledger(cwd: string, args: readonly string[], env: Record<string, string> = {}): Run {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, KEYLEDGER_STORE: '', KEYLEDGER_ACTOR: 'e2e-esdb', ...env },
-    timeout: 60_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function ok(cwd: string, args: readonly string[], env?: Record<string, string>): string {
-  const run = keyledger(cwd, args, env);
-  assert.equal(run.code, 0, `keyledger ${args.join(' ')} failed: ${run.stderr}`);
-  return run.stdout;
-}
+const { keyledger, ok } = cliHarness({ actor: 'e2e-esdb', timeoutMs: 60_000 });
 
 /** Starts the test server script; resolves with its connection string (its first stdout line). */
 function startServerProcess(): Promise<{ child: ChildProcess; url: string }> {
@@ -81,7 +61,7 @@ describe('keyledger CLI on EventStoreDB (test server process)', () => {
   let dir: string;
 
   before(async () => {
-    assert.ok(existsSync(BIN), `${BIN} is missing: run npm run build (npm test does)`);
+    requireBuiltCli();
     ({ child, url } = await startServerProcess());
     assert.match(url, /^esdb:\/\/127\.0\.0\.1:\d+\?tls=false$/);
     dir = mkdtempSync(join(tmpdir(), 'keyledger-e2e-esdb-'));
@@ -102,8 +82,8 @@ describe('keyledger CLI on EventStoreDB (test server process)', () => {
 
   it('enables, rotates, shows and lists history, with the store from KEYLEDGER_STORE', async () => {
     const env = { KEYLEDGER_STORE: url };
-    ok(dir, ['enable-key-management', SCOPE, '--reason', 'onboarding'], env);
-    const shown = JSON.parse(ok(dir, ['show-key-status', SCOPE, '--json'], env)) as {
+    ok(dir, ['enable-key-management', SCOPE, '--reason', 'onboarding'], { env });
+    const shown = JSON.parse(ok(dir, ['show-key-status', SCOPE, '--json'], { env })) as {
       state: string;
       metadataHash: string;
     }[];
@@ -112,18 +92,18 @@ describe('keyledger CLI on EventStoreDB (test server process)', () => {
       ['ACTIVE'],
     );
     const rotated = JSON.parse(
-      ok(dir, ['rotate-managed-key', SCOPE, '--json', '--reason', 'yearly'], env),
+      ok(dir, ['rotate-managed-key', SCOPE, '--json', '--reason', 'yearly'], { env }),
     ) as {
       key: { metadataHash: string; state: string };
     };
     assert.equal(rotated.key.state, 'ACTIVE');
     assert.notEqual(rotated.key.metadataHash, shown[0]?.metadataHash);
 
-    const table = ok(dir, ['show-key-status', SCOPE], env);
+    const table = ok(dir, ['show-key-status', SCOPE], { env });
     assert.match(table, /INACTIVE/);
     assert.match(table, new RegExp(rotated.key.metadataHash));
 
-    const history = JSON.parse(ok(dir, ['history', SCOPE, '--json'], env)) as {
+    const history = JSON.parse(ok(dir, ['history', SCOPE, '--json'], { env })) as {
       type: string;
       actor: string;
       reason: string | null;
@@ -135,7 +115,7 @@ describe('keyledger CLI on EventStoreDB (test server process)', () => {
         ['ManagedKeyRotated', 'e2e-esdb', 'yearly'],
       ],
     );
-    assert.match(ok(dir, ['history', SCOPE], env), /ManagedKeyRotated/);
+    assert.match(ok(dir, ['history', SCOPE], { env }), /ManagedKeyRotated/);
 
     // What the CLI wrote is on the server, in the ledger's streams.
     const store = EsdbEventStore.open(url);
@@ -152,7 +132,7 @@ describe('keyledger CLI on EventStoreDB (test server process)', () => {
     const port = url.replace(/^.*:(\d+)\?.*$/, '$1');
     const shown = JSON.parse(
       ok(dir, ['show-key-status', SCOPE, '--json', '--store', url], {
-        KEYLEDGER_STORE: `esdb://127.0.0.1:${Number(port) === 1 ? 2 : 1}?tls=false`,
+        env: { KEYLEDGER_STORE: `esdb://127.0.0.1:${Number(port) === 1 ? 2 : 1}?tls=false` },
       }),
     ) as { state: string }[];
     assert.deepEqual(

@@ -1,63 +1,21 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runRewrapCli } from '../../src/cli/rewrapCommand.js';
 import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import { readPkcs12SecretKeys, writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
-import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
+import { cliHarness, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
 
 /**
  * `keyledger rewrap` and `keyledger retire-stk` driven as a user would: the built CLI (`npm test`
  * builds first), one process per command, in a dev setup made by `init`. KEYLEDGER_E2E_BIN points
- * the test at another build of the CLI.
+ * the test at another build of the CLI (test/helpers/cliHarness.ts).
  */
-const BIN = process.env.KEYLEDGER_E2E_BIN ?? new URL('../../dist/src/cli/main.js', import.meta.url).pathname;
 const TENANT = Buffer.from('tenant-1').toString('base64');
 const NEW_ALIAS = 'stk-2026';
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function keyledger(cwd: string, args: readonly string[]): Run {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, KEYLEDGER_STORE: '', KEYLEDGER_ACTOR: 'e2e' },
-    timeout: 30_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function ok(cwd: string, args: readonly string[]): string {
-  const run = keyledger(cwd, args);
-  assert.equal(run.code, 0, `keyledger ${args.join(' ')} failed: ${run.stderr}`);
-  return run.stdout;
-}
-
-async function head(dir: string): Promise<bigint> {
-  const store = SqliteEventStore.open(join(dir, '.keyledger', 'ledger.db'));
-  try {
-    return await store.headPosition();
-  } finally {
-    await store.close();
-  }
-}
-
-/** A command that must fail with `code` and exit status `exit`, writing nothing. */
-async function refused(cwd: string, args: readonly string[], code: string, exit: number): Promise<string> {
-  const before = await head(cwd);
-  const run = keyledger(cwd, args);
-  assert.equal(run.code, exit, `exit status of keyledger ${args.join(' ')}: ${run.stderr}`);
-  assert.match(run.stderr, new RegExp(`error ${code}:`));
-  assert.equal(await head(cwd), before, 'nothing may be written');
-  return run.stderr;
-}
+const { ok, refused } = cliHarness();
 
 /** Adds a new 256-bit key under `alias` to the dev keystore (as an operator would with keytool). */
 function addKeystoreKey(dir: string, alias: string): void {
@@ -80,16 +38,10 @@ function useSystemKeyAlias(dir: string, alias: string): void {
   writeFileSync(path, JSON.stringify({ ...config, keystore: { ...config.keystore, systemKeyAlias: alias } }));
 }
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'keyledger-rewrap-e2e-'));
-  dirs.push(dir);
-  return dir;
-}
+const dirs = tempDirs('keyledger-rewrap-e2e-');
+const tempDir = () => dirs.make();
 
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+after(() => dirs.removeAll());
 
 describe('keyledger rewrap and retire-stk (built CLI)', () => {
   let dir: string;
@@ -102,18 +54,18 @@ describe('keyledger rewrap and retire-stk (built CLI)', () => {
     );
 
   before(() => {
-    assert.ok(existsSync(BIN), `${BIN} is missing: run npm run build (npm test does)`);
+    requireBuiltCli();
     dir = tempDir();
     ok(dir, ['init']);
     for (const scope of scopes) ok(dir, ['enable-key-management', scope]);
   });
 
   it('with every key under the current system key, rewrap has nothing to do and writes nothing', async () => {
-    const before = await head(dir);
+    const before = await storeHead(dir);
     assert.match(ok(dir, ['rewrap']), /nothing to do/);
     const json = JSON.parse(ok(dir, ['rewrap', '--json'])) as { status: string; campaign: unknown };
     assert.deepEqual([json.status, json.campaign], ['up-to-date', null]);
-    assert.equal(await head(dir), before);
+    assert.equal(await storeHead(dir), before);
   });
 
   it('rotates the system key, refuses to retire the old one while keys use it, rewraps, then retires it', async () => {
@@ -125,7 +77,7 @@ describe('keyledger rewrap and retire-stk (built CLI)', () => {
     assert.equal(rotated.changed, true);
     const newStk = rotated.identity;
 
-    const inUse = await refused(dir, ['retire-stk', oldStk], 'ERR_SYSTEM_KEY_IN_USE', 2);
+    const { stderr: inUse } = await refused(dir, ['retire-stk', oldStk], 'ERR_SYSTEM_KEY_IN_USE', 2);
     assert.match(inUse, /4 keys/);
     await refused(dir, ['retire-stk', newStk], 'ERR_SYSTEM_KEY_CURRENT', 2);
 
@@ -140,7 +92,7 @@ describe('keyledger rewrap and retire-stk (built CLI)', () => {
       ['paused', 1, 4, 3],
     );
     const id = paused.campaign.campaignId;
-    const again = await refused(dir, ['rewrap'], 'ERR_REWRAP_IN_PROGRESS', 2);
+    const { stderr: again } = await refused(dir, ['rewrap'], 'ERR_REWRAP_IN_PROGRESS', 2);
     assert.match(again, new RegExp(id));
 
     // Not a terminal: one plain line per checkpoint, then the summary.
