@@ -286,7 +286,8 @@ export class SqliteEventStore implements EventStore {
       .safeIntegers(true);
     this.#upsertSnapshot = db.prepare<[string, bigint, string]>(
       `INSERT INTO snapshots (name, position, state) VALUES (?, ?, ?)
-       ON CONFLICT (name) DO UPDATE SET position = excluded.position, state = excluded.state`,
+       ON CONFLICT (name) DO UPDATE SET position = excluded.position, state = excluded.state
+       WHERE excluded.position >= snapshots.position`,
     );
     this.#appendTransaction = db.transaction(this.#appendInTransaction);
     this.#deleteTransaction = db.transaction(this.#deleteInTransaction);
