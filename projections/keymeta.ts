@@ -1,5 +1,13 @@
-import type { KeyId, KeyScope, LedgerEvent, ScopeKey, ScopeState } from '../src/domain/index.js';
-import { emptyScopeState, evolveScope, SCOPE_EVENT_TYPES, scopeKey } from '../src/domain/index.js';
+import type {
+  EventOf,
+  KeyId,
+  KeyScope,
+  LedgerEvent,
+  ScopeEvent,
+  ScopeKey,
+  ScopeState,
+} from '../src/domain/index.js';
+import { emptyScopeState, evolveScope, scopeKey, scopeKeyOf } from '../src/domain/index.js';
 
 /**
  * The keymeta view (HBase's hbase:keymeta, the L2 layer): every scope with its marker and keys
@@ -33,50 +41,74 @@ export function emptyKeymetaView(): KeymetaView {
   return { position: 0n, scopes: new Map(), keyIndex: new Map(), materials: new Map() };
 }
 
-const scopeEventTypes: ReadonlySet<string> = new Set(SCOPE_EVENT_TYPES);
-
 export function evolveKeymeta(view: KeymetaView, event: LedgerEvent): KeymetaView {
-  if (event.type === 'KeyMaterialWrapped') {
-    const owner = view.keyIndex.get(event.data.keyId);
-    const state = owner === undefined ? undefined : view.scopes.get(owner);
-    const key = state?.keys.get(event.data.keyId);
-    // A destroyed key's material never comes back: EventStoreDB keeps a deleted stream's events in
-    // $all until a scavenge, and a rewrap racing the destruction may write one more copy (which the
-    // next destroyDueKeys deletes).
-    if (key?.state === 'DESTROYED') {
-      view.position = event.position;
-      return view;
+  switch (event.type) {
+    case 'KeyMaterialWrapped':
+      materialWrapped(view, event);
+      break;
+    case 'KeyManagementEnabled':
+    case 'KeyManagementEnableFailed':
+    case 'KeyManagementDisabled':
+    case 'ManagedKeyRotated':
+    case 'ManagedKeySet':
+    case 'ManagedKeyDisabled':
+    case 'ManagedKeyReenabled':
+    case 'ManagedKeyRefreshed':
+    case 'ManagedKeyDestructionScheduled':
+    case 'ManagedKeyDestructionCancelled':
+    case 'ManagedKeyDestroyed':
+      scopeEvent(view, event);
+      break;
+    default: {
+      // The other events (system keys, cache, rewrap campaigns, checkpoints) leave the view alone.
+      // Typed so that a scope event type added to events.ts without a case here fails to compile.
+      const other: Exclude<LedgerEvent['type'], ScopeEvent['type'] | 'KeyMaterialWrapped'> = event.type;
+      void other;
+      break;
     }
-    view.materials.set(event.data.keyId, {
-      wrapped: event.data.wrapped,
-      stkIdentity: event.data.stkIdentity,
-    });
-    // A rewrap moves a key under a newer system key; the first material of a key arrives before
-    // the lifecycle event that introduces it, which carries the same identity.
-    if (
-      state !== undefined &&
-      owner !== undefined &&
-      key !== undefined &&
-      key.stkIdentity !== event.data.stkIdentity
-    ) {
-      const keys = new Map(state.keys);
-      keys.set(key.keyId, { ...key, stkIdentity: event.data.stkIdentity });
-      view.scopes.set(owner, { ...state, keys });
-    }
-  } else if (scopeEventTypes.has(event.type)) {
-    const scopeEvent = event as Extract<LedgerEvent, { type: (typeof SCOPE_EVENT_TYPES)[number] }>;
-    const scope: KeyScope = { custodian: scopeEvent.data.custodian, namespace: scopeEvent.data.namespace };
-    const sk = scopeKey(scope);
-    const before = view.scopes.get(sk) ?? emptyScopeState(scope);
-    const after = evolveScope(before, scopeEvent, event.meta.occurredAt, event.revision);
-    view.scopes.set(sk, after);
-    // Only events that carry a key record bring a key into a scope.
-    if ('key' in scopeEvent.data) view.keyIndex.set(scopeEvent.data.key.keyId, sk);
-    // Crypto-shredding: the view (and so every snapshot taken from now on) forgets the material.
-    if (scopeEvent.type === 'ManagedKeyDestroyed') view.materials.delete(scopeEvent.data.keyId);
   }
   view.position = event.position;
   return view;
+}
+
+function materialWrapped(view: KeymetaView, event: EventOf<'KeyMaterialWrapped'>): void {
+  const { keyId, stkIdentity } = event.data;
+  const owner = view.keyIndex.get(keyId);
+  const state = owner === undefined ? undefined : view.scopes.get(owner);
+  const key = state?.keys.get(keyId);
+  // A destroyed key's material never comes back: EventStoreDB keeps a deleted stream's events in
+  // $all until a scavenge, and a rewrap racing the destruction may write one more copy (which the
+  // next destroyDueKeys deletes).
+  if (key?.state === 'DESTROYED') return;
+  view.materials.set(keyId, { wrapped: event.data.wrapped, stkIdentity });
+  // A rewrap moves a key under a newer system key; the first material of a key arrives before
+  // the lifecycle event that introduces it, which carries the same identity.
+  if (state !== undefined && owner !== undefined && key !== undefined && key.stkIdentity !== stkIdentity) {
+    const keys = new Map(state.keys);
+    keys.set(key.keyId, { ...key, stkIdentity });
+    view.scopes.set(owner, { ...state, keys });
+  }
+}
+
+function scopeEvent(view: KeymetaView, event: ScopeEvent & LedgerEvent): void {
+  const { custodian, namespace } = event.data;
+  const sk = scopeKeyOf(custodian, namespace);
+  const before = view.scopes.get(sk) ?? emptyScopeState({ custodian, namespace });
+  view.scopes.set(sk, evolveScope(before, event, event.meta.occurredAt, event.revision));
+  switch (event.type) {
+    case 'KeyManagementEnabled':
+    case 'ManagedKeyRotated':
+    case 'ManagedKeySet':
+      // Only events that carry a key record bring a key into a scope.
+      view.keyIndex.set(event.data.key.keyId, sk);
+      break;
+    case 'ManagedKeyDestroyed':
+      // Crypto-shredding: the view (and so every snapshot taken from now on) forgets the material.
+      view.materials.delete(event.data.keyId);
+      break;
+    default:
+      break;
+  }
 }
 
 export function scopeOf(view: KeymetaView, scope: KeyScope): ScopeState {

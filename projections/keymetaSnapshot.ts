@@ -78,13 +78,14 @@ export function keymetaFromSnapshot(state: JsonValue, position: bigint): Keymeta
     const scope = keyScope(s.custodian, s.namespace);
     const keys = new Map<KeyId, ManagedKey>(s.keys.map((k) => [k.keyId, k]));
     const sk: ScopeKey = scopeKey(scope);
+    // Fields in evolveScope's order: restored and folded states then share one shape.
     const scopeState: ScopeState = {
       scope,
       marker: s.marker,
+      keys,
       activeKeyId: s.activeKeyId,
       providerDemotedKeyId: s.providerDemotedKeyId,
       revision: s.revision === null ? null : BigInt(s.revision),
-      keys,
     };
     view.scopes.set(sk, scopeState);
     for (const id of keys.keys()) view.keyIndex.set(id, sk);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { EventSchemaError } from './errors.js';
+import { fastCheckData, fastCheckMetadata, HEX16, isoDatetime, SHA256_HEX } from './fastEventChecks.js';
 import type { Custodian, KeyId, MetadataHash, Namespace } from './identities.js';
 import { parseCustodian, parseKeyId, parseMetadataHash, parseNamespace } from './identities.js';
 import { DESTROYABLE_KEY_STATES, KEY_STATES, PROVIDER_KEY_STATES } from './keyState.js';
@@ -25,7 +26,7 @@ const custodian = branded<Custodian>(parseCustodian);
 const namespace = branded<Namespace>(parseNamespace);
 const keyId = branded<KeyId>(parseKeyId);
 const metadataHash = branded<MetadataHash>(parseMetadataHash);
-const hex16 = z.string().regex(/^[0-9a-f]{16}$/);
+const hex16 = z.string().regex(HEX16);
 const keyState = z.enum(KEY_STATES);
 /** A rewrap campaign's id: a lowercase UUID. */
 export const REWRAP_CAMPAIGN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -34,7 +35,7 @@ const count = z.number().int().min(0);
 const providerKeyState = z.enum(PROVIDER_KEY_STATES);
 /** A bigint as JSON holds it: a decimal string without leading zeros. */
 const decimalString = z.string().regex(/^(0|[1-9][0-9]{0,19})$/);
-const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+const sha256Hex = z.string().regex(SHA256_HEX);
 const destroyableState = z.enum(DESTROYABLE_KEY_STATES);
 
 /** What the ledger records of a key: never its bytes. */
@@ -85,9 +86,9 @@ export const eventDataSchemas = {
     keyId,
     /** The key's state when scheduled; scheduling itself leaves the state alone. */
     state: destroyableState,
-    dueAt: z.iso.datetime(),
+    dueAt: isoDatetime(),
   }),
-  ManagedKeyDestructionCancelled: z.strictObject({ ...scoped, keyId, dueAt: z.iso.datetime() }),
+  ManagedKeyDestructionCancelled: z.strictObject({ ...scoped, keyId, dueAt: isoDatetime() }),
   /** The key is DESTROYED and its wrapped material deleted from the store; the receipt says what went. */
   ManagedKeyDestroyed: z.strictObject({
     ...scoped,
@@ -99,9 +100,9 @@ export const eventDataSchemas = {
       materialStream: z.string().min(1).max(512),
       materialEvents: count,
       /** SHA-256 (hex) over those events' ids and wrapped ciphertexts, as docs/audit.md defines it. */
-      materialHash: z.string().regex(/^[0-9a-f]{64}$/),
-      scheduledAt: z.iso.datetime(),
-      dueAt: z.iso.datetime(),
+      materialHash: sha256Hex,
+      scheduledAt: isoDatetime(),
+      dueAt: isoDatetime(),
     }),
   }),
   CacheEntryEjected: z.strictObject({ ...scoped, keyId: keyId.nullable() }),
@@ -176,7 +177,7 @@ const metadataFields = {
   reason: z.string().max(1024).nullable(),
   correlationId: z.string().min(1).max(128),
   causationId: z.string().max(128).nullable(),
-  occurredAt: z.iso.datetime(),
+  occurredAt: isoDatetime(),
 };
 
 /** Metadata as the hash chain stores it (src/audit/chainingEventStore.ts sets it on every append). */
@@ -250,24 +251,45 @@ export interface StoredEventShape {
   readonly metadata: unknown;
 }
 
-/** Parses a stored event; anything that does not fit stops with ERR_EVENT_SCHEMA naming where. */
+/**
+ * Parses a stored event; anything that does not fit stops with ERR_EVENT_SCHEMA naming where.
+ *
+ * Every event is checked in full. The common shapes pass hand-written checks that vouch for a value
+ * only when the zod schema would accept it unchanged (fastEventChecks.ts); everything else, and
+ * every event that fails, goes through zod, which decides and explains.
+ */
 export function parseLedgerEvent(stored: StoredEventShape): LedgerEvent {
-  const fail = (problem: string, cause?: unknown): never => {
-    throw new EventSchemaError(stored.streamName, stored.revision, stored.type, problem, { cause });
-  };
-  if (!isLedgerEventType(stored.type)) return fail('unknown event type');
-  const meta = eventMetadataSchema.safeParse(stored.metadata);
-  if (!meta.success) return fail(`metadata: ${z.prettifyError(meta.error)}`, meta.error);
-  const data = eventDataSchemas[stored.type].safeParse(stored.data);
-  if (!data.success) return fail(`data: ${z.prettifyError(data.error)}`, data.error);
+  const type = stored.type;
+  if (!isLedgerEventType(type)) return schemaFailure(stored, 'unknown event type');
+  let meta: EventMetadata;
+  if (fastCheckMetadata(stored.metadata)) {
+    meta = stored.metadata as EventMetadata;
+  } else {
+    const parsed = eventMetadataSchema.safeParse(stored.metadata);
+    if (!parsed.success)
+      return schemaFailure(stored, `metadata: ${z.prettifyError(parsed.error)}`, parsed.error);
+    meta = parsed.data;
+  }
+  let data: unknown;
+  if (fastCheckData(type, stored.data)) {
+    data = stored.data;
+  } else {
+    const parsed = eventDataSchemas[type].safeParse(stored.data);
+    if (!parsed.success) return schemaFailure(stored, `data: ${z.prettifyError(parsed.error)}`, parsed.error);
+    data = parsed.data;
+  }
   return {
-    type: stored.type,
-    data: data.data,
-    meta: meta.data,
+    type,
+    data,
+    meta,
     streamName: stored.streamName,
     revision: stored.revision,
     position: stored.position,
   } as LedgerEvent;
+}
+
+function schemaFailure(stored: StoredEventShape, problem: string, cause?: unknown): never {
+  throw new EventSchemaError(stored.streamName, stored.revision, stored.type, problem, { cause });
 }
 
 /**

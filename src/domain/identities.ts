@@ -24,8 +24,40 @@ export const GLOBAL_NAMESPACE = '*' as Namespace;
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
+/**
+ * Custodians already parsed, input → canonical form. Every scope event of a replay carries its
+ * custodian, and the parse (a base64 round trip) is the dearest of the identity checks while a
+ * ledger holds few distinct custodians. Only successful parses are kept; the memo is cleared when
+ * full, so a ledger with more custodians than that only costs the parse again.
+ */
+const parsedCustodians = new Map<string, Custodian>();
+const MAX_PARSED_CUSTODIANS = 4096;
+
 /** Parses a custodian given in base64; `*` is accepted as the global custodian. */
 export function parseCustodian(input: string): Custodian {
+  const known = parsedCustodians.get(input);
+  if (known !== undefined) return known;
+  const custodian = parseCustodianUncached(input);
+  if (parsedCustodians.size >= MAX_PARSED_CUSTODIANS) parsedCustodians.clear();
+  parsedCustodians.set(input, custodian);
+  return custodian;
+}
+
+/**
+ * True when `input` is a custodian in its canonical form: parseCustodian accepts it and answers it
+ * unchanged (a non-canonical spelling such as `*`, or base64 with stray trailing bits, is not).
+ */
+export function isCanonicalCustodian(input: string): boolean {
+  const known = parsedCustodians.get(input);
+  if (known !== undefined) return known === input;
+  try {
+    return parseCustodian(input) === input;
+  } catch {
+    return false;
+  }
+}
+
+function parseCustodianUncached(input: string): Custodian {
   if (input === '*') return GLOBAL_CUSTODIAN;
   if (input.length === 0) {
     throw new KeyledgerError('ERR_INVALID_CUSTODIAN', 'custodian is empty', { custodian: input });
@@ -52,6 +84,12 @@ export function custodianFromBytes(bytes: Uint8Array): Custodian {
 
 export function custodianBytes(custodian: Custodian): Buffer {
   return Buffer.from(custodian, 'base64');
+}
+
+/** True when parseNamespace accepts `input` (it then answers it unchanged). */
+export function isNamespace(input: string): boolean {
+  const bytes = Buffer.byteLength(input, 'utf8');
+  return bytes > 0 && bytes <= MAX_NAMESPACE_BYTES && input.isWellFormed();
 }
 
 export function parseNamespace(input: string): Namespace {
@@ -91,7 +129,12 @@ export function formatScope(scope: KeyScope): string {
 /** A string usable as a Map key for a scope (same form as formatScope, which is unambiguous). */
 export type ScopeKey = Brand<string, 'ScopeKey'>;
 export function scopeKey(scope: KeyScope): ScopeKey {
-  return formatScope(scope) as ScopeKey;
+  return scopeKeyOf(scope.custodian, scope.namespace);
+}
+
+/** scopeKey without a KeyScope object: the fold looks a scope up per event. */
+export function scopeKeyOf(custodian: Custodian, namespace: Namespace): ScopeKey {
+  return `${custodian}:${namespace}` as ScopeKey;
 }
 
 export function sameScope(a: KeyScope, b: KeyScope): boolean {
@@ -99,8 +142,13 @@ export function sameScope(a: KeyScope, b: KeyScope): boolean {
 }
 
 const METADATA_HASH = /^[A-Za-z0-9_-]{43}$/;
+/** True when parseMetadataHash accepts `input` (it then answers it unchanged). */
+export function isMetadataHash(input: string): boolean {
+  return METADATA_HASH.test(input);
+}
+
 export function parseMetadataHash(input: string): MetadataHash {
-  if (!METADATA_HASH.test(input)) {
+  if (!isMetadataHash(input)) {
     throw new KeyledgerError(
       'ERR_INVALID_METADATA',
       'metadata hash must be 43 base64url characters (as shown by show-key-status)',
@@ -111,8 +159,13 @@ export function parseMetadataHash(input: string): MetadataHash {
 }
 
 const KEY_ID = /^[0-9a-f]{32}$/;
+/** True when parseKeyId accepts `input` (it then answers it unchanged). */
+export function isKeyId(input: string): boolean {
+  return KEY_ID.test(input);
+}
+
 export function parseKeyId(input: string): KeyId {
-  if (!KEY_ID.test(input)) {
+  if (!isKeyId(input)) {
     throw new KeyledgerError('ERR_INVALID_ARGUMENT', 'key id must be 32 lowercase hex characters', {
       keyId: input.slice(0, 64),
     });

@@ -54,59 +54,168 @@ export function findKeyByHash(state: ScopeState, hash: MetadataHash): ManagedKey
   return state.keys.get(keyIdOf(state.scope, hash)) ?? null;
 }
 
+/** A copy of `key` with the fields a fold changes; the rest (the key record, createdAt) kept. */
+function changedKey(
+  key: ManagedKey,
+  state: KeyState,
+  refreshedAt: string,
+  updatedAt: string,
+  destruction: PendingDestruction | null,
+): ManagedKey {
+  // Written out rather than spread: every ManagedKey then has the same shape, which keeps the
+  // fold's property reads monomorphic during a replay of millions of events.
+  return {
+    keyId: key.keyId,
+    metadata: key.metadata,
+    metadataHash: key.metadataHash,
+    checksum: key.checksum,
+    stkIdentity: key.stkIdentity,
+    state,
+    createdAt: key.createdAt,
+    refreshedAt,
+    updatedAt,
+    destruction,
+  };
+}
+
+/** The keys with `key` put in. The state's own map is never changed: earlier states stay as they were. */
 function withKey(keys: ReadonlyMap<KeyId, ManagedKey>, key: ManagedKey): Map<KeyId, ManagedKey> {
   const next = new Map(keys);
   next.set(key.keyId, key);
   return next;
 }
 
+/** The keys with `keyId` in `state` (unchanged when it is unknown or already there). */
 function setState(
   keys: ReadonlyMap<KeyId, ManagedKey>,
-  keyId: KeyId | null,
+  keyId: KeyId,
   state: KeyState,
   at: string,
 ): ReadonlyMap<KeyId, ManagedKey> {
-  const key = keyId === null ? undefined : keys.get(keyId);
+  const key = keys.get(keyId);
   if (key === undefined || key.state === state) return keys;
-  return withKey(keys, { ...key, state, updatedAt: at });
+  return withKey(keys, changedKey(key, state, key.refreshedAt, at, key.destruction));
 }
 
-function withDestruction(
-  state: ScopeState,
+/** The keys with `keyId`'s pending destruction replaced (unchanged when the key is unknown). */
+function setDestruction(
+  keys: ReadonlyMap<KeyId, ManagedKey>,
   keyId: KeyId,
   destruction: PendingDestruction | null,
-): ScopeState {
-  const key = state.keys.get(keyId);
-  if (key === undefined) return state;
-  return { ...state, keys: withKey(state.keys, { ...key, destruction }) };
+): ReadonlyMap<KeyId, ManagedKey> {
+  const key = keys.get(keyId);
+  if (key === undefined) return keys;
+  return withKey(keys, changedKey(key, key.state, key.refreshedAt, key.updatedAt, destruction));
 }
 
-/** Makes `record` the ACTIVE key (new or known), demoting the previous ACTIVE key to INACTIVE. */
-function activate(state: ScopeState, record: KeyRecord, at: string): ScopeState {
+/** The keys with `record` ACTIVE (new or known) and the previous ACTIVE key demoted to INACTIVE. */
+function activate(
+  keys: ReadonlyMap<KeyId, ManagedKey>,
+  activeKeyId: KeyId | null,
+  record: KeyRecord,
+  at: string,
+): Map<KeyId, ManagedKey> {
   // One copy of the keys per event: long-lived scopes accumulate keys, and this runs per rotation.
-  const keys = new Map(state.keys);
-  const previous = state.activeKeyId === null ? undefined : keys.get(state.activeKeyId);
+  const next = new Map(keys);
+  const previous = activeKeyId === null ? undefined : next.get(activeKeyId);
   if (previous !== undefined && previous.keyId !== record.keyId && previous.state !== 'INACTIVE') {
-    keys.set(previous.keyId, { ...previous, state: 'INACTIVE', updatedAt: at });
+    next.set(
+      previous.keyId,
+      changedKey(previous, 'INACTIVE', previous.refreshedAt, at, previous.destruction),
+    );
   }
-  const known = keys.get(record.keyId);
-  keys.set(
+  const known = next.get(record.keyId);
+  next.set(
     record.keyId,
     known === undefined
-      ? { ...record, state: 'ACTIVE', createdAt: at, refreshedAt: at, updatedAt: at, destruction: null }
-      : { ...known, state: 'ACTIVE', refreshedAt: at, updatedAt: at },
+      ? {
+          keyId: record.keyId,
+          metadata: record.metadata,
+          metadataHash: record.metadataHash,
+          checksum: record.checksum,
+          stkIdentity: record.stkIdentity,
+          state: 'ACTIVE',
+          createdAt: at,
+          refreshedAt: at,
+          updatedAt: at,
+          destruction: null,
+        }
+      : changedKey(known, 'ACTIVE', at, at, known.destruction),
   );
-  return { ...state, marker: 'ACTIVE', keys, activeKeyId: record.keyId };
+  return next;
 }
 
 /**
  * Folds one scope event into the scope's state. Pure; `at` is the event's occurredAt and
  * `revision` its stream revision. Events were validated against the decider when written, so this
  * applies them as facts.
+ *
+ * It allocates one new state per event and copies the key map only when a key changes: a replay
+ * runs this for most of a ledger's events.
  */
 export function evolveScope(state: ScopeState, event: ScopeEvent, at: string, revision: bigint): ScopeState {
-  const next = applyScopeEvent(state, event, at);
-  return { ...next, providerDemotedKeyId: providerDemoted(state, event), revision };
+  let { marker, keys, activeKeyId } = state;
+  switch (event.type) {
+    case 'KeyManagementEnabled':
+    case 'ManagedKeyRotated':
+    case 'ManagedKeySet': {
+      const record = event.data.key;
+      keys = activate(keys, activeKeyId, record, at);
+      marker = 'ACTIVE';
+      activeKeyId = record.keyId;
+      break;
+    }
+    case 'KeyManagementEnableFailed':
+      marker = event.data.marker;
+      break;
+    case 'KeyManagementDisabled':
+      for (const id of event.data.deactivatedKeyIds) keys = setState(keys, id, 'INACTIVE', at);
+      marker = 'DISABLED';
+      activeKeyId = null;
+      break;
+    case 'ManagedKeyDisabled':
+      keys = setState(keys, event.data.keyId, 'DISABLED', at);
+      if (activeKeyId === event.data.keyId) activeKeyId = null;
+      break;
+    case 'ManagedKeyReenabled':
+      keys = setState(keys, event.data.keyId, 'INACTIVE', at);
+      break;
+    case 'ManagedKeyRefreshed': {
+      const { keyId, state: newState } = event.data;
+      const key = keys.get(keyId);
+      if (key === undefined) break;
+      const updatedAt = newState === key.state ? key.updatedAt : at;
+      keys = withKey(keys, changedKey(key, newState, at, updatedAt, key.destruction));
+      if (newState === 'ACTIVE') activeKeyId = keyId;
+      else if (activeKeyId === keyId) activeKeyId = null;
+      break;
+    }
+    case 'ManagedKeyDestructionScheduled':
+      keys = setDestruction(keys, event.data.keyId, { scheduledAt: at, dueAt: event.data.dueAt });
+      break;
+    case 'ManagedKeyDestructionCancelled':
+      keys = setDestruction(keys, event.data.keyId, null);
+      break;
+    case 'ManagedKeyDestroyed': {
+      const key = keys.get(event.data.keyId);
+      if (key === undefined) break;
+      keys = withKey(keys, changedKey(key, 'DESTROYED', key.refreshedAt, at, null));
+      if (activeKeyId === key.keyId) activeKeyId = null;
+      break;
+    }
+    default: {
+      const unreachable: never = event;
+      return unreachable;
+    }
+  }
+  return {
+    scope: state.scope,
+    marker,
+    keys,
+    activeKeyId,
+    providerDemotedKeyId: providerDemoted(state, event),
+    revision,
+  };
 }
 
 function providerDemoted(state: ScopeState, event: ScopeEvent): KeyId | null {
@@ -114,63 +223,4 @@ function providerDemoted(state: ScopeState, event: ScopeEvent): KeyId | null {
   const { keyId, previousState, state: next } = event.data;
   if (previousState === 'ACTIVE' && next === 'INACTIVE') return keyId;
   return next === 'ACTIVE' ? null : state.providerDemotedKeyId;
-}
-
-function applyScopeEvent(state: ScopeState, event: ScopeEvent, at: string): ScopeState {
-  switch (event.type) {
-    case 'KeyManagementEnabled':
-    case 'ManagedKeyRotated':
-    case 'ManagedKeySet':
-      return activate(state, event.data.key, at);
-    case 'KeyManagementEnableFailed':
-      return { ...state, marker: event.data.marker };
-    case 'KeyManagementDisabled': {
-      let keys = state.keys;
-      for (const id of event.data.deactivatedKeyIds) keys = setState(keys, id, 'INACTIVE', at);
-      return { ...state, marker: 'DISABLED', keys, activeKeyId: null };
-    }
-    case 'ManagedKeyDisabled': {
-      const keys = setState(state.keys, event.data.keyId, 'DISABLED', at);
-      return {
-        ...state,
-        keys,
-        activeKeyId: state.activeKeyId === event.data.keyId ? null : state.activeKeyId,
-      };
-    }
-    case 'ManagedKeyReenabled':
-      return { ...state, keys: setState(state.keys, event.data.keyId, 'INACTIVE', at) };
-    case 'ManagedKeyRefreshed': {
-      const { keyId, state: newState } = event.data;
-      const key = state.keys.get(keyId);
-      if (key === undefined) return state;
-      const keys = withKey(state.keys, {
-        ...key,
-        state: newState,
-        refreshedAt: at,
-        updatedAt: newState === key.state ? key.updatedAt : at,
-      });
-      let activeKeyId = state.activeKeyId;
-      if (newState === 'ACTIVE') activeKeyId = keyId;
-      else if (activeKeyId === keyId) activeKeyId = null;
-      return { ...state, keys, activeKeyId };
-    }
-    case 'ManagedKeyDestructionScheduled':
-      return withDestruction(state, event.data.keyId, { scheduledAt: at, dueAt: event.data.dueAt });
-    case 'ManagedKeyDestructionCancelled':
-      return withDestruction(state, event.data.keyId, null);
-    case 'ManagedKeyDestroyed': {
-      const key = state.keys.get(event.data.keyId);
-      if (key === undefined) return state;
-      const keys = withKey(state.keys, { ...key, state: 'DESTROYED', updatedAt: at, destruction: null });
-      return {
-        ...state,
-        keys,
-        activeKeyId: state.activeKeyId === key.keyId ? null : state.activeKeyId,
-      };
-    }
-    default: {
-      const unreachable: never = event;
-      return unreachable;
-    }
-  }
 }
