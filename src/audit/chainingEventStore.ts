@@ -1,18 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LRUCache } from 'lru-cache';
-import type { Observable } from 'rxjs';
 import { isKeyledgerError, KeyledgerError, VersionConflictError } from '../domain/errors.js';
 import { MAX_DECISIONS } from '../ledger/retryOnConflict.js';
-import type {
-  AppendResult,
-  EventStore,
-  EventToAppend,
-  ExpectedRevision,
-  ReadAllOptions,
-  RecordedEvent,
-  Snapshot,
-  SubscribeOptions,
-} from '../store/eventStore.js';
+import type { AppendResult, EventToAppend, ExpectedRevision, RecordedEvent } from '../store/eventStore.js';
+import { ForwardingEventStore } from '../store/forwardingEventStore.js';
 import { chainedMetadata, eventHash } from './hashChain.js';
 
 /** Streams whose tail this process remembers; a miss costs one indexed read, never correctness. */
@@ -44,35 +35,25 @@ export type AfterAppend = (stream: string, result: AppendResult) => Promise<void
  * retry the store answered from the original write may differ in metadata (occurredAt) from what
  * this process built, and only the stored event is what the next link must name.
  */
-export class ChainingEventStore implements EventStore {
-  readonly #inner: EventStore;
+export class ChainingEventStore extends ForwardingEventStore {
   /** `${revision} ${stream}` → hash of the stored event there (immutable once written). */
   readonly #hashes = new LRUCache<string, string>({ max: CACHED_STREAMS });
   /** stream → its last revision as last seen: where to read its tail for an `any` append. */
   readonly #tails = new LRUCache<string, bigint>({ max: CACHED_STREAMS });
   #afterAppend: AfterAppend | null = null;
 
-  constructor(inner: EventStore) {
-    this.#inner = inner;
-  }
-
-  /** The store underneath (verify and export read it directly). */
-  get inner(): EventStore {
-    return this.#inner;
-  }
-
   /** Installs the hook run after each chained append; it must not throw (the append has happened). */
   onAppended(hook: AfterAppend | null): void {
     this.#afterAppend = hook;
   }
 
-  async append(
+  override async append(
     stream: string,
     events: readonly EventToAppend[],
     expected: ExpectedRevision,
   ): Promise<AppendResult> {
     // Nothing to link: the store reports the empty batch as it always does.
-    if (events.length === 0) return this.#inner.append(stream, events, expected);
+    if (events.length === 0) return this.inner.append(stream, events, expected);
     const result = await this.#appendLinked(stream, expected, (prevHash) =>
       this.#link(stream, events, prevHash),
     );
@@ -101,7 +82,7 @@ export class ChainingEventStore implements EventStore {
   ): Promise<AppendResult> {
     const once = async (): Promise<AppendResult> => {
       const tail = await this.#tailFor(stream, expected);
-      const result = await this.#inner.append(stream, await batch(tail.prevHash), tail.expected);
+      const result = await this.inner.append(stream, await batch(tail.prevHash), tail.expected);
       this.#tails.set(stream, result.nextExpectedRevision);
       return result;
     };
@@ -147,7 +128,7 @@ export class ChainingEventStore implements EventStore {
       const prevHash = await this.#hashAt(stream, expected);
       if (prevHash === null) {
         // The stream has no event at that revision, so the append could not pass its check.
-        const last = (await this.#inner.readStream(stream)).at(-1);
+        const last = (await this.inner.readStream(stream)).at(-1);
         throw new VersionConflictError(stream, expected.toString(), last?.revision.toString() ?? 'no_stream');
       }
       return { expected, prevHash };
@@ -162,7 +143,7 @@ export class ChainingEventStore implements EventStore {
     // the next try reads one event instead of the whole stream.
     const hint = this.#tails.get(stream);
     if (hint === undefined) return { expected: 'no_stream', prevHash: null };
-    const last = (await this.#inner.readStream(stream, { fromRevision: hint })).at(-1);
+    const last = (await this.inner.readStream(stream, { fromRevision: hint })).at(-1);
     if (last === undefined) {
       // Deleted, or the hint is wrong: probe as above.
       this.#tails.delete(stream);
@@ -175,7 +156,7 @@ export class ChainingEventStore implements EventStore {
   async #hashAt(stream: string, revision: bigint): Promise<string | null> {
     const cached = this.#hashes.get(`${revision} ${stream}`);
     if (cached !== undefined) return cached;
-    const events = await this.#inner.readStream(stream, { fromRevision: revision });
+    const events = await this.inner.readStream(stream, { fromRevision: revision });
     const found = events[0];
     if (found === undefined || found.revision !== revision) return null;
     return this.#hashOf(found);
@@ -183,7 +164,7 @@ export class ChainingEventStore implements EventStore {
 
   /** The whole stream's last event: for `stream_exists` (no ledger writer uses it) and as a fallback. */
   async #readLast(stream: string): Promise<RecordedEvent | null> {
-    const last = (await this.#inner.readStream(stream)).at(-1);
+    const last = (await this.inner.readStream(stream)).at(-1);
     if (last === undefined) return null;
     this.#tails.set(stream, last.revision);
     return last;
@@ -199,40 +180,9 @@ export class ChainingEventStore implements EventStore {
     return hash;
   }
 
-  readStream(
-    stream: string,
-    options?: { readonly fromRevision?: bigint },
-  ): Promise<readonly RecordedEvent[]> {
-    return this.#inner.readStream(stream, options);
-  }
-
-  readAll(options?: ReadAllOptions): AsyncIterable<RecordedEvent> {
-    return this.#inner.readAll(options);
-  }
-
-  subscribe(options?: SubscribeOptions): Observable<RecordedEvent> {
-    return this.#inner.subscribe(options);
-  }
-
-  headPosition(): Promise<bigint> {
-    return this.#inner.headPosition();
-  }
-
-  async deleteStream(stream: string): Promise<void> {
+  override async deleteStream(stream: string): Promise<void> {
     // A stream written again after a delete continues its revisions with a fresh chain.
     this.#tails.delete(stream);
-    await this.#inner.deleteStream(stream);
-  }
-
-  loadSnapshot(name: string): Promise<Snapshot | null> {
-    return this.#inner.loadSnapshot(name);
-  }
-
-  saveSnapshot(name: string, snapshot: Snapshot): Promise<void> {
-    return this.#inner.saveSnapshot(name, snapshot);
-  }
-
-  close(): Promise<void> {
-    return this.#inner.close();
+    await this.inner.deleteStream(stream);
   }
 }

@@ -11,6 +11,7 @@ export type {
   Snapshot,
   SubscribeOptions,
 } from './eventStore.js';
+export { ForwardingEventStore } from './forwardingEventStore.js';
 export { MemoryEventStore } from './memoryEventStore.js';
 export { SqliteEventStore, type SqliteEventStoreOptions } from './sqliteEventStore.js';
 export {

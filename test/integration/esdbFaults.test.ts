@@ -3,21 +3,17 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Observable } from 'rxjs';
 import { keyScope } from '../../src/domain/identities.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
 import { EsdbEventStore } from '../../src/store/esdbEventStore.js';
 import type {
   AppendResult,
-  EventStore,
   EventToAppend,
   ExpectedRevision,
-  ReadAllOptions,
   RecordedEvent,
-  Snapshot,
-  SubscribeOptions,
 } from '../../src/store/eventStore.js';
+import { ForwardingEventStore } from '../../src/store/forwardingEventStore.js';
 import { openEventStore } from '../../src/store/storeUrl.js';
 import { type EsdbTestServer, startEsdbTestServer } from '../esdb/esdbTestServer.js';
 import { ScriptedProvider } from '../helpers/scriptedProvider.js';
@@ -228,21 +224,16 @@ describe('esdb faults: the server goes away under a live subscription', () => {
 });
 
 /** Delegates to a store, running `beforeAppend` once before the first append to `stream`. */
-class InterceptingStore implements EventStore {
-  readonly #inner: EventStore;
+class InterceptingStore extends ForwardingEventStore {
   #hook: { readonly stream: string; readonly run: () => Promise<void> } | null = null;
   /** Version conflicts the inner store answered, by stream. */
   readonly conflicts = new Map<string, number>();
-
-  constructor(inner: EventStore) {
-    this.#inner = inner;
-  }
 
   beforeNextAppendTo(stream: string, run: () => Promise<void>): void {
     this.#hook = { stream, run };
   }
 
-  async append(
+  override async append(
     stream: string,
     events: readonly EventToAppend[],
     expected: ExpectedRevision,
@@ -253,39 +244,12 @@ class InterceptingStore implements EventStore {
       await hook.run();
     }
     try {
-      return await this.#inner.append(stream, events, expected);
+      return await this.inner.append(stream, events, expected);
     } catch (error) {
       if (codeOf(error) === 'ERR_VERSION_CONFLICT')
         this.conflicts.set(stream, (this.conflicts.get(stream) ?? 0) + 1);
       throw error;
     }
-  }
-  readStream(
-    stream: string,
-    options?: { readonly fromRevision?: bigint },
-  ): Promise<readonly RecordedEvent[]> {
-    return this.#inner.readStream(stream, options);
-  }
-  readAll(options?: ReadAllOptions): AsyncIterable<RecordedEvent> {
-    return this.#inner.readAll(options);
-  }
-  subscribe(options?: SubscribeOptions): Observable<RecordedEvent> {
-    return this.#inner.subscribe(options);
-  }
-  headPosition(): Promise<bigint> {
-    return this.#inner.headPosition();
-  }
-  deleteStream(stream: string): Promise<void> {
-    return this.#inner.deleteStream(stream);
-  }
-  loadSnapshot(name: string): Promise<Snapshot | null> {
-    return this.#inner.loadSnapshot(name);
-  }
-  saveSnapshot(name: string, snapshot: Snapshot): Promise<void> {
-    return this.#inner.saveSnapshot(name, snapshot);
-  }
-  close(): Promise<void> {
-    return this.#inner.close();
   }
 }
 

@@ -18,6 +18,7 @@ import { metadataHashOf } from '../../src/domain/keyIdentity.js';
 import type { KeyInfo } from '../../src/ledger/keyInfo.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import type { EventStore, RecordedEvent } from '../../src/store/eventStore.js';
+import { ForwardingEventStore } from '../../src/store/forwardingEventStore.js';
 import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
 import { ScriptedProvider } from '../helpers/scriptedProvider.js';
@@ -61,21 +62,12 @@ class Clock {
 }
 
 /** Fails deleteStream while `failing` is set: a process that stops between event and deletion. */
-class FailingDeletes implements EventStore {
+class FailingDeletes extends ForwardingEventStore {
   failing = false;
-  constructor(readonly inner: EventStore) {}
-  append: EventStore['append'] = (stream, events, expected) => this.inner.append(stream, events, expected);
-  readStream: EventStore['readStream'] = (stream, options) => this.inner.readStream(stream, options);
-  readAll: EventStore['readAll'] = (options) => this.inner.readAll(options);
-  subscribe: EventStore['subscribe'] = (options) => this.inner.subscribe(options);
-  headPosition: EventStore['headPosition'] = () => this.inner.headPosition();
-  loadSnapshot: EventStore['loadSnapshot'] = (name) => this.inner.loadSnapshot(name);
-  saveSnapshot: EventStore['saveSnapshot'] = (name, snapshot) => this.inner.saveSnapshot(name, snapshot);
-  close: EventStore['close'] = () => this.inner.close();
-  deleteStream: EventStore['deleteStream'] = async (stream) => {
+  override async deleteStream(stream: string): Promise<void> {
     if (this.failing) throw new Error('the process died here');
     return this.inner.deleteStream(stream);
-  };
+  }
 }
 
 async function allEvents(store: EventStore): Promise<RecordedEvent[]> {
