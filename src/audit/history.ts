@@ -1,5 +1,5 @@
 import { KeyledgerError } from '../domain/errors.js';
-import { parseEventOf, SCOPE_EVENT_TYPES, type ScopeEvent } from '../domain/events.js';
+import { type LedgerEvent, parseEventOf, SCOPE_EVENT_TYPES, type ScopeEvent } from '../domain/events.js';
 import { formatScope, type KeyId, type KeyScope, parseMetadataHash } from '../domain/identities.js';
 import { keyIdOf } from '../domain/keyIdentity.js';
 import type { KeyState, MarkerState } from '../domain/keyState.js';
@@ -68,13 +68,7 @@ export async function scopeHistory(
     const event = parseEventOf(recorded, SCOPE_EVENT_TYPES);
     const next = evolveScope(state, event, event.meta.occurredAt, event.revision);
     entries.push({
-      position: event.position,
-      revision: event.revision,
-      type: event.type,
-      occurredAt: event.meta.occurredAt,
-      actor: event.meta.actor,
-      reason: event.meta.reason,
-      correlationId: event.meta.correlationId,
+      ...recordOf(event),
       marker: state.marker === next.marker ? null : { from: state.marker, to: next.marker },
       keys: keyChanges(state, next),
       subject: subjectOf(event, next),
@@ -116,13 +110,7 @@ export async function keyHistory(
     // A material stream holds one key's material; anything else there is not this key's history.
     if (event.data.keyId !== keyId) continue;
     materials.push({
-      position: event.position,
-      revision: event.revision,
-      type: event.type,
-      occurredAt: event.meta.occurredAt,
-      actor: event.meta.actor,
-      reason: event.meta.reason,
-      correlationId: event.meta.correlationId,
+      ...recordOf(event),
       marker: null,
       keys: [],
       subject: { keyId, metadataHash: hash },
@@ -132,6 +120,19 @@ export async function keyHistory(
   return [...lifecycle, ...materials].sort((a, b) =>
     a.position < b.position ? -1 : a.position > b.position ? 1 : 0,
   );
+}
+
+/** Where and when an event stands, and who wrote it why: what every history entry starts with. */
+function recordOf<E extends LedgerEvent & { readonly type: HistoryEntry['type'] }>(event: E) {
+  return {
+    position: event.position,
+    revision: event.revision,
+    type: event.type,
+    occurredAt: event.meta.occurredAt,
+    actor: event.meta.actor,
+    reason: event.meta.reason,
+    correlationId: event.meta.correlationId,
+  } as const;
 }
 
 function keyChanges(before: ScopeState, after: ScopeState): KeyChange[] {

@@ -66,17 +66,11 @@ export class LedgerIntegrity {
   }
 
   async verify(options: LedgerVerifyOptions = {}): Promise<VerifyReport> {
-    const keys = systemKeyMacKeys(this.#d.systemKeys);
-    try {
-      return await verifyLedger(await storeVerifySource(this.#d.store.inner, this.#d.names), {
-        keys,
-        checkpointStream: this.#d.names.checkpoints,
-        materialPrefix: `${this.#d.names.prefix}material-`,
-        anchor: options.anchor,
-      });
-    } finally {
-      keys.close();
-    }
+    return verifyLedger(await storeVerifySource(this.#d.store.inner, this.#d.names), {
+      keys: systemKeyMacKeys(this.#d.systemKeys),
+      names: this.#d.names,
+      anchor: options.anchor,
+    });
   }
 
   export(out: Writable): Promise<AuditExportSummary> {

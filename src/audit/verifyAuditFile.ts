@@ -40,14 +40,9 @@ export async function verifyAuditFile(
     options.provider === undefined
       ? null
       : providerMacKeys(options.provider, await recordedSystemKeys(auditFileEvents(path), names.system));
-  try {
-    return await verifyLedger(auditFileSource(path, header, names.checkpoints), {
-      keys,
-      checkpointStream: names.checkpoints,
-      materialPrefix: `${names.prefix}material-`,
-      anchor: options.anchor,
-    });
-  } finally {
-    keys?.close();
-  }
+  return verifyLedger(auditFileSource(path, header, names.checkpoints), {
+    keys,
+    names,
+    anchor: options.anchor,
+  });
 }

@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import type { StreamNames } from '../ledger/streamNames.js';
 import type { RecordedEvent } from '../store/eventStore.js';
 import {
   CHECKPOINT_EVENT_TYPE,
@@ -89,11 +90,10 @@ export interface VerifySource {
 }
 
 export interface VerifyOptions {
-  /** null: MACs are not checked (report.macs 'skipped'). */
+  /** null: MACs are not checked (report.macs 'skipped'). Closed when the walk ends. */
   readonly keys: CheckpointMacKeys | null;
-  readonly checkpointStream: string;
-  /** `<prefix>material-`: material streams may be missing once their key is destroyed. */
-  readonly materialPrefix: string;
+  /** The ledger's checkpoint stream, and its material streams (missing once their key is destroyed). */
+  readonly names: Pick<StreamNames, 'checkpoints' | 'materialKeyOf'>;
   /**
    * A checkpoint recorded elsewhere (a previous report's lastCheckpoint): the ledger must still hold
    * it, which catches a cut that took the newest checkpoints too.
@@ -142,7 +142,11 @@ interface Conditional {
 }
 
 export async function verifyLedger(source: VerifySource, options: VerifyOptions): Promise<VerifyReport> {
-  return new Verifier(source, options).run();
+  try {
+    return await new Verifier(source, options).run();
+  } finally {
+    options.keys?.close();
+  }
 }
 
 class Verifier {
@@ -217,7 +221,7 @@ class Verifier {
   /** The checkpoints, validated and MAC-checked, in order; a bad one is reported and not trusted. */
   async *#intervals(): AsyncGenerator<Interval> {
     for await (const event of this.#source.checkpoints()) {
-      if (event.streamName !== this.#o.checkpointStream) continue;
+      if (event.streamName !== this.#o.names.checkpoints) continue;
       const at = { position: event.position, stream: event.streamName, revision: event.revision };
       const hash = eventHash(event);
       const untrusted = (previous: bigint, covered: bigint): Interval => ({
@@ -282,7 +286,7 @@ class Verifier {
     }
     let before: string | null = null;
     for (const head of c.heads) {
-      if (!head.stream.startsWith(this.#source.prefix) || head.stream === this.#o.checkpointStream) {
+      if (!head.stream.startsWith(this.#source.prefix) || head.stream === this.#o.names.checkpoints) {
         return `it records a head for stream ${head.stream}, which is not one it covers`;
       }
       if (before !== null && head.stream <= before)
@@ -324,7 +328,7 @@ class Verifier {
   #event(e: RecordedEvent, interval: Interval | null): void {
     this.#eventsChecked++;
     // A checkpoint carries its own MAC: it is not part of the tail that waits for one.
-    if (e.streamName !== this.#o.checkpointStream) this.#sinceCovered++;
+    if (e.streamName !== this.#o.names.checkpoints) this.#sinceCovered++;
     const at = { position: e.position, stream: e.streamName, revision: e.revision };
     if (e.position <= this.#lastPosition) {
       this.#problem('reordered', at, `position ${e.position} comes after position ${this.#lastPosition}`);
@@ -333,7 +337,7 @@ class Verifier {
     const hash = eventHash(e);
     this.#noteEvent(e, hash, at);
     this.#chain(e, hash);
-    if (interval?.trusted === true && e.streamName !== this.#o.checkpointStream) {
+    if (interval?.trusted === true && e.streamName !== this.#o.names.checkpoints) {
       this.#againstCheckpoint(e, hash, interval);
     }
   }
@@ -347,11 +351,15 @@ class Verifier {
       const keyId = (e.data as { keyId?: unknown }).keyId;
       if (typeof keyId === 'string') this.#destroyedKeys.add(keyId);
     }
-    if (e.type === CHECKPOINT_EVENT_TYPE && e.streamName !== this.#o.checkpointStream) {
+    if (e.type === CHECKPOINT_EVENT_TYPE && e.streamName !== this.#o.names.checkpoints) {
       this.#problem('inserted', at, 'a checkpoint outside the checkpoint stream');
     }
     const anchor = this.#o.anchor;
-    if (anchor !== undefined && e.streamName === this.#o.checkpointStream && e.revision === anchor.revision) {
+    if (
+      anchor !== undefined &&
+      e.streamName === this.#o.names.checkpoints &&
+      e.revision === anchor.revision
+    ) {
       this.#anchorSeen = true;
       if (hash !== anchor.hash) {
         this.#problem('modified', at, `the anchored checkpoint's hash is ${hash}, not ${anchor.hash}`);
@@ -576,8 +584,9 @@ class Verifier {
   }
 
   #conditionalOnDestruction(problem: VerifyProblem): void {
-    if (problem.stream.startsWith(this.#o.materialPrefix)) {
-      this.#conditional.push({ problem, keyId: problem.stream.slice(this.#o.materialPrefix.length) });
+    const keyId = this.#o.names.materialKeyOf(problem.stream);
+    if (keyId !== null) {
+      this.#conditional.push({ problem, keyId });
     } else {
       this.#problems.push(problem);
     }
@@ -610,7 +619,7 @@ class Verifier {
       if (this.#lastMacVerifiedRevision === null || p.revision > this.#lastMacVerifiedRevision) {
         this.#problem(
           'bad-checkpoint',
-          { position: p.position, stream: this.#o.checkpointStream, revision: p.revision },
+          { position: p.position, stream: this.#o.names.checkpoints, revision: p.revision },
           "its MAC's system key is not available, and no later checkpoint with a verified MAC vouches for it",
         );
       }
@@ -618,7 +627,11 @@ class Verifier {
     if (this.#o.anchor !== undefined && !this.#anchorSeen) {
       this.#problem(
         'truncated',
-        { position: this.#lastPosition, stream: this.#o.checkpointStream, revision: this.#o.anchor.revision },
+        {
+          position: this.#lastPosition,
+          stream: this.#o.names.checkpoints,
+          revision: this.#o.anchor.revision,
+        },
         `the anchored checkpoint (revision ${this.#o.anchor.revision}) is gone: the ledger was cut behind it`,
       );
     }

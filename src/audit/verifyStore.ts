@@ -22,6 +22,8 @@ export async function verifyStore(
   options: VerifyStoreOptions = {},
 ): Promise<VerifyReport> {
   const names = streamNames(options.prefix ?? DEFAULT_PREFIX);
+  // The source first: verifyLedger closes the keys, so nothing may fail between making and passing them.
+  const source = await storeVerifySource(store, names);
   const keys =
     options.provider === undefined
       ? null
@@ -29,14 +31,5 @@ export async function verifyStore(
           options.provider,
           await recordedSystemKeys(await store.readStream(names.system), names.system),
         );
-  try {
-    return await verifyLedger(await storeVerifySource(store, names), {
-      keys,
-      checkpointStream: names.checkpoints,
-      materialPrefix: `${names.prefix}material-`,
-      anchor: options.anchor,
-    });
-  } finally {
-    keys?.close();
-  }
+  return verifyLedger(source, { keys, names, anchor: options.anchor });
 }

@@ -2,7 +2,6 @@ import type { Subscription } from 'rxjs';
 import { type AsOfTarget, parseAsOf } from '../audit/asOf.js';
 import type { HistoryEntry } from '../audit/history.js';
 import type { KeyMetrics } from '../audit/keyMetrics.js';
-import { KeyledgerError } from '../domain/errors.js';
 import {
   isLedgerEventType,
   LEDGER_EVENT_TYPES,
@@ -14,6 +13,7 @@ import { KEY_STATES } from '../domain/keyState.js';
 import { type KeyInfo, toKeyInfo } from '../ledger/keyInfo.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { type CliIo, table, toJson } from './output.js';
+import { usageError } from './parseCommandArgs.js';
 
 /** Lines for the CLI's usage text (commands section). */
 export const AUDIT_QUERY_USAGE = `  history <scope> [--key <hash>]              every event of a scope (or of one key), with actor,
@@ -60,10 +60,6 @@ export interface AuditQueryArgs {
 }
 
 export type AuditQueryRunner = (ledger: Ledger, out: (text: string) => void) => Promise<void>;
-
-function usageError(message: string): KeyledgerError {
-  return new KeyledgerError('ERR_INVALID_ARGUMENT', message, {});
-}
 
 /**
  * The runner of an audit query, or null when the command is not one (plain show-key-status

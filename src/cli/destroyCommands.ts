@@ -1,9 +1,9 @@
-import { KeyledgerError } from '../domain/errors.js';
 import { formatScope, parseMetadataHash, parseScope } from '../domain/identities.js';
 import type { DestructionReceipt, OperationOptions } from '../ledger/keymetaAdmin.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { GRACE_PERIOD_FORMAT, parseGracePeriod } from './duration.js';
 import { table, toJson } from './output.js';
+import { arity, usageError } from './parseCommandArgs.js';
 
 /** Lines for the CLI's usage text (commands section). */
 export const DESTROY_USAGE = `  destroy-managed-key <scope> <metadata-hash> [--grace <duration>]
@@ -24,17 +24,6 @@ export interface DestroyArgs {
 }
 
 export type DestroyRunner = (ledger: Ledger, out: (text: string) => void) => Promise<void>;
-
-function usageError(message: string): KeyledgerError {
-  return new KeyledgerError('ERR_INVALID_ARGUMENT', message, {});
-}
-
-function arity(p: DestroyArgs, names: readonly string[]): string[] {
-  if (p.args.length !== names.length) {
-    throw usageError(`${p.command} takes ${names.map((n) => `<${n}>`).join(' ') || 'no arguments'}`);
-  }
-  return [...p.args];
-}
 
 const RECEIPT_HEADERS = [
   'SCOPE',

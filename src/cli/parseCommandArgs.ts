@@ -6,6 +6,17 @@ export function usageError(message: string): KeyledgerError {
   return new KeyledgerError('ERR_INVALID_ARGUMENT', message, {});
 }
 
+/** The positional arguments of a command that takes exactly `names`; a usage error otherwise. */
+export function arity(
+  p: { readonly command: string; readonly args: readonly string[] },
+  names: readonly string[],
+): string[] {
+  if (p.args.length !== names.length) {
+    throw usageError(`${p.command} takes ${names.map((n) => `<${n}>`).join(' ') || 'no arguments'}`);
+  }
+  return [...p.args];
+}
+
 /** Option declarations as node:util parseArgs takes them, limited to single-valued options. */
 export type CommandOptions = Readonly<
   Record<string, { readonly type: 'string' | 'boolean'; readonly short?: string }>

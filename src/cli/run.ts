@@ -17,6 +17,7 @@ import { DESTROY_USAGE, prepareDestroyCommand } from './destroyCommands.js';
 import { initLedger } from './initCommand.js';
 import { type GlobalOptions, openLedger } from './openLedger.js';
 import { type CliIo, table, toJson } from './output.js';
+import { arity, usageError } from './parseCommandArgs.js';
 import { reportError } from './reportError.js';
 import { REWRAP_COMMANDS, REWRAP_OPTIONS, REWRAP_USAGE, runRewrapCli } from './rewrapCommand.js';
 
@@ -72,10 +73,6 @@ interface Parsed {
   readonly namespaces: readonly string[];
   readonly global: GlobalOptions;
   readonly operation: OperationOptions;
-}
-
-function usageError(message: string): KeyledgerError {
-  return new KeyledgerError('ERR_INVALID_ARGUMENT', message, {});
 }
 
 /** The options of the commands run.ts runs itself (rewrap and audit commands have their own). */
@@ -156,14 +153,6 @@ function parse(argv: readonly string[]): Parsed | 'help' {
     global: { store: str(values.store), config: str(values.config), actor: str(values.actor) },
     operation: { actor: str(values.actor), reason: str(values.reason) },
   };
-}
-
-function arity(parsed: Parsed, names: readonly string[]): string[] {
-  if (parsed.args.length !== names.length) {
-    const expected = names.map((n) => `<${n}>`).join(' ');
-    throw usageError(`${parsed.command} takes ${expected || 'no arguments'}`);
-  }
-  return [...parsed.args];
 }
 
 function keyRows(keys: readonly KeyInfo[]): string[][] {

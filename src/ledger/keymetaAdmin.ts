@@ -23,7 +23,13 @@ import {
   type ScopeCommand,
 } from '../domain/decideScope.js';
 import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
-import { type DomainEvent, parseEventOf, parseLedgerEvent, SCOPE_EVENT_TYPES } from '../domain/events.js';
+import {
+  type DomainEvent,
+  type EventOf,
+  parseEventOf,
+  parseLedgerEvent,
+  SCOPE_EVENT_TYPES,
+} from '../domain/events.js';
 import {
   type Custodian,
   formatScope,
@@ -431,19 +437,9 @@ export class KeymetaAdmin {
     for (const recorded of await this.#d.store.readStream(this.#d.names.scope(scope))) {
       const event = parseEventOf(recorded, SCOPE_EVENT_TYPES);
       if (event.type !== 'ManagedKeyDestroyed') continue;
-      const { receipt, ...data } = event.data;
-      receipts.push({
-        custodian: data.custodian,
-        namespace: data.namespace,
-        keyId: data.keyId,
-        metadataHash: data.metadataHash,
-        previousState: data.previousState,
-        ...receipt,
-        destroyedAt: event.meta.occurredAt,
-        actor: event.meta.actor,
-        reason: event.meta.reason,
-        position: event.position,
-      });
+      receipts.push(
+        receiptOf(event.data, { ...event.meta, destroyedAt: event.meta.occurredAt }, event.position),
+      );
     }
     return receipts;
   }
@@ -484,19 +480,11 @@ export class KeymetaAdmin {
     );
     if (written === null || written.event.type !== 'ManagedKeyDestroyed') return null;
     await this.#d.store.deleteStream(materialStream);
-    const { receipt, ...data } = written.event.data;
-    return {
-      custodian: data.custodian,
-      namespace: data.namespace,
-      keyId: data.keyId,
-      metadataHash: data.metadataHash,
-      previousState: data.previousState,
-      ...receipt,
-      destroyedAt: written.at.toISOString(),
-      actor: context.actor,
-      reason: context.reason,
-      position: written.position,
-    };
+    return receiptOf(
+      written.event.data,
+      { ...context, destroyedAt: written.at.toISOString() },
+      written.position,
+    );
   }
 
   /** The receipt of a material stream as it is now: its events' count and materialHashOf. */
@@ -754,4 +742,25 @@ export class KeymetaAdmin {
     const key = state.activeKeyId === null ? undefined : state.keys.get(state.activeKeyId);
     return { marker: state.marker, key: key === undefined ? null : toKeyInfo(key, scope), position };
   }
+}
+
+/** A ManagedKeyDestroyed event's receipt as the API reports it: as written, or read back later. */
+function receiptOf(
+  data: EventOf<'ManagedKeyDestroyed'>['data'],
+  by: { readonly actor: string; readonly reason: string | null; readonly destroyedAt: string },
+  position: bigint,
+): DestructionReceipt {
+  const { receipt, custodian, namespace, keyId, metadataHash, previousState } = data;
+  return {
+    custodian,
+    namespace,
+    keyId,
+    metadataHash,
+    previousState,
+    ...receipt,
+    destroyedAt: by.destroyedAt,
+    actor: by.actor,
+    reason: by.reason,
+    position,
+  };
 }

@@ -15,6 +15,8 @@ export interface StreamNames {
   /** LedgerCheckpointed events: the MACed commitments to every stream's head (tamper evidence). */
   readonly checkpoints: string;
   material(keyId: KeyId): string;
+  /** The key id a material stream belongs to (as material() wrote it), or null for any other stream. */
+  materialKeyOf(stream: string): string | null;
   /** The scope a scope stream belongs to, or null for any other stream. */
   scopeOf(stream: string): KeyScope | null;
 }
@@ -30,6 +32,7 @@ export function streamNames(prefix: string): StreamNames {
     );
   }
   const scopePart = `${prefix}scope-`;
+  const materialPart = `${prefix}material-`;
   return {
     prefix,
     system: `${prefix}system`,
@@ -37,7 +40,8 @@ export function streamNames(prefix: string): StreamNames {
     checkpoints: `${prefix}checkpoints`,
     scope: (scope) =>
       `${scopePart}${custodianBytes(scope.custodian).toString('base64url')}.${Buffer.from(scope.namespace, 'utf8').toString('base64url')}`,
-    material: (keyId) => `${prefix}material-${keyId}`,
+    material: (keyId) => `${materialPart}${keyId}`,
+    materialKeyOf: (stream) => (stream.startsWith(materialPart) ? stream.slice(materialPart.length) : null),
     scopeOf: (stream) => {
       if (!stream.startsWith(scopePart)) return null;
       const [custodian, namespace, extra] = stream.slice(scopePart.length).split('.');

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { EsdbEventStore } from '../../src/store/esdbEventStore.js';
 import { cliHarness, requireBuiltCli } from '../helpers/cliHarness.js';
+import { closedPort } from '../helpers/closedPort.js';
 
 /**
  * A CLI session on EventStoreDB: the protocol-level test server runs as its own process, started
@@ -44,15 +44,6 @@ async function stopServerProcess(child: ChildProcess): Promise<void> {
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   await exited;
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(address !== null && typeof address === 'object');
-  return address.port;
 }
 
 describe('keyledger CLI on EventStoreDB (test server process)', () => {

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { keyScope } from '../../src/domain/identities.js';
@@ -16,6 +15,7 @@ import type {
 import { ForwardingEventStore } from '../../src/store/forwardingEventStore.js';
 import { openEventStore } from '../../src/store/storeUrl.js';
 import { type EsdbTestServer, startEsdbTestServer } from '../esdb/esdbTestServer.js';
+import { closedPort } from '../helpers/closedPort.js';
 import { ScriptedProvider } from '../helpers/scriptedProvider.js';
 
 /**
@@ -42,16 +42,6 @@ async function waitFor(condition: () => boolean, what: string): Promise<void> {
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
     await sleep(10);
   }
-}
-
-/** A port nothing listens on: bound by the OS, then released. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(address !== null && typeof address === 'object');
-  return address.port;
 }
 
 /** The keymeta view as a ledger's projector and resolver (L2) see it, for each namespace. */
