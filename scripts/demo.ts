@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCli } from '../src/cli/run.js';
+import { runCli } from '../src/cli/runCli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'keyledger-demo-'));
 const tenant = Buffer.from('tenant-1').toString('base64');

@@ -2,7 +2,7 @@
  * keyledger's public API. Everything a library user needs is exported here; deeper module paths
  * are internal and may change.
  */
-export { type AsOfTarget, type KeymetaAsOf, parseAsOf, type ScopeAsOf } from './audit/asOf.js';
+export { type AsOfTarget, type KeymetaAsOf, parseAsOf } from './audit/asOf.js';
 export type { AuditExportSummary } from './audit/auditExport.js';
 export type { CheckpointResult } from './audit/checkpointer.js';
 export type { HistoryEntry, KeyChange } from './audit/history.js';
@@ -61,7 +61,7 @@ export {
   parseScope,
 } from './domain/identities.js';
 export { KEY_STATES, type KeyState, MARKER_STATES, type MarkerState } from './domain/keyState.js';
-export type { KeyInfo, ScopeStatus } from './ledger/keyInfo.js';
+export type { KeyInfo, ScopeStatus, ScopeStatusAsOf } from './ledger/keyInfo.js';
 export type {
   DestroyDueResult,
   DestructionReceipt,

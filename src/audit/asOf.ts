@@ -34,7 +34,8 @@ export interface KeymetaAsOf {
   readonly scopes: ReadonlyMap<ScopeKey, ScopeState>;
 }
 
-export interface ScopeAsOf {
+/** One scope's fold at a moment (the Ledger turns it into the public ScopeStatusAsOf). */
+export interface ScopeFoldAsOf {
   readonly target: AsOfTarget;
   /** As in KeymetaAsOf. */
   readonly position: bigint;
@@ -179,7 +180,7 @@ export async function scopeAsOf(
   scope: KeyScope,
   target: AsOfTarget,
   now: Date,
-): Promise<ScopeAsOf> {
+): Promise<ScopeFoldAsOf> {
   const scopeEvents = (await store.readStream(streams.scope(scope))).map((e) =>
     parseEventOf(e, SCOPE_EVENT_TYPES),
   );

@@ -13,10 +13,14 @@ export interface KeyChange {
   readonly to: KeyState;
 }
 
-/** One event of a scope's (or a key's) history: who, when, why, and what it changed. */
+/**
+ * One event of a scope's (or a key's) history: who, when, why, and what it changed. Plain data, so
+ * `JSON.stringify` works on it: the global position and the stream revision are decimal strings
+ * (compare them as `BigInt(position)`).
+ */
 export interface HistoryEntry {
-  readonly position: bigint;
-  readonly revision: bigint;
+  readonly position: string;
+  readonly revision: string;
   readonly type: ScopeEvent['type'] | 'KeyMaterialWrapped';
   readonly occurredAt: string;
   readonly actor: string;
@@ -117,16 +121,18 @@ export async function keyHistory(
       material: { stkIdentity: event.data.stkIdentity },
     });
   }
-  return [...lifecycle, ...materials].sort((a, b) =>
-    a.position < b.position ? -1 : a.position > b.position ? 1 : 0,
-  );
+  return [...lifecycle, ...materials].sort((a, b) => {
+    const x = BigInt(a.position);
+    const y = BigInt(b.position);
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
 }
 
 /** Where and when an event stands, and who wrote it why: what every history entry starts with. */
 function recordOf<E extends LedgerEvent & { readonly type: HistoryEntry['type'] }>(event: E) {
   return {
-    position: event.position,
-    revision: event.revision,
+    position: event.position.toString(),
+    revision: event.revision.toString(),
     type: event.type,
     occurredAt: event.meta.occurredAt,
     actor: event.meta.actor,

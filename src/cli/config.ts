@@ -2,11 +2,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { KeyledgerError } from '../domain/errors.js';
+import { GRACE_PERIOD_FORMAT, parseGracePeriod } from '../operations/gracePeriod.js';
 import { GeneratedKeyProvider } from '../providers/generated/generatedKeyProvider.js';
 import { type KeystoreConfig, resolveKeystoreConfig } from '../providers/keystore/keystoreConfig.js';
 import { KeystoreKeyProvider } from '../providers/keystore/keystoreKeyProvider.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
-import { GRACE_PERIOD_FORMAT, parseGracePeriod } from './duration.js';
 
 export const DEFAULT_CONFIG_FILE = 'keyledger.config.json';
 
@@ -38,6 +38,11 @@ const configSchema = z.strictObject({
     .optional(),
   /** Append a tamper-evidence checkpoint after this many ledger events (default 1000; 0: only on request). */
   checkpointEvery: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  /**
+   * Written by `keyledger init`: the store it initialised (credentials redacted), so a later command
+   * that opens an empty store instead (a forgotten KEYLEDGER_STORE) fails instead of starting afresh.
+   */
+  initialisedStore: z.string().optional(),
   keystore: z.unknown(),
 });
 
@@ -53,6 +58,8 @@ export interface LedgerConfig {
   readonly destroyGracePeriodMs: number | undefined;
   /** From `checkpointEvery`; undefined: the ledger's default (1000). */
   readonly checkpointEvery: number | undefined;
+  /** The store `init` initialised with this config (docs/configuration.md); undefined before init. */
+  readonly initialisedStore: string | undefined;
   readonly keystore: KeystoreConfig;
 }
 
@@ -86,6 +93,7 @@ export function loadConfig(file: string): LedgerConfig {
     dynamicLookup: parsed.data.dynamicLookup ?? parsed.data.provider === 'keystore',
     destroyGracePeriodMs: parsed.data.destroyGracePeriod,
     checkpointEvery: parsed.data.checkpointEvery,
+    initialisedStore: parsed.data.initialisedStore,
     keystore: resolveKeystoreConfig(parsed.data.keystore, baseDir),
   };
 }

@@ -1,12 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { SecretBytes } from '../crypto/secretBytes.js';
 import { KeyledgerError } from '../domain/errors.js';
 import type { SystemKeyChange } from '../ledger/systemKeyManager.js';
 import { writePkcs12SecretKeys } from '../providers/keystore/pkcs12.js';
-import { DEFAULT_STORE_URL, parseStoreUrl } from '../store/storeUrl.js';
-import { configPathOf, type GlobalOptions, openLedger, storeLocationOf } from './openLedger.js';
+import { DEFAULT_STORE_URL, parseStoreUrl, redactStoreUrl } from '../store/storeUrl.js';
+import {
+  configPathOf,
+  type GlobalOptions,
+  openLedger,
+  storeIdentity,
+  storeLocationOf,
+} from './openLedger.js';
 
 export const DEV_DIR = '.keyledger';
 export const DEV_SYSTEM_KEY_ALIAS = 'keyledger-system-key';
@@ -34,22 +40,42 @@ export async function initLedger(
   const explicit = storeLocationOf(options, cwd, env, null);
   if (explicit.url !== DEFAULT_STORE_URL) parseStoreUrl(explicit.url, explicit.baseDir);
   let keystorePath: string | null = null;
-  if (!existsSync(configPath)) keystorePath = writeDevSetup(configPath);
-  const opened = await openLedger(options, cwd, env);
+  const given = options.store !== undefined || Boolean(env.KEYLEDGER_STORE);
+  if (!existsSync(configPath)) keystorePath = writeDevSetup(configPath, given ? explicit : null);
+  const opened = await openLedger(options, cwd, env, 'init');
+  let systemKey: SystemKeyChange;
   try {
     if (opened.ledger.isInitialised) {
       throw new KeyledgerError('ERR_LEDGER_ALREADY_INITIALISED', 'this ledger is already initialised', {
         config: configPath,
       });
     }
-    const systemKey = await opened.ledger.initialise({ reason: 'keyledger init' });
-    return { config: configPath, keystore: keystorePath, store: opened.storeUrl, systemKey };
+    systemKey = await opened.ledger.initialise({ reason: 'keyledger init' });
   } finally {
     await opened.close();
   }
+  recordInitialisedStore(configPath, storeIdentity(storeLocationOf(options, cwd, env, opened.config)));
+  return { config: configPath, keystore: keystorePath, store: opened.storeUrl, systemKey };
 }
 
-function writeDevSetup(configPath: string): string {
+/**
+ * Writes `initialisedStore` into the config, keeping everything else: later commands compare it
+ * with the store they open (openLedger), so a forgotten KEYLEDGER_STORE is an error, not a new ledger.
+ */
+function recordInitialisedStore(configPath: string, store: string): void {
+  const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+  writeFileSync(configPath, `${JSON.stringify({ ...config, initialisedStore: store }, null, 2)}\n`);
+}
+
+/**
+ * The development setup. A store URL given to init (--store or KEYLEDGER_STORE) goes into the new
+ * config's `store`, so later commands use it without the variable, unless it holds credentials:
+ * those stay out of files (the variable must then stay set; initialisedStore catches it if not).
+ */
+function writeDevSetup(
+  configPath: string,
+  given: { readonly url: string; readonly baseDir: string } | null,
+): string {
   const base = dirname(configPath);
   const devDir = join(base, DEV_DIR);
   const keystorePath = join(devDir, 'keystore.p12');
@@ -73,8 +99,13 @@ function writeDevSetup(configPath: string): string {
     systemKey.zero();
   }
   const rel = (p: string) => relative(base, p) || '.';
+  let store = `sqlite:${rel(join(devDir, 'ledger.db'))}`;
+  if (given !== null && redactStoreUrl(given.url) === given.url) {
+    const location = parseStoreUrl(given.url, given.baseDir);
+    store = location.kind === 'sqlite' ? `sqlite:${location.path}` : given.url;
+  }
   const config = {
-    store: `sqlite:${rel(join(devDir, 'ledger.db'))}`,
+    store,
     provider: 'generated',
     keystore: {
       path: rel(keystorePath),

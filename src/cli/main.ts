@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { runCli } from './run.js';
+import { runCli } from './runCli.js';
 
 // A closed pipe (`keyledger history … | head`) is not an error worth a stack trace.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {

@@ -1,8 +1,9 @@
 import { resolve } from 'node:path';
+import { KeyledgerError } from '../domain/errors.js';
 import { Ledger } from '../ledger/ledger.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
-import { DEFAULT_STORE_URL, openEventStore, redactStoreUrl } from '../store/storeUrl.js';
+import { DEFAULT_STORE_URL, openEventStore, parseStoreUrl, redactStoreUrl } from '../store/storeUrl.js';
 import { DEFAULT_CONFIG_FILE, type LedgerConfig, loadConfig, providerFor } from './config.js';
 
 export interface GlobalOptions {
@@ -36,6 +37,15 @@ export function storeLocationOf(
   return { url: DEFAULT_STORE_URL, baseDir: cwd };
 }
 
+/**
+ * A store as `init` records it and later commands compare it: a sqlite file by its absolute path,
+ * any other URL with its credentials replaced by `***`.
+ */
+export function storeIdentity(location: { readonly url: string; readonly baseDir: string }): string {
+  const parsed = parseStoreUrl(location.url, location.baseDir);
+  return parsed.kind === 'sqlite' ? `sqlite:${parsed.path}` : redactStoreUrl(location.url);
+}
+
 export function configPathOf(options: GlobalOptions, cwd: string): string {
   return resolve(cwd, options.config ?? DEFAULT_CONFIG_FILE);
 }
@@ -45,6 +55,7 @@ export async function openLedger(
   options: GlobalOptions,
   cwd: string,
   env: Readonly<Record<string, string | undefined>>,
+  purpose: 'use' | 'init' = 'use',
 ): Promise<OpenLedger> {
   const config = loadConfig(configPathOf(options, cwd));
   const location = storeLocationOf(options, cwd, env, config);
@@ -62,6 +73,10 @@ export async function openLedger(
       destroyGracePeriodMs: config.destroyGracePeriodMs,
       checkpointEvery: config.checkpointEvery,
     });
+    if (purpose === 'use' && !ledger.isInitialised && config.initialisedStore !== undefined) {
+      await ledger.close();
+      throw elsewhere(config, storeIdentity(location));
+    }
     return {
       ledger,
       config,
@@ -77,4 +92,20 @@ export async function openLedger(
     await store.close();
     throw error;
   }
+}
+
+/**
+ * The store in use holds no ledger, but `init` recorded one for this config: most likely the store
+ * URL was given to init (KEYLEDGER_STORE) and not to this command. Running init again would make a
+ * second, empty ledger, so the error says where the first one is instead.
+ */
+function elsewhere(config: LedgerConfig, inUse: string): KeyledgerError {
+  const same = config.initialisedStore === inUse;
+  return new KeyledgerError(
+    'ERR_LEDGER_NOT_INITIALISED',
+    same
+      ? `${config.file} records that init initialised the ledger in ${inUse}, but that store holds no ledger now (deleted or replaced?)`
+      : `the store in use, ${inUse}, holds no ledger, but ${config.file} records that init initialised the ledger in ${config.initialisedStore}: pass --store or set KEYLEDGER_STORE to that store (or put it in the config's store)`,
+    {},
+  );
 }

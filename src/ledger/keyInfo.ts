@@ -28,6 +28,16 @@ export interface ScopeStatus {
   readonly keys: readonly KeyInfo[];
 }
 
+/**
+ * A scope as it was at a moment (`ledger.scopeAsOf`): the same shape as `getScopeStatus`, plus the
+ * moment asked for (`at`: a position's decimal string or an ISO 8601 time) and the last global
+ * position it includes (a decimal string).
+ */
+export interface ScopeStatusAsOf extends ScopeStatus {
+  readonly at: string;
+  readonly position: string;
+}
+
 export function toKeyInfo(key: ManagedKey, scope: { custodian: string; namespace: string }): KeyInfo {
   return {
     custodian: scope.custodian,

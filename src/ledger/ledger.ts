@@ -2,7 +2,7 @@ import { userInfo } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { Observable } from 'rxjs';
 import { isSystemKeyRetired } from '../../projections/systemKeys.js';
-import { type AsOfTarget, type KeymetaAsOf, keymetaAsOf, type ScopeAsOf, scopeAsOf } from '../audit/asOf.js';
+import { type AsOfTarget, type KeymetaAsOf, keymetaAsOf, scopeAsOf } from '../audit/asOf.js';
 import type { AuditExportSummary } from '../audit/auditExport.js';
 import { ChainingEventStore } from '../audit/chainingEventStore.js';
 import { assertCheckpointEvery, type CheckpointResult } from '../audit/checkpointer.js';
@@ -19,6 +19,7 @@ import { keyScope } from '../domain/identities.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
 import { newCorrelationId, type OperationContext } from './eventFactory.js';
+import { type ScopeStatusAsOf, toKeyInfo } from './keyInfo.js';
 import { KeymetaAdmin, type OperationOptions } from './keymetaAdmin.js';
 import { KeyResolver, type KeyResolverOptions } from './keyResolver.js';
 import { type LedgerEventOf, type LedgerEventsOptions, ledgerEvents } from './ledgerEvents.js';
@@ -234,9 +235,24 @@ export class Ledger {
     return keymetaAsOf(this.#store, this.names.prefix, target, this.#now());
   }
 
-  /** One scope at a position or a time, from its own streams; also ERR_SCOPE_NOT_FOUND. */
-  async scopeAsOf(custodian: string, namespace: string | undefined, target: AsOfTarget): Promise<ScopeAsOf> {
-    return scopeAsOf(this.#store, this.names, keyScope(custodian, namespace), target, this.#now());
+  /**
+   * One scope at a position or a time, from its own streams, in the shape getScopeStatus answers
+   * (plain data: positions are decimal strings); also ERR_SCOPE_NOT_FOUND.
+   */
+  async scopeAsOf(
+    custodian: string,
+    namespace: string | undefined,
+    target: AsOfTarget,
+  ): Promise<ScopeStatusAsOf> {
+    const scope = keyScope(custodian, namespace);
+    const r = await scopeAsOf(this.#store, this.names, scope, target, this.#now());
+    return {
+      ...scope,
+      at: typeof target === 'bigint' ? target.toString() : target.toISOString(),
+      position: r.position.toString(),
+      marker: r.state.marker,
+      keys: [...r.state.keys.values()].map((k) => toKeyInfo(k, scope)),
+    };
   }
 
   /**

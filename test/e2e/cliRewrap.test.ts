@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runRewrapCli } from '../../src/cli/rewrapCommand.js';
+import { runCli } from '../../src/cli/runCli.js';
 import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import { readPkcs12SecretKeys, writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
 import { cliHarness, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
@@ -172,7 +172,7 @@ describe('keyledger rewrap on a terminal (in process)', () => {
     ok(dir, ['rotate-stk']);
     let stdout = '';
     let stderr = '';
-    const code = await runRewrapCli(['rewrap', '--batch', '1'], {
+    const code = await runCli(['rewrap', '--batch', '1'], {
       stdout: (t) => {
         stdout += t;
       },

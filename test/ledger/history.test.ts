@@ -63,7 +63,7 @@ describe('history', () => {
     const positions = history.map((h) => h.position);
     assert.deepEqual(
       positions,
-      [...positions].sort((a, b) => (a < b ? -1 : 1)),
+      [...positions].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1)),
     );
     assert.ok(history.every((h, i) => i === 0 || h.occurredAt > (history[i - 1]?.occurredAt ?? '')));
     assert.deepEqual(history[0]?.marker, { from: null, to: 'ACTIVE' });
@@ -111,7 +111,7 @@ describe('history', () => {
     const positions = history.map((h) => h.position);
     assert.deepEqual(
       positions,
-      [...positions].sort((a, b) => (a < b ? -1 : 1)),
+      [...positions].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1)),
     );
 
     const second = await ledger.history(CUST, NS, { key: k2.metadataHash });

@@ -1,0 +1,128 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Ledger } from '../ledger/ledger.js';
+import { DEFAULT_PREFIX } from '../ledger/streamNames.js';
+import type { OperationHost, Progress, StoreAccess } from '../operations/operation.js';
+import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
+import type { EventStore } from '../store/eventStore.js';
+import { openEventStore } from '../store/storeUrl.js';
+import { loadConfig, providerFor } from './config.js';
+import { initLedger } from './initCommand.js';
+import {
+  configPathOf,
+  type GlobalOptions,
+  type OpenLedger,
+  openLedger,
+  storeLocationOf,
+} from './openLedger.js';
+import type { CliIo } from './output.js';
+
+/**
+ * The CLI's OperationHost: one process, one command. What an operation asks for is opened on first
+ * use and closed by `close()`, whatever happened.
+ */
+export class CliHost implements OperationHost {
+  readonly #global: GlobalOptions;
+  readonly #io: CliIo;
+  readonly #abort = new AbortController();
+  readonly #closers: (() => Promise<void>)[] = [];
+  #ledger: Promise<OpenLedger> | null = null;
+  #store: Promise<StoreAccess> | null = null;
+  #onProgress: (report: Progress) => void = () => {};
+  readonly actor: string | undefined;
+  readonly reason: string | undefined;
+
+  constructor(global: GlobalOptions & { readonly reason?: string }, io: CliIo) {
+    this.#global = global;
+    this.#io = io;
+    this.actor = global.actor;
+    this.reason = global.reason;
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  /** Stops a long operation at its next safe point (Ctrl-C). */
+  abort(): void {
+    this.#abort.abort();
+  }
+
+  set onProgress(listener: (report: Progress) => void) {
+    this.#onProgress = listener;
+  }
+
+  progress(report: Progress): void {
+    this.#onProgress(report);
+  }
+
+  /** The ledger if it was opened (for a hint after a failure), else null. */
+  async openedLedger(): Promise<Ledger | null> {
+    if (this.#ledger === null) return null;
+    try {
+      return (await this.#ledger).ledger;
+    } catch {
+      return null;
+    }
+  }
+
+  async ledger(): Promise<Ledger> {
+    if (this.#ledger === null) {
+      this.#ledger = openLedger(this.#global, this.#io.cwd, this.#io.env);
+      this.#ledger.then(
+        (opened) => this.#closers.push(() => opened.close()),
+        () => {},
+      );
+    }
+    return (await this.#ledger).ledger;
+  }
+
+  store(): Promise<StoreAccess> {
+    this.#store ??= this.#openStore();
+    return this.#store;
+  }
+
+  async #openStore(): Promise<StoreAccess> {
+    const config = loadConfig(configPathOf(this.#global, this.#io.cwd));
+    const location = storeLocationOf(this.#global, this.#io.cwd, this.#io.env, config);
+    const store: EventStore = openEventStore(location.url, location.baseDir);
+    this.#closers.push(() => store.close());
+    let provider: ManagedKeyProvider | null = null;
+    return {
+      store,
+      prefix: config.prefix ?? DEFAULT_PREFIX,
+      provider: () => {
+        if (provider === null) {
+          const made = providerFor(config);
+          provider = made;
+          this.#closers.push(() => made.close());
+        }
+        return provider;
+      },
+    };
+  }
+
+  readonly local = {
+    init: () => initLedger(this.#global, this.#io.cwd, this.#io.env),
+    resolvePath: (path: string) => resolve(this.#io.cwd, path),
+    fileVerifier: async (): Promise<ManagedKeyProvider | null> => {
+      const configPath = configPathOf(this.#global, this.#io.cwd);
+      // No config at the default place: an auditor without the keys still checks the rest.
+      if (this.#global.config === undefined && !existsSync(configPath)) return null;
+      return providerFor(loadConfig(configPath));
+    },
+  };
+
+  /** Closes what was opened, newest first. */
+  async close(): Promise<void> {
+    if (this.#ledger !== null) await this.#ledger.catch(() => undefined);
+    for (const close of this.#closers.reverse()) {
+      try {
+        await close();
+      } catch {
+        // Closing is best effort; the command's own outcome is what is reported.
+      }
+    }
+    this.#closers.length = 0;
+  }
+}

@@ -1,0 +1,115 @@
+import { once } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { z } from 'zod';
+import { EnvelopeStreams } from '../crypto/envelopeStream.js';
+import { KeyledgerError } from '../domain/errors.js';
+import { custodianField, parseCustodianArg } from './identityArgs.js';
+import { type ByteStreams, defineOperation } from './operation.js';
+import { candidates } from './queryOperations.js';
+
+const aadField = z
+  .string()
+  .describe('associated data (UTF-8): authenticated, not stored; decrypt needs the same');
+
+function aadBytes(text: string | undefined): Buffer | undefined {
+  return text === undefined ? undefined : Buffer.from(text, 'utf8');
+}
+
+/**
+ * input → `transform` → output with backpressure. The output is written to but never ended or
+ * destroyed: on the CLI it is the process's stdout, and a failure is reported on stderr.
+ */
+async function pump(streams: ByteStreams | undefined, transform: Duplex): Promise<void> {
+  if (streams === undefined) throw new TypeError('encrypt and decrypt stream their input and output');
+  const output = streams.output;
+  await pipeline(streams.input, transform, async (source: AsyncIterable<Buffer>) => {
+    for await (const chunk of source) {
+      if (!output.write(chunk)) await once(output, 'drain');
+    }
+    // Everything written has been handed on before we return.
+    await new Promise<void>((resolve, reject) =>
+      output.write(Buffer.alloc(0), (error) => (error ? reject(error) : resolve())),
+    );
+  });
+}
+
+export const encrypt = defineOperation({
+  name: 'encrypt',
+  summary: 'encrypt a byte stream (stream format) with the key resolve would pick',
+  description:
+    'The key is resolved before the first byte of input is read. Never writes ciphertext to a terminal.',
+  input: z.strictObject({
+    custodian: custodianField,
+    namespace: z
+      .array(z.string())
+      .describe('a candidate namespace, tried in order (repeatable; default *)')
+      .optional(),
+    aad: aadField.optional(),
+  }),
+  permission: 'encrypt',
+  custodianOf: (input) => parseCustodianArg(input.custodian),
+  writes: false,
+  kind: 'bytes',
+  opens: 'ledger',
+  cli: { positionals: ['custodian'], placeholders: { namespace: 'ns', aad: 'text' } },
+  prepare: (input) => ({
+    custodian: parseCustodianArg(input.custodian),
+    namespaces: candidates(input.namespace),
+    aad: aadBytes(input.aad),
+  }),
+  async run({ custodian, namespaces, aad }, host, streams) {
+    if ((streams?.output as { isTTY?: boolean } | undefined)?.isTTY === true) {
+      throw new KeyledgerError(
+        'ERR_INVALID_ARGUMENT',
+        'refusing to write ciphertext to a terminal; redirect stdout to a file or a pipe',
+        {},
+      );
+    }
+    const resolver = (await host.ledger()).resolver;
+    const r = await resolver.resolveActive(resolver.target(custodian, namespaces));
+    if (r === null) {
+      throw new KeyledgerError(
+        'ERR_NO_ACTIVE_KEY',
+        `no candidate namespace has an ACTIVE key: ${namespaces.join(', ')}`,
+        {
+          custodian,
+        },
+      );
+    }
+    const encrypting = new EnvelopeStreams(resolver).encryptStream({
+      custodian,
+      namespaces,
+      ...(aad === undefined ? {} : { aad }),
+    });
+    await pump(streams, encrypting);
+    return {
+      custodian: r.scope.custodian,
+      namespace: r.scope.namespace,
+      keyId: r.key.keyId,
+      metadataHash: r.key.metadataHash,
+    };
+  },
+});
+
+export const decrypt = defineOperation({
+  name: 'decrypt',
+  summary: 'decrypt a byte stream; any failure is ERR_DECRYPTION_FAILED',
+  description:
+    'Output is written chunk by chunk after each chunk’s tag verified: it is complete and valid only when\nthe command exits 0.',
+  input: z.strictObject({ aad: aadField.optional() }),
+  permission: 'decrypt',
+  custodianOf: () => null,
+  writes: false,
+  kind: 'bytes',
+  opens: 'ledger',
+  cli: { placeholders: { aad: 'text' } },
+  prepare: (input) => aadBytes(input.aad),
+  async run(aad, host, streams) {
+    const ledger = await host.ledger();
+    await pump(streams, new EnvelopeStreams(ledger.resolver).decryptStream(aad === undefined ? {} : { aad }));
+    return null;
+  },
+});
+
+export const CRYPTO_OPERATIONS = [encrypt, decrypt] as const;

@@ -1,0 +1,158 @@
+import type { Readable, Writable } from 'node:stream';
+import type { Observable } from 'rxjs';
+import type { z } from 'zod';
+import type { Ledger } from '../ledger/ledger.js';
+import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
+import type { EventStore } from '../store/eventStore.js';
+
+/**
+ * One user-facing operation, declared once (docs/architecture.md, "The operation table"). The CLI
+ * generates its commands, options, help and completion from these declarations; the HTTP API is to
+ * generate its routes, its OpenAPI document and its remote client from the same ones. So an input is
+ * plain JSON data described by a zod schema (no transforms: the schema converts to JSON Schema), and
+ * an output is plain JSON data (`Plain<T>`: positions as decimal strings, no Maps, no Buffers).
+ */
+
+/** What a caller must be granted to run an operation (the service's roles). */
+export type Permission = 'admin' | 'operate' | 'encrypt' | 'decrypt' | 'audit' | 'read';
+
+/**
+ * How the result comes back. `unary`: one JSON value. `events`: an Observable of JSON values, one per
+ * ledger event, until the caller stops (CLI: JSON lines; HTTP: server-sent events). `bytes`: the input
+ * and output are byte streams (CLI: stdin to stdout; HTTP: a streamed body), the JSON result a summary.
+ */
+export type OperationKind = 'unary' | 'events' | 'bytes';
+
+/** What the operation's handler needs opened; bad input is refused before anything is. */
+export type Opens = 'ledger' | 'store' | 'nothing';
+
+/** The store without a replayed Ledger: for operations that must work on a ledger that no longer parses. */
+export interface StoreAccess {
+  readonly store: EventStore;
+  readonly prefix: string;
+  /** The configured provider, for MAC keys (made on first call; the host closes it). */
+  provider(): ManagedKeyProvider;
+}
+
+/** The byte streams of a `bytes` operation. */
+export interface ByteStreams {
+  readonly input: Readable;
+  readonly output: Writable;
+}
+
+/** What `init` returns; the host does the local work (files, the store it opens). */
+export interface InitResult {
+  readonly config: string;
+  readonly keystore: string | null;
+  readonly store: string;
+  readonly systemKey: {
+    readonly changed: boolean;
+    readonly sequence: number;
+    readonly identity: string;
+    readonly position: bigint | null;
+  };
+}
+
+/** A progress report of a long operation (rewrap). */
+export interface Progress {
+  readonly campaignId: string;
+  readonly keys: number;
+  readonly done: number;
+  readonly rewrapped: number;
+  readonly skipped: number;
+}
+
+/**
+ * What runs the operations: the CLI (one process per command) or a server (one Ledger for many
+ * requests). Each handler takes only what it declared in `opens`.
+ */
+export interface OperationHost {
+  /** The opened ledger; the host closes it. */
+  ledger(): Promise<Ledger>;
+  /** The store, unreplayed, with its prefix and provider; the host closes it. */
+  store(): Promise<StoreAccess>;
+  /** Who acts and why, recorded on the events written. */
+  readonly actor: string | undefined;
+  readonly reason: string | undefined;
+  /** Stops a long operation at its next safe point (rewrap: the next batch boundary). */
+  readonly signal: AbortSignal;
+  /** Progress of a long operation. */
+  progress(report: Progress): void;
+  /** Local files, for the operations that read or write them (init, verify of a file, export to a file). */
+  readonly local: LocalFiles | null;
+}
+
+/** What only a local host can do; a server answers ERR_INVALID_ARGUMENT for these. */
+export interface LocalFiles {
+  /** `keyledger init`: writes a development setup if there is none, records the system key. */
+  init(): Promise<InitResult>;
+  /** An absolute path from one the user gave (relative to the working directory). */
+  resolvePath(path: string): string;
+  /** The configured provider for verifying a file's MACs, or null when no config file is at hand. */
+  fileVerifier(): Promise<ManagedKeyProvider | null>;
+}
+
+/** How an input field shows on the command line. */
+export interface CliShape {
+  /** The command word(s), default the operation's name; e.g. `audit export`. */
+  readonly command?: string;
+  /**
+   * Several operations may share one command: the option that picks this one (its presence). An
+   * input field is passed on; any other name is a flag of the command alone (`rewrap --status`).
+   */
+  readonly selectedBy?: string;
+  /** Input fields taken as positional arguments, in order. */
+  readonly positionals?: readonly string[];
+  /** The placeholder shown for a field in usage (default: the field name in kebab case). */
+  readonly placeholders?: Readonly<Record<string, string>>;
+}
+
+/** What a handler returns: a result (unary, bytes) or a stream of results (events). */
+export type OperationResult = Promise<unknown> | Observable<unknown>;
+
+export interface Operation<
+  Name extends string = string,
+  I = unknown,
+  P = unknown,
+  R extends OperationResult = OperationResult,
+> {
+  readonly name: Name;
+  /** One line, for the command listing. */
+  readonly summary: string;
+  /** A few more lines for the command's own help; optional. */
+  readonly description?: string;
+  /** The input, plain JSON data. Every field has a `.describe()` text: it is the option's help. */
+  readonly input: z.ZodObject;
+  readonly permission: Permission;
+  /** The custodian (base64) the operation applies to, for a grant per custodian; null: ledger-wide. */
+  custodianOf(input: I): string | null;
+  /** Whether it may append events. */
+  readonly writes: boolean;
+  readonly kind: OperationKind;
+  readonly opens: Opens;
+  /** Whether it honours `host.signal` (stops at a safe point and can be resumed). */
+  readonly stoppable?: boolean;
+  readonly cli?: CliShape;
+  /**
+   * Checks the input beyond its schema (identities, dates, durations) with the ledger's own error
+   * codes, before anything is opened: bad input never touches the store.
+   */
+  prepare(input: I): P;
+  /**
+   * Runs it: `unary` and `bytes` operations resolve to their result, `events` operations return an
+   * Observable. The result is plain JSON data (see plain.ts); `bytes` operations also get the streams.
+   */
+  run(prepared: P, host: OperationHost, streams?: ByteStreams): R;
+}
+
+/** Declares an operation with its types inferred from the schema and the handler. */
+export function defineOperation<
+  const Name extends string,
+  S extends z.ZodObject,
+  P,
+  R extends OperationResult,
+>(
+  operation: Omit<Operation<Name, z.infer<S>, P, R>, 'input'> & { readonly input: S },
+): Operation<Name, z.infer<S>, P, R> & { readonly input: S } {
+  return operation;
+}
