@@ -87,6 +87,22 @@ export type {
   SystemKeyUsage,
 } from './ledger/rewrapCampaign.js';
 export type { SystemKeyChange } from './ledger/systemKeyManager.js';
+export {
+  type AnyOperation,
+  custodianHint,
+  NAME_PREFIX,
+  OPERATIONS,
+  type Operation,
+  type OperationHost,
+  type OperationName,
+  type OutputOf,
+  type Permission,
+  type Plain,
+  parseCustodianArg,
+  parseKeyRef,
+  parseScopeArg,
+  plain,
+} from './operations/index.js';
 export { GeneratedKeyProvider } from './providers/generated/generatedKeyProvider.js';
 export { type KeystoreConfig, resolveKeystoreConfig } from './providers/keystore/keystoreConfig.js';
 export { KeystoreKeyProvider } from './providers/keystore/keystoreKeyProvider.js';
