@@ -47,7 +47,12 @@ interface JsonReport {
 function tampered(cwd: string, args: readonly string[] = []): JsonProblem {
   const run = keyledger(cwd, ['verify', '--json', ...args]);
   assert.equal(run.code, 1, `verify must fail: ${run.stdout}${run.stderr}`);
-  assert.match(run.stderr, /error ERR_LEDGER_TAMPERED: verification failed at position \d+/);
+  // With --json the error is one JSON object on stderr (docs/cli.md): the same code and message.
+  const error = JSON.parse(run.stderr) as { code: string; message: string };
+  assert.match(
+    `error ${error.code}: ${error.message}`,
+    /error ERR_LEDGER_TAMPERED: verification failed at position \d+/,
+  );
   const report = JSON.parse(run.stdout) as JsonReport;
   assert.equal(report.ok, false);
   assert.ok(report.firstProblem !== null);
