@@ -54,10 +54,13 @@ export function wantsJson(argv: readonly string[]): boolean {
  * which is rarely what was meant).
  */
 function refuseUnknownOptions(argv: readonly string[]): void {
-  for (const token of argv) {
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i] ?? '';
     if (token === '--') return;
     if (token.startsWith('--')) {
       const flag = token.slice(2).split('=')[0] ?? '';
+      // The value of a string option is not an option, whatever it looks like (parseArgs judges it).
+      if (EVERY_OPTION.get(flag)?.type === 'string' && !token.includes('=')) i++;
       if (!EVERY_OPTION.has(flag)) {
         const command = commandNamed(argv.filter((t) => !t.startsWith('-')));
         const help = command === undefined ? 'keyledger --help' : `keyledger ${command.name} --help`;
