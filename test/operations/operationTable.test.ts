@@ -94,6 +94,7 @@ describe('the operation table', () => {
       name: OperationName,
       input: Record<string, unknown>,
       streams?: ByteStreams,
+      // biome-ignore lint/suspicious/noExplicitAny: each sample reads fields of its own operation's result
     ): Promise<any> {
       const op = OPERATIONS.find((o) => o.name === name) as AnyOperation;
       const parsed = op.input.parse(input);
