@@ -77,12 +77,18 @@ export function systemKeyMacKeys(keys: SystemKeySource): CheckpointMacKeys {
 }
 
 /** Provider answers that mean "this system key is not here any more", not a failing provider. */
-const GONE = new Set(['ERR_KEYSTORE_ALIAS_NOT_FOUND', 'ERR_SYSTEM_KEY_NOT_FOUND', 'ERR_SYSTEM_KEY_RETIRED']);
+const GONE = new Set([
+  'ERR_KEYSTORE_ALIAS_NOT_FOUND',
+  'ERR_SYSTEM_KEY_NOT_FOUND',
+  'ERR_SYSTEM_KEY_RETIRED',
+  // Metadata naming a key the provider does not serve as a system key (e.g. a data key's alias).
+  'ERR_SYSTEM_KEY_NOT_CONFIGURED',
+]);
 
 /**
  * MACs from a provider, for an export file checked offline: `recorded` maps each system key
  * identity to the metadata its SystemKeyRecorded/SystemKeyRotated event gave. A provider key that
- * is not the recorded one (its identity differs) is `unavailable`, never used.
+ * is not the recorded one (its identity is not the recorded one) is `unavailable`, never used.
  */
 export function providerMacKeys(
   provider: ManagedKeyProvider,
@@ -91,16 +97,14 @@ export function providerMacKeys(
   const handles = new Map<string, SystemKeyHandle | null>();
   const handleOf = async (identity: string, metadata: string): Promise<SystemKeyHandle | null> => {
     if (handles.has(identity)) return handles.get(identity) ?? null;
-    let handle: SystemKeyHandle | null = null;
+    let fetched: SystemKeyHandle | null = null;
     try {
-      handle = await provider.unwrapSystemKey(metadata);
+      fetched = await provider.unwrapSystemKey(metadata);
     } catch (error) {
       if (!(isKeyledgerError(error) && GONE.has(error.code))) throw error;
     }
-    if (handle !== null && handle.identity !== identity) {
-      handle.dispose();
-      handle = null;
-    }
+    const handle = fetched?.bind(identity) ?? null;
+    if (fetched !== null && handle === null) fetched.dispose();
     handles.set(identity, handle);
     return handle;
   };

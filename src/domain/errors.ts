@@ -55,6 +55,8 @@ export const ERROR_CODES = {
   ERR_KEYSTORE_ALIAS_NOT_FOUND: 'fault',
   ERR_KEY_UNWRAP_FAILED: 'fault',
   ERR_SYSTEM_KEY_NOT_FOUND: 'fault',
+  // Metadata names a key the provider does not serve as a system key (not a configured STK alias).
+  ERR_SYSTEM_KEY_NOT_CONFIGURED: 'fault',
   ERR_VERSION_CONFLICT: 'fault',
   ERR_EVENT_SCHEMA: 'fault',
   ERR_STORE: 'fault',

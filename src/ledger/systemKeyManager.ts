@@ -109,9 +109,11 @@ export class SystemKeyManager {
         identity,
       });
     }
-    const handle = await this.#provider.unwrapSystemKey(recorded.metadata);
-    if (handle.identity !== identity) {
-      handle.dispose();
+    const fetched = await this.#provider.unwrapSystemKey(recorded.metadata);
+    // The handle answers under the identity recorded for it (a version-1 one on older ledgers).
+    const handle = fetched.bind(identity);
+    if (handle === null) {
+      fetched.dispose();
       throw new KeyledgerError(
         'ERR_SYSTEM_KEY_NOT_FOUND',
         `the provider's key for system key #${recorded.sequence} is not the recorded one (identity ${identity})`,
@@ -152,8 +154,10 @@ export class SystemKeyManager {
     decide: (facts: SystemKeyFacts) => DomainEvent[],
   ): Promise<SystemKeyChange> {
     const handle = await this.#provider.getSystemKey();
+    // The latest STK recorded under its version-1 identity is still the same key: keep its name.
+    const latest = this.#projector.latestSystemKey();
     const facts: SystemKeyFacts = {
-      identity: handle.identity,
+      identity: latest !== null && handle.names(latest.identity) ? latest.identity : handle.identity,
       metadata: handle.metadata,
       metadataHash: metadataHashOf(handle.metadata),
     };

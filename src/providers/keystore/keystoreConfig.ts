@@ -21,6 +21,12 @@ export const keystoreConfigSchema = z.strictObject({
     z.strictObject({ file: z.string().min(1) }),
   ]),
   systemKeyAlias: z.string().min(1).optional(),
+  /**
+   * Aliases that were the system key before `systemKeyAlias` (oldest first is fine; order is not
+   * used). Only these and `systemKeyAlias` are ever served as a system key: data recorded under an
+   * earlier STK stays readable after the alias changes, and no other alias can be.
+   */
+  previousSystemKeyAliases: z.array(z.string().min(1)).default([]),
   scopes: z
     .record(z.string(), z.strictObject({ alias: z.string().min(1), active: z.boolean().default(true) }))
     .default({}),
@@ -40,6 +46,8 @@ export interface KeystoreConfig {
   readonly path: string;
   readonly password: PasswordSource;
   readonly systemKeyAlias: string;
+  /** Earlier system-key aliases, lower-cased; with systemKeyAlias, the only aliases served as STKs. */
+  readonly previousSystemKeyAliases: readonly string[];
   readonly scopes: ReadonlyMap<ScopeKey, ScopeAlias>;
 }
 
@@ -92,10 +100,15 @@ export function resolveKeystoreConfig(input: unknown, baseDir: string): Keystore
   if (systemKeyAlias === undefined) {
     invalid(`keystore config needs systemKeyAlias (or the property ${HBASE_SYSTEM_KEY})`);
   }
-  // The system key wraps every DEK; serving it as a DEK too would expose it to data encryption.
+  const current = systemKeyAlias.toLowerCase();
+  const previous = [...new Set(config.previousSystemKeyAliases.map((a) => a.toLowerCase()))].filter(
+    (alias) => alias !== current,
+  );
+  // A system key wraps every DEK; serving it as a DEK too would expose it to data encryption, and
+  // serving a DEK as a system key would wrap one tenant's keys under another's.
   for (const [key, entry] of scopes) {
-    if (entry.alias === systemKeyAlias.toLowerCase()) {
-      invalid(`scope ${key} is configured with the system key's alias ${entry.alias}`, { scope: key });
+    if (entry.alias === current || previous.includes(entry.alias)) {
+      invalid(`scope ${key} is configured with the system key alias ${entry.alias}`, { scope: key });
     }
   }
   const password: PasswordSource =
@@ -103,7 +116,8 @@ export function resolveKeystoreConfig(input: unknown, baseDir: string): Keystore
   return {
     path: resolve(baseDir, config.path),
     password,
-    systemKeyAlias: systemKeyAlias.toLowerCase(),
+    systemKeyAlias: current,
+    previousSystemKeyAliases: previous,
     scopes,
   };
 }
