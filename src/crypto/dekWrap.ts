@@ -46,7 +46,9 @@ function aad(binding: DekBinding, version: number): Buffer {
 /** The AES key of a wrap of `version`: the STK itself (1) or HKDF(STK, DEK_WRAP_LABEL) (2). */
 function wrappingKey(stk: SecretBytes, version: number): Buffer {
   if (version === VERSION_STK_KEYED) return Buffer.from(stk.expose());
-  return Buffer.from(hkdfSync('sha256', stk.expose(), Buffer.alloc(0), Buffer.from(DEK_WRAP_LABEL, 'utf8'), 32));
+  return Buffer.from(
+    hkdfSync('sha256', stk.expose(), Buffer.alloc(0), Buffer.from(DEK_WRAP_LABEL, 'utf8'), 32),
+  );
 }
 
 /**

@@ -15,5 +15,9 @@ export const STK_IDENTITY_LABEL = 'keyledger-stk-identity-v2';
  * docs/formats.md.
  */
 export function systemKeyIdentity(stk: SecretBytes): string {
-  return createHmac('sha256', stk.expose()).update(STK_IDENTITY_LABEL).digest().subarray(0, 8).toString('hex');
+  return createHmac('sha256', stk.expose())
+    .update(STK_IDENTITY_LABEL)
+    .digest()
+    .subarray(0, 8)
+    .toString('hex');
 }
