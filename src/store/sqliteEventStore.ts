@@ -166,6 +166,11 @@ export class SqliteEventStore implements EventStore {
   #pollTimer: NodeJS.Timeout | undefined;
   /** Highest head seen by this process, to tell when another process has appended. */
   #knownHead = 0n;
+  /**
+   * A stream was deleted (crypto-shredding) and a snapshot written before the deletion may still
+   * hold its data: the next snapshot saved replaces it, and is checkpointed out of the WAL at once.
+   */
+  #shredPending = false;
 
   readonly #findEvent: Database.Statement<[string], [string, bigint, bigint]>;
   readonly #streamState: Database.Statement<[string], [bigint, bigint]>;
@@ -399,10 +404,24 @@ export class SqliteEventStore implements EventStore {
     this.#assertOpen();
     validateStreamName(stream);
     try {
-      if (this.#deleteTransaction.immediate(stream)) this.#db.pragma('wal_checkpoint(TRUNCATE)');
+      if (this.#deleteTransaction.immediate(stream)) {
+        this.#shredPending = true;
+        this.#truncateWal();
+      }
     } catch (error) {
       throw storeError(error, 'deleteStream');
     }
+  }
+
+  /**
+   * Copies every WAL page into the main file and empties the WAL. Until then the main file keeps
+   * the pages as they were before the WAL's changes: a row rewritten or deleted since (zeroed by
+   * secure_delete in its new page version) is still readable in the old one. True when done; false
+   * when another process's open read kept it from finishing.
+   */
+  #truncateWal(): boolean {
+    const [result] = this.#db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    return result?.busy === 0;
   }
 
   readonly #deleteInTransaction = (stream: string): boolean => {
@@ -429,6 +448,10 @@ export class SqliteEventStore implements EventStore {
     const state = toJsonText(snapshot.state, 'snapshot state');
     try {
       this.#upsertSnapshot.run(name, snapshot.position, state);
+      // The snapshot replaced may hold deleted material (the ledger's view keeps wrapped keys):
+      // without this, the main file keeps that old page until the WAL is next checkpointed,
+      // which may be at close. A busy checkpoint leaves the flag set for the next save.
+      if (this.#shredPending && this.#truncateWal()) this.#shredPending = false;
     } catch (error) {
       throw storeError(error, 'saveSnapshot');
     }

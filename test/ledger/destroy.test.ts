@@ -267,12 +267,19 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
         assert.equal(await store.headPosition(), head);
 
         if (path !== null) {
+          // secure_delete and the checkpoints after the delete and the snapshot that replaced the
+          // one holding the material: no file keeps the bytes, already while the ledger is open.
+          const scan = (when: string) => {
+            for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+              if (!existsSync(file)) continue;
+              const bytes = readFileSync(file);
+              assert.ok(!bytes.includes(wrapped), `${file} holds the material ${when}`);
+              assert.ok(!bytes.includes(Buffer.from(wrapped, 'base64')), `${file} holds it decoded ${when}`);
+            }
+          };
+          scan('while open');
           await close();
-          // secure_delete and the checkpoint after a delete: not even the file keeps the bytes.
-          for (const file of [path, `${path}-wal`]) {
-            if (existsSync(file))
-              assert.ok(!readFileSync(file).includes(wrapped), `${file} holds the material`);
-          }
+          scan('after close');
         }
       } finally {
         await close();
@@ -575,5 +582,53 @@ describe('keymeta fold and snapshot (crypto-shredding)', () => {
     view = evolveKeymeta(view, stored(material('d3JhcHBlZC0y'), 'kl-x'));
     assert.equal(view.materials.has(keyId), false);
     assert.ok(!JSON.stringify(keymetaToSnapshot(view)).includes('d3JhcHBlZC0'));
+  });
+});
+
+describe('crypto-shredding on sqlite leaves no copy in the files while the ledger is open', () => {
+  /** Every file of the database that holds `needle` (as stored: base64 in JSON), by suffix. */
+  function filesHolding(path: string, needle: string): string[] {
+    const decoded = Buffer.from(needle, 'base64');
+    return ['', '-wal', '-shm'].filter((suffix) => {
+      const file = `${path}${suffix}`;
+      if (!existsSync(file)) return false;
+      const bytes = readFileSync(file);
+      return bytes.includes(needle) || bytes.includes(decoded);
+    });
+  }
+
+  it('the material stream and the snapshot that held the material are gone from .db, -wal and -shm when destroyDueKeys returns', async () => {
+    const path = join(dir, 'destroy-open-scan.db');
+    const store = SqliteEventStore.open(path, { pollIntervalMs: 5 });
+    const provider = new ScriptedProvider();
+    const clock = new Clock();
+    // A snapshot after every event: the stored view holds the wrapped material, as it does in a
+    // long-lived ledger whose periodic snapshot came after the key was made.
+    const ledger = await Ledger.open({ store, provider, actor: 'test', now: clock.now, snapshotEvery: 1 });
+    try {
+      await ledger.initialise();
+      provider.setKey(scope, 'k1');
+      const k1 = (await ledger.admin.enableKeyManagement(CUST, NS)).key as KeyInfo;
+      provider.setKey(scope, 'k2');
+      await ledger.admin.rotateManagedKey(CUST, NS);
+      const [event] = (await store.readStream(ledger.names.material(k1.keyId))).map((r) =>
+        parseEventOf(r, ['KeyMaterialWrapped']),
+      );
+      assert.ok(event !== undefined);
+      const wrapped = event.data.wrapped;
+      const snapshot = await store.loadSnapshot(`${ledger.names.prefix}keymeta`);
+      assert.ok(
+        snapshot !== null && JSON.stringify(snapshot.state).includes(wrapped),
+        'the snapshot holds it',
+      );
+      assert.notDeepEqual(filesHolding(path, wrapped), [], 'the files hold it before');
+
+      await ledger.admin.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: 0 });
+      assert.equal((await ledger.admin.destroyDueKeys()).destroyed.length, 1);
+      assert.deepEqual(filesHolding(path, wrapped), [], 'no file may hold the destroyed material');
+    } finally {
+      await ledger.close();
+      await store.close();
+    }
   });
 });
