@@ -83,6 +83,6 @@ function writeDevSetup(configPath: string): string {
       scopes: {},
     },
   };
-  writeFileSync(resolve(configPath), `${JSON.stringify(config, null, 2)}\n`, { flag: 'wx' });
+  writeFileSync(resolve(configPath), `${JSON.stringify(config, null, 2)}\n`, { flag: 'wx', mode: 0o600 });
   return keystorePath;
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { keyChecksum } from '../../src/crypto/keyChecksum.js';
@@ -434,9 +434,9 @@ describe('KeystoreKeyProvider', () => {
     });
 
     it('the password can come from a file (relative to the config), with a trailing newline', async () => {
-      writeFileSync(join(dir, 'password-lf.txt'), `${PASSWORD}\n`);
-      writeFileSync(join(dir, 'password-crlf.txt'), `${PASSWORD}\r\n`);
-      writeFileSync(join(dir, 'password-bare.txt'), PASSWORD);
+      writeFileSync(join(dir, 'password-lf.txt'), `${PASSWORD}\n`, { mode: 0o600 });
+      writeFileSync(join(dir, 'password-crlf.txt'), `${PASSWORD}\r\n`, { mode: 0o600 });
+      writeFileSync(join(dir, 'password-bare.txt'), PASSWORD, { mode: 0o600 });
       for (const file of ['password-lf.txt', 'password-crlf.txt', 'password-bare.txt']) {
         const provider = open({ password: { file } });
         const stk = await provider.getSystemKey();
@@ -444,6 +444,21 @@ describe('KeystoreKeyProvider', () => {
         const found = await answer(provider, SCOPE);
         assert.equal(found.state, 'ACTIVE', file);
         assert.equal(hex(found.key), javaHex.get('scopekey'), file);
+      }
+    });
+
+    it('a password file readable or writable by group or others is refused (ERR_INVALID_CONFIG naming it and its mode)', async () => {
+      for (const mode of [0o644, 0o640, 0o604, 0o620]) {
+        const file = join(dir, `password-${mode.toString(8)}.txt`);
+        writeFileSync(file, `${PASSWORD}\n`);
+        chmodSync(file, mode);
+        const provider = open({ password: { file } });
+        await assert.rejects(provider.getSystemKey(), {
+          code: 'ERR_INVALID_CONFIG',
+          details: { file, mode: `0${mode.toString(8)}` },
+        });
+        chmodSync(file, 0o600);
+        (await provider.getSystemKey()).dispose();
       }
     });
 

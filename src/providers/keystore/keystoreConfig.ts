@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { KeyledgerError } from '../../domain/errors.js';
@@ -150,6 +150,7 @@ export function readPassword(source: PasswordSource): string {
     }
     return value;
   }
+  assertPrivate(source.file);
   try {
     return readFileSync(source.file, 'utf8').replace(/\r?\n$/, '');
   } catch (error) {
@@ -160,4 +161,25 @@ export function readPassword(source: PasswordSource): string {
       { cause: error },
     );
   }
+}
+
+/**
+ * A password file others can read gives them the keystore, and with it every key: refused (as ssh
+ * refuses such a private key) rather than used. POSIX modes only; Windows ACLs are not checked.
+ */
+function assertPrivate(file: string): void {
+  if (process.platform === 'win32') return;
+  let mode: number;
+  try {
+    mode = statSync(file).mode & 0o777;
+  } catch {
+    return; // A missing file is reported by the read, as ERR_KEYSTORE_PASSWORD.
+  }
+  if ((mode & 0o077) === 0) return;
+  const octal = `0${mode.toString(8).padStart(3, '0')}`;
+  throw new KeyledgerError(
+    'ERR_INVALID_CONFIG',
+    `keystore password file ${file} is accessible by group or others (mode ${octal}); run chmod 600 on it`,
+    { file, mode: octal },
+  );
 }
