@@ -24,16 +24,19 @@ export type { ActiveResolution, CachedKey, KeyCacheOptions, ResolutionTarget } f
 export { DecryptionFailedError } from './crypto/decryptionFailedError.js';
 export {
   type DecryptOptions,
+  type DecryptResult,
   type EncryptOptions,
   Envelope,
   type EnvelopeOptions,
 } from './crypto/envelope.js';
 export {
+  type DecryptStream,
   EnvelopeStreams,
   type EnvelopeStreamsOptions,
   type StreamDecryptOptions,
   type StreamEncryptOptions,
 } from './crypto/envelopeStream.js';
+export type { DecryptionKeyInfo, ExpectedScope } from './crypto/expectedScope.js';
 export { keyChecksum } from './crypto/keyChecksum.js';
 export { SecretBytes } from './crypto/secretBytes.js';
 export type { SystemKeyHandle } from './crypto/systemKeyHandle.js';
