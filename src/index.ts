@@ -44,9 +44,12 @@ export { softwareSystemKey } from './crypto/systemKeyHandle.js';
 export { DEFAULT_DESTROY_GRACE_MS, materialHashOf } from './domain/decideDestroy.js';
 export {
   ERROR_CODES,
+  ERRORS,
   type ErrorCategory,
   type ErrorCode,
+  type ErrorDetailsOf,
   EventSchemaError,
+  errorDetailsSchema,
   isKeyledgerError,
   KeyledgerError,
   VersionConflictError,

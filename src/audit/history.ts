@@ -45,10 +45,7 @@ export function scopeNotFound(scope: KeyScope): KeyledgerError {
   return new KeyledgerError(
     'ERR_SCOPE_NOT_FOUND',
     `the ledger has no events for scope ${formatScope(scope)}`,
-    {
-      custodian: scope.custodian,
-      namespace: scope.namespace,
-    },
+    { scope: formatScope(scope) },
   );
 }
 
@@ -99,8 +96,7 @@ export async function keyHistory(
   );
   if (lifecycle.length === 0) {
     throw new KeyledgerError('ERR_KEY_NOT_FOUND', `key ${hash} not found in scope ${formatScope(scope)}`, {
-      custodian: scope.custodian,
-      namespace: scope.namespace,
+      scope: formatScope(scope),
       metadataHash: hash,
     });
   }

@@ -1,6 +1,7 @@
 import { scopeOf } from '../../projections/keymeta.js';
 import type { SecretBytes } from '../crypto/secretBytes.js';
 import type { SystemKeyHandle } from '../crypto/systemKeyHandle.js';
+import { systemKeyIdentity } from '../crypto/systemKeyIdentity.js';
 import {
   assertGracePeriod,
   dueDestructions,
@@ -508,7 +509,10 @@ export class KeymetaAdmin {
   #keyInfo(scope: KeyScope, hash: MetadataHash): KeyInfo {
     const key = findKeyByHash(this.#viewOf(scope), hash);
     if (key === null)
-      throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no key ${hash} in ${formatScope(scope)}`, {});
+      throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no key ${hash} in ${formatScope(scope)}`, {
+        scope: formatScope(scope),
+        metadataHash: hash,
+      });
     return toKeyInfo(key, scope);
   }
 
@@ -524,7 +528,10 @@ export class KeymetaAdmin {
     const position = await this.#commit(scope, state, context, () => ({ type, metadataHash: hash }));
     const key = findKeyByHash(this.#viewOf(scope), hash);
     if (key === null)
-      throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no key ${hash} in ${formatScope(scope)}`, {});
+      throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no key ${hash} in ${formatScope(scope)}`, {
+        scope: formatScope(scope),
+        metadataHash: hash,
+      });
     return { position, key: toKeyInfo(key, scope) };
   }
 
@@ -672,7 +679,7 @@ export class KeymetaAdmin {
       throw new KeyledgerError(
         'ERR_PROVIDER_FAILED',
         `provider failed on key ${key.metadataHash}`,
-        { metadataHash: key.metadataHash },
+        { scope: formatScope(state.scope), metadataHash: key.metadataHash },
         { cause: error },
       );
     }
@@ -680,6 +687,7 @@ export class KeymetaAdmin {
     answer?.key?.zero();
     if (answer === null) {
       throw new KeyledgerError('ERR_PROVIDER_NO_KEY', `provider has no answer for key ${key.metadataHash}`, {
+        scope: formatScope(state.scope),
         metadataHash: key.metadataHash,
       });
     }
@@ -687,14 +695,16 @@ export class KeymetaAdmin {
   }
 
   /**
-   * A key whose checksum is a recorded system key's identity is that system key: serving it as a
-   * DEK would let data encryption use (and rewraps expose) the key that wraps every other key. The
-   * provider cannot always tell (a keystore forgets retired STK aliases); the ledger can.
+   * A key whose identity as a system key (version 2, or its checksum: version 1) is a recorded
+   * system key's identity is that system key: serving it as a DEK would let data encryption use
+   * (and rewraps expose) the key that wraps every other key. The provider cannot always tell (a
+   * keystore forgets retired STK aliases); the ledger can.
    */
   #notASystemKey(answer: CheckedAnswer | null): CheckedAnswer | null {
     if (answer === null) return null;
     const checksum = answer.facts.key?.checksum;
-    if (checksum != null && this.#d.projector.systemKeys.keys.some((k) => k.identity === checksum)) {
+    const names = [checksum, answer.key === null ? null : systemKeyIdentity(answer.key)];
+    if (this.#d.projector.systemKeys.keys.some((k) => names.includes(k.identity))) {
       answer.key?.zero();
       throw new KeyledgerError(
         'ERR_PROVIDER_INVALID_ANSWER',
@@ -733,7 +743,10 @@ export class KeymetaAdmin {
     const state = this.#viewOf(scope);
     const key = state.activeKeyId === null ? undefined : state.keys.get(state.activeKeyId);
     if (key === undefined)
-      throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no ACTIVE key in ${formatScope(scope)}`, {});
+      throw new KeyledgerError('ERR_NO_ACTIVE_KEY', `no ACTIVE key in ${formatScope(scope)}`, {
+        custodian: scope.custodian,
+        namespace: scope.namespace,
+      });
     return toKeyInfo(key, scope);
   }
 

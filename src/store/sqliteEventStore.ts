@@ -270,7 +270,7 @@ export class SqliteEventStore implements EventStore {
         pollIntervalMs,
       });
     }
-    if (path.length === 0) throw new KeyledgerError('ERR_INVALID_ARGUMENT', 'sqlite path is empty');
+    if (path.length === 0) throw new KeyledgerError('ERR_INVALID_ARGUMENT', 'sqlite path is empty', { path });
     let db: Database.Database | undefined;
     try {
       if (path !== ':memory:') prepareFiles(resolve(path));

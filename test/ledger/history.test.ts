@@ -182,7 +182,7 @@ describe('history', () => {
     await ledger.admin.enableKeyManagement(CUST, NS);
     await assert.rejects(ledger.history(CUST, NS, { key: 'B'.repeat(43) }), {
       code: 'ERR_KEY_NOT_FOUND',
-      details: { custodian: CUST, namespace: NS, metadataHash: 'B'.repeat(43) },
+      details: { scope: `${CUST}:${NS}`, metadataHash: 'B'.repeat(43) },
     });
     await ledger.close();
   });

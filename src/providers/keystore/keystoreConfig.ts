@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { KeyledgerError } from '../../domain/errors.js';
+import { type ErrorDetailsOf, KeyledgerError } from '../../domain/errors.js';
 import { keyScope, type ScopeKey, scopeKey } from '../../domain/identities.js';
 
 const HBASE_PREFIX = 'hbase.crypto.managed_key_store.';
@@ -51,7 +51,7 @@ export interface KeystoreConfig {
   readonly scopes: ReadonlyMap<ScopeKey, ScopeAlias>;
 }
 
-function invalid(message: string, details: Record<string, string> = {}): never {
+function invalid(message: string, details: ErrorDetailsOf<'ERR_INVALID_CONFIG'> = {}): never {
   throw new KeyledgerError('ERR_INVALID_CONFIG', message, details);
 }
 
