@@ -35,7 +35,6 @@ export {
   type StreamEncryptOptions,
 } from './crypto/envelopeStream.js';
 export { keyChecksum } from './crypto/keyChecksum.js';
-export { SecretBytes } from './crypto/secretBytes.js';
 export type { SystemKeyHandle } from './crypto/systemKeyHandle.js';
 export { softwareSystemKey } from './crypto/systemKeyHandle.js';
 export { DEFAULT_DESTROY_GRACE_MS, materialHashOf } from './domain/decideDestroy.js';
@@ -96,4 +95,5 @@ export type {
   ManagedKeyProvider,
   WrappedKeyMaterial,
 } from './providers/managedKeyProvider.js';
+export { SecretBytes } from './secrets/secretBytes.js';
 export * from './store/index.js';

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LRUCache } from 'lru-cache';
 import { isKeyledgerError, KeyledgerError, VersionConflictError } from '../domain/errors.js';
-import { MAX_DECISIONS } from '../ledger/retryOnConflict.js';
+import { MAX_DECISIONS } from '../journal/retryOnConflict.js';
 import type { AppendResult, EventToAppend, ExpectedRevision, RecordedEvent } from '../store/eventStore.js';
 import { ForwardingEventStore } from '../store/forwardingEventStore.js';
 import { chainedMetadata, eventHash } from './hashChain.js';

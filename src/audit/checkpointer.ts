@@ -1,6 +1,6 @@
 import { KeyledgerError } from '../domain/errors.js';
-import { deterministicEventId, type OperationContext } from '../ledger/eventFactory.js';
-import { retryOnConflict } from '../ledger/retryOnConflict.js';
+import { deterministicEventId, type OperationContext } from '../journal/eventFactory.js';
+import { retryOnConflict } from '../journal/retryOnConflict.js';
 import type { AppendResult, JsonObject, RecordedEvent } from '../store/eventStore.js';
 import type { ChainingEventStore } from './chainingEventStore.js';
 import {

@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
-import type { OperationContext } from '../ledger/eventFactory.js';
-import type { StreamNames } from '../ledger/streamNames.js';
+import type { OperationContext } from '../journal/eventFactory.js';
+import type { StreamNames } from '../journal/streamNames.js';
 import type { EventStore, RecordedEvent } from '../store/eventStore.js';
 import { type AuditExportSummary, exportAudit } from './auditExport.js';
 import type { ChainingEventStore } from './chainingEventStore.js';

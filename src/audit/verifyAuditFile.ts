@@ -1,5 +1,5 @@
 import { KeyledgerError } from '../domain/errors.js';
-import { type StreamNames, streamNames } from '../ledger/streamNames.js';
+import { type StreamNames, streamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import { auditFileEvents, auditFileSource, readAuditHeader } from './auditFile.js';
 import { providerMacKeys, recordedSystemKeys } from './checkpointMacKeys.js';

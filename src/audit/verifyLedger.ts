@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { StreamNames } from '../ledger/streamNames.js';
+import type { StreamNames } from '../journal/streamNames.js';
 import type { RecordedEvent } from '../store/eventStore.js';
 import {
   CHECKPOINT_EVENT_TYPE,

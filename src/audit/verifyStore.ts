@@ -1,4 +1,4 @@
-import { DEFAULT_PREFIX, streamNames } from '../ledger/streamNames.js';
+import { DEFAULT_PREFIX, streamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
 import { providerMacKeys, recordedSystemKeys } from './checkpointMacKeys.js';

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
-import type { SecretBytes } from '../crypto/secretBytes.js';
 import type { Custodian, KeyId, KeyScope, MetadataHash, Namespace, ScopeKey } from '../domain/identities.js';
+import type { SecretBytes } from '../secrets/secretBytes.js';
 import { type LayerCounters, newCounters } from './cacheMetrics.js';
 
 /** A usable key held in L1. `key` belongs to the cache: it is zeroed when the entry leaves. */

@@ -7,7 +7,7 @@ import { verifyAuditFile } from '../audit/verifyAuditFile.js';
 import type { VerifyReport } from '../audit/verifyLedger.js';
 import { verifyStore } from '../audit/verifyStore.js';
 import { KeyledgerError } from '../domain/errors.js';
-import { DEFAULT_PREFIX } from '../ledger/streamNames.js';
+import { DEFAULT_PREFIX } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import { openEventStore } from '../store/storeUrl.js';
 import { loadConfig, providerFor } from './config.js';

@@ -1,7 +1,7 @@
 import { createHmac, hkdfSync } from 'node:crypto';
+import type { SecretBytes } from '../secrets/secretBytes.js';
 import { type DekBinding, unwrapDek, wrapDek } from './dekWrap.js';
 import { keyChecksum } from './keyChecksum.js';
-import type { SecretBytes } from './secretBytes.js';
 
 /**
  * A system key as the ledger uses it: it wraps and unwraps DEKs. A keystore's STK does this in

@@ -1,5 +1,4 @@
 import { scopeOf } from '../../projections/keymeta.js';
-import type { SecretBytes } from '../crypto/secretBytes.js';
 import type { SystemKeyHandle } from '../crypto/systemKeyHandle.js';
 import {
   assertGracePeriod,
@@ -40,17 +39,18 @@ import {
   type Namespace,
   parseMetadataHash,
 } from '../domain/identities.js';
-import { metadataHashOf } from '../domain/keyIdentity.js';
+import { metadataHashOf } from '../domain/keyDigests.js';
 import type { MarkerState } from '../domain/keyState.js';
 import { evolveScope, findKeyByHash, type ManagedKey, type ScopeState } from '../domain/scopeState.js';
+import { deterministicEventId, type OperationContext, toStoredEvents } from '../journal/eventFactory.js';
+import { retryOnConflict } from '../journal/retryOnConflict.js';
+import type { StreamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider, WrappedKeyMaterial } from '../providers/managedKeyProvider.js';
+import type { SecretBytes } from '../secrets/secretBytes.js';
 import type { EventStore, ExpectedRevision } from '../store/eventStore.js';
-import { deterministicEventId, type OperationContext, toStoredEvents } from './eventFactory.js';
 import { type KeyInfo, type ScopeStatus, toKeyInfo } from './keyInfo.js';
 import type { LedgerProjector } from './ledgerProjector.js';
 import { type CheckedAnswer, checkProviderAnswer } from './providerAnswers.js';
-import { retryOnConflict } from './retryOnConflict.js';
-import type { StreamNames } from './streamNames.js';
 import type { SystemKeyChange, SystemKeyManager } from './systemKeyManager.js';
 
 /** Who is acting and why; recorded on every event an operation writes. */

@@ -16,16 +16,16 @@ import { EnvelopeStreams } from '../crypto/envelopeStream.js';
 import { DEFAULT_DESTROY_GRACE_MS, MAX_DESTROY_GRACE_MS } from '../domain/decideDestroy.js';
 import { type LedgerEventType, parseEventOf, parseLedgerEvent, SCOPE_EVENT_TYPES } from '../domain/events.js';
 import { keyScope } from '../domain/identities.js';
+import { newCorrelationId, type OperationContext } from '../journal/eventFactory.js';
+import { DEFAULT_PREFIX, type StreamNames, streamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
-import { newCorrelationId, type OperationContext } from './eventFactory.js';
 import { KeymetaAdmin, type OperationOptions } from './keymetaAdmin.js';
 import { KeyResolver, type KeyResolverOptions } from './keyResolver.js';
 import { type LedgerEventOf, type LedgerEventsOptions, ledgerEvents } from './ledgerEvents.js';
 import { LedgerProjector } from './ledgerProjector.js';
 import { refuseRetiredSystemKeys } from './retiredSystemKeys.js';
 import { RewrapCampaigns } from './rewrapCampaign.js';
-import { DEFAULT_PREFIX, type StreamNames, streamNames } from './streamNames.js';
 import { type SystemKeyChange, SystemKeyManager } from './systemKeyManager.js';
 
 export interface LedgerOptions {

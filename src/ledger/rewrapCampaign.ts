@@ -28,12 +28,12 @@ import {
   type RewrapEvent,
 } from '../domain/events.js';
 import type { KeyId } from '../domain/identities.js';
+import { deterministicEventId, type OperationContext, toStoredEvents } from '../journal/eventFactory.js';
+import { retryOnConflict } from '../journal/retryOnConflict.js';
+import type { StreamNames } from '../journal/streamNames.js';
 import type { EventStore, RecordedEvent } from '../store/eventStore.js';
-import { deterministicEventId, type OperationContext, toStoredEvents } from './eventFactory.js';
 import type { OperationOptions } from './keymetaAdmin.js';
 import type { LedgerProjector } from './ledgerProjector.js';
-import { retryOnConflict } from './retryOnConflict.js';
-import type { StreamNames } from './streamNames.js';
 import type { SystemKeyManager } from './systemKeyManager.js';
 
 /** Keys per batch (one checkpoint event each) unless the caller says otherwise. */

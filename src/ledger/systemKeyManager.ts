@@ -3,13 +3,13 @@ import type { SystemKeyHandle } from '../crypto/systemKeyHandle.js';
 import { decideInitialise, decideRotateSystemKey, type SystemKeyFacts } from '../domain/decideSystemKey.js';
 import { KeyledgerError } from '../domain/errors.js';
 import type { DomainEvent } from '../domain/events.js';
-import { metadataHashOf } from '../domain/keyIdentity.js';
+import { metadataHashOf } from '../domain/keyDigests.js';
+import { type OperationContext, toStoredEvents } from '../journal/eventFactory.js';
+import { retryOnConflict } from '../journal/retryOnConflict.js';
+import type { StreamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
-import { type OperationContext, toStoredEvents } from './eventFactory.js';
 import type { LedgerProjector } from './ledgerProjector.js';
-import { retryOnConflict } from './retryOnConflict.js';
-import type { StreamNames } from './streamNames.js';
 
 /** System keys are few (one per rotation); the bound only guards against a runaway. */
 const MAX_CACHED_SYSTEM_KEYS = 64;

@@ -3,7 +3,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { keyScope } from '../../src/domain/identities.js';
-import { streamNames } from '../../src/ledger/streamNames.js';
+import { streamNames } from '../../src/journal/streamNames.js';
 import { cliHarness, ledgerDb, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
 import {
   changeDataByte,

@@ -14,7 +14,7 @@ import {
   SCHEMA_VERSION,
 } from '../../src/domain/events.js';
 import { type KeyId, keyScope } from '../../src/domain/identities.js';
-import { metadataHashOf } from '../../src/domain/keyIdentity.js';
+import { metadataHashOf } from '../../src/domain/keyDigests.js';
 import type { KeyInfo } from '../../src/ledger/keyInfo.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import type { EventStore, RecordedEvent } from '../../src/store/eventStore.js';

@@ -4,7 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { toPrometheus } from '../../src/cache/cacheMetrics.js';
 import type { ActiveResolution, CachedKey, KeyCacheOptions } from '../../src/cache/keyCache.js';
 import { type KeyScope, keyScope } from '../../src/domain/identities.js';
-import { keyIdOf, metadataHashOf } from '../../src/domain/keyIdentity.js';
+import { keyIdOf, metadataHashOf } from '../../src/domain/keyDigests.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { type DataLocation, namespaceCandidates } from '../../src/ledger/namespaceCandidates.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';

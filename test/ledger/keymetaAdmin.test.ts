@@ -396,7 +396,7 @@ describe('KeymetaAdmin bad input and faults: error code, nothing appended', () =
     const { ledger, store, provider } = await setup();
     provider.setKey(scope, 'k1');
     const good = await provider.getManagedKey(scope);
-    const { SecretBytes } = await import('../../src/crypto/secretBytes.js');
+    const { SecretBytes } = await import('../../src/secrets/secretBytes.js');
     provider.override = () => (good ? { ...good, key: SecretBytes.adopt(new Uint8Array(16)) } : null);
     await rejectsWithNothingWritten(
       store,

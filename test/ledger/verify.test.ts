@@ -13,13 +13,13 @@ import {
 import { chainLinkOf, eventHash } from '../../src/audit/hashChain.js';
 import type { VerifyReport } from '../../src/audit/verifyLedger.js';
 import { verifyStore } from '../../src/audit/verifyStore.js';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import { softwareSystemKey } from '../../src/crypto/systemKeyHandle.js';
 import { keyScope } from '../../src/domain/identities.js';
-import { toStoredEvents } from '../../src/ledger/eventFactory.js';
+import { toStoredEvents } from '../../src/journal/eventFactory.js';
+import { streamNames } from '../../src/journal/streamNames.js';
 import { Ledger } from '../../src/ledger/ledger.js';
-import { streamNames } from '../../src/ledger/streamNames.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import { EsdbEventStore } from '../../src/store/esdbEventStore.js';
 import type {
   EventStore,

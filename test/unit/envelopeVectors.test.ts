@@ -5,9 +5,9 @@ import type { ActiveResolution, CachedKey, ResolutionTarget } from '../../src/ca
 import { DecryptionFailedError } from '../../src/crypto/decryptionFailedError.js';
 import { Envelope } from '../../src/crypto/envelope.js';
 import type { KeySource } from '../../src/crypto/keySource.js';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import { keyScope, parseKeyId, scopeKey } from '../../src/domain/identities.js';
-import { metadataHashOf } from '../../src/domain/keyIdentity.js';
+import { metadataHashOf } from '../../src/domain/keyDigests.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import {
   computeVector,
   derive,

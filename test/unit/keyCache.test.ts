@@ -12,9 +12,9 @@ import {
   type KeyCacheOptions,
   type ResolutionTarget,
 } from '../../src/cache/keyCache.js';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import { type KeyId, keyScope, parseCustodian, scopeKey } from '../../src/domain/identities.js';
-import { keyIdOf, metadataHashOf } from '../../src/domain/keyIdentity.js';
+import { keyIdOf, metadataHashOf } from '../../src/domain/keyDigests.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 
 const CUST = parseCustodian(Buffer.from('tenant-1').toString('base64'));
 
