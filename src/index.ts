@@ -20,7 +20,7 @@ export { type VerifyAuditFileOptions, verifyAuditFile } from './audit/verifyAudi
 export type { ProblemKind, VerifiedCheckpoint, VerifyProblem, VerifyReport } from './audit/verifyLedger.js';
 export { type VerifyStoreOptions, verifyStore } from './audit/verifyStore.js';
 export { type CacheMetrics, type LayerCounters, toPrometheus } from './cache/cacheMetrics.js';
-export type { ActiveResolution, CachedKey, KeyCacheOptions, ResolutionTarget } from './cache/keyCache.js';
+export type { KeyCacheOptions } from './cache/keyCache.js';
 export { DecryptionFailedError } from './crypto/decryptionFailedError.js';
 export {
   type DecryptOptions,
@@ -35,6 +35,7 @@ export {
   type StreamEncryptOptions,
 } from './crypto/envelopeStream.js';
 export { keyChecksum } from './crypto/keyChecksum.js';
+export type { ActiveResolution, CachedKey, ResolutionTarget } from './crypto/keySource.js';
 export type { SystemKeyHandle } from './crypto/systemKeyHandle.js';
 export { softwareSystemKey } from './crypto/systemKeyHandle.js';
 export { DEFAULT_DESTROY_GRACE_MS, materialHashOf } from './domain/decideDestroy.js';

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { keymetaToSnapshot } from '../../projections/keymetaSnapshot.js';
 import { systemKeysToSnapshot } from '../../projections/systemKeys.js';
-import type { ResolutionTarget } from '../../src/cache/keyCache.js';
+import type { ResolutionTarget } from '../../src/crypto/keySource.js';
 import { DEFAULT_PREFIX } from '../../src/journal/streamNames.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { LedgerProjector } from '../../src/ledger/ledgerProjector.js';

@@ -1,6 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Duplex } from 'node:stream';
-import type { ResolutionTarget } from '../cache/keyCache.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { DecryptionFailedError } from './decryptionFailedError.js';
 import { type DerivedKey, deriveKey, zeroDerived } from './derivedKey.js';
@@ -27,6 +26,7 @@ import {
   writePrefix,
   writeStreamNonce,
 } from './envelopeFormat.js';
+import type { ResolutionTarget } from './keySource.js';
 import { type KeySource, liveActiveKey, liveKeyForDecrypt } from './keySource.js';
 
 export interface EnvelopeStreamsOptions {

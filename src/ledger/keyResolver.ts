@@ -1,7 +1,8 @@
 import type { KeymetaView } from '../../projections/keymeta.js';
 import { invalidationsFor } from '../cache/cacheInvalidation.js';
 import { type CacheMetrics, type LayerCounters, newCounters } from '../cache/cacheMetrics.js';
-import type { ActiveResolution, CachedKey, KeyCache, ResolutionTarget } from '../cache/keyCache.js';
+import type { KeyCache } from '../cache/keyCache.js';
+import type { ActiveResolution, CachedKey, ResolutionTarget } from '../crypto/keySource.js';
 import { KeyledgerError } from '../domain/errors.js';
 import type { LedgerEvent } from '../domain/events.js';
 import {
