@@ -61,24 +61,20 @@ export {
   parseScope,
 } from './domain/identities.js';
 export { KEY_STATES, type KeyState, MARKER_STATES, type MarkerState } from './domain/keyState.js';
-export type { KeyInfo, ScopeStatus } from './ledger/keyInfo.js';
 export type {
   DestroyDueResult,
   DestructionReceipt,
-  EnableResult,
-  KeymetaAdmin,
-  KeyResult,
-  OperationOptions,
-  RefreshResult,
+  KeyDestruction,
   ScheduleDestructionOptions,
-  WriteResult,
-} from './ledger/keymetaAdmin.js';
+} from './ledger/keyDestruction.js';
+export type { KeyInfo, ScopeStatus } from './ledger/keyInfo.js';
+export type { EnableResult, KeymetaAdmin, RefreshResult } from './ledger/keymetaAdmin.js';
 export type { KeyResolver, KeyResolverOptions } from './ledger/keyResolver.js';
 export { Ledger, type LedgerOptions } from './ledger/ledger.js';
 export type { LedgerEventOf, LedgerEventsOptions } from './ledger/ledgerEvents.js';
 export { type DataLocation, namespaceCandidates } from './ledger/namespaceCandidates.js';
+export type { KeyResult, OperationOptions, WriteResult } from './ledger/operationOptions.js';
 export type {
-  RetireResult,
   RewrapCampaignInfo,
   RewrapCampaigns,
   RewrapOptions,
@@ -86,7 +82,7 @@ export type {
   RewrapStatus,
   SystemKeyUsage,
 } from './ledger/rewrapCampaign.js';
-export type { SystemKeyChange } from './ledger/systemKeyManager.js';
+export type { RetireResult, SystemKeyChange } from './ledger/systemKeyLifecycle.js';
 export { GeneratedKeyProvider } from './providers/generated/generatedKeyProvider.js';
 export { type KeystoreConfig, resolveKeystoreConfig } from './providers/keystore/keystoreConfig.js';
 export { KeystoreKeyProvider } from './providers/keystore/keystoreKeyProvider.js';

@@ -5,8 +5,9 @@ import { KeyledgerError } from '../domain/errors.js';
 import { type LedgerEvent, parseEventOf, parseLedgerEvent, SCOPE_EVENT_TYPES } from '../domain/events.js';
 import type { KeyId, KeyScope, ScopeKey } from '../domain/identities.js';
 import type { ScopeState } from '../domain/scopeState.js';
+import { asOfSnapshotName } from '../journal/streamNames.js';
 import type { EventStore } from '../store/eventStore.js';
-import { type AsOfMark, asOfSnapshotName, loadAsOfIndex } from './asOfSnapshots.js';
+import { type AsOfMark, loadAsOfIndex } from './asOfSnapshots.js';
 import { scopeNotFound } from './history.js';
 
 /**

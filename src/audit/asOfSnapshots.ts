@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { KeymetaView } from '../../projections/keymeta.js';
 import { keymetaToSnapshot } from '../../projections/keymetaSnapshot.js';
+import { asOfIndexName, asOfSnapshotName } from '../journal/streamNames.js';
 import type { EventStore, JsonValue } from '../store/eventStore.js';
 
 /**
@@ -39,15 +40,6 @@ const indexSchema = z.strictObject({
   ),
 });
 
-export function asOfIndexName(prefix: string): string {
-  return `${prefix}keymeta-asof-index`;
-}
-
-export function asOfSnapshotName(prefix: string, position: bigint): string {
-  return `${prefix}keymeta-asof-${position}`;
-}
-
-/** The marks of the index, in position order; an absent or unusable index reads as none. */
 export async function loadAsOfIndex(store: EventStore, prefix: string): Promise<AsOfMark[]> {
   const snapshot = await store.loadSnapshot(asOfIndexName(prefix));
   if (snapshot === null) return [];

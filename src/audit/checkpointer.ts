@@ -1,10 +1,13 @@
 import { KeyledgerError } from '../domain/errors.js';
-import { deterministicEventId, type OperationContext } from '../journal/eventFactory.js';
-import { retryOnConflict } from '../journal/retryOnConflict.js';
-import type { AppendResult, JsonObject, RecordedEvent } from '../store/eventStore.js';
+import { CHAINED_SCHEMA_VERSION } from '../domain/events.js';
+import { decideAndAppend, expectedAfter } from '../journal/decideAndAppend.js';
+import type { JournalEvent, OperationContext } from '../journal/eventFactory.js';
+import type { StreamNames } from '../journal/streamNames.js';
+import type { AppendResult, RecordedEvent } from '../store/eventStore.js';
 import type { ChainingEventStore } from './chainingEventStore.js';
 import {
   CHECKPOINT_EVENT_TYPE,
+  type Checkpoint,
   type CheckpointHead,
   checkpointData,
   checkpointMacMessage,
@@ -53,9 +56,8 @@ interface LastCheckpoint {
 
 export interface CheckpointerDeps {
   readonly store: ChainingEventStore;
-  readonly prefix: string;
-  /** The checkpoint stream (`<prefix>checkpoints`). */
-  readonly stream: string;
+  /** The checkpoint stream, its hint snapshot and the ledger's prefix. */
+  readonly names: Pick<StreamNames, 'prefix' | 'checkpoints' | 'checkpointHint'>;
   readonly keys: CheckpointMacKeys;
   readonly now: () => Date;
   /** Automatic checkpoints: after this many ledger events since the last one; 0 turns them off. */
@@ -100,7 +102,7 @@ export class Checkpointer {
 
   /** The chaining store's hook: an automatic checkpoint when one is due. Never throws. */
   readonly afterAppend = async (stream: string, result: AppendResult): Promise<void> => {
-    if (this.#d.every === 0 || stream === this.#d.stream || this.#automaticRunning) return;
+    if (this.#d.every === 0 || stream === this.#d.names.checkpoints || this.#automaticRunning) return;
     this.#automaticRunning = true;
     try {
       const last = await this.#lastCheckpoint();
@@ -125,9 +127,12 @@ export class Checkpointer {
     if (head - from < BigInt(every)) return false;
     if (this.#counted?.from !== from) this.#counted = { from, upTo: from, events: 0 };
     const counted = this.#counted;
-    for await (const event of this.#d.store.readAll({ after: counted.upTo, streamPrefix: this.#d.prefix })) {
+    for await (const event of this.#d.store.readAll({
+      after: counted.upTo,
+      streamPrefix: this.#d.names.prefix,
+    })) {
       counted.upTo = event.position;
-      if (event.streamName !== this.#d.stream) counted.events += 1;
+      if (event.streamName !== this.#d.names.checkpoints) counted.events += 1;
       if (counted.events >= every) return true;
     }
     return false;
@@ -144,64 +149,77 @@ export class Checkpointer {
   }
 
   async #checkpointOnce(context: OperationContext): Promise<CheckpointResult | null> {
-    return retryOnConflict(
-      async () => {
-        const last = await this.#lastCheckpoint();
-        const previousPosition = last?.coveredPosition ?? 0n;
-        const interval = await this.#readInterval(previousPosition);
-        if (interval === null) return null;
-        const stkIdentity = await this.#d.keys.current();
-        const expected = last?.revision ?? 'no_stream';
-        const checkpoint = {
-          previousPosition,
-          coveredPosition: interval.covered,
-          heads: interval.heads,
-          stkIdentity,
-        };
-        const result = await this.#d.store.appendBuilt(this.#d.stream, expected, async (prevHash) => {
-          const event = {
-            eventId: deterministicEventId(context.correlationId, this.#d.stream, String(expected), '0'),
-            type: CHECKPOINT_EVENT_TYPE,
-            data: checkpointData(checkpoint, null),
-            metadata: {
-              schemaVersion: 2,
-              actor: context.actor,
-              reason: context.reason,
-              correlationId: context.correlationId,
-              causationId: context.causationId,
-              occurredAt: this.#d.now().toISOString(),
-              prevHash,
-            } satisfies JsonObject,
-          };
-          const answer = await this.#d.keys.mac(
+    const stream = this.#d.names.checkpoints;
+    // What the try that stands decided: the interval it covers, under which system key.
+    let decided: { previousPosition: bigint; checkpoint: Omit<Checkpoint, 'mac'> } | null = null;
+    const written = await decideAndAppend<LastCheckpoint | null, JournalEvent>(
+      { store: this.#d.store, now: this.#d.now, view: null },
+      {
+        stream,
+        context,
+        // Another process checkpointed meanwhile: start from its checkpoint.
+        load: async (afterConflict) => {
+          if (afterConflict) this.#last = undefined;
+          const last = await this.#lastCheckpoint();
+          return { state: last, expected: expectedAfter(last?.revision ?? null) };
+        },
+        decide: async (last) => {
+          decided = null;
+          const previousPosition = last?.coveredPosition ?? 0n;
+          const interval = await this.#readInterval(previousPosition);
+          if (interval === null) return [];
+          const stkIdentity = await this.#d.keys.current();
+          const checkpoint = {
+            previousPosition,
+            coveredPosition: interval.covered,
+            heads: interval.heads,
             stkIdentity,
-            checkpointMacMessage({ streamName: this.#d.stream, ...event }),
-          );
-          if (answer.kind !== 'mac') {
-            throw new KeyledgerError(
-              'ERR_SYSTEM_KEY_NOT_FOUND',
-              `the current system key ${stkIdentity} cannot MAC a checkpoint`,
-              { identity: stkIdentity },
-            );
+          };
+          decided = { previousPosition, checkpoint };
+          return [{ type: CHECKPOINT_EVENT_TYPE, data: checkpointData(checkpoint, null) }];
+        },
+        // The MAC covers the event as stored, its link to the previous checkpoint included, so
+        // the event is completed once the hash chain knows that link.
+        append: async ([built], expected) => {
+          if (built === undefined || decided === null || expected === 'any' || expected === 'stream_exists') {
+            throw new TypeError('a checkpoint is one event appended at an exact revision');
           }
-          return { ...event, data: checkpointData(checkpoint, answer.mac.toString('hex')) };
-        });
-        this.#last = { revision: result.nextExpectedRevision, coveredPosition: interval.covered };
-        await this.#saveHint(result);
-        return {
-          position: result.position,
-          revision: result.nextExpectedRevision,
-          previousPosition,
-          coveredPosition: interval.covered,
-          streams: interval.heads.length,
-          stkIdentity,
-        };
-      },
-      // Another process checkpointed meanwhile: start from its checkpoint.
-      async () => {
-        this.#last = undefined;
+          const { checkpoint } = decided;
+          return this.#d.store.appendBuilt(stream, expected, async (prevHash) => {
+            const event = {
+              ...built,
+              metadata: { ...built.metadata, schemaVersion: CHAINED_SCHEMA_VERSION, prevHash },
+            };
+            const answer = await this.#d.keys.mac(
+              checkpoint.stkIdentity,
+              checkpointMacMessage({ streamName: stream, ...event }),
+            );
+            if (answer.kind !== 'mac') {
+              throw new KeyledgerError(
+                'ERR_SYSTEM_KEY_NOT_FOUND',
+                `the current system key ${checkpoint.stkIdentity} cannot MAC a checkpoint`,
+                { identity: checkpoint.stkIdentity },
+              );
+            }
+            return { ...event, data: checkpointData(checkpoint, answer.mac.toString('hex')) };
+          });
+        },
       },
     );
+    const result = written.appended;
+    const stood = decided as { previousPosition: bigint; checkpoint: Omit<Checkpoint, 'mac'> } | null;
+    if (result === null || stood === null) return null;
+    const { checkpoint } = stood;
+    this.#last = { revision: result.nextExpectedRevision, coveredPosition: checkpoint.coveredPosition };
+    await this.#saveHint(result);
+    return {
+      position: result.position,
+      revision: result.nextExpectedRevision,
+      previousPosition: checkpoint.previousPosition,
+      coveredPosition: checkpoint.coveredPosition,
+      streams: checkpoint.heads.length,
+      stkIdentity: checkpoint.stkIdentity,
+    };
   }
 
   /**
@@ -216,8 +234,11 @@ export class Checkpointer {
     const heads = new Map<string, CheckpointHead>();
     const firsts: RecordedEvent[] = [];
     let covered = previous;
-    for await (const event of this.#d.store.readAll({ after: previous, streamPrefix: this.#d.prefix })) {
-      if (event.streamName !== this.#d.stream) {
+    for await (const event of this.#d.store.readAll({
+      after: previous,
+      streamPrefix: this.#d.names.prefix,
+    })) {
+      if (event.streamName !== this.#d.names.checkpoints) {
         const before = heads.get(event.streamName);
         if (before === undefined && heads.size === MAX_CHECKPOINT_HEADS) break;
         if (before === undefined) firsts.push(event);
@@ -254,8 +275,9 @@ export class Checkpointer {
   async #lastCheckpoint(): Promise<LastCheckpoint | null> {
     if (this.#last !== undefined) return this.#last;
     const hint = await this.#hint();
-    let events = await this.#d.store.readStream(this.#d.stream, { fromRevision: hint ?? 0n });
-    if (events.length === 0 && hint !== null) events = await this.#d.store.readStream(this.#d.stream);
+    let events = await this.#d.store.readStream(this.#d.names.checkpoints, { fromRevision: hint ?? 0n });
+    if (events.length === 0 && hint !== null)
+      events = await this.#d.store.readStream(this.#d.names.checkpoints);
     const newest = events.at(-1);
     if (newest === undefined) {
       this.#last = null;
@@ -265,28 +287,23 @@ export class Checkpointer {
     if ('invalid' in parsed) {
       throw new KeyledgerError(
         'ERR_EVENT_SCHEMA',
-        `the newest checkpoint (${this.#d.stream}@${newest.revision}) fails its schema: run keyledger verify`,
-        { stream: this.#d.stream, revision: newest.revision.toString() },
+        `the newest checkpoint (${this.#d.names.checkpoints}@${newest.revision}) fails its schema: run keyledger verify`,
+        { stream: this.#d.names.checkpoints, revision: newest.revision.toString() },
       );
     }
     this.#last = { revision: newest.revision, coveredPosition: parsed.coveredPosition };
     return this.#last;
   }
 
-  /** The snapshot holding the hint: `<prefix>checkpoint-hint`. */
-  get #hintName(): string {
-    return `${this.#d.prefix}checkpoint-hint`;
-  }
-
   async #hint(): Promise<bigint | null> {
-    const snapshot = await this.#d.store.loadSnapshot(this.#hintName);
+    const snapshot = await this.#d.store.loadSnapshot(this.#d.names.checkpointHint);
     const revision = (snapshot?.state as { revision?: unknown } | null | undefined)?.revision;
     return typeof revision === 'string' && /^(0|[1-9][0-9]{0,19})$/.test(revision) ? BigInt(revision) : null;
   }
 
   async #saveHint(result: AppendResult): Promise<void> {
     try {
-      await this.#d.store.saveSnapshot(this.#hintName, {
+      await this.#d.store.saveSnapshot(this.#d.names.checkpointHint, {
         position: result.position,
         state: { revision: result.nextExpectedRevision.toString() },
       });

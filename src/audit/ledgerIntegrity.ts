@@ -51,8 +51,7 @@ export class LedgerIntegrity {
     this.#d = deps;
     this.#checkpointer = new Checkpointer({
       store: deps.store,
-      prefix: deps.names.prefix,
-      stream: deps.names.checkpoints,
+      names: deps.names,
       keys: systemKeyMacKeys(deps.systemKeys),
       now: deps.now,
       every: deps.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY,

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { KeyledgerError } from '../domain/errors.js';
 import { formatScope, parseScope } from '../domain/identities.js';
 import type { KeyInfo } from '../ledger/keyInfo.js';
-import type { OperationOptions } from '../ledger/keymetaAdmin.js';
+import type { OperationOptions } from '../ledger/operationOptions.js';
 import { AUDIT_COMMANDS, AUDIT_OPTIONS, AUDIT_USAGE, runAuditCli } from './auditCommands.js';
 import {
   AUDIT_QUERY_OPTIONS,

@@ -16,17 +16,22 @@ import { EnvelopeStreams } from '../crypto/envelopeStream.js';
 import { DEFAULT_DESTROY_GRACE_MS, MAX_DESTROY_GRACE_MS } from '../domain/decideDestroy.js';
 import { type LedgerEventType, parseEventOf, parseLedgerEvent, SCOPE_EVENT_TYPES } from '../domain/events.js';
 import { keyScope } from '../domain/identities.js';
+import type { Journal } from '../journal/decideAndAppend.js';
 import { newCorrelationId, type OperationContext } from '../journal/eventFactory.js';
 import { DEFAULT_PREFIX, type StreamNames, streamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
-import { KeymetaAdmin, type OperationOptions } from './keymetaAdmin.js';
+import { KeyDestruction } from './keyDestruction.js';
+import { KeymetaAdmin } from './keymetaAdmin.js';
 import { KeyResolver, type KeyResolverOptions } from './keyResolver.js';
 import { type LedgerEventOf, type LedgerEventsOptions, ledgerEvents } from './ledgerEvents.js';
 import { LedgerProjector } from './ledgerProjector.js';
+import type { OperationOptions } from './operationOptions.js';
 import { refuseRetiredSystemKeys } from './retiredSystemKeys.js';
 import { RewrapCampaigns } from './rewrapCampaign.js';
-import { type SystemKeyChange, SystemKeyManager } from './systemKeyManager.js';
+import { ScopeWriter } from './scopeWriter.js';
+import { type SystemKeyChange, SystemKeyLifecycle } from './systemKeyLifecycle.js';
+import { SystemKeyManager } from './systemKeyManager.js';
 
 export interface LedgerOptions {
   readonly store: EventStore;
@@ -75,19 +80,23 @@ function defaultActor(): string {
  */
 export class Ledger {
   readonly admin: KeymetaAdmin;
+  /** Crypto-shredding: schedule, cancel and run key destructions, and read their receipts. */
+  readonly destruction: KeyDestruction;
   /** Which key to use: L1 → keymeta view → provider, kept current by this process's events. */
   readonly resolver: KeyResolver;
   /** Envelope encryption with this ledger's keys (docs/formats.md). */
   readonly envelope: Envelope;
   /** Streaming envelope encryption (constant memory, authenticated chunks) with this ledger's keys. */
-  readonly streams: EnvelopeStreams;
+  readonly envelopeStreams: EnvelopeStreams;
   /** STK rewrap campaigns and system-key retirement. */
   readonly rewrap: RewrapCampaigns;
-  readonly names: StreamNames;
+  /** Every stream and snapshot name of this ledger. */
+  readonly streamNames: StreamNames;
   readonly #cache: KeyCache;
   readonly #store: EventStore;
   readonly #projector: LedgerProjector;
   readonly #systemKeys: SystemKeyManager;
+  readonly #lifecycle: SystemKeyLifecycle;
   readonly #actor: string;
   readonly #integrity: LedgerIntegrity;
   readonly #now: () => Date;
@@ -100,20 +109,19 @@ export class Ledger {
   ) {
     this.#store = options.store;
     this.#projector = projector;
-    this.names = names;
+    this.streamNames = names;
     this.#actor = options.actor ?? defaultActor();
     const now = options.now ?? (() => new Date());
     this.#now = now;
-    this.#systemKeys = new SystemKeyManager({
-      store: options.store,
-      names,
-      // A retired system key is never fetched (to unwrap with) or recorded as current again.
-      provider: refuseRetiredSystemKeys(options.provider, (identity) =>
-        isSystemKeyRetired(projector.systemKeys, identity),
-      ),
-      projector,
-      now,
-    });
+    const context = (o: OperationOptions | undefined) => this.#context(o);
+    // Every write of the ledger goes through this journal (src/journal/decideAndAppend.ts).
+    const journal: Journal = { store: options.store, now, view: projector };
+    // A retired system key is never fetched (to unwrap with) or recorded as current again.
+    const systemKeyProvider = refuseRetiredSystemKeys(options.provider, (identity) =>
+      isSystemKeyRetired(projector.systemKeys, identity),
+    );
+    this.#systemKeys = new SystemKeyManager({ provider: systemKeyProvider, projector });
+    this.#lifecycle = new SystemKeyLifecycle({ journal, names, provider: systemKeyProvider, projector });
     this.#integrity = new LedgerIntegrity({
       store: chained,
       names,
@@ -122,14 +130,25 @@ export class Ledger {
       checkpointEvery: options.checkpointEvery,
       automaticContext: () => this.#context({ reason: 'automatic checkpoint' }),
     });
+    const scopes = new ScopeWriter({ journal, names, projector, systemKeys: this.#systemKeys, context });
     this.admin = new KeymetaAdmin({
-      store: options.store,
+      journal,
       names,
       provider: options.provider,
       projector,
       systemKeys: this.#systemKeys,
+      lifecycle: this.#lifecycle,
+      scopes,
+      context,
+    });
+    this.destruction = new KeyDestruction({
+      store: options.store,
+      names,
+      projector,
+      systemKeys: this.#systemKeys,
+      scopes,
       now,
-      context: (o) => this.#context(o),
+      context,
       destroyGraceMs: options.destroyGracePeriodMs ?? DEFAULT_DESTROY_GRACE_MS,
     });
     this.#cache = new KeyCache(options.cache);
@@ -141,14 +160,14 @@ export class Ledger {
       options: options.resolver,
     });
     this.envelope = new Envelope(this.resolver, options.envelope);
-    this.streams = new EnvelopeStreams(this.resolver);
+    this.envelopeStreams = new EnvelopeStreams(this.resolver);
     this.rewrap = new RewrapCampaigns({
-      store: options.store,
+      journal,
       names,
       projector,
       systemKeys: this.#systemKeys,
-      now,
-      context: (o) => this.#context(o),
+      lifecycle: this.#lifecycle,
+      context,
     });
     // Invalidation runs inside event application, before anyone waiting for that position wakes.
     projector.onApplied((event) => {
@@ -169,7 +188,7 @@ export class Ledger {
       throw new TypeError('destroyGracePeriodMs must be a whole number of milliseconds from 0 to 10 years');
     }
     const projector = new LedgerProjector(options.store, names.prefix, {
-      snapshotName: `${names.prefix}keymeta`,
+      snapshotName: names.keymetaSnapshot,
       snapshotEvery: options.snapshotEvery,
       asOfEvery: options.asOfEvery,
     });
@@ -190,7 +209,7 @@ export class Ledger {
 
   /** Records the provider's system key as the ledger's first (ERR_LEDGER_ALREADY_INITIALISED after). */
   initialise(options?: OperationOptions): Promise<SystemKeyChange> {
-    return this.#systemKeys.initialise(this.#context(options));
+    return this.#lifecycle.initialise(this.#context(options));
   }
 
   /** Every recorded system key (identity, sequence, metadata, retirement); never key bytes. */
@@ -221,8 +240,8 @@ export class Ledger {
   ): Promise<HistoryEntry[]> {
     const scope = keyScope(custodian, namespace);
     return options?.key === undefined
-      ? scopeHistory(this.#store, this.names, scope)
-      : keyHistory(this.#store, this.names, scope, options.key);
+      ? scopeHistory(this.#store, this.streamNames, scope)
+      : keyHistory(this.#store, this.streamNames, scope, options.key);
   }
 
   /**
@@ -231,12 +250,12 @@ export class Ledger {
    * ERR_AS_OF_BEFORE_LEDGER (docs/audit.md).
    */
   async asOf(target: AsOfTarget): Promise<KeymetaAsOf> {
-    return keymetaAsOf(this.#store, this.names.prefix, target, this.#now());
+    return keymetaAsOf(this.#store, this.streamNames.prefix, target, this.#now());
   }
 
   /** One scope at a position or a time, from its own streams; also ERR_SCOPE_NOT_FOUND. */
   async scopeAsOf(custodian: string, namespace: string | undefined, target: AsOfTarget): Promise<ScopeAsOf> {
-    return scopeAsOf(this.#store, this.names, keyScope(custodian, namespace), target, this.#now());
+    return scopeAsOf(this.#store, this.streamNames, keyScope(custodian, namespace), target, this.#now());
   }
 
   /**
@@ -246,7 +265,7 @@ export class Ledger {
   events$<T extends LedgerEventType = LedgerEventType>(
     options?: LedgerEventsOptions<T>,
   ): Observable<LedgerEventOf<T>> {
-    return ledgerEvents(this.#store, this.names.prefix, () => this.#projector.position, options);
+    return ledgerEvents(this.#store, this.streamNames.prefix, () => this.#projector.position, options);
   }
 
   /**
@@ -259,11 +278,11 @@ export class Ledger {
     const { custodian, namespace, ...range } = options;
     const fold = keyMetricsFold(range);
     if (custodian === undefined) {
-      for await (const recorded of this.#store.readAll({ streamPrefix: this.names.prefix }))
+      for await (const recorded of this.#store.readAll({ streamPrefix: this.streamNames.prefix }))
         if (!fold.add(parseLedgerEvent(recorded))) break;
     } else {
       const scope = keyScope(custodian, namespace);
-      const stream = await this.#store.readStream(this.names.scope(scope));
+      const stream = await this.#store.readStream(this.streamNames.scope(scope));
       if (stream.length === 0) throw scopeNotFound(scope);
       for (const recorded of stream) if (!fold.add(parseEventOf(recorded, SCOPE_EVENT_TYPES))) break;
     }

@@ -139,7 +139,7 @@ async function codeOf(call: () => unknown): Promise<string | undefined> {
 }
 
 async function streamTypes(env: Env, ns: string): Promise<string[]> {
-  return (await env.store.readStream(env.ledger.names.scope(at(ns)))).map((e) => e.type);
+  return (await env.store.readStream(env.ledger.streamNames.scope(at(ns)))).map((e) => e.type);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -865,7 +865,7 @@ describe('KeyResolver: L3 dynamic lookup', () => {
     const target = env.ledger.resolver.target(CUST, ['t']);
     assertResolved(await env.ledger.resolver.resolveActive(target), env.scripted, 't', 0, 't1');
     assert.equal(env.provider.calls.getManagedKey, 1);
-    const stream = await env.store.readStream(env.ledger.names.scope(at('t')));
+    const stream = await env.store.readStream(env.ledger.streamNames.scope(at('t')));
     assert.deepEqual(
       stream.map((e) => e.type),
       ['KeyManagementEnabled'],

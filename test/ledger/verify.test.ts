@@ -171,8 +171,8 @@ describe('verify: an untouched ledger', () => {
           (k) => k.state === 'INACTIVE',
         );
         assert.ok(older !== undefined);
-        await ledger.admin.scheduleKeyDestruction(CUST, 'orders', older.metadataHash, { graceMs: 0 });
-        await ledger.admin.destroyDueKeys();
+        await ledger.destruction.scheduleKeyDestruction(CUST, 'orders', older.metadataHash, { graceMs: 0 });
+        await ledger.destruction.destroyDueKeys();
         await ledger.checkpoint();
         const report = await ledger.verify();
         assert.equal(report.ok, true, report.firstProblem?.message);
@@ -786,8 +786,8 @@ describe('verify: legacy events, destroyed material', () => {
         (k) => k.state === 'INACTIVE',
       );
       assert.ok(older !== undefined && newer !== undefined);
-      await ledger.admin.scheduleKeyDestruction(CUST, 'orders', older.metadataHash, { graceMs: 0 });
-      const { destroyed } = await ledger.admin.destroyDueKeys();
+      await ledger.destruction.scheduleKeyDestruction(CUST, 'orders', older.metadataHash, { graceMs: 0 });
+      const { destroyed } = await ledger.destruction.destroyDueKeys();
       assert.equal(destroyed.length, 1);
       assert.equal((await store.readStream(NAMES.material(older.keyId))).length, 0);
       const report = await ledger.verify();
