@@ -14,7 +14,7 @@ export type MacAnswer =
 
 /**
  * Checkpoint MACs, computed by whoever holds the system keys (SystemKeyHandle.mac): the ledger's
- * system-key manager when verifying a live ledger, the configured provider for an export file.
+ * system-key handles when verifying a live ledger, the configured provider for an export file.
  * Key bytes never leave the handle; only MACs come out.
  */
 export interface CheckpointMacKeys {
@@ -28,7 +28,7 @@ export interface CheckpointMacKeys {
 /** How many times a handle is fetched again if L1 evicted it before it could be used. */
 const HANDLE_ATTEMPTS = 3;
 
-/** The system-key manager's side (structurally; SystemKeyManager is one). */
+/** What the system keys' handles offer (structurally; SystemKeyHandles is one). */
 export interface SystemKeySource {
   current(): Promise<SystemKeyHandle>;
   byIdentity(identity: string): Promise<SystemKeyHandle>;

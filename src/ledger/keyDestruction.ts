@@ -25,7 +25,7 @@ import { type KeyInfo, toKeyInfo } from './keyInfo.js';
 import type { LedgerProjector } from './ledgerProjector.js';
 import type { KeyResult, OperationOptions } from './operationOptions.js';
 import type { ScopeWriter } from './scopeWriter.js';
-import type { SystemKeyManager } from './systemKeyManager.js';
+import type { SystemKeyHandles } from './systemKeyHandles.js';
 
 export interface ScheduleDestructionOptions extends OperationOptions {
   /**
@@ -69,7 +69,7 @@ interface DestructionDeps {
   readonly store: EventStore;
   readonly names: StreamNames;
   readonly projector: LedgerProjector;
-  readonly systemKeys: SystemKeyManager;
+  readonly systemKeys: SystemKeyHandles;
   readonly scopes: ScopeWriter;
   readonly now: () => Date;
   readonly context: (options: OperationOptions | undefined) => OperationContext;

@@ -17,7 +17,7 @@ import {
 import type { ManagedKey, ScopeState } from '../domain/scopeState.js';
 import type { KeymetaAdmin } from './keymetaAdmin.js';
 import type { LedgerProjector } from './ledgerProjector.js';
-import type { SystemKeyManager } from './systemKeyManager.js';
+import type { SystemKeyHandles } from './systemKeyHandles.js';
 
 export interface KeyResolverOptions {
   /**
@@ -55,7 +55,7 @@ const MAX_FETCHES = MAX_CANDIDATES + 4;
 export class KeyResolver {
   readonly #cache: KeyCache;
   readonly #projector: LedgerProjector;
-  readonly #systemKeys: SystemKeyManager;
+  readonly #systemKeys: SystemKeyHandles;
   readonly #admin: KeymetaAdmin;
   readonly #dynamicLookup: boolean;
   readonly #providerTimeoutMs: number;
@@ -66,7 +66,7 @@ export class KeyResolver {
   constructor(deps: {
     cache: KeyCache;
     projector: LedgerProjector;
-    systemKeys: SystemKeyManager;
+    systemKeys: SystemKeyHandles;
     admin: KeymetaAdmin;
     options?: KeyResolverOptions;
   }) {

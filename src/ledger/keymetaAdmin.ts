@@ -35,8 +35,8 @@ import type { LedgerProjector } from './ledgerProjector.js';
 import type { KeyResult, OperationOptions, WriteResult } from './operationOptions.js';
 import { type CheckedAnswer, checkProviderAnswer } from './providerAnswers.js';
 import type { ScopeWriter } from './scopeWriter.js';
+import type { SystemKeyHandles } from './systemKeyHandles.js';
 import type { SystemKeyChange, SystemKeyLifecycle } from './systemKeyLifecycle.js';
-import type { SystemKeyManager } from './systemKeyManager.js';
 
 export interface EnableResult {
   readonly marker: MarkerState | null;
@@ -55,7 +55,7 @@ interface AdminDeps {
   readonly names: StreamNames;
   readonly provider: ManagedKeyProvider;
   readonly projector: LedgerProjector;
-  readonly systemKeys: SystemKeyManager;
+  readonly systemKeys: SystemKeyHandles;
   readonly lifecycle: SystemKeyLifecycle;
   readonly scopes: ScopeWriter;
   readonly context: (options: OperationOptions | undefined) => OperationContext;

@@ -30,8 +30,8 @@ import type { OperationOptions } from './operationOptions.js';
 import { refuseRetiredSystemKeys } from './retiredSystemKeys.js';
 import { RewrapCampaigns } from './rewrapCampaign.js';
 import { ScopeWriter } from './scopeWriter.js';
+import { SystemKeyHandles } from './systemKeyHandles.js';
 import { type SystemKeyChange, SystemKeyLifecycle } from './systemKeyLifecycle.js';
-import { SystemKeyManager } from './systemKeyManager.js';
 
 export interface LedgerOptions {
   readonly store: EventStore;
@@ -95,7 +95,7 @@ export class Ledger {
   readonly #cache: KeyCache;
   readonly #store: EventStore;
   readonly #projector: LedgerProjector;
-  readonly #systemKeys: SystemKeyManager;
+  readonly #systemKeys: SystemKeyHandles;
   readonly #lifecycle: SystemKeyLifecycle;
   readonly #actor: string;
   readonly #integrity: LedgerIntegrity;
@@ -120,7 +120,7 @@ export class Ledger {
     const systemKeyProvider = refuseRetiredSystemKeys(options.provider, (identity) =>
       isSystemKeyRetired(projector.systemKeys, identity),
     );
-    this.#systemKeys = new SystemKeyManager({ provider: systemKeyProvider, projector });
+    this.#systemKeys = new SystemKeyHandles({ provider: systemKeyProvider, projector });
     this.#lifecycle = new SystemKeyLifecycle({ journal, names, provider: systemKeyProvider, projector });
     this.#integrity = new LedgerIntegrity({
       store: chained,

@@ -10,7 +10,7 @@ import { deterministicEventId, type OperationContext } from '../journal/eventFac
 import type { StreamNames } from '../journal/streamNames.js';
 import type { RecordedEvent } from '../store/eventStore.js';
 import type { LedgerProjector } from './ledgerProjector.js';
-import type { SystemKeyManager } from './systemKeyManager.js';
+import type { SystemKeyHandles } from './systemKeyHandles.js';
 
 export type KeyOutcome = 'rewrapped' | 'skipped';
 
@@ -21,7 +21,7 @@ interface MaterialRewrapDeps {
   readonly journal: Journal;
   readonly names: StreamNames;
   readonly projector: LedgerProjector;
-  readonly systemKeys: SystemKeyManager;
+  readonly systemKeys: SystemKeyHandles;
   /** The key as this process's view knows it (its state and recorded checksum). */
   readonly keyOf: (keyId: KeyId) => ManagedKey | undefined;
 }

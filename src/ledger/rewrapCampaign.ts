@@ -23,8 +23,8 @@ import type { StreamNames } from '../journal/streamNames.js';
 import type { LedgerProjector } from './ledgerProjector.js';
 import { MaterialRewrap } from './materialRewrap.js';
 import type { OperationOptions } from './operationOptions.js';
+import type { SystemKeyHandles } from './systemKeyHandles.js';
 import type { RetireResult, SystemKeyLifecycle } from './systemKeyLifecycle.js';
-import type { SystemKeyManager } from './systemKeyManager.js';
 
 /** Keys per batch (one checkpoint event each) unless the caller says otherwise. */
 export const DEFAULT_REWRAP_BATCH_SIZE = 100;
@@ -98,7 +98,7 @@ interface RewrapDeps {
   readonly journal: Journal;
   readonly names: StreamNames;
   readonly projector: LedgerProjector;
-  readonly systemKeys: SystemKeyManager;
+  readonly systemKeys: SystemKeyHandles;
   readonly lifecycle: SystemKeyLifecycle;
   readonly context: (options: OperationOptions | undefined) => OperationContext;
 }

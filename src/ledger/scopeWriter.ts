@@ -9,13 +9,13 @@ import type { OperationContext } from '../journal/eventFactory.js';
 import type { StreamNames } from '../journal/streamNames.js';
 import type { LedgerProjector } from './ledgerProjector.js';
 import type { OperationOptions } from './operationOptions.js';
-import type { SystemKeyManager } from './systemKeyManager.js';
+import type { SystemKeyHandles } from './systemKeyHandles.js';
 
 export interface ScopeWriterDeps {
   readonly journal: Journal;
   readonly names: StreamNames;
   readonly projector: LedgerProjector;
-  readonly systemKeys: SystemKeyManager;
+  readonly systemKeys: SystemKeyHandles;
   readonly context: (options: OperationOptions | undefined) => OperationContext;
 }
 

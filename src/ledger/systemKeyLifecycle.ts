@@ -45,7 +45,7 @@ const STK_IDENTITY = /^[0-9a-f]{16}$/;
  * The system keys' lifecycle, every write of the system stream: record the first (init), record
  * the provider's new one (rotateSTK), retire an old one. The decisions are the pure deciders'
  * (decideSystemKey, decideRetireSystemKey); the handles the keys are used through are
- * SystemKeyManager's.
+ * in SystemKeyHandles.
  */
 export class SystemKeyLifecycle {
   readonly #d: LifecycleDeps;

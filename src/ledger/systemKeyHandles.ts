@@ -13,7 +13,7 @@ const MAX_CACHED_SYSTEM_KEYS = 64;
  * unwrapping; a handle is fetched from the provider by the metadata recorded for it and must
  * produce the recorded identity, so a provider that swapped the key under a name is caught.
  */
-export class SystemKeyManager {
+export class SystemKeyHandles {
   readonly #provider: ManagedKeyProvider;
   readonly #projector: LedgerProjector;
   readonly #fetching = new Map<string, Promise<SystemKeyHandle>>();
