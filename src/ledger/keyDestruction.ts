@@ -208,6 +208,7 @@ export class KeyDestruction {
     await this.#d.store.deleteStream(materialStream);
     return receiptOf(event.data, { ...context, destroyedAt: written.at.toISOString() }, written.position);
   }
+
   /** The receipt of a material stream as it is now: its events' count and materialHashOf. */
   async #materialReceipt(materialStream: string): Promise<MaterialReceipt> {
     const copies: MaterialCopy[] = [];

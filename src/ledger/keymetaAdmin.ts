@@ -114,6 +114,7 @@ export class KeymetaAdmin {
     }));
   }
 
+  /** HBase's rotateSTK: records the provider's current system key if it is new (SystemKeyLifecycle). */
   rotateSTK(options?: OperationOptions): Promise<SystemKeyChange> {
     return this.#d.lifecycle.rotate(this.#d.context(options));
   }
