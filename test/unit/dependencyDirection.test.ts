@@ -91,7 +91,8 @@ export function checkDependencyDirection(
       if (!specifier.startsWith('.')) continue; // node: and npm packages
       const target = posix.normalize(posix.join(posix.dirname(file.path), specifier));
       const to = folderOf(target);
-      const at = (why: string) => violations.push({ file: file.path, specifier, from, to: to ?? target, why });
+      const at = (why: string) =>
+        violations.push({ file: file.path, specifier, from, to: to ?? target, why });
       if (to === null) {
         at('imports from outside src/ and projections/');
         continue;
@@ -101,7 +102,8 @@ export function checkDependencyDirection(
       const toLayer = layers[to];
       if (fromLayer === undefined) at(`folder ${from} is not in the layer table`);
       else if (toLayer === undefined) at(`folder ${to} is not in the layer table`);
-      else if (toLayer > fromLayer) at(`${from} (layer ${fromLayer}) imports ${to}, a layer above (${toLayer})`);
+      else if (toLayer > fromLayer)
+        at(`${from} (layer ${fromLayer}) imports ${to}, a layer above (${toLayer})`);
       else if (toLayer === fromLayer) at(`${from} imports ${to}, a sibling of the same layer (${toLayer})`);
     }
   }
@@ -147,8 +149,14 @@ describe('dependency direction', () => {
       { path: 'src/store/bad.ts', source: "import '../crypto/envelope.js';\n" },
       { path: 'projections/bad.ts', source: "const m = await import('../src/journal/streamNames.js');\n" },
       { path: 'src/newFolder/bad.ts', source: "import { x } from '../domain/events.js';\n" },
-      { path: 'src/ledger/good.ts', source: "import { a } from '../audit/asOf.js';\nimport { b } from './c.js';\n" },
-      { path: 'src/cli/good.ts', source: "import { z } from 'zod';\nimport { d } from '../../projections/keymeta.js';\n" },
+      {
+        path: 'src/ledger/good.ts',
+        source: "import { a } from '../audit/asOf.js';\nimport { b } from './c.js';\n",
+      },
+      {
+        path: 'src/cli/good.ts',
+        source: "import { z } from 'zod';\nimport { d } from '../../projections/keymeta.js';\n",
+      },
       { path: 'src/journal/good.ts', source: "// import { Ledger } from '../ledger/ledger.js';\n" },
       { path: 'src/index.ts', source: "export { Ledger } from './ledger/ledger.js';\n" },
     ];
@@ -165,7 +173,10 @@ describe('dependency direction', () => {
       ],
       report(violations),
     );
-    assert.match(report(violations), /src\/audit\/bad\.ts: '\.\.\/ledger\/keymetaAdmin\.js' — audit \(layer 4\) imports ledger/);
+    assert.match(
+      report(violations),
+      /src\/audit\/bad\.ts: '\.\.\/ledger\/keymetaAdmin\.js' — audit \(layer 4\) imports ledger/,
+    );
     assert.match(report(violations), /newFolder is not in the layer table/);
   });
 
