@@ -16,14 +16,50 @@ import { type ChainLink, chainLinkOf, eventHash } from './hashChain.js';
  * every checkpoint, that the streams stood where it says (docs/audit.md, "Tamper evidence").
  */
 
-export type ProblemKind =
-  | 'modified'
-  | 'inserted'
-  | 'deleted'
-  | 'reordered'
-  | 'truncated'
-  | 'bad-checkpoint'
-  | 'unchained';
+/** One kind per cause, so that callers (and tests) tell them apart without reading messages. */
+export const PROBLEM_KINDS = [
+  // The hash chain and the checkpoints' records of stream heads.
+  'modified',
+  'inserted',
+  'deleted',
+  'reordered',
+  'truncated',
+  'unchained',
+  // A checkpoint that cannot be trusted, by cause.
+  /** An event of another type in the checkpoint stream. */
+  'checkpoint-foreign-event',
+  /** A checkpoint whose data fails its schema. */
+  'checkpoint-unparsable',
+  /** It does not start where the checkpoint before it ended. */
+  'checkpoint-discontinuous',
+  /** Its covered interval is empty, or reaches its own position. */
+  'checkpoint-range-invalid',
+  /** A head for a stream it cannot cover, unsorted heads, or a head outside its interval. */
+  'checkpoint-heads-invalid',
+  /** Its MAC names a system key the ledger never recorded. */
+  'checkpoint-unknown-system-key',
+  /** Its MAC does not verify. */
+  'checkpoint-mac-invalid',
+  /** Its MAC's system key is gone and no later verified checkpoint vouches for it. */
+  'checkpoint-unvouched',
+  /** Events name checkpoints (metadata `checkpoint`) the checkpoint stream no longer holds. */
+  'checkpoint-stream-missing',
+  /** More ledger events after the newest checkpoint than the checkpoint interval allows. */
+  'uncovered-tail-too-long',
+  /** A stored snapshot (keymeta, as-of) that is not bound to this log, or whose MAC fails. */
+  'snapshot-beyond-head',
+  'snapshot-event-mismatch',
+  'snapshot-unknown-system-key',
+  'snapshot-mac-invalid',
+  /** A missing material stream whose destruction receipt does not excuse it. */
+  'receipt-mismatch',
+  /** The store is older than the anchor (file or --anchor): its checkpoint is gone. */
+  'rollback',
+  /** The anchored checkpoint is there, with another hash. */
+  'anchor-mismatch',
+] as const;
+
+export type ProblemKind = (typeof PROBLEM_KINDS)[number];
 
 export interface VerifyProblem {
   readonly kind: ProblemKind;
@@ -234,12 +270,12 @@ class Verifier {
         heads: new Map(),
       });
       if (event.type !== CHECKPOINT_EVENT_TYPE) {
-        this.#problem('bad-checkpoint', at, `a ${event.type} event in the checkpoint stream`);
+        this.#problem('checkpoint-foreign-event', at, `a ${event.type} event in the checkpoint stream`);
         continue;
       }
       const checkpoint = parseCheckpoint(event.data);
       if ('invalid' in checkpoint) {
-        this.#problem('bad-checkpoint', at, `the checkpoint does not parse: ${checkpoint.invalid}`);
+        this.#problem('checkpoint-unparsable', at, `the checkpoint does not parse: ${checkpoint.invalid}`);
         this.#expectedPrevious = null;
         continue;
       }
@@ -249,20 +285,20 @@ class Verifier {
         // Its own commitments still hold if its MAC does: a missing checkpoint is reported here and
         // by the checkpoint stream's chain.
         this.#problem(
-          'bad-checkpoint',
+          'checkpoint-discontinuous',
           at,
           `it starts at position ${checkpoint.previousPosition}, but the checkpoint before it covered up to ${expected}`,
         );
       }
       const shapeProblem = this.#shapeProblem(checkpoint, event.position);
       if (shapeProblem !== null) {
-        this.#problem('bad-checkpoint', at, shapeProblem);
+        this.#problem(shapeProblem.kind, at, shapeProblem.message);
         yield untrusted(checkpoint.previousPosition, checkpoint.coveredPosition);
         continue;
       }
       const mac = await this.#checkMac(event, checkpoint);
       if (mac !== 'ok' && mac !== 'provisional') {
-        this.#problem('bad-checkpoint', at, mac);
+        this.#problem(mac.kind, at, mac.message);
         yield untrusted(checkpoint.previousPosition, checkpoint.coveredPosition);
         continue;
       }
@@ -280,39 +316,52 @@ class Verifier {
     }
   }
 
-  #shapeProblem(c: Checkpoint, position: bigint): string | null {
+  #shapeProblem(c: Checkpoint, position: bigint): { kind: ProblemKind; message: string } | null {
     if (c.coveredPosition <= c.previousPosition || c.coveredPosition >= position) {
-      return `its covered position ${c.coveredPosition} is not between ${c.previousPosition} and its own position`;
+      return {
+        kind: 'checkpoint-range-invalid',
+        message: `its covered position ${c.coveredPosition} is not between ${c.previousPosition} and its own position`,
+      };
     }
+    const heads = (message: string) => ({ kind: 'checkpoint-heads-invalid' as const, message });
     let before: string | null = null;
     for (const head of c.heads) {
       if (!head.stream.startsWith(this.#source.prefix) || head.stream === this.#o.names.checkpoints) {
-        return `it records a head for stream ${head.stream}, which is not one it covers`;
+        return heads(`it records a head for stream ${head.stream}, which is not one it covers`);
       }
       if (before !== null && head.stream <= before)
-        return 'its heads are not sorted by stream, one per stream';
+        return heads('its heads are not sorted by stream, one per stream');
       if (head.position <= c.previousPosition || head.position > c.coveredPosition) {
-        return `it records ${head.stream} at position ${head.position}, outside the interval it covers`;
+        return heads(`it records ${head.stream} at position ${head.position}, outside the interval it covers`);
       }
       before = head.stream;
     }
     return null;
   }
 
-  async #checkMac(event: RecordedEvent, c: Checkpoint): Promise<'ok' | 'provisional' | string> {
+  async #checkMac(
+    event: RecordedEvent,
+    c: Checkpoint,
+  ): Promise<'ok' | 'provisional' | { kind: ProblemKind; message: string }> {
     const keys = this.#o.keys;
     if (keys === null) return 'ok';
     const answer = await keys.mac(c.stkIdentity, checkpointMacMessage(event));
     switch (answer.kind) {
       case 'unknown':
-        return `its MAC is under system key ${c.stkIdentity}, which the ledger never recorded`;
+        return {
+          kind: 'checkpoint-unknown-system-key',
+          message: `its MAC is under system key ${c.stkIdentity}, which the ledger never recorded`,
+        };
       case 'unavailable':
         this.#macsUnavailable++;
         return 'provisional';
       case 'mac': {
         const stored = Buffer.from(c.mac, 'hex');
         if (stored.length !== answer.mac.length || !timingSafeEqual(stored, answer.mac)) {
-          return 'its MAC does not verify: it was changed, or made without the system key';
+          return {
+            kind: 'checkpoint-mac-invalid',
+            message: 'its MAC does not verify: it was changed, or made without the system key',
+          };
         }
         this.#macsVerified++;
         this.#lastMacVerifiedRevision = event.revision;
@@ -618,7 +667,7 @@ class Verifier {
     for (const p of this.#provisional) {
       if (this.#lastMacVerifiedRevision === null || p.revision > this.#lastMacVerifiedRevision) {
         this.#problem(
-          'bad-checkpoint',
+          'checkpoint-unvouched',
           { position: p.position, stream: this.#o.names.checkpoints, revision: p.revision },
           "its MAC's system key is not available, and no later checkpoint with a verified MAC vouches for it",
         );
