@@ -6,7 +6,9 @@ import { type AuditExportSummary, exportAudit } from './auditExport.js';
 import type { ChainingEventStore } from './chainingEventStore.js';
 import { Checkpointer, type CheckpointResult, DEFAULT_CHECKPOINT_EVERY } from './checkpointer.js';
 import { type SystemKeySource, systemKeyMacKeys } from './checkpointMacKeys.js';
+import { SNAPSHOT_MAC_LABEL } from './snapshotSeal.js';
 import { type VerifyReport, type VerifySource, verifyLedger } from './verifyLedger.js';
+import { verifySnapshots } from './verifySnapshots.js';
 
 export interface LedgerVerifyOptions {
   /** A checkpoint kept from an earlier report (its revision and hash) that must still be there. */
@@ -66,10 +68,19 @@ export class LedgerIntegrity {
   }
 
   async verify(options: LedgerVerifyOptions = {}): Promise<VerifyReport> {
-    return verifyLedger(await storeVerifySource(this.#d.store.inner, this.#d.names), {
+    const store = this.#d.store.inner;
+    const source = await storeVerifySource(store, this.#d.names);
+    return verifyLedger(source, {
       keys: systemKeyMacKeys(this.#d.systemKeys),
       names: this.#d.names,
       anchor: options.anchor,
+      snapshots: () =>
+        verifySnapshots(
+          store,
+          this.#d.names.prefix,
+          systemKeyMacKeys(this.#d.systemKeys, SNAPSHOT_MAC_LABEL),
+          source.headPosition,
+        ),
     });
   }
 

@@ -10,6 +10,8 @@ import {
 } from './checkpointFormat.js';
 import type { CheckpointMacKeys } from './checkpointMacKeys.js';
 import { type ChainLink, chainLinkOf, eventHash } from './hashChain.js';
+import { isTamperRejection } from './snapshotSeal.js';
+import type { SnapshotsVerified } from './verifySnapshots.js';
 
 /**
  * verify: one pass over the ledger in position order, checking every stream's hash chain and, for
@@ -105,6 +107,13 @@ export interface VerifyReport {
    * changed, added or cut them undetected. A checkpoint covers them.
    */
   readonly uncoveredEvents: number;
+  /** Stored snapshots checked (keymeta, as-of); 0 for an export file, which holds none. */
+  readonly snapshotsChecked: number;
+  /**
+   * Snapshots no ledger will use that are not evidence of tampering: without a seal (written
+   * before snapshots were sealed) or sealed under a retired system key. Replaced as the ledger runs.
+   */
+  readonly snapshotsUnused: number;
   readonly firstProblem: VerifyProblem | null;
   /** The first MAX_REPORTED problems by position. */
   readonly problems: readonly VerifyProblem[];
@@ -135,6 +144,8 @@ export interface VerifyOptions {
    * it, which catches a cut that took the newest checkpoints too.
    */
   readonly anchor?: { readonly revision: bigint; readonly hash: string };
+  /** Checks the stored snapshots (a store has them, an export file not); run after the walk. */
+  readonly snapshots?: () => Promise<SnapshotsVerified>;
 }
 
 interface Link {
@@ -206,6 +217,8 @@ class Verifier {
   #coveredPosition: bigint | null = null;
   #lastCheckpoint: VerifiedCheckpoint | null = null;
   #anchorSeen = false;
+  #snapshotsChecked = 0;
+  #snapshotsUnused = 0;
   /** Where the next checkpoint must start: the last one's covered position (null: unknown). */
   #expectedPrevious: bigint | null = 0n;
 
@@ -237,7 +250,29 @@ class Verifier {
     } finally {
       await cursor.return?.(undefined);
     }
+    await this.#checkSnapshots();
     return this.#finish();
+  }
+
+  async #checkSnapshots(): Promise<void> {
+    if (this.#o.snapshots === undefined) return;
+    const { checked, rejections } = await this.#o.snapshots();
+    this.#snapshotsChecked = checked;
+    for (const r of rejections) {
+      if (!isTamperRejection(r.kind)) {
+        this.#snapshotsUnused++;
+        continue;
+      }
+      const kind: ProblemKind = r.kind as Exclude<
+        typeof r.kind,
+        'snapshot-unbound' | 'snapshot-unverifiable'
+      >;
+      this.#problem(
+        kind,
+        { position: r.position, stream: r.snapshot, revision: null },
+        `snapshot ${r.snapshot}: ${r.message}`,
+      );
+    }
   }
 
   #problem(
@@ -332,7 +367,9 @@ class Verifier {
       if (before !== null && head.stream <= before)
         return heads('its heads are not sorted by stream, one per stream');
       if (head.position <= c.previousPosition || head.position > c.coveredPosition) {
-        return heads(`it records ${head.stream} at position ${head.position}, outside the interval it covers`);
+        return heads(
+          `it records ${head.stream} at position ${head.position}, outside the interval it covers`,
+        );
       }
       before = head.stream;
     }
@@ -705,6 +742,8 @@ class Verifier {
       lastCheckpoint: this.#lastCheckpoint,
       coveredPosition: this.#coveredPosition,
       uncoveredEvents: this.#sinceCovered,
+      snapshotsChecked: this.#snapshotsChecked,
+      snapshotsUnused: this.#snapshotsUnused,
       firstProblem: problems[0] ?? null,
       problems: problems.slice(0, MAX_REPORTED),
       problemCount: problems.length,

@@ -212,3 +212,38 @@ export function dropLastEvents(file: string, stream: string, count: number): Sto
     return rows.reverse();
   });
 }
+
+/** A stored snapshot as the sqlite file holds it (state parsed). */
+export interface StoredSnapshot {
+  readonly position: bigint;
+  readonly state: unknown;
+}
+
+/** The snapshot stored under `name` (throws if there is none). */
+export function readSnapshot(file: string, name: string): StoredSnapshot {
+  const db = open(file);
+  try {
+    const row = db.prepare('SELECT position, state FROM snapshots WHERE name = ?').get(name) as
+      | { position: bigint; state: string }
+      | undefined;
+    if (row === undefined) throw new Error(`no snapshot ${name}`);
+    return { position: row.position, state: JSON.parse(row.state) };
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Rewrites the snapshot stored under `name` as `edit` returns it: the snapshots table has no
+ * integrity of its own, so an attacker may put any state and any position there.
+ */
+export function editSnapshot(file: string, name: string, edit: (s: StoredSnapshot) => StoredSnapshot): void {
+  const edited = edit(readSnapshot(file, name));
+  withDb(file, (db) => {
+    db.prepare('UPDATE snapshots SET position = ?, state = ? WHERE name = ?').run(
+      edited.position,
+      JSON.stringify(edited.state),
+      name,
+    );
+  });
+}
