@@ -9,6 +9,7 @@ import {
   parseCheckpoint,
 } from './checkpointFormat.js';
 import type { CheckpointMacKeys } from './checkpointMacKeys.js';
+import { DestructionReceipts } from './destructionReceipts.js';
 import { type ChainLink, chainLinkOf, eventHash } from './hashChain.js';
 import { isTamperRejection } from './snapshotSeal.js';
 import type { SnapshotsVerified } from './verifySnapshots.js';
@@ -138,7 +139,7 @@ export interface VerifyOptions {
   /** null: MACs are not checked (report.macs 'skipped'). Closed when the walk ends. */
   readonly keys: CheckpointMacKeys | null;
   /** The ledger's checkpoint stream, and its material streams (missing once their key is destroyed). */
-  readonly names: Pick<StreamNames, 'checkpoints' | 'materialKeyOf'>;
+  readonly names: Pick<StreamNames, 'checkpoints' | 'material' | 'materialKeyOf' | 'scopeOf'>;
   /**
    * A checkpoint recorded elsewhere (a previous report's lastCheckpoint): the ledger must still hold
    * it, which catches a cut that took the newest checkpoints too.
@@ -202,7 +203,7 @@ class Verifier {
   readonly #problems: VerifyProblem[] = [];
   readonly #conditional: Conditional[] = [];
   readonly #tracks = new Map<string, Track>();
-  readonly #destroyedKeys = new Set<string>();
+  readonly #receipts: DestructionReceipts;
   /** Checkpoints trusted only because a later one may vouch for them (MAC key unavailable). */
   readonly #provisional: { position: bigint; revision: bigint }[] = [];
   #lastMacVerifiedRevision: bigint | null = null;
@@ -225,6 +226,7 @@ class Verifier {
   constructor(source: VerifySource, options: VerifyOptions) {
     this.#source = source;
     this.#o = options;
+    this.#receipts = new DestructionReceipts(options.names);
   }
 
   async run(): Promise<VerifyReport> {
@@ -433,10 +435,8 @@ class Verifier {
     hash: string,
     at: { position: bigint; stream: string; revision: bigint },
   ): void {
-    if (e.type === 'ManagedKeyDestroyed') {
-      const keyId = (e.data as { keyId?: unknown }).keyId;
-      if (typeof keyId === 'string') this.#destroyedKeys.add(keyId);
-    }
+    const misplaced = this.#receipts.note(e);
+    if (misplaced !== null) this.#problem('receipt-mismatch', at, misplaced);
     if (e.type === CHECKPOINT_EVENT_TYPE && e.streamName !== this.#o.names.checkpoints) {
       this.#problem('inserted', at, 'a checkpoint outside the checkpoint stream');
     }
@@ -634,6 +634,7 @@ class Verifier {
   #close(interval: Interval): void {
     if (!interval.trusted) return;
     for (const head of interval.heads.values()) {
+      this.#receipts.knowHead(head.stream, head.revision);
       if (head.reached) continue;
       const track = this.#tracks.get(head.stream);
       const at = { position: head.position, stream: head.stream, revision: head.revision };
@@ -698,8 +699,10 @@ class Verifier {
     }
     const destroyedStreams = new Set<string>();
     for (const { problem, keyId } of this.#conditional) {
-      if (this.#destroyedKeys.has(keyId)) destroyedStreams.add(problem.stream);
-      else this.#problems.push(problem);
+      const judged = this.#receipts.judge(keyId, problem.stream, this.#coveredPosition);
+      if (judged.kind === 'excused') destroyedStreams.add(problem.stream);
+      else if (judged.kind === 'none') this.#problems.push(problem);
+      else this.#problems.push({ ...problem, kind: 'receipt-mismatch', message: judged.message });
     }
     for (const p of this.#provisional) {
       if (this.#lastMacVerifiedRevision === null || p.revision > this.#lastMacVerifiedRevision) {

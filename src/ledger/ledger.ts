@@ -137,6 +137,7 @@ export class Ledger {
       now,
       context: (o) => this.#context(o),
       destroyGraceMs: options.destroyGracePeriodMs ?? DEFAULT_DESTROY_GRACE_MS,
+      checkpoint: (context) => this.#integrity.checkpoint(context),
     });
     this.#cache = new KeyCache(options.cache);
     this.resolver = new KeyResolver({

@@ -247,3 +247,61 @@ export function editSnapshot(file: string, name: string, edit: (s: StoredSnapsho
     );
   });
 }
+
+/**
+ * Appends a forged event at the end of `stream` (next revision, the store's next position), linked
+ * properly to the stream's last event and carrying its metadata: what a careful forger adds to the
+ * uncovered tail. Returns the forged event's position.
+ */
+export function appendForgedEvent(
+  file: string,
+  stream: string,
+  forged: { readonly type: string; readonly data: JsonObject },
+): bigint {
+  return withDb(file, (db) => {
+    const row = db
+      .prepare('SELECT * FROM events WHERE stream = ? ORDER BY revision DESC LIMIT 1')
+      .get(stream) as Row | undefined;
+    if (row === undefined) throw new Error(`no stream ${stream}`);
+    const last = toStored(row);
+    const prevHash = eventHash({
+      streamName: last.stream,
+      eventId: last.eventId,
+      type: last.type,
+      data: JSON.parse(last.data),
+      metadata: JSON.parse(last.metadata),
+    });
+    const { head } = db.prepare('SELECT max(position) AS head FROM events').get() as { head: bigint };
+    const position = head + 1n;
+    db.prepare('UPDATE streams SET last_revision = ? WHERE name = ?').run(last.revision + 1n, stream);
+    db.prepare(
+      'INSERT INTO events (position, stream, revision, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(
+      position,
+      stream,
+      last.revision + 1n,
+      randomUUID(),
+      forged.type,
+      JSON.stringify(forged.data),
+      JSON.stringify({ ...JSON.parse(last.metadata), prevHash }),
+      BigInt(Date.now()),
+    );
+    db.prepare(
+      "UPDATE sqlite_sequence SET seq = (SELECT max(position) FROM events) WHERE name = 'events'",
+    ).run();
+    return position;
+  });
+}
+
+/** Deletes a whole stream as the store's deleteStream does (the events vanish, the name stays). */
+export function deleteStreamRows(file: string, stream: string): StoredRow[] {
+  return withDb(file, (db) => {
+    const rows = (
+      db.prepare('SELECT * FROM events WHERE stream = ? ORDER BY revision').all(stream) as Row[]
+    ).map(toStored);
+    if (rows.length === 0) throw new Error(`no stream ${stream}`);
+    db.prepare('DELETE FROM events WHERE stream = ?').run(stream);
+    db.prepare('UPDATE streams SET deleted = 1 WHERE name = ?').run(stream);
+    return rows;
+  });
+}
