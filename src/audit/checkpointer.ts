@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { KeyledgerError } from '../domain/errors.js';
 import { deterministicEventId, type OperationContext } from '../ledger/eventFactory.js';
 import { retryOnConflict } from '../ledger/retryOnConflict.js';
@@ -49,6 +50,13 @@ export interface CheckpointResult {
 interface LastCheckpoint {
   readonly revision: bigint;
   readonly coveredPosition: bigint;
+  /** The stored event (null when this process wrote it: its MAC is its own). */
+  readonly event: RecordedEvent | null;
+}
+
+interface Marked {
+  readonly event: RecordedEvent;
+  readonly checkpoint: bigint;
 }
 
 export interface CheckpointerDeps {
@@ -79,6 +87,8 @@ export class Checkpointer {
   /** Checkpoints are written one at a time per process (a second caller waits for the first). */
   #queue: Promise<unknown> = Promise.resolve();
   #automaticRunning = false;
+  /** The revision of the newest checkpoint whose MAC this process checked. */
+  #checkedRevision: bigint | null = null;
   /** Ledger events counted since the newest checkpoint (`from`), up to position `upTo`. */
   #counted: { from: bigint; upTo: bigint; events: number } | null = null;
 
@@ -97,6 +107,21 @@ export class Checkpointer {
     this.#queue = run.catch(() => undefined);
     return run;
   }
+
+  /**
+   * The chaining store's mark (CheckpointMark): every event appended names the newest checkpoint
+   * this process knows, so a checkpoint stream that loses checkpoints contradicts the events after
+   * them. Never for the checkpoint stream itself (a checkpoint's MAC covers its metadata as built).
+   * A failed lookup marks nothing: the append must not fail for it.
+   */
+  readonly markFor = async (stream: string): Promise<bigint | null> => {
+    if (stream === this.#d.stream) return null;
+    try {
+      return (await this.#lastCheckpoint())?.revision ?? null;
+    } catch {
+      return null;
+    }
+  };
 
   /** The chaining store's hook: an automatic checkpoint when one is due. Never throws. */
   readonly afterAppend = async (stream: string, result: AppendResult): Promise<void> => {
@@ -146,10 +171,19 @@ export class Checkpointer {
   async #checkpointOnce(context: OperationContext): Promise<CheckpointResult | null> {
     return retryOnConflict(
       async () => {
-        const last = await this.#lastCheckpoint();
+        let last = await this.#lastCheckpoint();
         const previousPosition = last?.coveredPosition ?? 0n;
         const interval = await this.#readInterval(previousPosition);
         if (interval === null) return null;
+        if (interval.marked !== null && (last === null || interval.marked.checkpoint > last.revision)) {
+          // Another process may have checkpointed since this one looked: look again before judging.
+          this.#last = undefined;
+          last = await this.#lastCheckpoint();
+          if (last === null || interval.marked.checkpoint > last.revision) {
+            throw missingCheckpoint(this.#d.stream, interval.marked);
+          }
+        }
+        await this.#checkPrevious(last);
         const stkIdentity = await this.#d.keys.current();
         const expected = last?.revision ?? 'no_stream';
         const checkpoint = {
@@ -186,7 +220,11 @@ export class Checkpointer {
           }
           return { ...event, data: checkpointData(checkpoint, answer.mac.toString('hex')) };
         });
-        this.#last = { revision: result.nextExpectedRevision, coveredPosition: interval.covered };
+        this.#last = {
+          revision: result.nextExpectedRevision,
+          coveredPosition: interval.covered,
+          event: null,
+        };
         await this.#saveHint(result);
         return {
           position: result.position,
@@ -210,14 +248,25 @@ export class Checkpointer {
    * were written. A checkpoint vouches for what it covers, so the links of what it is about to cover
    * are checked first: a broken one is ERR_LEDGER_TAMPERED and nothing is written (verify says more).
    */
-  async #readInterval(
-    previous: bigint,
-  ): Promise<{ readonly covered: bigint; readonly heads: CheckpointHead[] } | null> {
+  async #readInterval(previous: bigint): Promise<{
+    readonly covered: bigint;
+    readonly heads: CheckpointHead[];
+    /** The event naming the newest checkpoint (metadata `checkpoint`), if any does. */
+    readonly marked: Marked | null;
+  } | null> {
     const heads = new Map<string, CheckpointHead>();
     const firsts: RecordedEvent[] = [];
     let covered = previous;
+    let marked: Marked | null = null;
     for await (const event of this.#d.store.readAll({ after: previous, streamPrefix: this.#d.prefix })) {
       if (event.streamName !== this.#d.stream) {
+        const link = chainLinkOf(event.metadata);
+        if (
+          link.kind === 'chained' &&
+          link.checkpoint !== undefined &&
+          link.checkpoint > (marked?.checkpoint ?? -1n)
+        )
+          marked = { event, checkpoint: link.checkpoint };
         const before = heads.get(event.streamName);
         if (before === undefined && heads.size === MAX_CHECKPOINT_HEADS) break;
         if (before === undefined) firsts.push(event);
@@ -242,7 +291,11 @@ export class Checkpointer {
       if (before !== undefined && before.revision === first.revision - 1n)
         checkLink(first, eventHash(before));
     }
-    return { covered, heads: [...heads.values()].sort((a, b) => compareStreams(a.stream, b.stream)) };
+    return {
+      covered,
+      heads: [...heads.values()].sort((a, b) => compareStreams(a.stream, b.stream)),
+      marked,
+    };
   }
 
   /**
@@ -269,8 +322,35 @@ export class Checkpointer {
         { stream: this.#d.stream, revision: newest.revision.toString() },
       );
     }
-    this.#last = { revision: newest.revision, coveredPosition: parsed.coveredPosition };
+    this.#last = { revision: newest.revision, coveredPosition: parsed.coveredPosition, event: newest };
     return this.#last;
+  }
+
+  /**
+   * The checkpoint a new one continues from must be genuine: its MAC is checked once per process
+   * (a retired key's cannot be, and is vouched for by the chain of the checkpoint stream). A forged
+   * one is ERR_LEDGER_TAMPERED and nothing is written: a new checkpoint would vouch for it.
+   */
+  async #checkPrevious(last: LastCheckpoint | null): Promise<void> {
+    const event = last?.event ?? null;
+    if (last === null || event === null || this.#checkedRevision === last.revision) return;
+    const parsed = parseCheckpoint(event.data);
+    if (!('invalid' in parsed)) {
+      const answer = await this.#d.keys.mac(parsed.stkIdentity, checkpointMacMessage(event));
+      const stored = Buffer.from(parsed.mac, 'hex');
+      if (
+        answer.kind === 'unavailable' ||
+        (answer.kind === 'mac' && stored.length === answer.mac.length && timingSafeEqual(stored, answer.mac))
+      ) {
+        this.#checkedRevision = last.revision;
+        return;
+      }
+    }
+    throw new KeyledgerError(
+      'ERR_LEDGER_TAMPERED',
+      `the newest checkpoint (${this.#d.stream}@${event.revision}) does not verify; no checkpoint was written: run keyledger verify`,
+      { stream: this.#d.stream, revision: event.revision.toString(), position: event.position.toString() },
+    );
   }
 
   /** The snapshot holding the hint: `<prefix>checkpoint-hint`. */
@@ -294,6 +374,15 @@ export class Checkpointer {
       // Only a hint: without it the next process reads the checkpoint stream once.
     }
   }
+}
+
+function missingCheckpoint(stream: string, marked: Marked): KeyledgerError {
+  const { event, checkpoint } = marked;
+  return new KeyledgerError(
+    'ERR_LEDGER_TAMPERED',
+    `${event.streamName}@${event.revision} (position ${event.position}) names checkpoint ${stream}@${checkpoint}, which the checkpoint stream does not hold; no checkpoint was written: run keyledger verify`,
+    { stream: event.streamName, revision: event.revision.toString(), position: event.position.toString() },
+  );
 }
 
 function checkLink(event: RecordedEvent, previousHash: string): void {

@@ -61,6 +61,7 @@ export class LedgerIntegrity {
       automaticContext: deps.automaticContext,
     });
     deps.store.onAppended(this.#checkpointer.afterAppend);
+    deps.store.useCheckpointMark(this.#checkpointer.markFor);
   }
 
   checkpoint(context: OperationContext): Promise<CheckpointResult | null> {
@@ -74,6 +75,7 @@ export class LedgerIntegrity {
       keys: systemKeyMacKeys(this.#d.systemKeys),
       names: this.#d.names,
       anchor: options.anchor,
+      checkpointEvery: this.#d.checkpointEvery,
       snapshots: () =>
         verifySnapshots(
           store,
@@ -91,5 +93,6 @@ export class LedgerIntegrity {
   /** Stops automatic checkpoints (the ledger is closing). */
   close(): void {
     this.#d.store.onAppended(null);
+    this.#d.store.useCheckpointMark(null);
   }
 }

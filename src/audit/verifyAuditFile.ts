@@ -13,6 +13,8 @@ export interface VerifyAuditFileOptions extends LedgerVerifyOptions {
    * file, so only a checked MAC shows it is the ledger's.
    */
   readonly provider?: ManagedKeyProvider;
+  /** The ledger's checkpoint interval (its `checkpointEvery`; default 1000): bounds the uncovered tail. */
+  readonly checkpointEvery?: number;
 }
 
 /**
@@ -44,5 +46,6 @@ export async function verifyAuditFile(
     keys,
     names,
     anchor: options.anchor,
+    checkpointEvery: options.checkpointEvery,
   });
 }

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { StreamNames } from '../ledger/streamNames.js';
 import type { RecordedEvent } from '../store/eventStore.js';
+import { DEFAULT_CHECKPOINT_EVERY } from './checkpointer.js';
 import {
   CHECKPOINT_EVENT_TYPE,
   type Checkpoint,
@@ -145,6 +146,14 @@ export interface VerifyOptions {
    * it, which catches a cut that took the newest checkpoints too.
    */
   readonly anchor?: { readonly revision: bigint; readonly hash: string };
+  /**
+   * The ledger's checkpoint interval (LedgerOptions.checkpointEvery; default 1000, 0: automatic
+   * checkpoints off, no limit). More than twice as many ledger events after the newest checkpoint
+   * is `uncovered-tail-too-long`: an automatic checkpoint follows the append that crosses the
+   * interval, so a genuine tail exceeds it only by what concurrent writers add meanwhile or while a
+   * failing provider makes it retry; twice the interval means checkpoints stopped or were removed.
+   */
+  readonly checkpointEvery?: number;
   /** Checks the stored snapshots (a store has them, an export file not); run after the walk. */
   readonly snapshots?: () => Promise<SnapshotsVerified>;
 }
@@ -218,7 +227,13 @@ class Verifier {
   #coveredPosition: bigint | null = null;
   #lastCheckpoint: VerifiedCheckpoint | null = null;
   #anchorSeen = false;
+  readonly #maxUncovered: number;
   #snapshotsChecked = 0;
+  /** Revisions of the checkpoint stream seen so far in the walk. */
+  readonly #checkpointRevisions = new Set<bigint>();
+  readonly #missingCheckpoints = new Set<bigint>();
+  /** The first event beyond the allowed uncovered tail since the last covered position. */
+  #beyondTail: { position: bigint; stream: string; revision: bigint } | null = null;
   #snapshotsUnused = 0;
   /** Where the next checkpoint must start: the last one's covered position (null: unknown). */
   #expectedPrevious: bigint | null = 0n;
@@ -227,6 +242,8 @@ class Verifier {
     this.#source = source;
     this.#o = options;
     this.#receipts = new DestructionReceipts(options.names);
+    const every = options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+    this.#maxUncovered = every === 0 ? Number.POSITIVE_INFINITY : 2 * every;
   }
 
   async run(): Promise<VerifyReport> {
@@ -415,9 +432,10 @@ class Verifier {
 
   #event(e: RecordedEvent, interval: Interval | null): void {
     this.#eventsChecked++;
-    // A checkpoint carries its own MAC: it is not part of the tail that waits for one.
-    if (e.streamName !== this.#o.names.checkpoints) this.#sinceCovered++;
     const at = { position: e.position, stream: e.streamName, revision: e.revision };
+    // A checkpoint carries its own MAC: it is not part of the tail that waits for one.
+    if (e.streamName !== this.#o.names.checkpoints && ++this.#sinceCovered > this.#maxUncovered)
+      this.#beyondTail ??= at;
     if (e.position <= this.#lastPosition) {
       this.#problem('reordered', at, `position ${e.position} comes after position ${this.#lastPosition}`);
     }
@@ -472,7 +490,9 @@ class Verifier {
       }
     } else {
       this.#chainSeen = true;
+      if (link.checkpoint !== undefined) this.#checkMark(at, link.checkpoint);
     }
+    if (e.streamName === this.#o.names.checkpoints) this.#checkpointRevisions.add(e.revision);
     const track = this.#tracks.get(e.streamName);
     if (track === undefined) {
       const gap =
@@ -488,6 +508,22 @@ class Verifier {
     this.#judge(track, e, current, link);
     track.beforeLast = track.last;
     track.last = current;
+  }
+
+  /**
+   * The event names the newest checkpoint its writer knew: the checkpoint stream must hold it,
+   * before the event. Reported once per checkpoint missing.
+   */
+  #checkMark(at: { position: bigint; stream: string; revision: bigint }, checkpoint: bigint): void {
+    if (this.#checkpointRevisions.has(checkpoint) || this.#missingCheckpoints.has(checkpoint)) return;
+    this.#missingCheckpoints.add(checkpoint);
+    this.#problem(
+      'checkpoint-stream-missing',
+      at,
+      this.#checkpointRevisions.size === 0
+        ? `it was written after checkpoint ${this.#o.names.checkpoints}@${checkpoint}, but the ledger holds no checkpoint: the checkpoint stream was deleted`
+        : `it was written after checkpoint ${this.#o.names.checkpoints}@${checkpoint}, which the checkpoint stream does not hold before it`,
+    );
   }
 
   /** The event against its stream's tail: revision order, gaps, and its link. */
@@ -662,6 +698,7 @@ class Verifier {
     this.#checkpointsChecked++;
     this.#coveredPosition = interval.covered;
     this.#sinceCovered = 0;
+    this.#beyondTail = null;
     this.#lastCheckpoint = {
       position: interval.position,
       revision: interval.revision,
@@ -722,6 +759,13 @@ class Verifier {
           revision: this.#o.anchor.revision,
         },
         `the anchored checkpoint (revision ${this.#o.anchor.revision}) is gone: the ledger was cut behind it`,
+      );
+    }
+    if (this.#beyondTail !== null) {
+      this.#problem(
+        'uncovered-tail-too-long',
+        this.#beyondTail,
+        `${this.#sinceCovered} events follow the newest checkpoint; with checkpoints every ${this.#o.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY} events at most ${this.#maxUncovered} may (checkpoints stopped, or were removed)`,
       );
     }
     const sourceProblem = this.#source.finish?.() ?? null;

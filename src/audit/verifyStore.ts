@@ -12,6 +12,8 @@ export interface VerifyStoreOptions extends LedgerVerifyOptions {
   readonly prefix?: string;
   /** The provider holding the system keys; without one MACs are not checked (report.macs 'skipped'). */
   readonly provider?: ManagedKeyProvider;
+  /** The ledger's checkpoint interval (its `checkpointEvery`; default 1000): bounds the uncovered tail. */
+  readonly checkpointEvery?: number;
 }
 
 /**
@@ -38,6 +40,7 @@ export async function verifyStore(
     keys,
     names,
     anchor: options.anchor,
+    checkpointEvery: options.checkpointEvery,
     snapshots: async () => {
       const snapshotKeys =
         provider === undefined ? null : await openingSnapshotKeys(store, names.system, provider);

@@ -192,7 +192,12 @@ async function verifyLedgerStore(p: Parsed, anchor: Anchor | undefined, io: CliI
   let provider: ManagedKeyProvider | null = null;
   try {
     provider = providerFor(config);
-    return await verifyStore(store, { prefix: config.prefix ?? DEFAULT_PREFIX, provider, anchor });
+    return await verifyStore(store, {
+      prefix: config.prefix ?? DEFAULT_PREFIX,
+      provider,
+      anchor,
+      checkpointEvery: config.checkpointEvery,
+    });
   } finally {
     await provider?.close();
     await store.close();
@@ -211,7 +216,11 @@ async function verifyFile(
   const config = p.global.config === undefined && !existsSync(configPath) ? null : loadConfig(configPath);
   const provider = config === null ? undefined : providerFor(config);
   try {
-    return await verifyAuditFile(resolve(io.cwd, file), { provider, anchor });
+    return await verifyAuditFile(resolve(io.cwd, file), {
+      provider,
+      anchor,
+      checkpointEvery: config?.checkpointEvery,
+    });
   } finally {
     await provider?.close();
   }

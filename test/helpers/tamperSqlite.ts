@@ -305,3 +305,16 @@ export function deleteStreamRows(file: string, stream: string): StoredRow[] {
     return rows;
   });
 }
+
+/** Rewrites the data of the event at `position` as `edit` returns it (the forger's free hand). */
+export function editEventData(file: string, position: bigint, edit: (data: JsonObject) => JsonObject): void {
+  withDb(file, (db) => {
+    const row = db.prepare('SELECT data FROM events WHERE position = ?').get(position) as
+      | { data: string }
+      | undefined;
+    if (row === undefined) throw new Error(`no event at position ${position}`);
+    const data = JSON.stringify(edit(JSON.parse(row.data) as JsonObject));
+    if (data === row.data) throw new Error('the edit changed nothing');
+    db.prepare('UPDATE events SET data = ? WHERE position = ?').run(data, position);
+  });
+}
