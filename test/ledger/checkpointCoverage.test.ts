@@ -146,11 +146,12 @@ describe('checkpoints cannot vanish silently (issue 11, finding 2)', () => {
       const head = await store.headPosition();
       await assert.rejects(ledger.checkpoint(), { code: 'ERR_LEDGER_TAMPERED' });
       assert.equal(await store.headPosition(), head, 'nothing written');
-      // With checkpoints every 2 events, the whole ledger is an uncovered tail too.
+      // With checkpoints every 2 events, the whole ledger is an uncovered tail too; and the stored
+      // snapshot was bound to the event the forger changed.
       const report = await ledger.verify();
       assert.deepEqual(
         [...new Set(report.problems.map((p) => p.kind))].sort(),
-        ['checkpoint-stream-missing', 'uncovered-tail-too-long'],
+        ['checkpoint-stream-missing', 'snapshot-event-mismatch', 'uncovered-tail-too-long'],
       );
     } finally {
       await ledger.close();
