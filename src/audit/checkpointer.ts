@@ -3,6 +3,7 @@ import { KeyledgerError } from '../domain/errors.js';
 import { deterministicEventId, type OperationContext } from '../ledger/eventFactory.js';
 import { retryOnConflict } from '../ledger/retryOnConflict.js';
 import type { AppendResult, JsonObject, RecordedEvent } from '../store/eventStore.js';
+import { appendAnchor } from './anchorFile.js';
 import type { ChainingEventStore } from './chainingEventStore.js';
 import {
   CHECKPOINT_EVENT_TYPE,
@@ -45,6 +46,8 @@ export interface CheckpointResult {
   /** How many stream heads it records (streams written since the previous checkpoint). */
   readonly streams: number;
   readonly stkIdentity: string;
+  /** The checkpoint event's hash: with `revision`, what `verify --anchor` takes. */
+  readonly hash: string;
 }
 
 interface LastCheckpoint {
@@ -70,6 +73,8 @@ export interface CheckpointerDeps {
   readonly every: number;
   /** Who automatic checkpoints are recorded as. */
   readonly automaticContext: () => OperationContext;
+  /** The rollback anchor file every checkpoint is also appended to (src/audit/anchorFile.ts). */
+  readonly anchorFile?: string;
 }
 
 /**
@@ -169,6 +174,36 @@ export class Checkpointer {
   }
 
   async #checkpointOnce(context: OperationContext): Promise<CheckpointResult | null> {
+    const written = await this.#appendCheckpoint(context);
+    if (written === null) return null;
+    // The hash of the event as stored (a retry the store answered from an earlier write may
+    // differ from what this process built): what verify and the anchor file compare.
+    const [stored] = await this.#d.store.readStream(this.#d.stream, { fromRevision: written.revision });
+    const hash = stored?.revision === written.revision ? eventHash(stored) : null;
+    if (hash === null) {
+      throw new KeyledgerError(
+        'ERR_STORE',
+        `the checkpoint ${this.#d.stream}@${written.revision} cannot be read back`,
+        {
+          stream: this.#d.stream,
+          revision: written.revision.toString(),
+        },
+      );
+    }
+    if (this.#d.anchorFile !== undefined) {
+      await appendAnchor(this.#d.anchorFile, {
+        prefix: this.#d.prefix,
+        revision: written.revision,
+        hash,
+        position: written.position,
+        coveredPosition: written.coveredPosition,
+        at: this.#d.now(),
+      });
+    }
+    return { ...written, hash };
+  }
+
+  async #appendCheckpoint(context: OperationContext): Promise<Omit<CheckpointResult, 'hash'> | null> {
     return retryOnConflict(
       async () => {
         let last = await this.#lastCheckpoint();

@@ -24,6 +24,8 @@ export interface LedgerIntegrityDeps {
   readonly checkpointEvery?: number;
   /** The context automatic checkpoints are recorded with. */
   readonly automaticContext: () => OperationContext;
+  /** The rollback anchor file: every checkpoint is appended to it, and verify compares with it. */
+  readonly anchorFile?: string;
 }
 
 async function* upTo(events: AsyncIterable<RecordedEvent>, head: bigint): AsyncGenerator<RecordedEvent> {
@@ -59,6 +61,7 @@ export class LedgerIntegrity {
       now: deps.now,
       every: deps.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY,
       automaticContext: deps.automaticContext,
+      anchorFile: deps.anchorFile,
     });
     deps.store.onAppended(this.#checkpointer.afterAppend);
     deps.store.useCheckpointMark(this.#checkpointer.markFor);
@@ -75,6 +78,7 @@ export class LedgerIntegrity {
       keys: systemKeyMacKeys(this.#d.systemKeys),
       names: this.#d.names,
       anchor: options.anchor,
+      anchorFile: this.#d.anchorFile,
       checkpointEvery: this.#d.checkpointEvery,
       snapshots: () =>
         verifySnapshots(

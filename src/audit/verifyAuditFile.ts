@@ -15,6 +15,8 @@ export interface VerifyAuditFileOptions extends LedgerVerifyOptions {
   readonly provider?: ManagedKeyProvider;
   /** The ledger's checkpoint interval (its `checkpointEvery`; default 1000): bounds the uncovered tail. */
   readonly checkpointEvery?: number;
+  /** The ledger's rollback anchor file (LedgerOptions.anchorFile), compared automatically. */
+  readonly anchorFile?: string;
 }
 
 /**
@@ -47,5 +49,6 @@ export async function verifyAuditFile(
     names,
     anchor: options.anchor,
     checkpointEvery: options.checkpointEvery,
+    anchorFile: options.anchorFile,
   });
 }

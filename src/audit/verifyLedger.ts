@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { StreamNames } from '../ledger/streamNames.js';
 import type { RecordedEvent } from '../store/eventStore.js';
+import { readNewestAnchor } from './anchorFile.js';
 import { DEFAULT_CHECKPOINT_EVERY } from './checkpointer.js';
 import {
   CHECKPOINT_EVENT_TYPE,
@@ -147,6 +148,11 @@ export interface VerifyOptions {
    */
   readonly anchor?: { readonly revision: bigint; readonly hash: string };
   /**
+   * The rollback anchor file (src/audit/anchorFile.ts): its newest checkpoint for this prefix must
+   * be in the ledger, with that hash. A file not written yet anchors nothing.
+   */
+  readonly anchorFile?: string;
+  /**
    * The ledger's checkpoint interval (LedgerOptions.checkpointEvery; default 1000, 0: automatic
    * checkpoints off, no limit). More than twice as many ledger events after the newest checkpoint
    * is `uncovered-tail-too-long`: an automatic checkpoint follows the append that crosses the
@@ -226,7 +232,8 @@ class Verifier {
   #macsUnavailable = 0;
   #coveredPosition: bigint | null = null;
   #lastCheckpoint: VerifiedCheckpoint | null = null;
-  #anchorSeen = false;
+  /** Checkpoints recorded elsewhere that the ledger must hold (--anchor, the anchor file). */
+  readonly #anchors: { revision: bigint; hash: string; from: string; seen: boolean }[] = [];
   readonly #maxUncovered: number;
   #snapshotsChecked = 0;
   /** Revisions of the checkpoint stream seen so far in the walk. */
@@ -247,6 +254,13 @@ class Verifier {
   }
 
   async run(): Promise<VerifyReport> {
+    const { anchor, anchorFile } = this.#o;
+    if (anchor !== undefined) this.#anchors.push({ ...anchor, from: '--anchor', seen: false });
+    if (anchorFile !== undefined) {
+      const newest = await readNewestAnchor(anchorFile, this.#source.prefix);
+      if (newest !== null)
+        this.#anchors.push({ ...newest, from: `the anchor file ${anchorFile}`, seen: false });
+    }
     const cursor = this.#intervals()[Symbol.asyncIterator]();
     const next = async (): Promise<Interval | null> => {
       const r = await cursor.next();
@@ -458,15 +472,16 @@ class Verifier {
     if (e.type === CHECKPOINT_EVENT_TYPE && e.streamName !== this.#o.names.checkpoints) {
       this.#problem('inserted', at, 'a checkpoint outside the checkpoint stream');
     }
-    const anchor = this.#o.anchor;
-    if (
-      anchor !== undefined &&
-      e.streamName === this.#o.names.checkpoints &&
-      e.revision === anchor.revision
-    ) {
-      this.#anchorSeen = true;
+    if (e.streamName !== this.#o.names.checkpoints) return;
+    for (const anchor of this.#anchors) {
+      if (e.revision !== anchor.revision) continue;
+      anchor.seen = true;
       if (hash !== anchor.hash) {
-        this.#problem('modified', at, `the anchored checkpoint's hash is ${hash}, not ${anchor.hash}`);
+        this.#problem(
+          'anchor-mismatch',
+          at,
+          `the checkpoint ${anchor.from} anchors has hash ${anchor.hash}; this one has ${hash}`,
+        );
       }
     }
   }
@@ -750,15 +765,12 @@ class Verifier {
         );
       }
     }
-    if (this.#o.anchor !== undefined && !this.#anchorSeen) {
+    for (const anchor of this.#anchors) {
+      if (anchor.seen) continue;
       this.#problem(
-        'truncated',
-        {
-          position: this.#lastPosition,
-          stream: this.#o.names.checkpoints,
-          revision: this.#o.anchor.revision,
-        },
-        `the anchored checkpoint (revision ${this.#o.anchor.revision}) is gone: the ledger was cut behind it`,
+        'rollback',
+        { position: this.#lastPosition, stream: this.#o.names.checkpoints, revision: anchor.revision },
+        `the checkpoint ${anchor.from} anchors (revision ${anchor.revision}) is gone: the store is older than the anchor, or was cut behind it`,
       );
     }
     if (this.#beyondTail !== null) {

@@ -14,6 +14,8 @@ export interface VerifyStoreOptions extends LedgerVerifyOptions {
   readonly provider?: ManagedKeyProvider;
   /** The ledger's checkpoint interval (its `checkpointEvery`; default 1000): bounds the uncovered tail. */
   readonly checkpointEvery?: number;
+  /** The ledger's rollback anchor file (LedgerOptions.anchorFile), compared automatically. */
+  readonly anchorFile?: string;
 }
 
 /**
@@ -41,6 +43,7 @@ export async function verifyStore(
     names,
     anchor: options.anchor,
     checkpointEvery: options.checkpointEvery,
+    anchorFile: options.anchorFile,
     snapshots: async () => {
       const snapshotKeys =
         provider === undefined ? null : await openingSnapshotKeys(store, names.system, provider);

@@ -197,6 +197,7 @@ async function verifyLedgerStore(p: Parsed, anchor: Anchor | undefined, io: CliI
       provider,
       anchor,
       checkpointEvery: config.checkpointEvery,
+      anchorFile: config.anchorFile,
     });
   } finally {
     await provider?.close();
@@ -220,6 +221,7 @@ async function verifyFile(
       provider,
       anchor,
       checkpointEvery: config?.checkpointEvery,
+      anchorFile: config?.anchorFile,
     });
   } finally {
     await provider?.close();

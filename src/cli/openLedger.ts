@@ -61,6 +61,7 @@ export async function openLedger(
       resolver: { dynamicLookup: config.dynamicLookup },
       destroyGracePeriodMs: config.destroyGracePeriodMs,
       checkpointEvery: config.checkpointEvery,
+      anchorFile: config.anchorFile,
     });
     return {
       ledger,

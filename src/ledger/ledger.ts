@@ -61,6 +61,12 @@ export interface LedgerOptions {
    * 10 years). scheduleKeyDestruction's `graceMs` overrides it per call. docs/audit.md.
    */
   readonly destroyGracePeriodMs?: number;
+  /**
+   * The rollback anchor file (docs/audit.md, "Rollback"): a path meant for another volume or
+   * machine. Every checkpoint is also appended there, and verify() compares the store with its
+   * newest line, reporting `rollback` when the store is older. Default: none.
+   */
+  readonly anchorFile?: string;
 }
 
 function defaultActor(): string {
@@ -126,6 +132,7 @@ export class Ledger {
       systemKeys: this.#systemKeys,
       now,
       checkpointEvery: options.checkpointEvery,
+      anchorFile: options.anchorFile,
       automaticContext: () => this.#context({ reason: 'automatic checkpoint' }),
     });
     this.admin = new KeymetaAdmin({

@@ -338,7 +338,7 @@ describe('verify: the sqlite file edited behind the ledger’s back', () => {
         provider: new GeneratedKeyProvider({ systemKeys: stks }),
         anchor: { revision: anchor.revision, hash: anchor.hash },
       });
-      assert.equal(anchored.firstProblem?.kind, 'truncated');
+      assert.equal(anchored.firstProblem?.kind, 'rollback');
       assert.equal(anchored.firstProblem?.stream, NAMES.checkpoints);
       assert.equal(anchored.firstProblem?.revision, 1n);
     } finally {
