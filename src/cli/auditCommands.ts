@@ -160,7 +160,7 @@ async function run(p: Parsed, command: Exclude<Command, { kind: 'help' }>, io: C
       await exportLedger(p, command.out, io);
       return;
     case 'checkpoint': {
-      const opened = await openLedger(p.global, io.cwd, io.env);
+      const opened = await openLedger(p.global, io.cwd, io.env, io.stderr);
       try {
         const r = await opened.ledger.checkpoint(p.operation);
         if (p.json) io.stdout(`${toJson(r)}\n`);
