@@ -149,10 +149,11 @@ describe('checkpoints cannot vanish silently (issue 11, finding 2)', () => {
       // With checkpoints every 2 events, the whole ledger is an uncovered tail too; and the stored
       // snapshot was bound to the event the forger changed.
       const report = await ledger.verify();
-      assert.deepEqual(
-        [...new Set(report.problems.map((p) => p.kind))].sort(),
-        ['checkpoint-stream-missing', 'snapshot-event-mismatch', 'uncovered-tail-too-long'],
-      );
+      assert.deepEqual([...new Set(report.problems.map((p) => p.kind))].sort(), [
+        'checkpoint-stream-missing',
+        'snapshot-event-mismatch',
+        'uncovered-tail-too-long',
+      ]);
     } finally {
       await ledger.close();
       await store.close();
