@@ -39,11 +39,12 @@ export interface SystemKeySource {
 }
 
 /**
- * MACs from the ledger's own system keys. A retired system key is never fetched again, so the
+ * MACs from the ledger's own system keys (`label`: the HKDF label of the purpose; snapshots use
+ * their own, src/audit/snapshotSeal.ts). A retired system key is never fetched again, so the
  * checkpoints MACed under it are `unavailable`: a later checkpoint vouches for them through the
  * checkpoint stream's hash chain (docs/audit.md).
  */
-export function systemKeyMacKeys(keys: SystemKeySource): CheckpointMacKeys {
+export function systemKeyMacKeys(keys: SystemKeySource, label = CHECKPOINT_MAC_LABEL): CheckpointMacKeys {
   return {
     current: async () => (await keys.current()).identity,
     mac: async (identity, message) => {
@@ -64,7 +65,7 @@ export function systemKeyMacKeys(keys: SystemKeySource): CheckpointMacKeys {
         }
         // Used in the same synchronous step as the lookup: an evicted handle's bytes are zeroed.
         const handle = keys.peek(identity);
-        if (handle !== undefined) return { kind: 'mac', mac: handle.mac(CHECKPOINT_MAC_LABEL, message) };
+        if (handle !== undefined) return { kind: 'mac', mac: handle.mac(label, message) };
       }
       throw new KeyledgerError(
         'ERR_SYSTEM_KEY_NOT_FOUND',
@@ -87,6 +88,7 @@ const GONE = new Set(['ERR_KEYSTORE_ALIAS_NOT_FOUND', 'ERR_SYSTEM_KEY_NOT_FOUND'
 export function providerMacKeys(
   provider: ManagedKeyProvider,
   recorded: ReadonlyMap<string, string>,
+  label = CHECKPOINT_MAC_LABEL,
 ): CheckpointMacKeys {
   const handles = new Map<string, SystemKeyHandle | null>();
   const handleOf = async (identity: string, metadata: string): Promise<SystemKeyHandle | null> => {
@@ -115,7 +117,7 @@ export function providerMacKeys(
       if (handle === null) {
         return { kind: 'unavailable', reason: `the provider does not have system key ${identity}` };
       }
-      return { kind: 'mac', mac: handle.mac(CHECKPOINT_MAC_LABEL, message) };
+      return { kind: 'mac', mac: handle.mac(label, message) };
     },
     close: () => {
       for (const handle of handles.values()) handle?.dispose();

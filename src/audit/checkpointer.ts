@@ -1,9 +1,11 @@
+import { timingSafeEqual } from 'node:crypto';
 import { KeyledgerError } from '../domain/errors.js';
 import { CHAINED_SCHEMA_VERSION } from '../domain/events.js';
 import { decideAndAppend, expectedAfter } from '../journal/decideAndAppend.js';
 import type { JournalEvent, OperationContext } from '../journal/eventFactory.js';
 import type { StreamNames } from '../journal/streamNames.js';
 import type { AppendResult, RecordedEvent } from '../store/eventStore.js';
+import { appendAnchor } from './anchorFile.js';
 import type { ChainingEventStore } from './chainingEventStore.js';
 import {
   CHECKPOINT_EVENT_TYPE,
@@ -47,11 +49,20 @@ export interface CheckpointResult {
   /** How many stream heads it records (streams written since the previous checkpoint). */
   readonly streams: number;
   readonly stkIdentity: string;
+  /** The checkpoint event's hash: with `revision`, what `verify --anchor` takes. */
+  readonly hash: string;
 }
 
 interface LastCheckpoint {
   readonly revision: bigint;
   readonly coveredPosition: bigint;
+  /** The stored event (null when this process wrote it: its MAC is its own). */
+  readonly event: RecordedEvent | null;
+}
+
+interface Marked {
+  readonly event: RecordedEvent;
+  readonly checkpoint: bigint;
 }
 
 export interface CheckpointerDeps {
@@ -64,6 +75,8 @@ export interface CheckpointerDeps {
   readonly every: number;
   /** Who automatic checkpoints are recorded as. */
   readonly automaticContext: () => OperationContext;
+  /** The rollback anchor file every checkpoint is also appended to (src/audit/anchorFile.ts). */
+  readonly anchorFile?: string;
 }
 
 /**
@@ -83,6 +96,8 @@ export class Checkpointer {
   #automaticRunning = false;
   /** Ledger events counted since the newest checkpoint (`from`), up to position `upTo`. */
   #counted: { from: bigint; upTo: bigint; events: number } | null = null;
+  /** The revision of the newest checkpoint whose MAC this process checked. */
+  #checkedRevision: bigint | null = null;
 
   constructor(deps: CheckpointerDeps) {
     assertCheckpointEvery(deps.every);
@@ -99,6 +114,21 @@ export class Checkpointer {
     this.#queue = run.catch(() => undefined);
     return run;
   }
+
+  /**
+   * The chaining store's mark (CheckpointMark): every event appended names the newest checkpoint
+   * this process knows, so a checkpoint stream that loses checkpoints contradicts the events after
+   * them. Never for the checkpoint stream itself (a checkpoint's MAC covers its metadata as built).
+   * A failed lookup marks nothing: the append must not fail for it.
+   */
+  readonly markFor = async (stream: string): Promise<bigint | null> => {
+    if (stream === this.#d.names.checkpoints) return null;
+    try {
+      return (await this.#lastCheckpoint())?.revision ?? null;
+    } catch {
+      return null;
+    }
+  };
 
   /** The chaining store's hook: an automatic checkpoint when one is due. Never throws. */
   readonly afterAppend = async (stream: string, result: AppendResult): Promise<void> => {
@@ -149,6 +179,37 @@ export class Checkpointer {
   }
 
   async #checkpointOnce(context: OperationContext): Promise<CheckpointResult | null> {
+    const written = await this.#appendCheckpoint(context);
+    if (written === null) return null;
+    const stream = this.#d.names.checkpoints;
+    // The hash of the event as stored (a retry the store answered from an earlier write may
+    // differ from what this process built): what verify and the anchor file compare.
+    const [stored] = await this.#d.store.readStream(stream, { fromRevision: written.revision });
+    const hash = stored?.revision === written.revision ? eventHash(stored) : null;
+    if (hash === null) {
+      throw new KeyledgerError(
+        'ERR_STORE',
+        `the checkpoint ${stream}@${written.revision} cannot be read back`,
+        {
+          stream,
+          revision: written.revision.toString(),
+        },
+      );
+    }
+    if (this.#d.anchorFile !== undefined) {
+      await appendAnchor(this.#d.anchorFile, {
+        prefix: this.#d.names.prefix,
+        revision: written.revision,
+        hash,
+        position: written.position,
+        coveredPosition: written.coveredPosition,
+        at: this.#d.now(),
+      });
+    }
+    return { ...written, hash };
+  }
+
+  async #appendCheckpoint(context: OperationContext): Promise<Omit<CheckpointResult, 'hash'> | null> {
     const stream = this.#d.names.checkpoints;
     // What the try that stands decided: the interval it covers, under which system key.
     let decided: { previousPosition: bigint; checkpoint: Omit<Checkpoint, 'mac'> } | null = null;
@@ -163,11 +224,22 @@ export class Checkpointer {
           const last = await this.#lastCheckpoint();
           return { state: last, expected: expectedAfter(last?.revision ?? null) };
         },
-        decide: async (last) => {
+        decide: async (loaded) => {
           decided = null;
+          let last = loaded;
           const previousPosition = last?.coveredPosition ?? 0n;
           const interval = await this.#readInterval(previousPosition);
           if (interval === null) return [];
+          if (interval.marked !== null && (last === null || interval.marked.checkpoint > last.revision)) {
+            // Another process may have checkpointed since this one looked: look again before judging
+            // (a newer checkpoint makes this append lose its race and decide again from it).
+            this.#last = undefined;
+            last = await this.#lastCheckpoint();
+            if (last === null || interval.marked.checkpoint > last.revision) {
+              throw missingCheckpoint(stream, interval.marked);
+            }
+          }
+          await this.#checkPrevious(last);
           const stkIdentity = await this.#d.keys.current();
           const checkpoint = {
             previousPosition,
@@ -210,7 +282,11 @@ export class Checkpointer {
     const stood = decided as { previousPosition: bigint; checkpoint: Omit<Checkpoint, 'mac'> } | null;
     if (result === null || stood === null) return null;
     const { checkpoint } = stood;
-    this.#last = { revision: result.nextExpectedRevision, coveredPosition: checkpoint.coveredPosition };
+    this.#last = {
+      revision: result.nextExpectedRevision,
+      coveredPosition: checkpoint.coveredPosition,
+      event: null,
+    };
     await this.#saveHint(result);
     return {
       position: result.position,
@@ -228,17 +304,28 @@ export class Checkpointer {
    * were written. A checkpoint vouches for what it covers, so the links of what it is about to cover
    * are checked first: a broken one is ERR_LEDGER_TAMPERED and nothing is written (verify says more).
    */
-  async #readInterval(
-    previous: bigint,
-  ): Promise<{ readonly covered: bigint; readonly heads: CheckpointHead[] } | null> {
+  async #readInterval(previous: bigint): Promise<{
+    readonly covered: bigint;
+    readonly heads: CheckpointHead[];
+    /** The event naming the newest checkpoint (metadata `checkpoint`), if any does. */
+    readonly marked: Marked | null;
+  } | null> {
     const heads = new Map<string, CheckpointHead>();
     const firsts: RecordedEvent[] = [];
     let covered = previous;
+    let marked: Marked | null = null;
     for await (const event of this.#d.store.readAll({
       after: previous,
       streamPrefix: this.#d.names.prefix,
     })) {
       if (event.streamName !== this.#d.names.checkpoints) {
+        const link = chainLinkOf(event.metadata);
+        if (
+          link.kind === 'chained' &&
+          link.checkpoint !== undefined &&
+          link.checkpoint > (marked?.checkpoint ?? -1n)
+        )
+          marked = { event, checkpoint: link.checkpoint };
         const before = heads.get(event.streamName);
         if (before === undefined && heads.size === MAX_CHECKPOINT_HEADS) break;
         if (before === undefined) firsts.push(event);
@@ -263,7 +350,11 @@ export class Checkpointer {
       if (before !== undefined && before.revision === first.revision - 1n)
         checkLink(first, eventHash(before));
     }
-    return { covered, heads: [...heads.values()].sort((a, b) => compareStreams(a.stream, b.stream)) };
+    return {
+      covered,
+      heads: [...heads.values()].sort((a, b) => compareStreams(a.stream, b.stream)),
+      marked,
+    };
   }
 
   /**
@@ -291,8 +382,35 @@ export class Checkpointer {
         { stream: this.#d.names.checkpoints, revision: newest.revision.toString() },
       );
     }
-    this.#last = { revision: newest.revision, coveredPosition: parsed.coveredPosition };
+    this.#last = { revision: newest.revision, coveredPosition: parsed.coveredPosition, event: newest };
     return this.#last;
+  }
+
+  /**
+   * The checkpoint a new one continues from must be genuine: its MAC is checked once per process
+   * (a retired key's cannot be, and is vouched for by the chain of the checkpoint stream). A forged
+   * one is ERR_LEDGER_TAMPERED and nothing is written: a new checkpoint would vouch for it.
+   */
+  async #checkPrevious(last: LastCheckpoint | null): Promise<void> {
+    const event = last?.event ?? null;
+    if (last === null || event === null || this.#checkedRevision === last.revision) return;
+    const parsed = parseCheckpoint(event.data);
+    if (!('invalid' in parsed)) {
+      const answer = await this.#d.keys.mac(parsed.stkIdentity, checkpointMacMessage(event));
+      const stored = Buffer.from(parsed.mac, 'hex');
+      if (
+        answer.kind === 'unavailable' ||
+        (answer.kind === 'mac' && stored.length === answer.mac.length && timingSafeEqual(stored, answer.mac))
+      ) {
+        this.#checkedRevision = last.revision;
+        return;
+      }
+    }
+    throw new KeyledgerError(
+      'ERR_LEDGER_TAMPERED',
+      `the newest checkpoint (${event.streamName}@${event.revision}) does not verify; no checkpoint was written: run keyledger verify`,
+      { stream: event.streamName, revision: event.revision.toString(), position: event.position.toString() },
+    );
   }
 
   async #hint(): Promise<bigint | null> {
@@ -319,6 +437,15 @@ function checkLink(event: RecordedEvent, previousHash: string): void {
   throw new KeyledgerError(
     'ERR_LEDGER_TAMPERED',
     `${event.streamName}@${event.revision} (position ${event.position}) does not link to the event before it; no checkpoint was written: run keyledger verify`,
+    { stream: event.streamName, revision: event.revision.toString(), position: event.position.toString() },
+  );
+}
+
+function missingCheckpoint(stream: string, marked: Marked): KeyledgerError {
+  const { event, checkpoint } = marked;
+  return new KeyledgerError(
+    'ERR_LEDGER_TAMPERED',
+    `${event.streamName}@${event.revision} (position ${event.position}) names checkpoint ${stream}@${checkpoint}, which the checkpoint stream does not hold; no checkpoint was written: run keyledger verify`,
     { stream: event.streamName, revision: event.revision.toString(), position: event.position.toString() },
   );
 }

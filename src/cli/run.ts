@@ -231,7 +231,7 @@ async function dispatch(p: Parsed, io: CliIo): Promise<void> {
   }
   // Validate the arguments before anything is opened: bad input never touches the store.
   const command = prepare(p, io);
-  const opened = await openLedger(p.global, io.cwd, io.env);
+  const opened = await openLedger(p.global, io.cwd, io.env, io.stderr);
   try {
     await command(opened.ledger, out);
   } finally {

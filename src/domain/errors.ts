@@ -63,6 +63,9 @@ export const ERROR_CODES = {
   ERR_LEDGER_TAMPERED: 'fault',
   // The store's server could not be reached (refused, no leader, timed out) within the retry budget.
   ERR_STORE_UNAVAILABLE: 'fault',
+  // Tamper evidence (src/audit/anchorFile.ts): the rollback anchor file cannot be read or written,
+  // or holds a line that is not an anchor. details: { file }.
+  ERR_ANCHOR_FILE: 'fault',
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -6,9 +6,11 @@ import { type AsOfTarget, type KeymetaAsOf, keymetaAsOf, type ScopeAsOf, scopeAs
 import type { AuditExportSummary } from '../audit/auditExport.js';
 import { ChainingEventStore } from '../audit/chainingEventStore.js';
 import { assertCheckpointEvery, type CheckpointResult } from '../audit/checkpointer.js';
+import { type CheckpointMacKeys, systemKeyMacKeys } from '../audit/checkpointMacKeys.js';
 import { type HistoryEntry, keyHistory, scopeHistory, scopeNotFound } from '../audit/history.js';
 import { type KeyMetrics, type KeyMetricsRange, keyMetricsFold } from '../audit/keyMetrics.js';
 import { LedgerIntegrity, type LedgerVerifyOptions } from '../audit/ledgerIntegrity.js';
+import { SNAPSHOT_MAC_LABEL, type SnapshotRejection } from '../audit/snapshotSeal.js';
 import type { VerifyReport } from '../audit/verifyLedger.js';
 import { KeyCache, type KeyCacheOptions } from '../cache/keyCache.js';
 import { Envelope, type EnvelopeOptions } from '../crypto/envelope.js';
@@ -64,6 +66,12 @@ export interface LedgerOptions {
    * 10 years). scheduleKeyDestruction's `graceMs` overrides it per call. docs/audit.md.
    */
   readonly destroyGracePeriodMs?: number;
+  /**
+   * The rollback anchor file (docs/audit.md, "Rollback"): a path meant for another volume or
+   * machine. Every checkpoint is also appended there, and verify() compares the store with its
+   * newest line, reporting `rollback` when the store is older. Default: none.
+   */
+  readonly anchorFile?: string;
 }
 
 function defaultActor(): string {
@@ -100,6 +108,8 @@ export class Ledger {
   readonly #actor: string;
   readonly #integrity: LedgerIntegrity;
   readonly #now: () => Date;
+  /** The system keys under the snapshot label: seals and checks snapshots (src/audit/snapshotSeal.ts). */
+  readonly #snapshotKeys: CheckpointMacKeys;
 
   private constructor(
     options: LedgerOptions,
@@ -122,12 +132,15 @@ export class Ledger {
     );
     this.#systemKeys = new SystemKeyHandles({ provider: systemKeyProvider, projector });
     this.#lifecycle = new SystemKeyLifecycle({ journal, names, provider: systemKeyProvider, projector });
+    this.#snapshotKeys = systemKeyMacKeys(this.#systemKeys, SNAPSHOT_MAC_LABEL);
+    projector.useSealKeys(this.#snapshotKeys);
     this.#integrity = new LedgerIntegrity({
       store: chained,
       names,
       systemKeys: this.#systemKeys,
       now,
       checkpointEvery: options.checkpointEvery,
+      anchorFile: options.anchorFile,
       automaticContext: () => this.#context({ reason: 'automatic checkpoint' }),
     });
     const scopes = new ScopeWriter({ journal, names, projector, systemKeys: this.#systemKeys, context });
@@ -150,6 +163,7 @@ export class Ledger {
       now,
       context,
       destroyGraceMs: options.destroyGracePeriodMs ?? DEFAULT_DESTROY_GRACE_MS,
+      checkpoint: (context) => this.#integrity.checkpoint(context),
     });
     this.#cache = new KeyCache(options.cache);
     this.resolver = new KeyResolver({
@@ -191,6 +205,8 @@ export class Ledger {
       snapshotName: names.keymetaSnapshot,
       snapshotEvery: options.snapshotEvery,
       asOfEvery: options.asOfEvery,
+      provider: options.provider,
+      systemStream: names.system,
     });
     await projector.start();
     // Every append of the ledger goes through the hash chain (src/audit/chainingEventStore.ts).
@@ -200,6 +216,16 @@ export class Ledger {
 
   get isInitialised(): boolean {
     return this.#systemKeys.isInitialised;
+  }
+
+  /**
+   * Stored snapshots (keymeta, as-of) this process found and did not use because their seal
+   * failed, was missing, or could not be checked (docs/audit.md): the views were rebuilt from the
+   * events instead. Kinds other than `snapshot-unbound` and `snapshot-unverifiable` mean someone
+   * edited the store; the CLI prints every one as a warning.
+   */
+  get snapshotRejections(): readonly SnapshotRejection[] {
+    return this.#projector.snapshotRejections;
   }
 
   /** The global position this process's read models include. */
@@ -250,7 +276,10 @@ export class Ledger {
    * ERR_AS_OF_BEFORE_LEDGER (docs/audit.md).
    */
   async asOf(target: AsOfTarget): Promise<KeymetaAsOf> {
-    return keymetaAsOf(this.#store, this.streamNames.prefix, target, this.#now());
+    return keymetaAsOf(this.#store, this.streamNames.prefix, target, this.#now(), {
+      keys: this.#snapshotKeys,
+      reject: (rejection) => this.#projector.reportRejection(rejection),
+    });
   }
 
   /** One scope at a position or a time, from its own streams; also ERR_SCOPE_NOT_FOUND. */

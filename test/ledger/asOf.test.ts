@@ -305,7 +305,8 @@ describe('as-of queries', () => {
       const snapshot = await world.store.loadSnapshot(asOfSnapshotName('kl-', mark.position));
       assert.ok(snapshot !== null);
       const text = JSON.stringify(snapshot.state);
-      assert.deepEqual((snapshot.state as { materials: unknown[] }).materials, []);
+      // The view is the sealed snapshot's body (src/audit/snapshotSeal.ts).
+      assert.deepEqual((snapshot.state as { body: { materials: unknown[] } }).body.materials, []);
       for (const w of wrapped) assert.ok(!text.includes(w), 'no wrapped material in a historic snapshot');
     }
   });
