@@ -1,7 +1,7 @@
 import { KeyledgerError } from '../domain/errors.js';
 import { type LedgerEvent, parseEventOf, SCOPE_EVENT_TYPES, type ScopeEvent } from '../domain/events.js';
 import { formatScope, type KeyId, type KeyScope, parseMetadataHash } from '../domain/identities.js';
-import { keyIdOf } from '../domain/keyIdentity.js';
+import { keyIdOf } from '../domain/keyDigests.js';
 import type { KeyState, MarkerState } from '../domain/keyState.js';
 import { emptyScopeState, evolveScope, type ScopeState } from '../domain/scopeState.js';
 import type { EventStore } from '../store/eventStore.js';

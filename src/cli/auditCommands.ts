@@ -7,7 +7,7 @@ import { verifyAuditFile } from '../audit/verifyAuditFile.js';
 import type { VerifyReport } from '../audit/verifyLedger.js';
 import { verifyStore } from '../audit/verifyStore.js';
 import { KeyledgerError } from '../domain/errors.js';
-import { DEFAULT_PREFIX } from '../ledger/streamNames.js';
+import { DEFAULT_PREFIX } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import { openEventStore } from '../store/storeUrl.js';
 import { loadConfig, providerFor } from './config.js';
@@ -160,7 +160,7 @@ async function run(p: Parsed, command: Exclude<Command, { kind: 'help' }>, io: C
       await exportLedger(p, command.out, io);
       return;
     case 'checkpoint': {
-      const opened = await openLedger(p.global, io.cwd, io.env);
+      const opened = await openLedger(p.global, io.cwd, io.env, io.stderr);
       try {
         const r = await opened.ledger.checkpoint(p.operation);
         if (p.json) io.stdout(`${toJson(r)}\n`);
@@ -192,7 +192,13 @@ async function verifyLedgerStore(p: Parsed, anchor: Anchor | undefined, io: CliI
   let provider: ManagedKeyProvider | null = null;
   try {
     provider = providerFor(config);
-    return await verifyStore(store, { prefix: config.prefix ?? DEFAULT_PREFIX, provider, anchor });
+    return await verifyStore(store, {
+      prefix: config.prefix ?? DEFAULT_PREFIX,
+      provider,
+      anchor,
+      checkpointEvery: config.checkpointEvery,
+      anchorFile: config.anchorFile,
+    });
   } finally {
     await provider?.close();
     await store.close();
@@ -211,7 +217,12 @@ async function verifyFile(
   const config = p.global.config === undefined && !existsSync(configPath) ? null : loadConfig(configPath);
   const provider = config === null ? undefined : providerFor(config);
   try {
-    return await verifyAuditFile(resolve(io.cwd, file), { provider, anchor });
+    return await verifyAuditFile(resolve(io.cwd, file), {
+      provider,
+      anchor,
+      checkpointEvery: config?.checkpointEvery,
+      anchorFile: config?.anchorFile,
+    });
   } finally {
     await provider?.close();
   }

@@ -38,6 +38,8 @@ const configSchema = z.strictObject({
     .optional(),
   /** Append a tamper-evidence checkpoint after this many ledger events (default 1000; 0: only on request). */
   checkpointEvery: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  /** The rollback anchor file (another volume or machine): every checkpoint is appended there. */
+  anchorFile: z.string().min(1).optional(),
   keystore: z.unknown(),
 });
 
@@ -53,6 +55,8 @@ export interface LedgerConfig {
   readonly destroyGracePeriodMs: number | undefined;
   /** From `checkpointEvery`; undefined: the ledger's default (1000). */
   readonly checkpointEvery: number | undefined;
+  /** From `anchorFile`, resolved against the config file's folder; undefined: none. */
+  readonly anchorFile: string | undefined;
   readonly keystore: KeystoreConfig;
 }
 
@@ -86,6 +90,7 @@ export function loadConfig(file: string): LedgerConfig {
     dynamicLookup: parsed.data.dynamicLookup ?? parsed.data.provider === 'keystore',
     destroyGracePeriodMs: parsed.data.destroyGracePeriod,
     checkpointEvery: parsed.data.checkpointEvery,
+    anchorFile: parsed.data.anchorFile === undefined ? undefined : resolve(baseDir, parsed.data.anchorFile),
     keystore: resolveKeystoreConfig(parsed.data.keystore, baseDir),
   };
 }

@@ -1,6 +1,7 @@
 import { formatScope, parseMetadataHash, parseScope } from '../domain/identities.js';
-import type { DestructionReceipt, OperationOptions } from '../ledger/keymetaAdmin.js';
+import type { DestructionReceipt } from '../ledger/keyDestruction.js';
 import type { Ledger } from '../ledger/ledger.js';
+import type { OperationOptions } from '../ledger/operationOptions.js';
 import { GRACE_PERIOD_FORMAT, parseGracePeriod } from './duration.js';
 import { table, toJson } from './output.js';
 import { arity, usageError } from './parseCommandArgs.js';
@@ -65,7 +66,7 @@ export function prepareDestroyCommand(p: DestroyArgs): DestroyRunner | null {
         graceMs = parsed;
       }
       return async (ledger, out) => {
-        const r = await ledger.admin.scheduleKeyDestruction(scope.custodian, scope.namespace, hash, {
+        const r = await ledger.destruction.scheduleKeyDestruction(scope.custodian, scope.namespace, hash, {
           ...op,
           graceMs,
         });
@@ -82,7 +83,7 @@ export function prepareDestroyCommand(p: DestroyArgs): DestroyRunner | null {
       const scope = parseScope(s);
       parseMetadataHash(hash);
       return async (ledger, out) => {
-        const r = await ledger.admin.cancelKeyDestruction(scope.custodian, scope.namespace, hash, op);
+        const r = await ledger.destruction.cancelKeyDestruction(scope.custodian, scope.namespace, hash, op);
         if (p.json) out(`${toJson({ position: r.position, key: r.key })}\n`);
         else out(`${formatScope(scope)}: destruction of key ${hash} cancelled; it stays ${r.key.state}\n`);
       };
@@ -90,7 +91,7 @@ export function prepareDestroyCommand(p: DestroyArgs): DestroyRunner | null {
     case 'destroy-due-keys': {
       arity(p, []);
       return async (ledger, out) => {
-        const r = await ledger.admin.destroyDueKeys(op);
+        const r = await ledger.destruction.destroyDueKeys(op);
         if (p.json) {
           out(`${toJson(r)}\n`);
           return;
@@ -106,7 +107,7 @@ export function prepareDestroyCommand(p: DestroyArgs): DestroyRunner | null {
       const [s = ''] = arity(p, ['scope']);
       const scope = parseScope(s);
       return async (ledger, out) => {
-        const receipts = await ledger.admin.destructionReceipts(scope.custodian, scope.namespace);
+        const receipts = await ledger.destruction.destructionReceipts(scope.custodian, scope.namespace);
         out(p.json ? `${toJson(receipts)}\n` : table(RECEIPT_HEADERS, receiptRows(receipts)));
       };
     }

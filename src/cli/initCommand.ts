@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { SecretBytes } from '../crypto/secretBytes.js';
 import { KeyledgerError } from '../domain/errors.js';
-import type { SystemKeyChange } from '../ledger/systemKeyManager.js';
+import type { SystemKeyChange } from '../ledger/systemKeyLifecycle.js';
 import { writePkcs12SecretKeys } from '../providers/keystore/pkcs12.js';
+import { SecretBytes } from '../secrets/secretBytes.js';
 import { DEFAULT_STORE_URL, parseStoreUrl } from '../store/storeUrl.js';
 import { configPathOf, type GlobalOptions, openLedger, storeLocationOf } from './openLedger.js';
 

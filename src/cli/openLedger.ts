@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { isTamperRejection } from '../audit/snapshotSeal.js';
 import { Ledger } from '../ledger/ledger.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
@@ -40,11 +41,15 @@ export function configPathOf(options: GlobalOptions, cwd: string): string {
   return resolve(cwd, options.config ?? DEFAULT_CONFIG_FILE);
 }
 
-/** Opens store, provider and ledger as the CLI's options say; close() releases all three. */
+/**
+ * Opens store, provider and ledger as the CLI's options say; close() releases all three. `warn`
+ * is told of every stored snapshot the ledger found tampered with and did not use.
+ */
 export async function openLedger(
   options: GlobalOptions,
   cwd: string,
   env: Readonly<Record<string, string | undefined>>,
+  warn?: (text: string) => void,
 ): Promise<OpenLedger> {
   const config = loadConfig(configPathOf(options, cwd));
   const location = storeLocationOf(options, cwd, env, config);
@@ -61,7 +66,14 @@ export async function openLedger(
       resolver: { dynamicLookup: config.dynamicLookup },
       destroyGracePeriodMs: config.destroyGracePeriodMs,
       checkpointEvery: config.checkpointEvery,
+      anchorFile: config.anchorFile,
     });
+    for (const r of ledger.snapshotRejections) {
+      if (!isTamperRejection(r.kind)) continue;
+      warn?.(
+        `warning: snapshot ${r.snapshot} was not used (${r.kind}): ${r.message}; the view was rebuilt from the events. Run keyledger verify.\n`,
+      );
+    }
     return {
       ledger,
       config,

@@ -115,7 +115,7 @@ export async function runRewrapCli(argv: readonly string[], io: CliIo): Promise<
   }
   try {
     // Arguments are validated above: bad input never opens the store.
-    const opened = await openLedger(parsed.global, io.cwd, io.env);
+    const opened = await openLedger(parsed.global, io.cwd, io.env, io.stderr);
     try {
       await run(parsed, parsed.command, opened.ledger, io);
     } finally {

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { KeyledgerError } from '../domain/errors.js';
 import { formatScope, parseScope } from '../domain/identities.js';
 import type { KeyInfo } from '../ledger/keyInfo.js';
-import type { OperationOptions } from '../ledger/keymetaAdmin.js';
+import type { OperationOptions } from '../ledger/operationOptions.js';
 import { AUDIT_COMMANDS, AUDIT_OPTIONS, AUDIT_USAGE, runAuditCli } from './auditCommands.js';
 import {
   AUDIT_QUERY_OPTIONS,
@@ -231,7 +231,7 @@ async function dispatch(p: Parsed, io: CliIo): Promise<void> {
   }
   // Validate the arguments before anything is opened: bad input never touches the store.
   const command = prepare(p, io);
-  const opened = await openLedger(p.global, io.cwd, io.env);
+  const opened = await openLedger(p.global, io.cwd, io.env, io.stderr);
   try {
     await command(opened.ledger, out);
   } finally {

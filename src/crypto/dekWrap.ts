@@ -1,9 +1,9 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { KeyledgerError } from '../domain/errors.js';
 import { type Custodian, custodianBytes, type MetadataHash, type Namespace } from '../domain/identities.js';
+import { SecretBytes } from '../secrets/secretBytes.js';
 import { constantTimeEqualStrings } from './constantTime.js';
 import { keyChecksum } from './keyChecksum.js';
-import { SecretBytes } from './secretBytes.js';
 
 /** What a wrapped DEK is bound to: unwrapping it as anything else fails authentication. */
 export interface DekBinding {

@@ -1,6 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { CachedKey, ResolutionTarget } from '../cache/keyCache.js';
 import { DecryptionFailedError } from './decryptionFailedError.js';
 import { type DerivedKey, deriveKey, zeroDerived } from './derivedKey.js';
 import {
@@ -25,6 +24,7 @@ import {
   keyInfoOf,
   scopeCheckOf,
 } from './expectedScope.js';
+import type { CachedKey, ResolutionTarget } from './keySource.js';
 import { type KeySource, liveActiveKey, liveKeyForDecrypt } from './keySource.js';
 
 export interface EnvelopeOptions {

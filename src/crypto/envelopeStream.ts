@@ -1,6 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Duplex } from 'node:stream';
-import type { ResolutionTarget } from '../cache/keyCache.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { DecryptionFailedError } from './decryptionFailedError.js';
 import { type DerivedKey, deriveKey, zeroDerived } from './derivedKey.js';
@@ -34,6 +33,7 @@ import {
   type ScopeCheck,
   scopeCheckOf,
 } from './expectedScope.js';
+import type { ResolutionTarget } from './keySource.js';
 import { type KeySource, liveActiveKey, liveKeyForDecrypt } from './keySource.js';
 
 export interface EnvelopeStreamsOptions {

@@ -1,4 +1,3 @@
-import type { CachedKey } from '../cache/keyCache.js';
 import {
   type Custodian,
   type KeyId,
@@ -7,6 +6,7 @@ import {
   parseCustodian,
   parseNamespace,
 } from '../domain/identities.js';
+import type { CachedKey } from './keySource.js';
 
 /**
  * What a decrypting caller expects a ciphertext to be under. A service that decrypts for tenants

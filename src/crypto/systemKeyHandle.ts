@@ -1,7 +1,7 @@
 import { createHmac, hkdfSync } from 'node:crypto';
+import type { SecretBytes } from '../secrets/secretBytes.js';
 import { DEK_WRAP_LABEL, type DekBinding, unwrapDek, wrapDek } from './dekWrap.js';
 import { keyChecksum } from './keyChecksum.js';
-import type { SecretBytes } from './secretBytes.js';
 import { systemKeyIdentity } from './systemKeyIdentity.js';
 
 /**

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import type { SecretBytes } from './secretBytes.js';
+import type { SecretBytes } from '../secrets/secretBytes.js';
 
 /**
  * The HMAC message of a system key's identity (version 2). It differs from the key checksum's

@@ -229,6 +229,9 @@ export const ERRORS = {
     category: 'fault',
     details: z.strictObject({ operation: str, url: str, waitedMs: int }),
   },
+  // Tamper evidence (src/audit/anchorFile.ts): the rollback anchor file cannot be read or written,
+  // or holds a line that is not an anchor.
+  ERR_ANCHOR_FILE: { category: 'fault', details: z.strictObject({ file: str }) },
 } as const satisfies Record<string, { category: ErrorCategory; details: z.ZodType }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -3,10 +3,9 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { keyChecksum } from '../../src/crypto/keyChecksum.js';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import { systemKeyIdentity } from '../../src/crypto/systemKeyIdentity.js';
 import { type KeyScope, keyScope, scopeKey } from '../../src/domain/identities.js';
-import { metadataHashOf } from '../../src/domain/keyIdentity.js';
+import { metadataHashOf } from '../../src/domain/keyDigests.js';
 import { formatKeyMetadata, formatSystemKeyMetadata } from '../../src/providers/keyMetadata.js';
 import {
   type KeystoreConfigInput,
@@ -14,6 +13,7 @@ import {
 } from '../../src/providers/keystore/keystoreConfig.js';
 import { KeystoreKeyProvider } from '../../src/providers/keystore/keystoreKeyProvider.js';
 import type { ManagedKeyData, ManagedKeyProvider } from '../../src/providers/managedKeyProvider.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import { javaSecretKeys, keytoolGenSecKey, requireKeytool, withTempDir } from '../helpers/keytool.js';
 import { holdTempDir, rejectsWithCode, testKeyProvider, throwsWithCode } from './keyProvider.contract.js';
 

@@ -3,8 +3,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runRewrapCli } from '../../src/cli/rewrapCommand.js';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import { readPkcs12SecretKeys, writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import { cliHarness, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
 
 /**

@@ -6,15 +6,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ChainingEventStore } from '../../src/audit/chainingEventStore.js';
 import { keyChecksum } from '../../src/crypto/keyChecksum.js';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import { softwareSystemKey } from '../../src/crypto/systemKeyHandle.js';
 import { systemKeyIdentity } from '../../src/crypto/systemKeyIdentity.js';
 import { keyScope } from '../../src/domain/identities.js';
-import { metadataHashOf } from '../../src/domain/keyIdentity.js';
+import { metadataHashOf } from '../../src/domain/keyDigests.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { resolveKeystoreConfig } from '../../src/providers/keystore/keystoreConfig.js';
 import { KeystoreKeyProvider } from '../../src/providers/keystore/keystoreKeyProvider.js';
 import { writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import type { RecordedEvent } from '../../src/store/eventStore.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
 

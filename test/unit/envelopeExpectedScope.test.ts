@@ -52,10 +52,10 @@ function isUniformFailure(error: unknown): true {
 async function decryptStream(
   ledger: Ledger,
   ciphertext: Buffer,
-  options: Parameters<Ledger['streams']['decryptStream']>[0],
+  options: Parameters<Ledger['envelopeStreams']['decryptStream']>[0],
 ): Promise<{ plaintext: Buffer; info: DecryptionKeyInfo | null; announced: DecryptionKeyInfo[] }> {
   const chunks: Buffer[] = [];
-  const stream = ledger.streams.decryptStream(options);
+  const stream = ledger.envelopeStreams.decryptStream(options);
   const announced: DecryptionKeyInfo[] = [];
   stream.on('key', (info: DecryptionKeyInfo) => announced.push(info));
   await pipeline(
@@ -145,7 +145,7 @@ describe('decrypt with an expected scope (issue 11, finding 8)', () => {
     const chunks: Buffer[] = [];
     await pipeline(
       Readable.from([PLAINTEXT]),
-      ledger.streams.encryptStream({ custodian: ACME, namespaces: ['orders'] }),
+      ledger.envelopeStreams.encryptStream({ custodian: ACME, namespaces: ['orders'] }),
       new Writable({
         write(chunk: Buffer, _encoding, callback) {
           chunks.push(chunk);
@@ -169,7 +169,7 @@ describe('decrypt with an expected scope (issue 11, finding 8)', () => {
       await assert.rejects(
         pipeline(
           Readable.from([ciphertext]),
-          ledger.streams.decryptStream(expected),
+          ledger.envelopeStreams.decryptStream(expected),
           new Writable({
             write(chunk: Buffer, _encoding, callback) {
               out.push(chunk);

@@ -8,8 +8,8 @@ import {
   parseCheckpoint,
 } from '../../src/audit/checkpointFormat.js';
 import { chainedMetadata, chainLinkOf, eventHash, eventHashPreimage } from '../../src/audit/hashChain.js';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import { softwareSystemKey } from '../../src/crypto/systemKeyHandle.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 
 /**
  * The hash chain's pure parts against known answers. The vectors were computed with Python's

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { SecretBytes } from '../../crypto/secretBytes.js';
 import type { SystemKeyHandle } from '../../crypto/systemKeyHandle.js';
 import type { KeyScope } from '../../domain/identities.js';
-import { metadataHashOf } from '../../domain/keyIdentity.js';
+import { metadataHashOf } from '../../domain/keyDigests.js';
+import { SecretBytes } from '../../secrets/secretBytes.js';
 import { formatKeyMetadata, parseKeyMetadata } from '../keyMetadata.js';
 import type { ManagedKeyData, ManagedKeyProvider, WrappedKeyMaterial } from '../managedKeyProvider.js';
 

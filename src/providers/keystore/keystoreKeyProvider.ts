@@ -1,8 +1,8 @@
 import { readFileSync, statSync } from 'node:fs';
-import type { SecretBytes } from '../../crypto/secretBytes.js';
 import { type SystemKeyHandle, softwareSystemKey } from '../../crypto/systemKeyHandle.js';
 import { KeyledgerError } from '../../domain/errors.js';
 import { type KeyScope, scopeKey } from '../../domain/identities.js';
+import type { SecretBytes } from '../../secrets/secretBytes.js';
 import {
   formatKeyMetadata,
   formatSystemKeyMetadata,
