@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { KeyId, ManagedKey, ScopeKey, ScopeState } from '../src/domain/index.js';
+import type { JsonValue, KeyId, ManagedKey, ScopeKey, ScopeState } from '../src/domain/index.js';
 import {
   KEY_STATES,
   keyScope,
@@ -8,7 +8,6 @@ import {
   parseMetadataHash,
   scopeKey,
 } from '../src/domain/index.js';
-import type { JsonValue } from '../src/store/index.js';
 import { emptyKeymetaView, type KeymetaView } from './keymeta.js';
 
 /**

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import type { LedgerEvent, MetadataHash } from '../src/domain/index.js';
+import type { JsonValue, LedgerEvent, MetadataHash } from '../src/domain/index.js';
 import { parseMetadataHash } from '../src/domain/index.js';
-import type { JsonValue } from '../src/store/index.js';
 
 export interface SystemKeyView {
   readonly sequence: number;

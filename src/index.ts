@@ -20,30 +20,36 @@ export { type VerifyAuditFileOptions, verifyAuditFile } from './audit/verifyAudi
 export type { ProblemKind, VerifiedCheckpoint, VerifyProblem, VerifyReport } from './audit/verifyLedger.js';
 export { type VerifyStoreOptions, verifyStore } from './audit/verifyStore.js';
 export { type CacheMetrics, type LayerCounters, toPrometheus } from './cache/cacheMetrics.js';
-export type { ActiveResolution, CachedKey, KeyCacheOptions, ResolutionTarget } from './cache/keyCache.js';
+export type { KeyCacheOptions } from './cache/keyCache.js';
 export { DecryptionFailedError } from './crypto/decryptionFailedError.js';
 export {
   type DecryptOptions,
+  type DecryptResult,
   type EncryptOptions,
   Envelope,
   type EnvelopeOptions,
 } from './crypto/envelope.js';
 export {
+  type DecryptStream,
   EnvelopeStreams,
   type EnvelopeStreamsOptions,
   type StreamDecryptOptions,
   type StreamEncryptOptions,
 } from './crypto/envelopeStream.js';
+export type { DecryptionKeyInfo, ExpectedScope } from './crypto/expectedScope.js';
 export { keyChecksum } from './crypto/keyChecksum.js';
-export { SecretBytes } from './crypto/secretBytes.js';
+export type { ActiveResolution, CachedKey, ResolutionTarget } from './crypto/keySource.js';
 export type { SystemKeyHandle } from './crypto/systemKeyHandle.js';
 export { softwareSystemKey } from './crypto/systemKeyHandle.js';
 export { DEFAULT_DESTROY_GRACE_MS, materialHashOf } from './domain/decideDestroy.js';
 export {
   ERROR_CODES,
+  ERRORS,
   type ErrorCategory,
   type ErrorCode,
+  type ErrorDetailsOf,
   EventSchemaError,
+  errorDetailsSchema,
   isKeyledgerError,
   KeyledgerError,
   VersionConflictError,
@@ -61,24 +67,20 @@ export {
   parseScope,
 } from './domain/identities.js';
 export { KEY_STATES, type KeyState, MARKER_STATES, type MarkerState } from './domain/keyState.js';
-export type { KeyInfo, ScopeStatus, ScopeStatusAsOf } from './ledger/keyInfo.js';
 export type {
   DestroyDueResult,
   DestructionReceipt,
-  EnableResult,
-  KeymetaAdmin,
-  KeyResult,
-  OperationOptions,
-  RefreshResult,
+  KeyDestruction,
   ScheduleDestructionOptions,
-  WriteResult,
-} from './ledger/keymetaAdmin.js';
+} from './ledger/keyDestruction.js';
+export type { KeyInfo, ScopeStatus, ScopeStatusAsOf } from './ledger/keyInfo.js';
+export type { EnableResult, KeymetaAdmin, RefreshResult } from './ledger/keymetaAdmin.js';
 export type { KeyResolver, KeyResolverOptions } from './ledger/keyResolver.js';
 export { Ledger, type LedgerOptions } from './ledger/ledger.js';
 export type { LedgerEventOf, LedgerEventsOptions } from './ledger/ledgerEvents.js';
 export { type DataLocation, namespaceCandidates } from './ledger/namespaceCandidates.js';
+export type { KeyResult, OperationOptions, WriteResult } from './ledger/operationOptions.js';
 export type {
-  RetireResult,
   RewrapCampaignInfo,
   RewrapCampaigns,
   RewrapOptions,
@@ -86,7 +88,7 @@ export type {
   RewrapStatus,
   SystemKeyUsage,
 } from './ledger/rewrapCampaign.js';
-export type { SystemKeyChange } from './ledger/systemKeyManager.js';
+export type { RetireResult, SystemKeyChange } from './ledger/systemKeyLifecycle.js';
 export {
   type AnyOperation,
   custodianHint,
@@ -112,4 +114,5 @@ export type {
   ManagedKeyProvider,
   WrappedKeyMaterial,
 } from './providers/managedKeyProvider.js';
+export { SecretBytes } from './secrets/secretBytes.js';
 export * from './store/index.js';

@@ -17,10 +17,11 @@ import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { keymetaToSnapshot } from '../../projections/keymetaSnapshot.js';
 import { systemKeysToSnapshot } from '../../projections/systemKeys.js';
-import type { ResolutionTarget } from '../../src/cache/keyCache.js';
+import type { ResolutionTarget } from '../../src/crypto/keySource.js';
+import { DEFAULT_PREFIX } from '../../src/journal/streamNames.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { LedgerProjector } from '../../src/ledger/ledgerProjector.js';
-import { DEFAULT_PREFIX } from '../../src/ledger/streamNames.js';
+import type { ManagedKeyProvider } from '../../src/providers/managedKeyProvider.js';
 import type { EventStore, Snapshot } from '../../src/store/eventStore.js';
 import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
@@ -161,10 +162,12 @@ async function enableScopes(keystore: BenchKeystore, store: EventStore): Promise
  * What one periodic snapshot costs at this size: the projector builds it synchronously inside the
  * event application that reaches the interval, and the embedded stores save it synchronously too.
  */
-async function snapshotCost(store: EventStore, dir: string): Promise<Row[]> {
+async function snapshotCost(store: EventStore, dir: string, provider: ManagedKeyProvider): Promise<Row[]> {
   const projector = new LedgerProjector(store, DEFAULT_PREFIX, {
     snapshotName: `${DEFAULT_PREFIX}keymeta`,
     snapshotEvery: NO_SNAPSHOTS,
+    provider,
+    systemStream: `${DEFAULT_PREFIX}system`,
   });
   await projector.start();
   const rows: Row[] = [];
@@ -314,7 +317,7 @@ export async function run(): Promise<BenchResult> {
       metric: `d. Ledger.open from a snapshot at the head (${SCOPES} scopes)`,
       value: `${restored.seconds.toFixed(2)} s`,
     });
-    rows.push(...(await snapshotCost(noSnapshots, keystore.dir)));
+    rows.push(...(await snapshotCost(noSnapshots, keystore.dir, keystore.provider())));
 
     // --- (c) lookups, on the replayed ledger (default L1) ---
     const ledger = plain.ledger;

@@ -12,11 +12,11 @@ import { cpus, platform, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Observable } from 'rxjs';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
 import { resolveKeystoreConfig } from '../../src/providers/keystore/keystoreConfig.js';
 import { KeystoreKeyProvider } from '../../src/providers/keystore/keystoreKeyProvider.js';
 import { writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import type { EventStore, ReadAllOptions, RecordedEvent } from '../../src/store/eventStore.js';
 
 export const KEYSTORE_PASSWORD_ENV = 'KEYLEDGER_BENCH_PW';

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import type { ResolutionTarget } from '../../src/cache/keyCache.js';
+import type { ResolutionTarget } from '../../src/crypto/keySource.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import type { EventStore } from '../../src/store/eventStore.js';
 import { MemoryEventStore } from '../../src/store/memoryEventStore.js';

@@ -17,7 +17,7 @@
  * per comparison the median of the per-round ratios (subject ÷ baseline of the same round).
  */
 import { LRUCache } from 'lru-cache';
-import type { ResolutionTarget } from '../../src/cache/keyCache.js';
+import type { ResolutionTarget } from '../../src/crypto/keySource.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { namespaceCandidates } from '../../src/ledger/namespaceCandidates.js';
 import { resolveKeystoreConfig } from '../../src/providers/keystore/keystoreConfig.js';

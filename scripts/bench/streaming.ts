@@ -1,5 +1,5 @@
 /**
- * (f) Streaming envelope encryption (issue 4): 1 GiB through `ledger.streams.encryptStream` →
+ * (f) Streaming envelope encryption (issue 4): 1 GiB through `ledger.envelopeStreams.encryptStream` →
  * `decryptStream` in one process, and the same through the CLI (`keyledger encrypt | keyledger
  * decrypt`), with throughput and peak memory. The issue's target: flat memory for any size.
  *
@@ -148,12 +148,12 @@ async function inProcess(ledger: Ledger, total: number, roundTrip: boolean): Pro
   if (roundTrip) {
     await pipeline(
       input(total),
-      ledger.streams.encryptStream(options),
-      ledger.streams.decryptStream(),
+      ledger.envelopeStreams.encryptStream(options),
+      ledger.envelopeStreams.decryptStream(),
       out.writable,
     );
   } else {
-    await pipeline(input(total), ledger.streams.encryptStream(options), out.writable);
+    await pipeline(input(total), ledger.envelopeStreams.encryptStream(options), out.writable);
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   return {

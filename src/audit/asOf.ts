@@ -5,9 +5,12 @@ import { KeyledgerError } from '../domain/errors.js';
 import { type LedgerEvent, parseEventOf, parseLedgerEvent, SCOPE_EVENT_TYPES } from '../domain/events.js';
 import type { KeyId, KeyScope, ScopeKey } from '../domain/identities.js';
 import type { ScopeState } from '../domain/scopeState.js';
-import type { EventStore } from '../store/eventStore.js';
-import { type AsOfMark, asOfSnapshotName, loadAsOfIndex } from './asOfSnapshots.js';
+import { asOfSnapshotName } from '../journal/streamNames.js';
+import type { EventStore, JsonValue } from '../store/eventStore.js';
+import { type AsOfMark, loadAsOfIndex } from './asOfSnapshots.js';
+import type { CheckpointMacKeys } from './checkpointMacKeys.js';
 import { scopeNotFound } from './history.js';
+import { checkSnapshot, type SnapshotRejection } from './snapshotSeal.js';
 
 /**
  * As-of queries: the keymeta view as it was at a global position or at a time (docs/audit.md).
@@ -115,15 +118,35 @@ function eventWithin(event: LedgerEvent, target: AsOfTarget): boolean {
     : Date.parse(event.meta.occurredAt) <= target.getTime();
 }
 
+/** How as-of queries check the historic snapshots they start from (src/audit/snapshotSeal.ts). */
+export interface AsOfSnapshotCheck {
+  /** The system keys' MAC keys under the snapshot label. */
+  readonly keys: CheckpointMacKeys;
+  /** Told of every snapshot that is skipped because its seal fails (or it has none). */
+  readonly reject: (rejection: SnapshotRejection) => void;
+}
+
 /** The latest usable historic snapshot for `target`, or an empty view. */
-async function startingView(store: EventStore, prefix: string, target: AsOfTarget): Promise<KeymetaView> {
+async function startingView(
+  store: EventStore,
+  prefix: string,
+  target: AsOfTarget,
+  check: AsOfSnapshotCheck,
+): Promise<KeymetaView> {
   const marks = (await loadAsOfIndex(store, prefix)).filter((m) => m.snapshot && markWithin(m, target));
+  const head = await store.headPosition();
   for (let i = marks.length - 1; i >= 0; i--) {
     const mark = marks[i] as AsOfMark;
-    const snapshot = await store.loadSnapshot(asOfSnapshotName(prefix, mark.position));
-    // A snapshot of an older format (or gone) is skipped for the one before it.
+    const name = asOfSnapshotName(prefix, mark.position);
+    const snapshot = await store.loadSnapshot(name);
+    // A snapshot gone, of an older format or failing its seal is skipped for the one before it.
     if (snapshot === null || snapshot.position !== mark.position) continue;
-    const view = keymetaFromSnapshot(snapshot.state, snapshot.position);
+    const checked = await checkSnapshot(store, prefix, name, snapshot, check.keys, head);
+    if (!checked.ok) {
+      check.reject(checked.rejection);
+      continue;
+    }
+    const view = keymetaFromSnapshot(checked.body as JsonValue, snapshot.position);
     if (view !== null) return view;
   }
   return emptyKeymetaView();
@@ -140,9 +163,10 @@ export async function keymetaAsOf(
   prefix: string,
   target: AsOfTarget,
   now: Date,
+  check: AsOfSnapshotCheck,
 ): Promise<KeymetaAsOf> {
   await checkTarget(store, prefix, target, now);
-  const view = await startingView(store, prefix, target);
+  const view = await startingView(store, prefix, target, check);
   for await (const recorded of store.readAll({ after: view.position, streamPrefix: prefix })) {
     if (typeof target === 'bigint' && recorded.position > target) break;
     const event = parseLedgerEvent(recorded);

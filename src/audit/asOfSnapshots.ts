@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { KeymetaView } from '../../projections/keymeta.js';
 import { keymetaToSnapshot } from '../../projections/keymetaSnapshot.js';
-import type { EventStore, JsonValue } from '../store/eventStore.js';
+import { asOfIndexName, asOfSnapshotName } from '../journal/streamNames.js';
+import type { EventStore, JsonValue, Snapshot } from '../store/eventStore.js';
 
 /**
  * The series of historic keymeta snapshots that as-of queries start from (docs/audit.md).
@@ -12,6 +13,9 @@ import type { EventStore, JsonValue } from '../store/eventStore.js';
  * position starts from the latest snapshot at or below it; a query for a time from the latest
  * snapshot whose events all occurred at or before it, and marks bound the scan that turns a time
  * into a position.
+ *
+ * Each historic snapshot is sealed like the keymeta snapshot (src/audit/snapshotSeal.ts): bound to
+ * the event at its position and MACed under the system key; asOf.ts skips one that fails.
  *
  * Historic snapshots leave out the wrapped material: a snapshot that outlived a key's destruction
  * would otherwise keep a copy of what crypto-shredding deleted. As-of answers are about key states,
@@ -39,15 +43,6 @@ const indexSchema = z.strictObject({
   ),
 });
 
-export function asOfIndexName(prefix: string): string {
-  return `${prefix}keymeta-asof-index`;
-}
-
-export function asOfSnapshotName(prefix: string, position: bigint): string {
-  return `${prefix}keymeta-asof-${position}`;
-}
-
-/** The marks of the index, in position order; an absent or unusable index reads as none. */
 export async function loadAsOfIndex(store: EventStore, prefix: string): Promise<AsOfMark[]> {
   const snapshot = await store.loadSnapshot(asOfIndexName(prefix));
   if (snapshot === null) return [];
@@ -134,18 +129,25 @@ export class AsOfSeriesWriter {
   /**
    * Takes what is due from the view as it is now (synchronously: the view changes with the next
    * event). When that includes a snapshot, returns the job that saves it and the index, for the
-   * caller to run off the critical path; a mark alone waits for the next save (or flush).
+   * caller to run off the critical path; a mark alone waits for the next save (or flush). `seal`
+   * seals the snapshot (null: none can be sealed yet, so only a mark is taken).
    */
-  capture(view: KeymetaView, maxOccurredAt: number, viewSize: number): (() => Promise<void>) | null {
+  capture(
+    view: KeymetaView,
+    maxOccurredAt: number,
+    viewSize: number,
+    seal: ((name: string, body: JsonValue) => Promise<Snapshot>) | null,
+  ): (() => Promise<void>) | null {
     const position = view.position;
-    const snapshot = this.#snapshotDue(position, viewSize);
+    const snapshot = seal !== null && this.#snapshotDue(position, viewSize);
     this.#remember([{ position, maxOccurredAt, snapshot }]);
     this.#unsaved = true;
-    if (!snapshot) return null;
-    const state = keymetaToSnapshot(withoutMaterials(view));
+    if (!snapshot || seal === null) return null;
+    const body = keymetaToSnapshot(withoutMaterials(view));
+    const name = asOfSnapshotName(this.#prefix, position);
     return async () => {
       // The snapshot first: the index never names a snapshot that is not there.
-      await this.#store.saveSnapshot(asOfSnapshotName(this.#prefix, position), { position, state });
+      await this.#store.saveSnapshot(name, await seal(name, body));
       await this.flush();
     };
   }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LRUCache } from 'lru-cache';
 import { isKeyledgerError, KeyledgerError, VersionConflictError } from '../domain/errors.js';
-import { MAX_DECISIONS } from '../ledger/retryOnConflict.js';
+import { MAX_DECISIONS } from '../journal/retryOnConflict.js';
 import type { AppendResult, EventToAppend, ExpectedRevision, RecordedEvent } from '../store/eventStore.js';
 import { ForwardingEventStore } from '../store/forwardingEventStore.js';
 import { chainedMetadata, eventHash } from './hashChain.js';
@@ -17,6 +17,12 @@ interface Tail {
 
 /** Called after every append this store chained (the ledger's automatic checkpoints hook in here). */
 export type AfterAppend = (stream: string, result: AppendResult) => Promise<void>;
+
+/**
+ * The revision of the newest checkpoint this process knows, recorded in an event about to be
+ * appended to `stream` (metadata `checkpoint`, schemaVersion 3); null: none (or not for this stream).
+ */
+export type CheckpointMark = (stream: string) => Promise<bigint | null>;
 
 /**
  * The one place the ledger's hash chain is written: an EventStore that, on every append, sets each
@@ -41,6 +47,12 @@ export class ChainingEventStore extends ForwardingEventStore {
   /** stream → its last revision as last seen: where to read its tail for an `any` append. */
   readonly #tails = new LRUCache<string, bigint>({ max: CACHED_STREAMS });
   #afterAppend: AfterAppend | null = null;
+  #checkpointMark: CheckpointMark | null = null;
+
+  /** Installs what names the newest known checkpoint in every appended event (src/audit/checkpointer.ts). */
+  useCheckpointMark(mark: CheckpointMark | null): void {
+    this.#checkpointMark = mark;
+  }
 
   /** Installs the hook run after each chained append; it must not throw (the append has happened). */
   onAppended(hook: AfterAppend | null): void {
@@ -54,8 +66,9 @@ export class ChainingEventStore extends ForwardingEventStore {
   ): Promise<AppendResult> {
     // Nothing to link: the store reports the empty batch as it always does.
     if (events.length === 0) return this.inner.append(stream, events, expected);
+    const mark = (await this.#checkpointMark?.(stream)) ?? null;
     const result = await this.#appendLinked(stream, expected, (prevHash) =>
-      this.#link(stream, events, prevHash),
+      this.#link(stream, events, prevHash, mark),
     );
     await this.#afterAppend?.(stream, result);
     return result;
@@ -70,8 +83,9 @@ export class ChainingEventStore extends ForwardingEventStore {
     expected: bigint | 'no_stream',
     build: (prevHash: string | null) => Promise<EventToAppend>,
   ): Promise<AppendResult> {
+    // What `build` returns is final (a checkpoint's MAC covers its metadata): no mark is added.
     return this.#appendLinked(stream, expected, async (prevHash) =>
-      this.#link(stream, [await build(prevHash)], prevHash),
+      this.#link(stream, [await build(prevHash)], prevHash, null),
     );
   }
 
@@ -103,11 +117,16 @@ export class ChainingEventStore extends ForwardingEventStore {
     }
   }
 
-  #link(stream: string, events: readonly EventToAppend[], prevHash: string | null): EventToAppend[] {
+  #link(
+    stream: string,
+    events: readonly EventToAppend[],
+    prevHash: string | null,
+    mark: bigint | null,
+  ): EventToAppend[] {
     let link = prevHash;
     try {
       return events.map((event) => {
-        const linked: EventToAppend = { ...event, metadata: chainedMetadata(event.metadata, link) };
+        const linked: EventToAppend = { ...event, metadata: chainedMetadata(event.metadata, link, mark) };
         link = eventHash({ streamName: stream, ...linked });
         return linked;
       });

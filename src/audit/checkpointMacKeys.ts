@@ -14,7 +14,7 @@ export type MacAnswer =
 
 /**
  * Checkpoint MACs, computed by whoever holds the system keys (SystemKeyHandle.mac): the ledger's
- * system-key manager when verifying a live ledger, the configured provider for an export file.
+ * system-key handles when verifying a live ledger, the configured provider for an export file.
  * Key bytes never leave the handle; only MACs come out.
  */
 export interface CheckpointMacKeys {
@@ -28,7 +28,7 @@ export interface CheckpointMacKeys {
 /** How many times a handle is fetched again if L1 evicted it before it could be used. */
 const HANDLE_ATTEMPTS = 3;
 
-/** The system-key manager's side (structurally; SystemKeyManager is one). */
+/** What the system keys' handles offer (structurally; SystemKeyHandles is one). */
 export interface SystemKeySource {
   current(): Promise<SystemKeyHandle>;
   byIdentity(identity: string): Promise<SystemKeyHandle>;
@@ -39,11 +39,12 @@ export interface SystemKeySource {
 }
 
 /**
- * MACs from the ledger's own system keys. A retired system key is never fetched again, so the
+ * MACs from the ledger's own system keys (`label`: the HKDF label of the purpose; snapshots use
+ * their own, src/audit/snapshotSeal.ts). A retired system key is never fetched again, so the
  * checkpoints MACed under it are `unavailable`: a later checkpoint vouches for them through the
  * checkpoint stream's hash chain (docs/audit.md).
  */
-export function systemKeyMacKeys(keys: SystemKeySource): CheckpointMacKeys {
+export function systemKeyMacKeys(keys: SystemKeySource, label = CHECKPOINT_MAC_LABEL): CheckpointMacKeys {
   return {
     current: async () => (await keys.current()).identity,
     mac: async (identity, message) => {
@@ -64,7 +65,7 @@ export function systemKeyMacKeys(keys: SystemKeySource): CheckpointMacKeys {
         }
         // Used in the same synchronous step as the lookup: an evicted handle's bytes are zeroed.
         const handle = keys.peek(identity);
-        if (handle !== undefined) return { kind: 'mac', mac: handle.mac(CHECKPOINT_MAC_LABEL, message) };
+        if (handle !== undefined) return { kind: 'mac', mac: handle.mac(label, message) };
       }
       throw new KeyledgerError(
         'ERR_SYSTEM_KEY_NOT_FOUND',
@@ -77,30 +78,35 @@ export function systemKeyMacKeys(keys: SystemKeySource): CheckpointMacKeys {
 }
 
 /** Provider answers that mean "this system key is not here any more", not a failing provider. */
-const GONE = new Set(['ERR_KEYSTORE_ALIAS_NOT_FOUND', 'ERR_SYSTEM_KEY_NOT_FOUND', 'ERR_SYSTEM_KEY_RETIRED']);
+const GONE = new Set([
+  'ERR_KEYSTORE_ALIAS_NOT_FOUND',
+  'ERR_SYSTEM_KEY_NOT_FOUND',
+  'ERR_SYSTEM_KEY_RETIRED',
+  // Metadata naming a key the provider does not serve as a system key (e.g. a data key's alias).
+  'ERR_SYSTEM_KEY_NOT_CONFIGURED',
+]);
 
 /**
  * MACs from a provider, for an export file checked offline: `recorded` maps each system key
  * identity to the metadata its SystemKeyRecorded/SystemKeyRotated event gave. A provider key that
- * is not the recorded one (its identity differs) is `unavailable`, never used.
+ * is not the recorded one (its identity is not the recorded one) is `unavailable`, never used.
  */
 export function providerMacKeys(
   provider: ManagedKeyProvider,
   recorded: ReadonlyMap<string, string>,
+  label = CHECKPOINT_MAC_LABEL,
 ): CheckpointMacKeys {
   const handles = new Map<string, SystemKeyHandle | null>();
   const handleOf = async (identity: string, metadata: string): Promise<SystemKeyHandle | null> => {
     if (handles.has(identity)) return handles.get(identity) ?? null;
-    let handle: SystemKeyHandle | null = null;
+    let fetched: SystemKeyHandle | null = null;
     try {
-      handle = await provider.unwrapSystemKey(metadata);
+      fetched = await provider.unwrapSystemKey(metadata);
     } catch (error) {
       if (!(isKeyledgerError(error) && GONE.has(error.code))) throw error;
     }
-    if (handle !== null && handle.identity !== identity) {
-      handle.dispose();
-      handle = null;
-    }
+    const handle = fetched?.bind(identity) ?? null;
+    if (fetched !== null && handle === null) fetched.dispose();
     handles.set(identity, handle);
     return handle;
   };
@@ -115,7 +121,7 @@ export function providerMacKeys(
       if (handle === null) {
         return { kind: 'unavailable', reason: `the provider does not have system key ${identity}` };
       }
-      return { kind: 'mac', mac: handle.mac(CHECKPOINT_MAC_LABEL, message) };
+      return { kind: 'mac', mac: handle.mac(label, message) };
     },
     close: () => {
       for (const handle of handles.values()) handle?.dispose();

@@ -1,10 +1,15 @@
+import { timingSafeEqual } from 'node:crypto';
 import { KeyledgerError } from '../domain/errors.js';
-import { deterministicEventId, type OperationContext } from '../ledger/eventFactory.js';
-import { retryOnConflict } from '../ledger/retryOnConflict.js';
-import type { AppendResult, JsonObject, RecordedEvent } from '../store/eventStore.js';
+import { CHAINED_SCHEMA_VERSION } from '../domain/events.js';
+import { decideAndAppend, expectedAfter } from '../journal/decideAndAppend.js';
+import type { JournalEvent, OperationContext } from '../journal/eventFactory.js';
+import type { StreamNames } from '../journal/streamNames.js';
+import type { AppendResult, RecordedEvent } from '../store/eventStore.js';
+import { appendAnchor } from './anchorFile.js';
 import type { ChainingEventStore } from './chainingEventStore.js';
 import {
   CHECKPOINT_EVENT_TYPE,
+  type Checkpoint,
   type CheckpointHead,
   checkpointData,
   checkpointMacMessage,
@@ -44,24 +49,34 @@ export interface CheckpointResult {
   /** How many stream heads it records (streams written since the previous checkpoint). */
   readonly streams: number;
   readonly stkIdentity: string;
+  /** The checkpoint event's hash: with `revision`, what `verify --anchor` takes. */
+  readonly hash: string;
 }
 
 interface LastCheckpoint {
   readonly revision: bigint;
   readonly coveredPosition: bigint;
+  /** The stored event (null when this process wrote it: its MAC is its own). */
+  readonly event: RecordedEvent | null;
+}
+
+interface Marked {
+  readonly event: RecordedEvent;
+  readonly checkpoint: bigint;
 }
 
 export interface CheckpointerDeps {
   readonly store: ChainingEventStore;
-  readonly prefix: string;
-  /** The checkpoint stream (`<prefix>checkpoints`). */
-  readonly stream: string;
+  /** The checkpoint stream, its hint snapshot and the ledger's prefix. */
+  readonly names: Pick<StreamNames, 'prefix' | 'checkpoints' | 'checkpointHint'>;
   readonly keys: CheckpointMacKeys;
   readonly now: () => Date;
   /** Automatic checkpoints: after this many ledger events since the last one; 0 turns them off. */
   readonly every: number;
   /** Who automatic checkpoints are recorded as. */
   readonly automaticContext: () => OperationContext;
+  /** The rollback anchor file every checkpoint is also appended to (src/audit/anchorFile.ts). */
+  readonly anchorFile?: string;
 }
 
 /**
@@ -81,6 +96,8 @@ export class Checkpointer {
   #automaticRunning = false;
   /** Ledger events counted since the newest checkpoint (`from`), up to position `upTo`. */
   #counted: { from: bigint; upTo: bigint; events: number } | null = null;
+  /** The revision of the newest checkpoint whose MAC this process checked. */
+  #checkedRevision: bigint | null = null;
 
   constructor(deps: CheckpointerDeps) {
     assertCheckpointEvery(deps.every);
@@ -98,9 +115,24 @@ export class Checkpointer {
     return run;
   }
 
+  /**
+   * The chaining store's mark (CheckpointMark): every event appended names the newest checkpoint
+   * this process knows, so a checkpoint stream that loses checkpoints contradicts the events after
+   * them. Never for the checkpoint stream itself (a checkpoint's MAC covers its metadata as built).
+   * A failed lookup marks nothing: the append must not fail for it.
+   */
+  readonly markFor = async (stream: string): Promise<bigint | null> => {
+    if (stream === this.#d.names.checkpoints) return null;
+    try {
+      return (await this.#lastCheckpoint())?.revision ?? null;
+    } catch {
+      return null;
+    }
+  };
+
   /** The chaining store's hook: an automatic checkpoint when one is due. Never throws. */
   readonly afterAppend = async (stream: string, result: AppendResult): Promise<void> => {
-    if (this.#d.every === 0 || stream === this.#d.stream || this.#automaticRunning) return;
+    if (this.#d.every === 0 || stream === this.#d.names.checkpoints || this.#automaticRunning) return;
     this.#automaticRunning = true;
     try {
       const last = await this.#lastCheckpoint();
@@ -125,9 +157,12 @@ export class Checkpointer {
     if (head - from < BigInt(every)) return false;
     if (this.#counted?.from !== from) this.#counted = { from, upTo: from, events: 0 };
     const counted = this.#counted;
-    for await (const event of this.#d.store.readAll({ after: counted.upTo, streamPrefix: this.#d.prefix })) {
+    for await (const event of this.#d.store.readAll({
+      after: counted.upTo,
+      streamPrefix: this.#d.names.prefix,
+    })) {
       counted.upTo = event.position;
-      if (event.streamName !== this.#d.stream) counted.events += 1;
+      if (event.streamName !== this.#d.names.checkpoints) counted.events += 1;
       if (counted.events >= every) return true;
     }
     return false;
@@ -144,64 +179,123 @@ export class Checkpointer {
   }
 
   async #checkpointOnce(context: OperationContext): Promise<CheckpointResult | null> {
-    return retryOnConflict(
-      async () => {
-        const last = await this.#lastCheckpoint();
-        const previousPosition = last?.coveredPosition ?? 0n;
-        const interval = await this.#readInterval(previousPosition);
-        if (interval === null) return null;
-        const stkIdentity = await this.#d.keys.current();
-        const expected = last?.revision ?? 'no_stream';
-        const checkpoint = {
-          previousPosition,
-          coveredPosition: interval.covered,
-          heads: interval.heads,
-          stkIdentity,
-        };
-        const result = await this.#d.store.appendBuilt(this.#d.stream, expected, async (prevHash) => {
-          const event = {
-            eventId: deterministicEventId(context.correlationId, this.#d.stream, String(expected), '0'),
-            type: CHECKPOINT_EVENT_TYPE,
-            data: checkpointData(checkpoint, null),
-            metadata: {
-              schemaVersion: 2,
-              actor: context.actor,
-              reason: context.reason,
-              correlationId: context.correlationId,
-              causationId: context.causationId,
-              occurredAt: this.#d.now().toISOString(),
-              prevHash,
-            } satisfies JsonObject,
-          };
-          const answer = await this.#d.keys.mac(
-            stkIdentity,
-            checkpointMacMessage({ streamName: this.#d.stream, ...event }),
-          );
-          if (answer.kind !== 'mac') {
-            throw new KeyledgerError(
-              'ERR_SYSTEM_KEY_NOT_FOUND',
-              `the current system key ${stkIdentity} cannot MAC a checkpoint`,
-              { identity: stkIdentity },
-            );
+    const written = await this.#appendCheckpoint(context);
+    if (written === null) return null;
+    const stream = this.#d.names.checkpoints;
+    // The hash of the event as stored (a retry the store answered from an earlier write may
+    // differ from what this process built): what verify and the anchor file compare.
+    const [stored] = await this.#d.store.readStream(stream, { fromRevision: written.revision });
+    const hash = stored?.revision === written.revision ? eventHash(stored) : null;
+    if (hash === null) {
+      throw new KeyledgerError(
+        'ERR_STORE',
+        `the checkpoint ${stream}@${written.revision} cannot be read back`,
+        {
+          stream,
+          revision: written.revision.toString(),
+        },
+      );
+    }
+    if (this.#d.anchorFile !== undefined) {
+      await appendAnchor(this.#d.anchorFile, {
+        prefix: this.#d.names.prefix,
+        revision: written.revision,
+        hash,
+        position: written.position,
+        coveredPosition: written.coveredPosition,
+        at: this.#d.now(),
+      });
+    }
+    return { ...written, hash };
+  }
+
+  async #appendCheckpoint(context: OperationContext): Promise<Omit<CheckpointResult, 'hash'> | null> {
+    const stream = this.#d.names.checkpoints;
+    // What the try that stands decided: the interval it covers, under which system key.
+    let decided: { previousPosition: bigint; checkpoint: Omit<Checkpoint, 'mac'> } | null = null;
+    const written = await decideAndAppend<LastCheckpoint | null, JournalEvent>(
+      { store: this.#d.store, now: this.#d.now, view: null },
+      {
+        stream,
+        context,
+        // Another process checkpointed meanwhile: start from its checkpoint.
+        load: async (afterConflict) => {
+          if (afterConflict) this.#last = undefined;
+          const last = await this.#lastCheckpoint();
+          return { state: last, expected: expectedAfter(last?.revision ?? null) };
+        },
+        decide: async (loaded) => {
+          decided = null;
+          let last = loaded;
+          const previousPosition = last?.coveredPosition ?? 0n;
+          const interval = await this.#readInterval(previousPosition);
+          if (interval === null) return [];
+          if (interval.marked !== null && (last === null || interval.marked.checkpoint > last.revision)) {
+            // Another process may have checkpointed since this one looked: look again before judging
+            // (a newer checkpoint makes this append lose its race and decide again from it).
+            this.#last = undefined;
+            last = await this.#lastCheckpoint();
+            if (last === null || interval.marked.checkpoint > last.revision) {
+              throw missingCheckpoint(stream, interval.marked);
+            }
           }
-          return { ...event, data: checkpointData(checkpoint, answer.mac.toString('hex')) };
-        });
-        this.#last = { revision: result.nextExpectedRevision, coveredPosition: interval.covered };
-        await this.#saveHint(result);
-        return {
-          position: result.position,
-          revision: result.nextExpectedRevision,
-          previousPosition,
-          coveredPosition: interval.covered,
-          streams: interval.heads.length,
-          stkIdentity,
-        };
-      },
-      // Another process checkpointed meanwhile: start from its checkpoint.
-      async () => {
-        this.#last = undefined;
+          await this.#checkPrevious(last);
+          const stkIdentity = await this.#d.keys.current();
+          const checkpoint = {
+            previousPosition,
+            coveredPosition: interval.covered,
+            heads: interval.heads,
+            stkIdentity,
+          };
+          decided = { previousPosition, checkpoint };
+          return [{ type: CHECKPOINT_EVENT_TYPE, data: checkpointData(checkpoint, null) }];
+        },
+        // The MAC covers the event as stored, its link to the previous checkpoint included, so
+        // the event is completed once the hash chain knows that link.
+        append: async ([built], expected) => {
+          if (built === undefined || decided === null || expected === 'any' || expected === 'stream_exists') {
+            throw new TypeError('a checkpoint is one event appended at an exact revision');
+          }
+          const { checkpoint } = decided;
+          return this.#d.store.appendBuilt(stream, expected, async (prevHash) => {
+            const event = {
+              ...built,
+              metadata: { ...built.metadata, schemaVersion: CHAINED_SCHEMA_VERSION, prevHash },
+            };
+            const answer = await this.#d.keys.mac(
+              checkpoint.stkIdentity,
+              checkpointMacMessage({ streamName: stream, ...event }),
+            );
+            if (answer.kind !== 'mac') {
+              throw new KeyledgerError(
+                'ERR_SYSTEM_KEY_NOT_FOUND',
+                `the current system key ${checkpoint.stkIdentity} cannot MAC a checkpoint`,
+                { identity: checkpoint.stkIdentity },
+              );
+            }
+            return { ...event, data: checkpointData(checkpoint, answer.mac.toString('hex')) };
+          });
+        },
       },
     );
+    const result = written.appended;
+    const stood = decided as { previousPosition: bigint; checkpoint: Omit<Checkpoint, 'mac'> } | null;
+    if (result === null || stood === null) return null;
+    const { checkpoint } = stood;
+    this.#last = {
+      revision: result.nextExpectedRevision,
+      coveredPosition: checkpoint.coveredPosition,
+      event: null,
+    };
+    await this.#saveHint(result);
+    return {
+      position: result.position,
+      revision: result.nextExpectedRevision,
+      previousPosition: checkpoint.previousPosition,
+      coveredPosition: checkpoint.coveredPosition,
+      streams: checkpoint.heads.length,
+      stkIdentity: checkpoint.stkIdentity,
+    };
   }
 
   /**
@@ -210,14 +304,28 @@ export class Checkpointer {
    * were written. A checkpoint vouches for what it covers, so the links of what it is about to cover
    * are checked first: a broken one is ERR_LEDGER_TAMPERED and nothing is written (verify says more).
    */
-  async #readInterval(
-    previous: bigint,
-  ): Promise<{ readonly covered: bigint; readonly heads: CheckpointHead[] } | null> {
+  async #readInterval(previous: bigint): Promise<{
+    readonly covered: bigint;
+    readonly heads: CheckpointHead[];
+    /** The event naming the newest checkpoint (metadata `checkpoint`), if any does. */
+    readonly marked: Marked | null;
+  } | null> {
     const heads = new Map<string, CheckpointHead>();
     const firsts: RecordedEvent[] = [];
     let covered = previous;
-    for await (const event of this.#d.store.readAll({ after: previous, streamPrefix: this.#d.prefix })) {
-      if (event.streamName !== this.#d.stream) {
+    let marked: Marked | null = null;
+    for await (const event of this.#d.store.readAll({
+      after: previous,
+      streamPrefix: this.#d.names.prefix,
+    })) {
+      if (event.streamName !== this.#d.names.checkpoints) {
+        const link = chainLinkOf(event.metadata);
+        if (
+          link.kind === 'chained' &&
+          link.checkpoint !== undefined &&
+          link.checkpoint > (marked?.checkpoint ?? -1n)
+        )
+          marked = { event, checkpoint: link.checkpoint };
         const before = heads.get(event.streamName);
         if (before === undefined && heads.size === MAX_CHECKPOINT_HEADS) break;
         if (before === undefined) firsts.push(event);
@@ -242,7 +350,11 @@ export class Checkpointer {
       if (before !== undefined && before.revision === first.revision - 1n)
         checkLink(first, eventHash(before));
     }
-    return { covered, heads: [...heads.values()].sort((a, b) => compareStreams(a.stream, b.stream)) };
+    return {
+      covered,
+      heads: [...heads.values()].sort((a, b) => compareStreams(a.stream, b.stream)),
+      marked,
+    };
   }
 
   /**
@@ -254,8 +366,9 @@ export class Checkpointer {
   async #lastCheckpoint(): Promise<LastCheckpoint | null> {
     if (this.#last !== undefined) return this.#last;
     const hint = await this.#hint();
-    let events = await this.#d.store.readStream(this.#d.stream, { fromRevision: hint ?? 0n });
-    if (events.length === 0 && hint !== null) events = await this.#d.store.readStream(this.#d.stream);
+    let events = await this.#d.store.readStream(this.#d.names.checkpoints, { fromRevision: hint ?? 0n });
+    if (events.length === 0 && hint !== null)
+      events = await this.#d.store.readStream(this.#d.names.checkpoints);
     const newest = events.at(-1);
     if (newest === undefined) {
       this.#last = null;
@@ -265,28 +378,50 @@ export class Checkpointer {
     if ('invalid' in parsed) {
       throw new KeyledgerError(
         'ERR_EVENT_SCHEMA',
-        `the newest checkpoint (${this.#d.stream}@${newest.revision}) fails its schema: run keyledger verify`,
-        { stream: this.#d.stream, revision: newest.revision.toString() },
+        `the newest checkpoint (${this.#d.names.checkpoints}@${newest.revision}) fails its schema: run keyledger verify`,
+        { stream: this.#d.names.checkpoints, revision: newest.revision.toString() },
       );
     }
-    this.#last = { revision: newest.revision, coveredPosition: parsed.coveredPosition };
+    this.#last = { revision: newest.revision, coveredPosition: parsed.coveredPosition, event: newest };
     return this.#last;
   }
 
-  /** The snapshot holding the hint: `<prefix>checkpoint-hint`. */
-  get #hintName(): string {
-    return `${this.#d.prefix}checkpoint-hint`;
+  /**
+   * The checkpoint a new one continues from must be genuine: its MAC is checked once per process
+   * (a retired key's cannot be, and is vouched for by the chain of the checkpoint stream). A forged
+   * one is ERR_LEDGER_TAMPERED and nothing is written: a new checkpoint would vouch for it.
+   */
+  async #checkPrevious(last: LastCheckpoint | null): Promise<void> {
+    const event = last?.event ?? null;
+    if (last === null || event === null || this.#checkedRevision === last.revision) return;
+    const parsed = parseCheckpoint(event.data);
+    if (!('invalid' in parsed)) {
+      const answer = await this.#d.keys.mac(parsed.stkIdentity, checkpointMacMessage(event));
+      const stored = Buffer.from(parsed.mac, 'hex');
+      if (
+        answer.kind === 'unavailable' ||
+        (answer.kind === 'mac' && stored.length === answer.mac.length && timingSafeEqual(stored, answer.mac))
+      ) {
+        this.#checkedRevision = last.revision;
+        return;
+      }
+    }
+    throw new KeyledgerError(
+      'ERR_LEDGER_TAMPERED',
+      `the newest checkpoint (${event.streamName}@${event.revision}) does not verify; no checkpoint was written: run keyledger verify`,
+      { stream: event.streamName, revision: event.revision.toString(), position: event.position.toString() },
+    );
   }
 
   async #hint(): Promise<bigint | null> {
-    const snapshot = await this.#d.store.loadSnapshot(this.#hintName);
+    const snapshot = await this.#d.store.loadSnapshot(this.#d.names.checkpointHint);
     const revision = (snapshot?.state as { revision?: unknown } | null | undefined)?.revision;
     return typeof revision === 'string' && /^(0|[1-9][0-9]{0,19})$/.test(revision) ? BigInt(revision) : null;
   }
 
   async #saveHint(result: AppendResult): Promise<void> {
     try {
-      await this.#d.store.saveSnapshot(this.#hintName, {
+      await this.#d.store.saveSnapshot(this.#d.names.checkpointHint, {
         position: result.position,
         state: { revision: result.nextExpectedRevision.toString() },
       });
@@ -302,6 +437,15 @@ function checkLink(event: RecordedEvent, previousHash: string): void {
   throw new KeyledgerError(
     'ERR_LEDGER_TAMPERED',
     `${event.streamName}@${event.revision} (position ${event.position}) does not link to the event before it; no checkpoint was written: run keyledger verify`,
+    { stream: event.streamName, revision: event.revision.toString(), position: event.position.toString() },
+  );
+}
+
+function missingCheckpoint(stream: string, marked: Marked): KeyledgerError {
+  const { event, checkpoint } = marked;
+  return new KeyledgerError(
+    'ERR_LEDGER_TAMPERED',
+    `${event.streamName}@${event.revision} (position ${event.position}) names checkpoint ${stream}@${checkpoint}, which the checkpoint stream does not hold; no checkpoint was written: run keyledger verify`,
     { stream: event.streamName, revision: event.revision.toString(), position: event.position.toString() },
   );
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CHAINED_SCHEMA_VERSION } from '../domain/events.js';
+import { CHAINED_SCHEMA_VERSION, CHECKPOINTED_SCHEMA_VERSION } from '../domain/events.js';
 import type { JsonObject } from '../store/eventStore.js';
 import { canonicalJson } from './canonicalJson.js';
 
@@ -65,11 +65,12 @@ export function isEventHash(value: unknown): value is string {
 
 /**
  * What an event's metadata says about its link: `chained` (schemaVersion 2 with a well-formed
- * prevHash or null), `legacy` (schemaVersion 1 without one: written before the chain existed) or
- * `malformed` (anything else, which an untouched ledger never holds).
+ * prevHash or null; 3 also names the newest checkpoint its writer knew), `legacy` (schemaVersion 1
+ * without one: written before the chain existed) or `malformed` (anything else, which an untouched
+ * ledger never holds).
  */
 export type ChainLink =
-  | { readonly kind: 'chained'; readonly prevHash: string | null }
+  | { readonly kind: 'chained'; readonly prevHash: string | null; readonly checkpoint?: bigint }
   | { readonly kind: 'legacy' }
   | { readonly kind: 'malformed' };
 
@@ -82,11 +83,31 @@ export function chainLinkOf(metadata: unknown): ChainLink {
     if (prevHash === null) return { kind: 'chained', prevHash: null };
     return isEventHash(prevHash) ? { kind: 'chained', prevHash } : { kind: 'malformed' };
   }
+  if (m.schemaVersion === CHECKPOINTED_SCHEMA_VERSION) {
+    const { prevHash, checkpoint } = m;
+    if ((prevHash !== null && !isEventHash(prevHash)) || typeof checkpoint !== 'string')
+      return { kind: 'malformed' };
+    if (!/^(0|[1-9][0-9]{0,19})$/.test(checkpoint)) return { kind: 'malformed' };
+    return { kind: 'chained', prevHash, checkpoint: BigInt(checkpoint) };
+  }
   if (m.schemaVersion === 1 && !Object.hasOwn(m, 'prevHash')) return { kind: 'legacy' };
   return { kind: 'malformed' };
 }
 
-/** The metadata as the chain stores it: schemaVersion 2 and the link to the stream's previous event. */
-export function chainedMetadata(metadata: JsonObject, prevHash: string | null): JsonObject {
-  return { ...metadata, schemaVersion: CHAINED_SCHEMA_VERSION, prevHash };
+/**
+ * The metadata as the chain stores it: the link to the stream's previous event (schemaVersion 2),
+ * and once the writer knows a checkpoint, that checkpoint's revision (schemaVersion 3).
+ */
+export function chainedMetadata(
+  metadata: JsonObject,
+  prevHash: string | null,
+  checkpoint: bigint | null = null,
+): JsonObject {
+  if (checkpoint === null) return { ...metadata, schemaVersion: CHAINED_SCHEMA_VERSION, prevHash };
+  return {
+    ...metadata,
+    schemaVersion: CHECKPOINTED_SCHEMA_VERSION,
+    prevHash,
+    checkpoint: checkpoint.toString(),
+  };
 }

@@ -1,7 +1,7 @@
 import { KeyledgerError } from '../domain/errors.js';
 import { type LedgerEvent, parseEventOf, SCOPE_EVENT_TYPES, type ScopeEvent } from '../domain/events.js';
 import { formatScope, type KeyId, type KeyScope, parseMetadataHash } from '../domain/identities.js';
-import { keyIdOf } from '../domain/keyIdentity.js';
+import { keyIdOf } from '../domain/keyDigests.js';
 import type { KeyState, MarkerState } from '../domain/keyState.js';
 import { emptyScopeState, evolveScope, type ScopeState } from '../domain/scopeState.js';
 import type { EventStore } from '../store/eventStore.js';
@@ -49,10 +49,7 @@ export function scopeNotFound(scope: KeyScope): KeyledgerError {
   return new KeyledgerError(
     'ERR_SCOPE_NOT_FOUND',
     `the ledger has no events for scope ${formatScope(scope)}`,
-    {
-      custodian: scope.custodian,
-      namespace: scope.namespace,
-    },
+    { scope: formatScope(scope) },
   );
 }
 
@@ -103,8 +100,7 @@ export async function keyHistory(
   );
   if (lifecycle.length === 0) {
     throw new KeyledgerError('ERR_KEY_NOT_FOUND', `key ${hash} not found in scope ${formatScope(scope)}`, {
-      custodian: scope.custodian,
-      namespace: scope.namespace,
+      scope: formatScope(scope),
       metadataHash: hash,
     });
   }

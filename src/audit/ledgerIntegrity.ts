@@ -1,12 +1,14 @@
 import type { Writable } from 'node:stream';
-import type { OperationContext } from '../ledger/eventFactory.js';
-import type { StreamNames } from '../ledger/streamNames.js';
+import type { OperationContext } from '../journal/eventFactory.js';
+import type { StreamNames } from '../journal/streamNames.js';
 import type { EventStore, RecordedEvent } from '../store/eventStore.js';
 import { type AuditExportSummary, exportAudit } from './auditExport.js';
 import type { ChainingEventStore } from './chainingEventStore.js';
 import { Checkpointer, type CheckpointResult, DEFAULT_CHECKPOINT_EVERY } from './checkpointer.js';
 import { type SystemKeySource, systemKeyMacKeys } from './checkpointMacKeys.js';
+import { SNAPSHOT_MAC_LABEL } from './snapshotSeal.js';
 import { type VerifyReport, type VerifySource, verifyLedger } from './verifyLedger.js';
+import { verifySnapshots } from './verifySnapshots.js';
 
 export interface LedgerVerifyOptions {
   /** A checkpoint kept from an earlier report (its revision and hash) that must still be there. */
@@ -22,6 +24,8 @@ export interface LedgerIntegrityDeps {
   readonly checkpointEvery?: number;
   /** The context automatic checkpoints are recorded with. */
   readonly automaticContext: () => OperationContext;
+  /** The rollback anchor file: every checkpoint is appended to it, and verify compares with it. */
+  readonly anchorFile?: string;
 }
 
 async function* upTo(events: AsyncIterable<RecordedEvent>, head: bigint): AsyncGenerator<RecordedEvent> {
@@ -51,14 +55,15 @@ export class LedgerIntegrity {
     this.#d = deps;
     this.#checkpointer = new Checkpointer({
       store: deps.store,
-      prefix: deps.names.prefix,
-      stream: deps.names.checkpoints,
+      names: deps.names,
       keys: systemKeyMacKeys(deps.systemKeys),
       now: deps.now,
       every: deps.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY,
       automaticContext: deps.automaticContext,
+      anchorFile: deps.anchorFile,
     });
     deps.store.onAppended(this.#checkpointer.afterAppend);
+    deps.store.useCheckpointMark(this.#checkpointer.markFor);
   }
 
   checkpoint(context: OperationContext): Promise<CheckpointResult | null> {
@@ -66,10 +71,21 @@ export class LedgerIntegrity {
   }
 
   async verify(options: LedgerVerifyOptions = {}): Promise<VerifyReport> {
-    return verifyLedger(await storeVerifySource(this.#d.store.inner, this.#d.names), {
+    const store = this.#d.store.inner;
+    const source = await storeVerifySource(store, this.#d.names);
+    return verifyLedger(source, {
       keys: systemKeyMacKeys(this.#d.systemKeys),
       names: this.#d.names,
       anchor: options.anchor,
+      anchorFile: this.#d.anchorFile,
+      checkpointEvery: this.#d.checkpointEvery,
+      snapshots: () =>
+        verifySnapshots(
+          store,
+          this.#d.names.prefix,
+          systemKeyMacKeys(this.#d.systemKeys, SNAPSHOT_MAC_LABEL),
+          source.headPosition,
+        ),
     });
   }
 
@@ -80,5 +96,6 @@ export class LedgerIntegrity {
   /** Stops automatic checkpoints (the ledger is closing). */
   close(): void {
     this.#d.store.onAppended(null);
+    this.#d.store.useCheckpointMark(null);
   }
 }

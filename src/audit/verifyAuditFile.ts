@@ -1,5 +1,5 @@
 import { KeyledgerError } from '../domain/errors.js';
-import { type StreamNames, streamNames } from '../ledger/streamNames.js';
+import { type StreamNames, streamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import { auditFileEvents, auditFileSource, readAuditHeader } from './auditFile.js';
 import { providerMacKeys, recordedSystemKeys } from './checkpointMacKeys.js';
@@ -13,6 +13,10 @@ export interface VerifyAuditFileOptions extends LedgerVerifyOptions {
    * file, so only a checked MAC shows it is the ledger's.
    */
   readonly provider?: ManagedKeyProvider;
+  /** The ledger's checkpoint interval (its `checkpointEvery`; default 1000): bounds the uncovered tail. */
+  readonly checkpointEvery?: number;
+  /** The ledger's rollback anchor file (LedgerOptions.anchorFile), compared automatically. */
+  readonly anchorFile?: string;
 }
 
 /**
@@ -44,5 +48,7 @@ export async function verifyAuditFile(
     keys,
     names,
     anchor: options.anchor,
+    checkpointEvery: options.checkpointEvery,
+    anchorFile: options.anchorFile,
   });
 }

@@ -1,6 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { StreamNames } from '../ledger/streamNames.js';
+import type { StreamNames } from '../journal/streamNames.js';
 import type { RecordedEvent } from '../store/eventStore.js';
+import { readNewestAnchor } from './anchorFile.js';
+import { DEFAULT_CHECKPOINT_EVERY } from './checkpointer.js';
 import {
   CHECKPOINT_EVENT_TYPE,
   type Checkpoint,
@@ -9,21 +11,60 @@ import {
   parseCheckpoint,
 } from './checkpointFormat.js';
 import type { CheckpointMacKeys } from './checkpointMacKeys.js';
+import { DestructionReceipts } from './destructionReceipts.js';
 import { type ChainLink, chainLinkOf, eventHash } from './hashChain.js';
+import { isTamperRejection } from './snapshotSeal.js';
+import type { SnapshotsVerified } from './verifySnapshots.js';
 
 /**
  * verify: one pass over the ledger in position order, checking every stream's hash chain and, for
  * every checkpoint, that the streams stood where it says (docs/audit.md, "Tamper evidence").
  */
 
-export type ProblemKind =
-  | 'modified'
-  | 'inserted'
-  | 'deleted'
-  | 'reordered'
-  | 'truncated'
-  | 'bad-checkpoint'
-  | 'unchained';
+/** One kind per cause, so that callers (and tests) tell them apart without reading messages. */
+export const PROBLEM_KINDS = [
+  // The hash chain and the checkpoints' records of stream heads.
+  'modified',
+  'inserted',
+  'deleted',
+  'reordered',
+  'truncated',
+  'unchained',
+  // A checkpoint that cannot be trusted, by cause.
+  /** An event of another type in the checkpoint stream. */
+  'checkpoint-foreign-event',
+  /** A checkpoint whose data fails its schema. */
+  'checkpoint-unparsable',
+  /** It does not start where the checkpoint before it ended. */
+  'checkpoint-discontinuous',
+  /** Its covered interval is empty, or reaches its own position. */
+  'checkpoint-range-invalid',
+  /** A head for a stream it cannot cover, unsorted heads, or a head outside its interval. */
+  'checkpoint-heads-invalid',
+  /** Its MAC names a system key the ledger never recorded. */
+  'checkpoint-unknown-system-key',
+  /** Its MAC does not verify. */
+  'checkpoint-mac-invalid',
+  /** Its MAC's system key is gone and no later verified checkpoint vouches for it. */
+  'checkpoint-unvouched',
+  /** Events name checkpoints (metadata `checkpoint`) the checkpoint stream no longer holds. */
+  'checkpoint-stream-missing',
+  /** More ledger events after the newest checkpoint than the checkpoint interval allows. */
+  'uncovered-tail-too-long',
+  /** A stored snapshot (keymeta, as-of) that is not bound to this log, or whose MAC fails. */
+  'snapshot-beyond-head',
+  'snapshot-event-mismatch',
+  'snapshot-unknown-system-key',
+  'snapshot-mac-invalid',
+  /** A missing material stream whose destruction receipt does not excuse it. */
+  'receipt-mismatch',
+  /** The store is older than the anchor (file or --anchor): its checkpoint is gone. */
+  'rollback',
+  /** The anchored checkpoint is there, with another hash. */
+  'anchor-mismatch',
+] as const;
+
+export type ProblemKind = (typeof PROBLEM_KINDS)[number];
 
 export interface VerifyProblem {
   readonly kind: ProblemKind;
@@ -69,6 +110,13 @@ export interface VerifyReport {
    * changed, added or cut them undetected. A checkpoint covers them.
    */
   readonly uncoveredEvents: number;
+  /** Stored snapshots checked (keymeta, as-of); 0 for an export file, which holds none. */
+  readonly snapshotsChecked: number;
+  /**
+   * Snapshots no ledger will use that are not evidence of tampering: without a seal (written
+   * before snapshots were sealed) or sealed under a retired system key. Replaced as the ledger runs.
+   */
+  readonly snapshotsUnused: number;
   readonly firstProblem: VerifyProblem | null;
   /** The first MAX_REPORTED problems by position. */
   readonly problems: readonly VerifyProblem[];
@@ -93,12 +141,27 @@ export interface VerifyOptions {
   /** null: MACs are not checked (report.macs 'skipped'). Closed when the walk ends. */
   readonly keys: CheckpointMacKeys | null;
   /** The ledger's checkpoint stream, and its material streams (missing once their key is destroyed). */
-  readonly names: Pick<StreamNames, 'checkpoints' | 'materialKeyOf'>;
+  readonly names: Pick<StreamNames, 'checkpoints' | 'material' | 'materialKeyOf' | 'scopeOf'>;
   /**
    * A checkpoint recorded elsewhere (a previous report's lastCheckpoint): the ledger must still hold
    * it, which catches a cut that took the newest checkpoints too.
    */
   readonly anchor?: { readonly revision: bigint; readonly hash: string };
+  /**
+   * The rollback anchor file (src/audit/anchorFile.ts): its newest checkpoint for this prefix must
+   * be in the ledger, with that hash. A file not written yet anchors nothing.
+   */
+  readonly anchorFile?: string;
+  /**
+   * The ledger's checkpoint interval (LedgerOptions.checkpointEvery; default 1000, 0: automatic
+   * checkpoints off, no limit). More than twice as many ledger events after the newest checkpoint
+   * is `uncovered-tail-too-long`: an automatic checkpoint follows the append that crosses the
+   * interval, so a genuine tail exceeds it only by what concurrent writers add meanwhile or while a
+   * failing provider makes it retry; twice the interval means checkpoints stopped or were removed.
+   */
+  readonly checkpointEvery?: number;
+  /** Checks the stored snapshots (a store has them, an export file not); run after the walk. */
+  readonly snapshots?: () => Promise<SnapshotsVerified>;
 }
 
 interface Link {
@@ -155,7 +218,7 @@ class Verifier {
   readonly #problems: VerifyProblem[] = [];
   readonly #conditional: Conditional[] = [];
   readonly #tracks = new Map<string, Track>();
-  readonly #destroyedKeys = new Set<string>();
+  readonly #receipts: DestructionReceipts;
   /** Checkpoints trusted only because a later one may vouch for them (MAC key unavailable). */
   readonly #provisional: { position: bigint; revision: bigint }[] = [];
   #lastMacVerifiedRevision: bigint | null = null;
@@ -169,16 +232,35 @@ class Verifier {
   #macsUnavailable = 0;
   #coveredPosition: bigint | null = null;
   #lastCheckpoint: VerifiedCheckpoint | null = null;
-  #anchorSeen = false;
+  /** Checkpoints recorded elsewhere that the ledger must hold (--anchor, the anchor file). */
+  readonly #anchors: { revision: bigint; hash: string; from: string; seen: boolean }[] = [];
+  readonly #maxUncovered: number;
+  #snapshotsChecked = 0;
+  /** Revisions of the checkpoint stream seen so far in the walk. */
+  readonly #checkpointRevisions = new Set<bigint>();
+  readonly #missingCheckpoints = new Set<bigint>();
+  /** The first event beyond the allowed uncovered tail since the last covered position. */
+  #beyondTail: { position: bigint; stream: string; revision: bigint } | null = null;
+  #snapshotsUnused = 0;
   /** Where the next checkpoint must start: the last one's covered position (null: unknown). */
   #expectedPrevious: bigint | null = 0n;
 
   constructor(source: VerifySource, options: VerifyOptions) {
     this.#source = source;
     this.#o = options;
+    this.#receipts = new DestructionReceipts(options.names);
+    const every = options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+    this.#maxUncovered = every === 0 ? Number.POSITIVE_INFINITY : 2 * every;
   }
 
   async run(): Promise<VerifyReport> {
+    const { anchor, anchorFile } = this.#o;
+    if (anchor !== undefined) this.#anchors.push({ ...anchor, from: '--anchor', seen: false });
+    if (anchorFile !== undefined) {
+      const newest = await readNewestAnchor(anchorFile, this.#source.prefix);
+      if (newest !== null)
+        this.#anchors.push({ ...newest, from: `the anchor file ${anchorFile}`, seen: false });
+    }
     const cursor = this.#intervals()[Symbol.asyncIterator]();
     const next = async (): Promise<Interval | null> => {
       const r = await cursor.next();
@@ -201,7 +283,29 @@ class Verifier {
     } finally {
       await cursor.return?.(undefined);
     }
+    await this.#checkSnapshots();
     return this.#finish();
+  }
+
+  async #checkSnapshots(): Promise<void> {
+    if (this.#o.snapshots === undefined) return;
+    const { checked, rejections } = await this.#o.snapshots();
+    this.#snapshotsChecked = checked;
+    for (const r of rejections) {
+      if (!isTamperRejection(r.kind)) {
+        this.#snapshotsUnused++;
+        continue;
+      }
+      const kind: ProblemKind = r.kind as Exclude<
+        typeof r.kind,
+        'snapshot-unbound' | 'snapshot-unverifiable'
+      >;
+      this.#problem(
+        kind,
+        { position: r.position, stream: r.snapshot, revision: null },
+        `snapshot ${r.snapshot}: ${r.message}`,
+      );
+    }
   }
 
   #problem(
@@ -234,12 +338,12 @@ class Verifier {
         heads: new Map(),
       });
       if (event.type !== CHECKPOINT_EVENT_TYPE) {
-        this.#problem('bad-checkpoint', at, `a ${event.type} event in the checkpoint stream`);
+        this.#problem('checkpoint-foreign-event', at, `a ${event.type} event in the checkpoint stream`);
         continue;
       }
       const checkpoint = parseCheckpoint(event.data);
       if ('invalid' in checkpoint) {
-        this.#problem('bad-checkpoint', at, `the checkpoint does not parse: ${checkpoint.invalid}`);
+        this.#problem('checkpoint-unparsable', at, `the checkpoint does not parse: ${checkpoint.invalid}`);
         this.#expectedPrevious = null;
         continue;
       }
@@ -249,20 +353,20 @@ class Verifier {
         // Its own commitments still hold if its MAC does: a missing checkpoint is reported here and
         // by the checkpoint stream's chain.
         this.#problem(
-          'bad-checkpoint',
+          'checkpoint-discontinuous',
           at,
           `it starts at position ${checkpoint.previousPosition}, but the checkpoint before it covered up to ${expected}`,
         );
       }
       const shapeProblem = this.#shapeProblem(checkpoint, event.position);
       if (shapeProblem !== null) {
-        this.#problem('bad-checkpoint', at, shapeProblem);
+        this.#problem(shapeProblem.kind, at, shapeProblem.message);
         yield untrusted(checkpoint.previousPosition, checkpoint.coveredPosition);
         continue;
       }
       const mac = await this.#checkMac(event, checkpoint);
       if (mac !== 'ok' && mac !== 'provisional') {
-        this.#problem('bad-checkpoint', at, mac);
+        this.#problem(mac.kind, at, mac.message);
         yield untrusted(checkpoint.previousPosition, checkpoint.coveredPosition);
         continue;
       }
@@ -280,39 +384,54 @@ class Verifier {
     }
   }
 
-  #shapeProblem(c: Checkpoint, position: bigint): string | null {
+  #shapeProblem(c: Checkpoint, position: bigint): { kind: ProblemKind; message: string } | null {
     if (c.coveredPosition <= c.previousPosition || c.coveredPosition >= position) {
-      return `its covered position ${c.coveredPosition} is not between ${c.previousPosition} and its own position`;
+      return {
+        kind: 'checkpoint-range-invalid',
+        message: `its covered position ${c.coveredPosition} is not between ${c.previousPosition} and its own position`,
+      };
     }
+    const heads = (message: string) => ({ kind: 'checkpoint-heads-invalid' as const, message });
     let before: string | null = null;
     for (const head of c.heads) {
       if (!head.stream.startsWith(this.#source.prefix) || head.stream === this.#o.names.checkpoints) {
-        return `it records a head for stream ${head.stream}, which is not one it covers`;
+        return heads(`it records a head for stream ${head.stream}, which is not one it covers`);
       }
       if (before !== null && head.stream <= before)
-        return 'its heads are not sorted by stream, one per stream';
+        return heads('its heads are not sorted by stream, one per stream');
       if (head.position <= c.previousPosition || head.position > c.coveredPosition) {
-        return `it records ${head.stream} at position ${head.position}, outside the interval it covers`;
+        return heads(
+          `it records ${head.stream} at position ${head.position}, outside the interval it covers`,
+        );
       }
       before = head.stream;
     }
     return null;
   }
 
-  async #checkMac(event: RecordedEvent, c: Checkpoint): Promise<'ok' | 'provisional' | string> {
+  async #checkMac(
+    event: RecordedEvent,
+    c: Checkpoint,
+  ): Promise<'ok' | 'provisional' | { kind: ProblemKind; message: string }> {
     const keys = this.#o.keys;
     if (keys === null) return 'ok';
     const answer = await keys.mac(c.stkIdentity, checkpointMacMessage(event));
     switch (answer.kind) {
       case 'unknown':
-        return `its MAC is under system key ${c.stkIdentity}, which the ledger never recorded`;
+        return {
+          kind: 'checkpoint-unknown-system-key',
+          message: `its MAC is under system key ${c.stkIdentity}, which the ledger never recorded`,
+        };
       case 'unavailable':
         this.#macsUnavailable++;
         return 'provisional';
       case 'mac': {
         const stored = Buffer.from(c.mac, 'hex');
         if (stored.length !== answer.mac.length || !timingSafeEqual(stored, answer.mac)) {
-          return 'its MAC does not verify: it was changed, or made without the system key';
+          return {
+            kind: 'checkpoint-mac-invalid',
+            message: 'its MAC does not verify: it was changed, or made without the system key',
+          };
         }
         this.#macsVerified++;
         this.#lastMacVerifiedRevision = event.revision;
@@ -327,9 +446,10 @@ class Verifier {
 
   #event(e: RecordedEvent, interval: Interval | null): void {
     this.#eventsChecked++;
-    // A checkpoint carries its own MAC: it is not part of the tail that waits for one.
-    if (e.streamName !== this.#o.names.checkpoints) this.#sinceCovered++;
     const at = { position: e.position, stream: e.streamName, revision: e.revision };
+    // A checkpoint carries its own MAC: it is not part of the tail that waits for one.
+    if (e.streamName !== this.#o.names.checkpoints && ++this.#sinceCovered > this.#maxUncovered)
+      this.#beyondTail ??= at;
     if (e.position <= this.#lastPosition) {
       this.#problem('reordered', at, `position ${e.position} comes after position ${this.#lastPosition}`);
     }
@@ -347,22 +467,21 @@ class Verifier {
     hash: string,
     at: { position: bigint; stream: string; revision: bigint },
   ): void {
-    if (e.type === 'ManagedKeyDestroyed') {
-      const keyId = (e.data as { keyId?: unknown }).keyId;
-      if (typeof keyId === 'string') this.#destroyedKeys.add(keyId);
-    }
+    const misplaced = this.#receipts.note(e);
+    if (misplaced !== null) this.#problem('receipt-mismatch', at, misplaced);
     if (e.type === CHECKPOINT_EVENT_TYPE && e.streamName !== this.#o.names.checkpoints) {
       this.#problem('inserted', at, 'a checkpoint outside the checkpoint stream');
     }
-    const anchor = this.#o.anchor;
-    if (
-      anchor !== undefined &&
-      e.streamName === this.#o.names.checkpoints &&
-      e.revision === anchor.revision
-    ) {
-      this.#anchorSeen = true;
+    if (e.streamName !== this.#o.names.checkpoints) return;
+    for (const anchor of this.#anchors) {
+      if (e.revision !== anchor.revision) continue;
+      anchor.seen = true;
       if (hash !== anchor.hash) {
-        this.#problem('modified', at, `the anchored checkpoint's hash is ${hash}, not ${anchor.hash}`);
+        this.#problem(
+          'anchor-mismatch',
+          at,
+          `the checkpoint ${anchor.from} anchors has hash ${anchor.hash}; this one has ${hash}`,
+        );
       }
     }
   }
@@ -386,7 +505,9 @@ class Verifier {
       }
     } else {
       this.#chainSeen = true;
+      if (link.checkpoint !== undefined) this.#checkMark(at, link.checkpoint);
     }
+    if (e.streamName === this.#o.names.checkpoints) this.#checkpointRevisions.add(e.revision);
     const track = this.#tracks.get(e.streamName);
     if (track === undefined) {
       const gap =
@@ -402,6 +523,22 @@ class Verifier {
     this.#judge(track, e, current, link);
     track.beforeLast = track.last;
     track.last = current;
+  }
+
+  /**
+   * The event names the newest checkpoint its writer knew: the checkpoint stream must hold it,
+   * before the event. Reported once per checkpoint missing.
+   */
+  #checkMark(at: { position: bigint; stream: string; revision: bigint }, checkpoint: bigint): void {
+    if (this.#checkpointRevisions.has(checkpoint) || this.#missingCheckpoints.has(checkpoint)) return;
+    this.#missingCheckpoints.add(checkpoint);
+    this.#problem(
+      'checkpoint-stream-missing',
+      at,
+      this.#checkpointRevisions.size === 0
+        ? `it was written after checkpoint ${this.#o.names.checkpoints}@${checkpoint}, but the ledger holds no checkpoint: the checkpoint stream was deleted`
+        : `it was written after checkpoint ${this.#o.names.checkpoints}@${checkpoint}, which the checkpoint stream does not hold before it`,
+    );
   }
 
   /** The event against its stream's tail: revision order, gaps, and its link. */
@@ -548,6 +685,7 @@ class Verifier {
   #close(interval: Interval): void {
     if (!interval.trusted) return;
     for (const head of interval.heads.values()) {
+      this.#receipts.knowHead(head.stream, head.revision);
       if (head.reached) continue;
       const track = this.#tracks.get(head.stream);
       const at = { position: head.position, stream: head.stream, revision: head.revision };
@@ -575,6 +713,7 @@ class Verifier {
     this.#checkpointsChecked++;
     this.#coveredPosition = interval.covered;
     this.#sinceCovered = 0;
+    this.#beyondTail = null;
     this.#lastCheckpoint = {
       position: interval.position,
       revision: interval.revision,
@@ -612,27 +751,33 @@ class Verifier {
     }
     const destroyedStreams = new Set<string>();
     for (const { problem, keyId } of this.#conditional) {
-      if (this.#destroyedKeys.has(keyId)) destroyedStreams.add(problem.stream);
-      else this.#problems.push(problem);
+      const judged = this.#receipts.judge(keyId, problem.stream, this.#coveredPosition);
+      if (judged.kind === 'excused') destroyedStreams.add(problem.stream);
+      else if (judged.kind === 'none') this.#problems.push(problem);
+      else this.#problems.push({ ...problem, kind: 'receipt-mismatch', message: judged.message });
     }
     for (const p of this.#provisional) {
       if (this.#lastMacVerifiedRevision === null || p.revision > this.#lastMacVerifiedRevision) {
         this.#problem(
-          'bad-checkpoint',
+          'checkpoint-unvouched',
           { position: p.position, stream: this.#o.names.checkpoints, revision: p.revision },
           "its MAC's system key is not available, and no later checkpoint with a verified MAC vouches for it",
         );
       }
     }
-    if (this.#o.anchor !== undefined && !this.#anchorSeen) {
+    for (const anchor of this.#anchors) {
+      if (anchor.seen) continue;
       this.#problem(
-        'truncated',
-        {
-          position: this.#lastPosition,
-          stream: this.#o.names.checkpoints,
-          revision: this.#o.anchor.revision,
-        },
-        `the anchored checkpoint (revision ${this.#o.anchor.revision}) is gone: the ledger was cut behind it`,
+        'rollback',
+        { position: this.#lastPosition, stream: this.#o.names.checkpoints, revision: anchor.revision },
+        `the checkpoint ${anchor.from} anchors (revision ${anchor.revision}) is gone: the store is older than the anchor, or was cut behind it`,
+      );
+    }
+    if (this.#beyondTail !== null) {
+      this.#problem(
+        'uncovered-tail-too-long',
+        this.#beyondTail,
+        `${this.#sinceCovered} events follow the newest checkpoint; with checkpoints every ${this.#o.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY} events at most ${this.#maxUncovered} may (checkpoints stopped, or were removed)`,
       );
     }
     const sourceProblem = this.#source.finish?.() ?? null;
@@ -656,6 +801,8 @@ class Verifier {
       lastCheckpoint: this.#lastCheckpoint,
       coveredPosition: this.#coveredPosition,
       uncoveredEvents: this.#sinceCovered,
+      snapshotsChecked: this.#snapshotsChecked,
+      snapshotsUnused: this.#snapshotsUnused,
       firstProblem: problems[0] ?? null,
       problems: problems.slice(0, MAX_REPORTED),
       problemCount: problems.length,

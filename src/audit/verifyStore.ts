@@ -1,15 +1,21 @@
-import { DEFAULT_PREFIX, streamNames } from '../ledger/streamNames.js';
+import { DEFAULT_PREFIX, streamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
 import { providerMacKeys, recordedSystemKeys } from './checkpointMacKeys.js';
 import { type LedgerVerifyOptions, storeVerifySource } from './ledgerIntegrity.js';
+import { openingSnapshotKeys } from './snapshotSeal.js';
 import { type VerifyReport, verifyLedger } from './verifyLedger.js';
+import { verifySnapshots } from './verifySnapshots.js';
 
 export interface VerifyStoreOptions extends LedgerVerifyOptions {
   /** The ledger's stream prefix (default `kl-`). */
   readonly prefix?: string;
   /** The provider holding the system keys; without one MACs are not checked (report.macs 'skipped'). */
   readonly provider?: ManagedKeyProvider;
+  /** The ledger's checkpoint interval (its `checkpointEvery`; default 1000): bounds the uncovered tail. */
+  readonly checkpointEvery?: number;
+  /** The ledger's rollback anchor file (LedgerOptions.anchorFile), compared automatically. */
+  readonly anchorFile?: string;
 }
 
 /**
@@ -31,5 +37,21 @@ export async function verifyStore(
           options.provider,
           await recordedSystemKeys(await store.readStream(names.system), names.system),
         );
-  return verifyLedger(source, { keys, names, anchor: options.anchor });
+  const provider = options.provider;
+  return verifyLedger(source, {
+    keys,
+    names,
+    anchor: options.anchor,
+    checkpointEvery: options.checkpointEvery,
+    anchorFile: options.anchorFile,
+    snapshots: async () => {
+      const snapshotKeys =
+        provider === undefined ? null : await openingSnapshotKeys(store, names.system, provider);
+      try {
+        return await verifySnapshots(store, names.prefix, snapshotKeys, source.headPosition);
+      } finally {
+        snapshotKeys?.close();
+      }
+    },
+  });
 }

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { DEFAULT_PREFIX } from '../journal/streamNames.js';
 import type { Ledger } from '../ledger/ledger.js';
-import { DEFAULT_PREFIX } from '../ledger/streamNames.js';
-import type { OperationHost, Progress, StoreAccess } from '../operations/operation.js';
+import type { FileVerifier, OperationHost, Progress, StoreAccess } from '../operations/operation.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
 import { openEventStore } from '../store/storeUrl.js';
@@ -68,7 +68,7 @@ export class CliHost implements OperationHost {
 
   async ledger(): Promise<Ledger> {
     if (this.#ledger === null) {
-      this.#ledger = openLedger(this.#global, this.#io.cwd, this.#io.env);
+      this.#ledger = openLedger(this.#global, this.#io.cwd, this.#io.env, { warn: this.#io.stderr });
       this.#ledger.then(
         (opened) => this.#closers.push(() => opened.close()),
         () => {},
@@ -91,6 +91,8 @@ export class CliHost implements OperationHost {
     return {
       store,
       prefix: config.prefix ?? DEFAULT_PREFIX,
+      checkpointEvery: config.checkpointEvery,
+      anchorFile: config.anchorFile,
       provider: () => {
         if (provider === null) {
           const made = providerFor(config);
@@ -105,11 +107,16 @@ export class CliHost implements OperationHost {
   readonly local = {
     init: () => initLedger(this.#global, this.#io.cwd, this.#io.env),
     resolvePath: (path: string) => resolve(this.#io.cwd, path),
-    fileVerifier: async (): Promise<ManagedKeyProvider | null> => {
+    fileVerifier: async (): Promise<FileVerifier | null> => {
       const configPath = configPathOf(this.#global, this.#io.cwd);
       // No config at the default place: an auditor without the keys still checks the rest.
       if (this.#global.config === undefined && !existsSync(configPath)) return null;
-      return providerFor(loadConfig(configPath));
+      const config = loadConfig(configPath);
+      return {
+        provider: providerFor(config),
+        checkpointEvery: config.checkpointEvery,
+        anchorFile: config.anchorFile,
+      };
     },
   };
 

@@ -43,6 +43,8 @@ const configSchema = z.strictObject({
    * that opens an empty store instead (a forgotten KEYLEDGER_STORE) fails instead of starting afresh.
    */
   initialisedStore: z.string().optional(),
+  /** The rollback anchor file (another volume or machine): every checkpoint is appended there. */
+  anchorFile: z.string().min(1).optional(),
   keystore: z.unknown(),
 });
 
@@ -60,6 +62,8 @@ export interface LedgerConfig {
   readonly checkpointEvery: number | undefined;
   /** The store `init` initialised with this config (docs/configuration.md); undefined before init. */
   readonly initialisedStore: string | undefined;
+  /** From `anchorFile`, resolved against the config file's folder; undefined: none. */
+  readonly anchorFile: string | undefined;
   readonly keystore: KeystoreConfig;
 }
 
@@ -94,6 +98,7 @@ export function loadConfig(file: string): LedgerConfig {
     destroyGracePeriodMs: parsed.data.destroyGracePeriod,
     checkpointEvery: parsed.data.checkpointEvery,
     initialisedStore: parsed.data.initialisedStore,
+    anchorFile: parsed.data.anchorFile === undefined ? undefined : resolve(baseDir, parsed.data.anchorFile),
     keystore: resolveKeystoreConfig(parsed.data.keystore, baseDir),
   };
 }

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { SecretBytes } from '../crypto/secretBytes.js';
 import { KeyledgerError } from '../domain/errors.js';
-import type { SystemKeyChange } from '../ledger/systemKeyManager.js';
+import type { SystemKeyChange } from '../ledger/systemKeyLifecycle.js';
 import { writePkcs12SecretKeys } from '../providers/keystore/pkcs12.js';
+import { SecretBytes } from '../secrets/secretBytes.js';
 import { DEFAULT_STORE_URL, parseStoreUrl, redactStoreUrl } from '../store/storeUrl.js';
 import {
   configPathOf,
@@ -42,7 +42,7 @@ export async function initLedger(
   let keystorePath: string | null = null;
   const given = options.store !== undefined || Boolean(env.KEYLEDGER_STORE);
   if (!existsSync(configPath)) keystorePath = writeDevSetup(configPath, given ? explicit : null);
-  const opened = await openLedger(options, cwd, env, 'init');
+  const opened = await openLedger(options, cwd, env, { purpose: 'init' });
   let systemKey: SystemKeyChange;
   try {
     if (opened.ledger.isInitialised) {
@@ -114,6 +114,6 @@ function writeDevSetup(
       scopes: {},
     },
   };
-  writeFileSync(resolve(configPath), `${JSON.stringify(config, null, 2)}\n`, { flag: 'wx' });
+  writeFileSync(resolve(configPath), `${JSON.stringify(config, null, 2)}\n`, { flag: 'wx', mode: 0o600 });
   return keystorePath;
 }

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { isTamperRejection } from '../audit/snapshotSeal.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { Ledger } from '../ledger/ledger.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
@@ -50,12 +51,15 @@ export function configPathOf(options: GlobalOptions, cwd: string): string {
   return resolve(cwd, options.config ?? DEFAULT_CONFIG_FILE);
 }
 
-/** Opens store, provider and ledger as the CLI's options say; close() releases all three. */
+/**
+ * Opens store, provider and ledger as the CLI's options say; close() releases all three. `warn`
+ * is told of every stored snapshot the ledger found tampered with and did not use.
+ */
 export async function openLedger(
   options: GlobalOptions,
   cwd: string,
   env: Readonly<Record<string, string | undefined>>,
-  purpose: 'use' | 'init' = 'use',
+  { purpose = 'use', warn }: { purpose?: 'use' | 'init'; warn?: (text: string) => void } = {},
 ): Promise<OpenLedger> {
   const config = loadConfig(configPathOf(options, cwd));
   const location = storeLocationOf(options, cwd, env, config);
@@ -72,10 +76,17 @@ export async function openLedger(
       resolver: { dynamicLookup: config.dynamicLookup },
       destroyGracePeriodMs: config.destroyGracePeriodMs,
       checkpointEvery: config.checkpointEvery,
+      anchorFile: config.anchorFile,
     });
     if (purpose === 'use' && !ledger.isInitialised && config.initialisedStore !== undefined) {
       await ledger.close();
       throw elsewhere(config, storeIdentity(location));
+    }
+    for (const r of ledger.snapshotRejections) {
+      if (!isTamperRejection(r.kind)) continue;
+      warn?.(
+        `warning: snapshot ${r.snapshot} was not used (${r.kind}): ${r.message}; the view was rebuilt from the events. Run keyledger verify.\n`,
+      );
     }
     return {
       ledger,

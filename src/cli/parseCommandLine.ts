@@ -1,5 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { z } from 'zod';
+import { isKeyId, isMetadataHash } from '../domain/identities.js';
 import type { AnyOperation } from '../operations/operations.js';
 import {
   type CommandSpec,
@@ -72,16 +73,48 @@ function refuseUnknownOptions(argv: readonly string[]): void {
   }
 }
 
+/**
+ * A metadata hash is base64url, so one in four starts with `-`; a key id may too. Such a token is a
+ * key reference, never an option (keyledger has no short option but -h): it is passed through
+ * parseArgs under a stand-in and given back as the positional or option value it was.
+ */
+function shieldKeyReferences(argv: readonly string[]): {
+  args: string[];
+  restore: (token: string) => string;
+} {
+  const shielded = new Map<string, string>();
+  const end = argv.indexOf('--');
+  const args = argv.map((token, i) => {
+    if ((end !== -1 && i > end) || !token.startsWith('-') || !(isMetadataHash(token) || isKeyId(token)))
+      return token;
+    const standIn = `\u0000key-reference-${shielded.size}`;
+    shielded.set(standIn, token);
+    return standIn;
+  });
+  return { args, restore: (token) => shielded.get(token) ?? token };
+}
+
 function parse(argv: readonly string[]): { values: Values; positionals: string[] } {
-  refuseUnknownOptions(argv);
+  const { args, restore } = shieldKeyReferences(argv);
+  refuseUnknownOptions(args);
   try {
     const { values, positionals } = parseArgs({
-      args: [...argv],
+      args,
       options: PARSE_OPTIONS,
       allowPositionals: true,
       strict: true,
     });
-    return { values: values as Values, positionals };
+    const restored = Object.fromEntries(
+      Object.entries(values).map(([k, v]) => [
+        k,
+        typeof v === 'string'
+          ? restore(v)
+          : Array.isArray(v)
+            ? v.map((x) => (typeof x === 'string' ? restore(x) : x))
+            : v,
+      ]),
+    );
+    return { values: restored as Values, positionals: positionals.map(restore) };
   } catch (error) {
     const code = (error as { code?: string }).code;
     const message = (error as Error).message;

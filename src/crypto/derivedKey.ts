@@ -1,5 +1,5 @@
 import { hkdfSync } from 'node:crypto';
-import type { SecretBytes } from './secretBytes.js';
+import type { SecretBytes } from '../secrets/secretBytes.js';
 
 /**
  * A key derived from a DEK for one salt, with its commitment. The encryption key is

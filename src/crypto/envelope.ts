@@ -1,6 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { CachedKey, ResolutionTarget } from '../cache/keyCache.js';
 import { DecryptionFailedError } from './decryptionFailedError.js';
 import { type DerivedKey, deriveKey, zeroDerived } from './derivedKey.js';
 import {
@@ -18,6 +17,14 @@ import {
   TAG_BYTES,
   writePrefix,
 } from './envelopeFormat.js';
+import {
+  type DecryptionKeyInfo,
+  type ExpectedScope,
+  inExpectedScope,
+  keyInfoOf,
+  scopeCheckOf,
+} from './expectedScope.js';
+import type { CachedKey, ResolutionTarget } from './keySource.js';
 import { type KeySource, liveActiveKey, liveKeyForDecrypt } from './keySource.js';
 
 export interface EnvelopeOptions {
@@ -38,8 +45,17 @@ export interface EncryptOptions {
   readonly aad?: Uint8Array;
 }
 
-export interface DecryptOptions {
+/**
+ * `custodian` (and `namespaces`): the scope the caller expects; a ciphertext under a key of any
+ * other scope fails with the same DecryptionFailedError as any other failure.
+ */
+export interface DecryptOptions extends ExpectedScope {
   readonly aad?: Uint8Array;
+}
+
+/** What `decryptWithInfo` answers: the plaintext and which scope and key it was under. */
+export interface DecryptResult extends DecryptionKeyInfo {
+  readonly plaintext: Buffer;
 }
 
 interface EncryptState {
@@ -130,11 +146,18 @@ export class Envelope {
     return [header, body, cipher.getAuthTag()];
   }
 
+  /** Decrypts one message; see DecryptOptions for the expected scope. */
   async decrypt(ciphertext: Uint8Array, options: DecryptOptions = {}): Promise<Buffer> {
+    return (await this.decryptWithInfo(ciphertext, options)).plaintext;
+  }
+
+  /** `decrypt`, answering also which scope and key the message was under. */
+  async decryptWithInfo(ciphertext: Uint8Array, options: DecryptOptions = {}): Promise<DecryptResult> {
     if (!(ciphertext instanceof Uint8Array)) throw new TypeError('ciphertext must be a Uint8Array');
     if (typeof options !== 'object' || options === null)
       throw new TypeError('decrypt options must be an object');
     const aad = checkAad(options.aad);
+    const expected = scopeCheckOf(options);
     if (ciphertext.length < MESSAGE_OVERHEAD || !hasPrefix(ciphertext, MODE_MESSAGE)) {
       throw new DecryptionFailedError();
     }
@@ -142,14 +165,17 @@ export class Envelope {
     const keyId = bytes.subarray(OFFSET_KEY_ID, OFFSET_KEY_ID + KEY_ID_BYTES);
     const salt = bytes.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES);
     let derived: DerivedKey;
+    let used: CachedKey;
     const memo = this.#lastDecrypt;
     if (memo?.keyId.equals(keyId) && memo.derived.salt.equals(salt)) {
       // Same key and salt as the last message (the common case: a derived key serves many
       // messages). The memo goes when its key leaves L1, so it never outlives a disable.
       derived = memo.derived;
+      used = memo.key;
     } else {
       const key = await liveKeyForDecrypt(this.#keys, keyId.toString('hex'));
       if (key === null) throw new DecryptionFailedError();
+      used = key;
       // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
       try {
         derived = this.#decryptKey(key, salt);
@@ -158,6 +184,9 @@ export class Envelope {
       }
       this.#lastDecrypt = { key, keyId: Buffer.from(keyId), derived };
     }
+    // Another scope's key: the same failure as every other, before anything is decrypted.
+    if (!inExpectedScope(used, expected)) throw new DecryptionFailedError();
+    const info = keyInfoOf(used);
     try {
       const commitment = bytes.subarray(OFFSET_COMMITMENT, OFFSET_COMMITMENT + derived.commitment.length);
       if (!timingSafeEqual(commitment, derived.commitment)) throw new DecryptionFailedError();
@@ -176,7 +205,7 @@ export class Envelope {
         body.fill(0);
         throw new DecryptionFailedError();
       }
-      return body;
+      return { plaintext: body, ...info };
     } catch {
       throw new DecryptionFailedError();
     }

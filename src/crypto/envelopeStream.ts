@@ -1,6 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Duplex } from 'node:stream';
-import type { ResolutionTarget } from '../cache/keyCache.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { DecryptionFailedError } from './decryptionFailedError.js';
 import { type DerivedKey, deriveKey, zeroDerived } from './derivedKey.js';
@@ -27,6 +26,14 @@ import {
   writePrefix,
   writeStreamNonce,
 } from './envelopeFormat.js';
+import {
+  type DecryptionKeyInfo,
+  inExpectedScope,
+  keyInfoOf,
+  type ScopeCheck,
+  scopeCheckOf,
+} from './expectedScope.js';
+import type { ResolutionTarget } from './keySource.js';
 import { type KeySource, liveActiveKey, liveKeyForDecrypt } from './keySource.js';
 
 export interface EnvelopeStreamsOptions {
@@ -128,9 +135,17 @@ export class EnvelopeStreams {
     return new EncryptStream(this.#keys, target, aad, chunkSize, this.#maxChunks);
   }
 
-  /** A stream that decrypts a stream-format ciphertext written to it. */
-  decryptStream(options: StreamDecryptOptions = {}): Duplex {
-    return new DecryptStream(this.#keys, copyAad(options?.aad));
+  /**
+   * A stream that decrypts a stream-format ciphertext written to it. With `custodian` (and
+   * `namespaces`), a ciphertext under another scope's key fails like any other (no output). Once
+   * the header is verified the stream's `keyInfo` says which scope and key it is under, and it
+   * emits `key` with the same object, before any plaintext.
+   */
+  decryptStream(options: StreamDecryptOptions = {}): DecryptStream {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError('decrypt options must be an object');
+    }
+    return new DecryptStream(this.#keys, copyAad(options.aad), scopeCheckOf(options));
   }
 }
 
@@ -361,9 +376,13 @@ class EncryptStream extends ChunkedDuplex {
   }
 }
 
-class DecryptStream extends ChunkedDuplex {
+/** A decrypting stream (EnvelopeStreams.decryptStream). */
+export class DecryptStream extends ChunkedDuplex {
   readonly #keys: KeySource;
   readonly #callerAad: Buffer;
+  readonly #expected: ScopeCheck | null;
+  /** Which scope and key the ciphertext is under; null until the header verified. */
+  keyInfo: DecryptionKeyInfo | null = null;
   readonly #header = Buffer.alloc(STREAM_HEADER_BYTES);
   readonly #nonce = Buffer.alloc(NONCE_BYTES);
   #headerFilled = 0;
@@ -375,10 +394,11 @@ class DecryptStream extends ChunkedDuplex {
   #filled = 0;
   #index = 0;
 
-  constructor(keys: KeySource, aad: Buffer) {
+  constructor(keys: KeySource, aad: Buffer, expected: ScopeCheck | null) {
     super();
     this.#keys = keys;
     this.#callerAad = aad;
+    this.#expected = expected;
   }
 
   protected consume(input: Buffer, offset: number): number {
@@ -433,6 +453,7 @@ class DecryptStream extends ChunkedDuplex {
     const keyId = header.subarray(OFFSET_KEY_ID, OFFSET_KEY_ID + KEY_ID_BYTES);
     const key = await liveKeyForDecrypt(this.#keys, keyId.toString('hex'));
     if (key === null || this.destroyed) throw new DecryptionFailedError();
+    if (!inExpectedScope(key, this.#expected)) throw new DecryptionFailedError();
     // Synchronous from here: the DEK is used before anything else can run, and only K is kept.
     const salt = Buffer.from(header.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES));
     const derived = deriveKey(key.key, salt, Buffer.from(keyId), MODE_STREAM);
@@ -447,6 +468,8 @@ class DecryptStream extends ChunkedDuplex {
       header.subarray(STREAM_OFFSET_NONCE_PREFIX, STREAM_OFFSET_NONCE_PREFIX + STREAM_NONCE_PREFIX_BYTES),
     );
     this.#aad = this.#callerAad.length === 0 ? header : Buffer.concat([header, this.#callerAad]);
+    this.keyInfo = keyInfoOf(key);
+    this.emit('key', this.keyInfo);
   }
 
   /** Opens one chunk; its plaintext is pushed only once the tag verified. */

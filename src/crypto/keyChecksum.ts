@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import type { SecretBytes } from './secretBytes.js';
+import type { SecretBytes } from '../secrets/secretBytes.js';
 
 /**
  * The key check value shown for a key: hex(HMAC-SHA256(key = the key bytes, message =

@@ -1,5 +1,37 @@
-import type { ActiveResolution, CachedKey, ResolutionTarget } from '../cache/keyCache.js';
 import { KeyledgerError } from '../domain/errors.js';
+import type { Custodian, KeyId, KeyScope, MetadataHash, Namespace, ScopeKey } from '../domain/identities.js';
+import type { SecretBytes } from '../secrets/secretBytes.js';
+
+/** A usable key held in L1. `key` belongs to the cache: it is zeroed when the entry leaves. */
+export interface CachedKey {
+  readonly keyId: KeyId;
+  readonly scope: KeyScope;
+  readonly scopeKey: ScopeKey;
+  readonly state: 'ACTIVE' | 'INACTIVE';
+  readonly metadataHash: MetadataHash;
+  readonly checksum: string;
+  readonly key: SecretBytes;
+}
+
+/** Which scope a write should use: the first candidate namespace with an ACTIVE key. */
+export interface ActiveResolution {
+  readonly scope: KeyScope;
+  /** Index of the matching candidate in the target's namespaces. */
+  readonly candidate: number;
+  readonly key: CachedKey;
+}
+
+/**
+ * A custodian and its namespace candidates, in the order they are tried, prepared once: a table's
+ * candidates do not change, so callers keep the target and the hot path builds no strings.
+ */
+export interface ResolutionTarget {
+  readonly custodian: Custodian;
+  readonly namespaces: readonly Namespace[];
+  readonly scopes: readonly KeyScope[];
+  readonly scopeKeys: readonly ScopeKey[];
+  readonly cacheKey: string;
+}
 
 /** What envelope encryption needs from key resolution (the ledger's KeyResolver provides it). */
 export interface KeySource {

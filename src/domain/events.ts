@@ -184,9 +184,15 @@ const metadataFields = {
 export const CHAINED_SCHEMA_VERSION = 2;
 
 /**
+ * Version 3: version 2 plus `checkpoint`, the revision of the newest checkpoint the writer knew
+ * (docs/formats.md): a checkpoint stream that lost checkpoints events name is a verify failure.
+ */
+export const CHECKPOINTED_SCHEMA_VERSION = 3;
+
+/**
  * Version 1 is what the ledger's writers build, and what was stored before the hash chain.
- * Version 2 adds `prevHash`: the hash of the previous event of the stream (null for its first),
- * docs/formats.md.
+ * Version 2 adds `prevHash`: the hash of the previous event of the stream (null for its first);
+ * version 3 adds `checkpoint` (written once a checkpoint exists), docs/formats.md.
  */
 export const eventMetadataSchema = z.discriminatedUnion('schemaVersion', [
   z.strictObject({ schemaVersion: z.literal(SCHEMA_VERSION), ...metadataFields }),
@@ -194,6 +200,12 @@ export const eventMetadataSchema = z.discriminatedUnion('schemaVersion', [
     schemaVersion: z.literal(CHAINED_SCHEMA_VERSION),
     ...metadataFields,
     prevHash: sha256Hex.nullable(),
+  }),
+  z.strictObject({
+    schemaVersion: z.literal(CHECKPOINTED_SCHEMA_VERSION),
+    ...metadataFields,
+    prevHash: sha256Hex.nullable(),
+    checkpoint: decimalString,
   }),
 ]);
 export type EventMetadata = z.infer<typeof eventMetadataSchema>;

@@ -181,14 +181,17 @@ export function fastCheckData(type: string, data: unknown): boolean {
 
 const METADATA_V1 = keyList('schemaVersion', 'actor', 'reason', 'correlationId', 'causationId', 'occurredAt');
 const METADATA_V2 = keyList(...METADATA_V1.keys, 'prevHash');
+const METADATA_V3 = keyList(...METADATA_V2.keys, 'checkpoint');
+const DECIMAL = /^(0|[1-9][0-9]{0,19})$/;
 
 /** True only if `eventMetadataSchema` accepts `metadata` and answers it unchanged. */
 export function fastCheckMetadata(metadata: unknown): boolean {
   if (!isPlainObject(metadata)) return false;
   const version = metadata.schemaVersion;
-  if (version === 2) {
-    if (!onlyKeys(metadata, METADATA_V2)) return false;
+  if (version === 2 || version === 3) {
+    if (!onlyKeys(metadata, version === 2 ? METADATA_V2 : METADATA_V3)) return false;
     if (metadata.prevHash !== null && !matches(metadata.prevHash, SHA256_HEX)) return false;
+    if (version === 3 && !matches(metadata.checkpoint, DECIMAL)) return false;
   } else if (version !== 1 || !onlyKeys(metadata, METADATA_V1)) {
     return false;
   }

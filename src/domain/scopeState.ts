@@ -1,6 +1,6 @@
 import type { KeyRecord, ScopeEvent } from './events.js';
 import type { KeyId, KeyScope, MetadataHash } from './identities.js';
-import { keyIdOf } from './keyIdentity.js';
+import { keyIdOf } from './keyDigests.js';
 import type { KeyState, MarkerState } from './keyState.js';
 
 /** A key of a scope as the ledger knows it. Metadata, hashes and state: never key bytes. */

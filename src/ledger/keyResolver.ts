@@ -1,7 +1,8 @@
 import type { KeymetaView } from '../../projections/keymeta.js';
 import { invalidationsFor } from '../cache/cacheInvalidation.js';
 import { type CacheMetrics, type LayerCounters, newCounters } from '../cache/cacheMetrics.js';
-import type { ActiveResolution, CachedKey, KeyCache, ResolutionTarget } from '../cache/keyCache.js';
+import type { KeyCache } from '../cache/keyCache.js';
+import type { ActiveResolution, CachedKey, ResolutionTarget } from '../crypto/keySource.js';
 import { KeyledgerError } from '../domain/errors.js';
 import type { LedgerEvent } from '../domain/events.js';
 import {
@@ -16,7 +17,7 @@ import {
 import type { ManagedKey, ScopeState } from '../domain/scopeState.js';
 import type { KeymetaAdmin } from './keymetaAdmin.js';
 import type { LedgerProjector } from './ledgerProjector.js';
-import type { SystemKeyManager } from './systemKeyManager.js';
+import type { SystemKeyHandles } from './systemKeyHandles.js';
 
 export interface KeyResolverOptions {
   /**
@@ -54,7 +55,7 @@ const MAX_FETCHES = MAX_CANDIDATES + 4;
 export class KeyResolver {
   readonly #cache: KeyCache;
   readonly #projector: LedgerProjector;
-  readonly #systemKeys: SystemKeyManager;
+  readonly #systemKeys: SystemKeyHandles;
   readonly #admin: KeymetaAdmin;
   readonly #dynamicLookup: boolean;
   readonly #providerTimeoutMs: number;
@@ -65,7 +66,7 @@ export class KeyResolver {
   constructor(deps: {
     cache: KeyCache;
     projector: LedgerProjector;
-    systemKeys: SystemKeyManager;
+    systemKeys: SystemKeyHandles;
     admin: KeymetaAdmin;
     options?: KeyResolverOptions;
   }) {

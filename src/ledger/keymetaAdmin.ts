@@ -1,13 +1,5 @@
-import { scopeOf } from '../../projections/keymeta.js';
-import type { SecretBytes } from '../crypto/secretBytes.js';
 import type { SystemKeyHandle } from '../crypto/systemKeyHandle.js';
-import {
-  assertGracePeriod,
-  dueDestructions,
-  type MaterialCopy,
-  type MaterialReceipt,
-  materialHashOf,
-} from '../domain/decideDestroy.js';
+import { systemKeyIdentity } from '../crypto/systemKeyIdentity.js';
 import {
   assertCanRotate,
   assertCanSetKey,
@@ -15,7 +7,6 @@ import {
   checkRefreshAnswer,
   decideClearCache,
   decideEjectCacheEntry,
-  decideScope,
   enableIsNoop,
   type KeyFacts,
   newKeysIn,
@@ -23,43 +14,30 @@ import {
   type ScopeCommand,
 } from '../domain/decideScope.js';
 import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
+import { type DomainEvent, parseLedgerEvent } from '../domain/events.js';
 import {
-  type DomainEvent,
-  type EventOf,
-  parseEventOf,
-  parseLedgerEvent,
-  SCOPE_EVENT_TYPES,
-} from '../domain/events.js';
-import {
-  type Custodian,
   formatScope,
   type KeyId,
   type KeyScope,
   keyScope,
   type MetadataHash,
-  type Namespace,
   parseMetadataHash,
 } from '../domain/identities.js';
-import { metadataHashOf } from '../domain/keyIdentity.js';
+import { metadataHashOf } from '../domain/keyDigests.js';
 import type { MarkerState } from '../domain/keyState.js';
-import { evolveScope, findKeyByHash, type ManagedKey, type ScopeState } from '../domain/scopeState.js';
+import { findKeyByHash, type ManagedKey, type ScopeState } from '../domain/scopeState.js';
+import { appendEvents, type Journal } from '../journal/decideAndAppend.js';
+import { deterministicEventId, type OperationContext } from '../journal/eventFactory.js';
+import type { StreamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider, WrappedKeyMaterial } from '../providers/managedKeyProvider.js';
-import type { EventStore, ExpectedRevision } from '../store/eventStore.js';
-import { deterministicEventId, type OperationContext, toStoredEvents } from './eventFactory.js';
+import type { SecretBytes } from '../secrets/secretBytes.js';
 import { type KeyInfo, type ScopeStatus, toKeyInfo } from './keyInfo.js';
 import type { LedgerProjector } from './ledgerProjector.js';
+import type { KeyResult, OperationOptions, WriteResult } from './operationOptions.js';
 import { type CheckedAnswer, checkProviderAnswer } from './providerAnswers.js';
-import { retryOnConflict } from './retryOnConflict.js';
-import type { StreamNames } from './streamNames.js';
-import type { SystemKeyChange, SystemKeyManager } from './systemKeyManager.js';
-
-/** Who is acting and why; recorded on every event an operation writes. */
-export interface OperationOptions {
-  readonly actor?: string;
-  readonly reason?: string;
-  /** Ties the events of one request together (a new one is made if absent). */
-  readonly correlationId?: string;
-}
+import type { ScopeWriter } from './scopeWriter.js';
+import type { SystemKeyHandles } from './systemKeyHandles.js';
+import type { SystemKeyChange, SystemKeyLifecycle } from './systemKeyLifecycle.js';
 
 export interface EnableResult {
   readonly marker: MarkerState | null;
@@ -68,67 +46,20 @@ export interface EnableResult {
   readonly position: bigint | null;
 }
 
-export interface WriteResult {
-  readonly position: bigint | null;
-}
-
-export interface KeyResult extends WriteResult {
-  readonly key: KeyInfo;
-}
-
-export interface ScheduleDestructionOptions extends OperationOptions {
-  /**
-   * How long until the destruction falls due, in milliseconds (0: due at once, when
-   * destroyDueKeys next runs). Default: the ledger's `destroyGracePeriodMs` (7 days).
-   */
-  readonly graceMs?: number;
-}
-
-/** What a destruction deleted, as its ManagedKeyDestroyed event records it (docs/audit.md). */
-export interface DestructionReceipt {
-  readonly custodian: Custodian;
-  readonly namespace: Namespace;
-  readonly keyId: KeyId;
-  readonly metadataHash: string;
-  readonly previousState: 'INACTIVE' | 'DISABLED';
-  readonly materialStream: string;
-  readonly materialEvents: number;
-  /** Hex SHA-256 over the deleted wrapped copies (materialHashOf); never of plaintext. */
-  readonly materialHash: string;
-  readonly scheduledAt: string;
-  readonly dueAt: string;
-  readonly destroyedAt: string;
-  readonly actor: string;
-  readonly reason: string | null;
-  /** Global position of the ManagedKeyDestroyed event. */
-  readonly position: bigint;
-}
-
-export interface DestroyDueResult {
-  /** The destructions this run performed, in scope and key order. */
-  readonly destroyed: readonly DestructionReceipt[];
-  /**
-   * DESTROYED keys whose material stream still held events (a run that stopped between the event
-   * and the deletion, or a rewrap that raced it), deleted by this run.
-   */
-  readonly leftoversDeleted: readonly KeyId[];
-}
-
 export interface RefreshResult extends WriteResult {
   readonly skipped: boolean;
   readonly keys: readonly KeyInfo[];
 }
 
 interface AdminDeps {
-  readonly store: EventStore;
+  readonly journal: Journal;
   readonly names: StreamNames;
   readonly provider: ManagedKeyProvider;
   readonly projector: LedgerProjector;
-  readonly systemKeys: SystemKeyManager;
-  readonly now: () => Date;
+  readonly systemKeys: SystemKeyHandles;
+  readonly lifecycle: SystemKeyLifecycle;
+  readonly scopes: ScopeWriter;
   readonly context: (options: OperationOptions | undefined) => OperationContext;
-  /** Default grace period of a scheduled destruction, in milliseconds (validated by the ledger). */
-  readonly destroyGraceMs: number;
 }
 
 /**
@@ -150,7 +81,7 @@ export class KeymetaAdmin {
     namespace?: string,
     options?: OperationOptions,
   ): Promise<EnableResult> {
-    const { scope, context, stk, state } = await this.#begin(custodian, namespace, options);
+    const { scope, context, stk, state } = await this.#d.scopes.begin(custodian, namespace, options);
     if (enableIsNoop(state)) return this.#enableResult(scope, null);
     const answer = this.#notASystemKey(checkProviderAnswer(await this.#d.provider.getManagedKey(scope)));
     return this.#withKeys(answer, async (keys) => {
@@ -159,7 +90,7 @@ export class KeymetaAdmin {
         answer: answer?.facts ?? null,
         stkIdentity: stk.identity,
       };
-      const position = await this.#commit(scope, state, context, () => command, stk, keys);
+      const position = await this.#commit(scope, state, context, () => command, { stk, keys });
       return this.#enableResult(scope, position);
     });
   }
@@ -171,7 +102,7 @@ export class KeymetaAdmin {
 
   async getScopeStatus(custodian: string, namespace?: string): Promise<ScopeStatus> {
     const scope = keyScope(custodian, namespace);
-    const state = this.#viewOf(scope);
+    const state = this.#d.scopes.view(scope);
     return { ...scope, marker: state.marker, keys: [...state.keys.values()].map((k) => toKeyInfo(k, scope)) };
   }
 
@@ -184,8 +115,9 @@ export class KeymetaAdmin {
     }));
   }
 
+  /** HBase's rotateSTK: records the provider's current system key if it is new (SystemKeyLifecycle). */
   rotateSTK(options?: OperationOptions): Promise<SystemKeyChange> {
-    return this.#d.systemKeys.rotate(this.#d.context(options));
+    return this.#d.lifecycle.rotate(this.#d.context(options));
   }
 
   async disableKeyManagement(
@@ -193,7 +125,7 @@ export class KeymetaAdmin {
     namespace?: string,
     options?: OperationOptions,
   ): Promise<WriteResult> {
-    const { scope, context, state } = await this.#begin(custodian, namespace, options);
+    const { scope, context, state } = await this.#d.scopes.begin(custodian, namespace, options);
     const position = await this.#commit(scope, state, context, () => ({ type: 'DisableKeyManagement' }));
     return { position };
   }
@@ -223,7 +155,7 @@ export class KeymetaAdmin {
     namespace?: string,
     options?: OperationOptions,
   ): Promise<KeyResult | null> {
-    const { scope, context, stk, state } = await this.#begin(custodian, namespace, options);
+    const { scope, context, stk, state } = await this.#d.scopes.begin(custodian, namespace, options);
     assertCanRotate(state);
     const answer = this.#notASystemKey(checkProviderAnswer(await this.#d.provider.getManagedKey(scope)));
     return this.#withKeys(answer, async (keys) => {
@@ -232,8 +164,7 @@ export class KeymetaAdmin {
         state,
         context,
         () => ({ type: 'RotateManagedKey', answer: answer?.facts ?? null, stkIdentity: stk.identity }),
-        stk,
-        keys,
+        { stk, keys },
       );
       return position === null ? null : { position, key: this.#activeInfo(scope) };
     });
@@ -249,7 +180,7 @@ export class KeymetaAdmin {
     namespace?: string,
     options?: OperationOptions,
   ): Promise<RefreshResult> {
-    const { scope, context, state } = await this.#begin(custodian, namespace, options);
+    const { scope, context, state } = await this.#d.scopes.begin(custodian, namespace, options);
     const plan = planRefresh(state);
     if (plan.kind === 'skip') return { skipped: true, position: null, keys: this.#infos(scope) };
     if (plan.kind === 'retry-enable') {
@@ -301,7 +232,7 @@ export class KeymetaAdmin {
     if (metadata.length === 0 || metadata.length > 4096) {
       throw new KeyledgerError('ERR_INVALID_METADATA', 'metadata must be 1..4096 characters', {});
     }
-    const { scope, context, stk, state } = await this.#begin(custodian, namespace, options);
+    const { scope, context, stk, state } = await this.#d.scopes.begin(custodian, namespace, options);
     assertCanSetKey(state);
     const known = findKeyByHash(state, metadataHashOf(metadata));
     // The ledger's own rules refuse these without asking the provider (a DESTROYED key has no
@@ -324,8 +255,7 @@ export class KeymetaAdmin {
         state,
         context,
         () => ({ type: 'SetManagedKey', answer: answer.facts, stkIdentity: stk.identity }),
-        stk,
-        keys,
+        { stk, keys },
       );
       return { position, key: this.#activeInfo(scope) };
     });
@@ -339,7 +269,7 @@ export class KeymetaAdmin {
     options?: OperationOptions,
   ): Promise<WriteResult> {
     const hash = metadataHash === undefined ? null : parseMetadataHash(metadataHash);
-    const { context, state } = await this.#begin(custodian, namespace, options);
+    const { context, state } = await this.#d.scopes.begin(custodian, namespace, options);
     const event = decideEjectCacheEntry(state, hash);
     return { position: await this.#appendOperation(event, context) };
   }
@@ -350,168 +280,6 @@ export class KeymetaAdmin {
     return { position: await this.#appendOperation(decideClearCache(), context) };
   }
 
-  /**
-   * Schedules the destruction (crypto-shredding) of an INACTIVE or DISABLED key: once due, the next
-   * destroyDueKeys deletes its wrapped material and records a receipt. The key's state is left
-   * alone until then. Refused: the ACTIVE key (ERR_KEY_ACTIVE), a key already scheduled
-   * (ERR_KEY_DESTRUCTION_SCHEDULED) or destroyed (ERR_KEY_DESTROYED), an unknown scope or key.
-   */
-  async scheduleKeyDestruction(
-    custodian: string,
-    namespace: string | undefined,
-    metadataHash: string,
-    options?: ScheduleDestructionOptions,
-  ): Promise<KeyResult> {
-    const hash: MetadataHash = parseMetadataHash(metadataHash);
-    const graceMs = options?.graceMs ?? this.#d.destroyGraceMs;
-    assertGracePeriod(graceMs);
-    const { scope, context, state } = await this.#begin(custodian, namespace, options);
-    const position = await this.#commit(scope, state, context, (now) => ({
-      type: 'ScheduleKeyDestruction',
-      metadataHash: hash,
-      now,
-      graceMs,
-    }));
-    return { position, key: this.#keyInfo(scope, hash) };
-  }
-
-  /** Cancels a scheduled destruction that has not run yet (ERR_KEY_DESTROYED once it has). */
-  async cancelKeyDestruction(
-    custodian: string,
-    namespace: string | undefined,
-    metadataHash: string,
-    options?: OperationOptions,
-  ): Promise<KeyResult> {
-    const hash: MetadataHash = parseMetadataHash(metadataHash);
-    const { scope, context, state } = await this.#begin(custodian, namespace, options);
-    const position = await this.#commit(scope, state, context, () => ({
-      type: 'CancelKeyDestruction',
-      metadataHash: hash,
-    }));
-    return { position, key: this.#keyInfo(scope, hash) };
-  }
-
-  /**
-   * Runs every destruction that is due by the ledger's clock: per key, the receipt is computed
-   * from the material stream, ManagedKeyDestroyed is appended to the scope's stream, and only then
-   * is the material stream deleted. A run that stops in between leaves a DESTROYED key (never
-   * usable again) whose material the next run deletes; so every run also deletes what is left of
-   * any DESTROYED key's material. Idempotent, and safe to run from several processes at once.
-   */
-  async destroyDueKeys(options?: OperationOptions): Promise<DestroyDueResult> {
-    const context = this.#d.context(options);
-    await this.#d.systemKeys.current();
-    const now = this.#d.now();
-    const due: { scope: KeyScope; keyId: KeyId }[] = [];
-    const destroyedKeys: KeyId[] = [];
-    for (const scopeState of this.#d.projector.keymeta.scopes.values()) {
-      for (const key of dueDestructions(scopeState, now)) {
-        due.push({ scope: scopeState.scope, keyId: key.keyId });
-      }
-      for (const key of scopeState.keys.values()) {
-        if (key.state === 'DESTROYED') destroyedKeys.push(key.keyId);
-      }
-    }
-    const destroyed: DestructionReceipt[] = [];
-    for (const { scope, keyId } of due) {
-      const receipt = await this.#destroyDue(scope, keyId, now, context);
-      if (receipt !== null) destroyed.push(receipt);
-    }
-    const leftoversDeleted: KeyId[] = [];
-    for (const keyId of destroyedKeys) {
-      const stream = this.#d.names.material(keyId);
-      if ((await this.#d.store.readStream(stream)).length === 0) continue;
-      await this.#d.store.deleteStream(stream);
-      leftoversDeleted.push(keyId);
-    }
-    // The stored snapshot may still hold the deleted material: replace it by one of this view,
-    // which has applied the destructions and so no longer holds it.
-    if (destroyed.length > 0 || leftoversDeleted.length > 0) await this.#d.projector.snapshotNow();
-    return { destroyed, leftoversDeleted };
-  }
-
-  /** Every destruction receipt of a scope, oldest first (from its stream: they outlive the material). */
-  async destructionReceipts(custodian: string, namespace?: string): Promise<DestructionReceipt[]> {
-    const scope = keyScope(custodian, namespace);
-    const receipts: DestructionReceipt[] = [];
-    for (const recorded of await this.#d.store.readStream(this.#d.names.scope(scope))) {
-      const event = parseEventOf(recorded, SCOPE_EVENT_TYPES);
-      if (event.type !== 'ManagedKeyDestroyed') continue;
-      receipts.push(
-        receiptOf(event.data, { ...event.meta, destroyedAt: event.meta.occurredAt }, event.position),
-      );
-    }
-    return receipts;
-  }
-
-  /**
-   * One due destruction: event first, then the deletion, so that no reader ever sees a usable key
-   * whose material is gone, and a crash in between leaves only material the next run deletes.
-   * Null when it is no longer due (cancelled, or run by another process meanwhile).
-   */
-  async #destroyDue(
-    scope: KeyScope,
-    keyId: KeyId,
-    now: Date,
-    context: OperationContext,
-  ): Promise<DestructionReceipt | null> {
-    const stream = this.#d.names.scope(scope);
-    const materialStream = this.#d.names.material(keyId);
-    let state = await this.#loadScope(scope);
-    const written = await retryOnConflict(
-      async () => {
-        const material = await this.#materialReceipt(materialStream);
-        const events = decideScope(state, { type: 'DestroyDueKey', keyId, now, material });
-        const [event] = events;
-        if (event === undefined) return null;
-        const expected: ExpectedRevision = state.revision ?? 'no_stream';
-        const at = this.#d.now();
-        const result = await this.#d.store.append(
-          stream,
-          toStoredEvents(events, context, stream, expected, at),
-          expected,
-        );
-        await this.#d.projector.waitForPosition(result.position);
-        return { event, at, position: result.position };
-      },
-      async () => {
-        state = await this.#loadScope(scope);
-      },
-    );
-    if (written === null || written.event.type !== 'ManagedKeyDestroyed') return null;
-    await this.#d.store.deleteStream(materialStream);
-    return receiptOf(
-      written.event.data,
-      { ...context, destroyedAt: written.at.toISOString() },
-      written.position,
-    );
-  }
-
-  /** The receipt of a material stream as it is now: its events' count and materialHashOf. */
-  async #materialReceipt(materialStream: string): Promise<MaterialReceipt> {
-    const copies: MaterialCopy[] = [];
-    for (const recorded of await this.#d.store.readStream(materialStream)) {
-      const event = parseEventOf(recorded, ['KeyMaterialWrapped']);
-      const { keyId, stkIdentity, algorithm, wrapped } = event.data;
-      copies.push({
-        revision: event.revision,
-        eventId: recorded.eventId,
-        keyId,
-        stkIdentity,
-        algorithm,
-        wrapped,
-      });
-    }
-    return { materialStream, materialEvents: copies.length, materialHash: materialHashOf(copies) };
-  }
-
-  #keyInfo(scope: KeyScope, hash: MetadataHash): KeyInfo {
-    const key = findKeyByHash(this.#viewOf(scope), hash);
-    if (key === null)
-      throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no key ${hash} in ${formatScope(scope)}`, {});
-    return toKeyInfo(key, scope);
-  }
-
   async #changeKey(
     custodian: string,
     namespace: string | undefined,
@@ -520,77 +288,33 @@ export class KeymetaAdmin {
     type: 'DisableManagedKey' | 'EnableManagedKey',
   ): Promise<KeyResult> {
     const hash: MetadataHash = parseMetadataHash(metadataHash);
-    const { scope, context, state } = await this.#begin(custodian, namespace, options);
+    const { scope, context, state } = await this.#d.scopes.begin(custodian, namespace, options);
     const position = await this.#commit(scope, state, context, () => ({ type, metadataHash: hash }));
-    const key = findKeyByHash(this.#viewOf(scope), hash);
+    const key = findKeyByHash(this.#d.scopes.view(scope), hash);
     if (key === null)
-      throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no key ${hash} in ${formatScope(scope)}`, {});
+      throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no key ${hash} in ${formatScope(scope)}`, {
+        scope: formatScope(scope),
+        metadataHash: hash,
+      });
     return { position, key: toKeyInfo(key, scope) };
   }
 
   /**
-   * What every scope operation starts with, in this order: validate the scope (bad input fails
-   * before anything else), require an initialised ledger (its current STK), load the scope.
-   */
-  async #begin(custodian: string, namespace: string | undefined, options: OperationOptions | undefined) {
-    const scope = keyScope(custodian, namespace);
-    const context = this.#d.context(options);
-    const stk = await this.#d.systemKeys.current();
-    const state = await this.#loadScope(scope);
-    return { scope, context, stk, state };
-  }
-
-  /**
-   * The scope's state as decisions need it: this process's view of the scope, brought up to the
-   * stream's latest revision by folding only the events the view has not applied yet (usually
-   * none). The view folds with the same evolveScope, so this equals a fold of the whole stream,
-   * without re-reading and re-parsing a long stream on every call.
-   */
-  async #loadScope(scope: KeyScope): Promise<ScopeState> {
-    let state = scopeOf(this.#d.projector.keymeta, scope);
-    const fromRevision = state.revision === null ? 0n : state.revision + 1n;
-    for (const recorded of await this.#d.store.readStream(this.#d.names.scope(scope), { fromRevision })) {
-      const event = parseEventOf(recorded, SCOPE_EVENT_TYPES);
-      state = evolveScope(state, event, event.meta.occurredAt, event.revision);
-    }
-    return state;
-  }
-
-  /**
-   * Decides and appends, re-deciding on a lost race. New keys' wrapped material is written before
-   * the lifecycle event that introduces them, so a reader that sees a key can always find it; a
-   * write that then loses its race leaves only unreferenced material behind.
+   * Decides and appends through the scope writer. New keys' wrapped material is written between
+   * deciding and appending, before the lifecycle event that introduces them, so a reader that sees
+   * a key can always find it; a write that then loses its race leaves only unreferenced material.
    */
   async #commit(
     scope: KeyScope,
     initial: ScopeState,
     context: OperationContext,
-    /** Gets the time the events will carry (a scheduled destruction's due time counts from it). */
     command: (now: Date) => ScopeCommand,
-    stk?: SystemKeyHandle,
-    keys?: ReadonlyMap<KeyId, SecretBytes>,
+    material?: { readonly stk: SystemKeyHandle; readonly keys: ReadonlyMap<KeyId, SecretBytes> },
   ): Promise<bigint | null> {
-    const stream = this.#d.names.scope(scope);
-    let state = initial;
-    return retryOnConflict(
-      async () => {
-        const now = this.#d.now();
-        const events = decideScope(state, command(now));
-        if (events.length === 0) return null;
-        await this.#writeMaterial(newKeysIn(state, events), scope, context, now, stk, keys);
-        const expected: ExpectedRevision = state.revision ?? 'no_stream';
-        const result = await this.#d.store.append(
-          stream,
-          toStoredEvents(events, context, stream, expected, now),
-          expected,
-        );
-        await this.#d.projector.waitForPosition(result.position);
-        return result.position;
-      },
-      async () => {
-        state = await this.#loadScope(scope);
-      },
+    const written = await this.#d.scopes.commit(scope, initial, context, command, (events, state, now) =>
+      this.#writeMaterial(newKeysIn(state, events), scope, context, now, material),
     );
+    return written.position;
   }
 
   async #writeMaterial(
@@ -599,11 +323,11 @@ export class KeymetaAdmin {
     context: OperationContext,
     /** The command's time: its material and lifecycle events carry one time (as-of queries). */
     now: Date,
-    stk: SystemKeyHandle | undefined,
-    keys: ReadonlyMap<KeyId, SecretBytes> | undefined,
+    material: { readonly stk: SystemKeyHandle; readonly keys: ReadonlyMap<KeyId, SecretBytes> } | undefined,
   ): Promise<void> {
     for (const record of records) {
-      const dek = keys?.get(record.keyId);
+      const dek = material?.keys.get(record.keyId);
+      const stk = material?.stk;
       if (dek === undefined || stk === undefined || stk.identity !== record.stkIdentity) {
         throw new KeyledgerError(
           'ERR_PROVIDER_INVALID_ANSWER',
@@ -625,32 +349,33 @@ export class KeymetaAdmin {
           wrapped,
         },
       };
-      const stream = this.#d.names.material(record.keyId);
-      const [stored] = toStoredEvents([event], context, stream, 'any', now);
-      if (stored === undefined) continue;
-      // One id per key and STK: a retried or re-decided write of the same key is idempotent.
-      await this.#d.store.append(
-        stream,
-        [{ ...stored, eventId: deterministicEventId('material', record.keyId, stk.identity) }],
-        'any',
+      await appendEvents(
+        { ...this.#d.journal, now: () => now },
+        {
+          stream: this.#d.names.material(record.keyId),
+          context,
+          events: [event],
+          // One id per key and STK: a retried or re-decided write of the same key is idempotent.
+          eventIds: () => [deterministicEventId('material', record.keyId, stk.identity)],
+          // The lifecycle event that follows is waited for, and it comes after this one.
+          waitForView: false,
+        },
       );
     }
   }
 
   async #appendOperation(event: DomainEvent, context: OperationContext): Promise<bigint> {
-    const stream = this.#d.names.operations;
-    const result = await this.#d.store.append(
-      stream,
-      toStoredEvents([event], context, stream, 'any', this.#d.now()),
-      'any',
-    );
-    await this.#d.projector.waitForPosition(result.position);
-    return result.position;
+    const written = await appendEvents(this.#d.journal, {
+      stream: this.#d.names.operations,
+      context,
+      events: [event],
+    });
+    return written.position as bigint;
   }
 
   /** The ledger's wrapped copy of a key, with what a provider needs to find its system key. */
   async #material(key: ManagedKey): Promise<WrappedKeyMaterial | null> {
-    const events = await this.#d.store.readStream(this.#d.names.material(key.keyId));
+    const events = await this.#d.journal.store.readStream(this.#d.names.material(key.keyId));
     for (let i = events.length - 1; i >= 0; i--) {
       const recorded = events[i];
       if (recorded === undefined) continue;
@@ -672,7 +397,7 @@ export class KeymetaAdmin {
       throw new KeyledgerError(
         'ERR_PROVIDER_FAILED',
         `provider failed on key ${key.metadataHash}`,
-        { metadataHash: key.metadataHash },
+        { scope: formatScope(state.scope), metadataHash: key.metadataHash },
         { cause: error },
       );
     }
@@ -680,6 +405,7 @@ export class KeymetaAdmin {
     answer?.key?.zero();
     if (answer === null) {
       throw new KeyledgerError('ERR_PROVIDER_NO_KEY', `provider has no answer for key ${key.metadataHash}`, {
+        scope: formatScope(state.scope),
         metadataHash: key.metadataHash,
       });
     }
@@ -687,14 +413,16 @@ export class KeymetaAdmin {
   }
 
   /**
-   * A key whose checksum is a recorded system key's identity is that system key: serving it as a
-   * DEK would let data encryption use (and rewraps expose) the key that wraps every other key. The
-   * provider cannot always tell (a keystore forgets retired STK aliases); the ledger can.
+   * A key whose identity as a system key (version 2, or its checksum: version 1) is a recorded
+   * system key's identity is that system key: serving it as a DEK would let data encryption use
+   * (and rewraps expose) the key that wraps every other key. The provider cannot always tell (a
+   * keystore forgets retired STK aliases); the ledger can.
    */
   #notASystemKey(answer: CheckedAnswer | null): CheckedAnswer | null {
     if (answer === null) return null;
     const checksum = answer.facts.key?.checksum;
-    if (checksum != null && this.#d.projector.systemKeys.keys.some((k) => k.identity === checksum)) {
+    const names = [checksum, answer.key === null ? null : systemKeyIdentity(answer.key)];
+    if (this.#d.projector.systemKeys.keys.some((k) => names.includes(k.identity))) {
       answer.key?.zero();
       throw new KeyledgerError(
         'ERR_PROVIDER_INVALID_ANSWER',
@@ -721,46 +449,24 @@ export class KeymetaAdmin {
     }
   }
 
-  #viewOf(scope: KeyScope): ScopeState {
-    return scopeOf(this.#d.projector.keymeta, scope);
-  }
-
   #infos(scope: KeyScope): KeyInfo[] {
-    return [...this.#viewOf(scope).keys.values()].map((k) => toKeyInfo(k, scope));
+    return [...this.#d.scopes.view(scope).keys.values()].map((k) => toKeyInfo(k, scope));
   }
 
   #activeInfo(scope: KeyScope): KeyInfo {
-    const state = this.#viewOf(scope);
+    const state = this.#d.scopes.view(scope);
     const key = state.activeKeyId === null ? undefined : state.keys.get(state.activeKeyId);
     if (key === undefined)
-      throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no ACTIVE key in ${formatScope(scope)}`, {});
+      throw new KeyledgerError('ERR_NO_ACTIVE_KEY', `no ACTIVE key in ${formatScope(scope)}`, {
+        custodian: scope.custodian,
+        namespace: scope.namespace,
+      });
     return toKeyInfo(key, scope);
   }
 
   #enableResult(scope: KeyScope, position: bigint | null): EnableResult {
-    const state = this.#viewOf(scope);
+    const state = this.#d.scopes.view(scope);
     const key = state.activeKeyId === null ? undefined : state.keys.get(state.activeKeyId);
     return { marker: state.marker, key: key === undefined ? null : toKeyInfo(key, scope), position };
   }
-}
-
-/** A ManagedKeyDestroyed event's receipt as the API reports it: as written, or read back later. */
-function receiptOf(
-  data: EventOf<'ManagedKeyDestroyed'>['data'],
-  by: { readonly actor: string; readonly reason: string | null; readonly destroyedAt: string },
-  position: bigint,
-): DestructionReceipt {
-  const { receipt, custodian, namespace, keyId, metadataHash, previousState } = data;
-  return {
-    custodian,
-    namespace,
-    keyId,
-    metadataHash,
-    previousState,
-    ...receipt,
-    destroyedAt: by.destroyedAt,
-    actor: by.actor,
-    reason: by.reason,
-    position,
-  };
 }

@@ -6,9 +6,11 @@ import { type AsOfTarget, type KeymetaAsOf, keymetaAsOf, scopeAsOf } from '../au
 import type { AuditExportSummary } from '../audit/auditExport.js';
 import { ChainingEventStore } from '../audit/chainingEventStore.js';
 import { assertCheckpointEvery, type CheckpointResult } from '../audit/checkpointer.js';
+import { type CheckpointMacKeys, systemKeyMacKeys } from '../audit/checkpointMacKeys.js';
 import { type HistoryEntry, keyHistory, scopeHistory, scopeNotFound } from '../audit/history.js';
 import { type KeyMetrics, type KeyMetricsRange, keyMetricsFold } from '../audit/keyMetrics.js';
 import { LedgerIntegrity, type LedgerVerifyOptions } from '../audit/ledgerIntegrity.js';
+import { SNAPSHOT_MAC_LABEL, type SnapshotRejection } from '../audit/snapshotSeal.js';
 import type { VerifyReport } from '../audit/verifyLedger.js';
 import { KeyCache, type KeyCacheOptions } from '../cache/keyCache.js';
 import { Envelope, type EnvelopeOptions } from '../crypto/envelope.js';
@@ -16,18 +18,23 @@ import { EnvelopeStreams } from '../crypto/envelopeStream.js';
 import { DEFAULT_DESTROY_GRACE_MS, MAX_DESTROY_GRACE_MS } from '../domain/decideDestroy.js';
 import { type LedgerEventType, parseEventOf, parseLedgerEvent, SCOPE_EVENT_TYPES } from '../domain/events.js';
 import { keyScope } from '../domain/identities.js';
+import type { Journal } from '../journal/decideAndAppend.js';
+import { newCorrelationId, type OperationContext } from '../journal/eventFactory.js';
+import { DEFAULT_PREFIX, type StreamNames, streamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
-import { newCorrelationId, type OperationContext } from './eventFactory.js';
+import { KeyDestruction } from './keyDestruction.js';
 import { type ScopeStatusAsOf, toKeyInfo } from './keyInfo.js';
-import { KeymetaAdmin, type OperationOptions } from './keymetaAdmin.js';
+import { KeymetaAdmin } from './keymetaAdmin.js';
 import { KeyResolver, type KeyResolverOptions } from './keyResolver.js';
 import { type LedgerEventOf, type LedgerEventsOptions, ledgerEvents } from './ledgerEvents.js';
 import { LedgerProjector } from './ledgerProjector.js';
+import type { OperationOptions } from './operationOptions.js';
 import { refuseRetiredSystemKeys } from './retiredSystemKeys.js';
 import { RewrapCampaigns } from './rewrapCampaign.js';
-import { DEFAULT_PREFIX, type StreamNames, streamNames } from './streamNames.js';
-import { type SystemKeyChange, SystemKeyManager } from './systemKeyManager.js';
+import { ScopeWriter } from './scopeWriter.js';
+import { SystemKeyHandles } from './systemKeyHandles.js';
+import { type SystemKeyChange, SystemKeyLifecycle } from './systemKeyLifecycle.js';
 
 export interface LedgerOptions {
   readonly store: EventStore;
@@ -60,6 +67,12 @@ export interface LedgerOptions {
    * 10 years). scheduleKeyDestruction's `graceMs` overrides it per call. docs/audit.md.
    */
   readonly destroyGracePeriodMs?: number;
+  /**
+   * The rollback anchor file (docs/audit.md, "Rollback"): a path meant for another volume or
+   * machine. Every checkpoint is also appended there, and verify() compares the store with its
+   * newest line, reporting `rollback` when the store is older. Default: none.
+   */
+  readonly anchorFile?: string;
 }
 
 function defaultActor(): string {
@@ -76,22 +89,28 @@ function defaultActor(): string {
  */
 export class Ledger {
   readonly admin: KeymetaAdmin;
+  /** Crypto-shredding: schedule, cancel and run key destructions, and read their receipts. */
+  readonly destruction: KeyDestruction;
   /** Which key to use: L1 → keymeta view → provider, kept current by this process's events. */
   readonly resolver: KeyResolver;
   /** Envelope encryption with this ledger's keys (docs/formats.md). */
   readonly envelope: Envelope;
   /** Streaming envelope encryption (constant memory, authenticated chunks) with this ledger's keys. */
-  readonly streams: EnvelopeStreams;
+  readonly envelopeStreams: EnvelopeStreams;
   /** STK rewrap campaigns and system-key retirement. */
   readonly rewrap: RewrapCampaigns;
-  readonly names: StreamNames;
+  /** Every stream and snapshot name of this ledger. */
+  readonly streamNames: StreamNames;
   readonly #cache: KeyCache;
   readonly #store: EventStore;
   readonly #projector: LedgerProjector;
-  readonly #systemKeys: SystemKeyManager;
+  readonly #systemKeys: SystemKeyHandles;
+  readonly #lifecycle: SystemKeyLifecycle;
   readonly #actor: string;
   readonly #integrity: LedgerIntegrity;
   readonly #now: () => Date;
+  /** The system keys under the snapshot label: seals and checks snapshots (src/audit/snapshotSeal.ts). */
+  readonly #snapshotKeys: CheckpointMacKeys;
 
   private constructor(
     options: LedgerOptions,
@@ -101,37 +120,51 @@ export class Ledger {
   ) {
     this.#store = options.store;
     this.#projector = projector;
-    this.names = names;
+    this.streamNames = names;
     this.#actor = options.actor ?? defaultActor();
     const now = options.now ?? (() => new Date());
     this.#now = now;
-    this.#systemKeys = new SystemKeyManager({
-      store: options.store,
-      names,
-      // A retired system key is never fetched (to unwrap with) or recorded as current again.
-      provider: refuseRetiredSystemKeys(options.provider, (identity) =>
-        isSystemKeyRetired(projector.systemKeys, identity),
-      ),
-      projector,
-      now,
-    });
+    const context = (o: OperationOptions | undefined) => this.#context(o);
+    // Every write of the ledger goes through this journal (src/journal/decideAndAppend.ts).
+    const journal: Journal = { store: options.store, now, view: projector };
+    // A retired system key is never fetched (to unwrap with) or recorded as current again.
+    const systemKeyProvider = refuseRetiredSystemKeys(options.provider, (identity) =>
+      isSystemKeyRetired(projector.systemKeys, identity),
+    );
+    this.#systemKeys = new SystemKeyHandles({ provider: systemKeyProvider, projector });
+    this.#lifecycle = new SystemKeyLifecycle({ journal, names, provider: systemKeyProvider, projector });
+    this.#snapshotKeys = systemKeyMacKeys(this.#systemKeys, SNAPSHOT_MAC_LABEL);
+    projector.useSealKeys(this.#snapshotKeys);
     this.#integrity = new LedgerIntegrity({
       store: chained,
       names,
       systemKeys: this.#systemKeys,
       now,
       checkpointEvery: options.checkpointEvery,
+      anchorFile: options.anchorFile,
       automaticContext: () => this.#context({ reason: 'automatic checkpoint' }),
     });
+    const scopes = new ScopeWriter({ journal, names, projector, systemKeys: this.#systemKeys, context });
     this.admin = new KeymetaAdmin({
-      store: options.store,
+      journal,
       names,
       provider: options.provider,
       projector,
       systemKeys: this.#systemKeys,
+      lifecycle: this.#lifecycle,
+      scopes,
+      context,
+    });
+    this.destruction = new KeyDestruction({
+      store: options.store,
+      names,
+      projector,
+      systemKeys: this.#systemKeys,
+      scopes,
       now,
-      context: (o) => this.#context(o),
+      context,
       destroyGraceMs: options.destroyGracePeriodMs ?? DEFAULT_DESTROY_GRACE_MS,
+      checkpoint: (context) => this.#integrity.checkpoint(context),
     });
     this.#cache = new KeyCache(options.cache);
     this.resolver = new KeyResolver({
@@ -142,14 +175,14 @@ export class Ledger {
       options: options.resolver,
     });
     this.envelope = new Envelope(this.resolver, options.envelope);
-    this.streams = new EnvelopeStreams(this.resolver);
+    this.envelopeStreams = new EnvelopeStreams(this.resolver);
     this.rewrap = new RewrapCampaigns({
-      store: options.store,
+      journal,
       names,
       projector,
       systemKeys: this.#systemKeys,
-      now,
-      context: (o) => this.#context(o),
+      lifecycle: this.#lifecycle,
+      context,
     });
     // Invalidation runs inside event application, before anyone waiting for that position wakes.
     projector.onApplied((event) => {
@@ -170,9 +203,11 @@ export class Ledger {
       throw new TypeError('destroyGracePeriodMs must be a whole number of milliseconds from 0 to 10 years');
     }
     const projector = new LedgerProjector(options.store, names.prefix, {
-      snapshotName: `${names.prefix}keymeta`,
+      snapshotName: names.keymetaSnapshot,
       snapshotEvery: options.snapshotEvery,
       asOfEvery: options.asOfEvery,
+      provider: options.provider,
+      systemStream: names.system,
     });
     await projector.start();
     // Every append of the ledger goes through the hash chain (src/audit/chainingEventStore.ts).
@@ -184,6 +219,16 @@ export class Ledger {
     return this.#systemKeys.isInitialised;
   }
 
+  /**
+   * Stored snapshots (keymeta, as-of) this process found and did not use because their seal
+   * failed, was missing, or could not be checked (docs/audit.md): the views were rebuilt from the
+   * events instead. Kinds other than `snapshot-unbound` and `snapshot-unverifiable` mean someone
+   * edited the store; the CLI prints every one as a warning.
+   */
+  get snapshotRejections(): readonly SnapshotRejection[] {
+    return this.#projector.snapshotRejections;
+  }
+
   /** The global position this process's read models include. */
   get position(): bigint {
     return this.#projector.position;
@@ -191,7 +236,7 @@ export class Ledger {
 
   /** Records the provider's system key as the ledger's first (ERR_LEDGER_ALREADY_INITIALISED after). */
   initialise(options?: OperationOptions): Promise<SystemKeyChange> {
-    return this.#systemKeys.initialise(this.#context(options));
+    return this.#lifecycle.initialise(this.#context(options));
   }
 
   /** Every recorded system key (identity, sequence, metadata, retirement); never key bytes. */
@@ -222,8 +267,8 @@ export class Ledger {
   ): Promise<HistoryEntry[]> {
     const scope = keyScope(custodian, namespace);
     return options?.key === undefined
-      ? scopeHistory(this.#store, this.names, scope)
-      : keyHistory(this.#store, this.names, scope, options.key);
+      ? scopeHistory(this.#store, this.streamNames, scope)
+      : keyHistory(this.#store, this.streamNames, scope, options.key);
   }
 
   /**
@@ -232,7 +277,10 @@ export class Ledger {
    * ERR_AS_OF_BEFORE_LEDGER (docs/audit.md).
    */
   async asOf(target: AsOfTarget): Promise<KeymetaAsOf> {
-    return keymetaAsOf(this.#store, this.names.prefix, target, this.#now());
+    return keymetaAsOf(this.#store, this.streamNames.prefix, target, this.#now(), {
+      keys: this.#snapshotKeys,
+      reject: (rejection) => this.#projector.reportRejection(rejection),
+    });
   }
 
   /**
@@ -245,7 +293,7 @@ export class Ledger {
     target: AsOfTarget,
   ): Promise<ScopeStatusAsOf> {
     const scope = keyScope(custodian, namespace);
-    const r = await scopeAsOf(this.#store, this.names, scope, target, this.#now());
+    const r = await scopeAsOf(this.#store, this.streamNames, scope, target, this.#now());
     return {
       ...scope,
       at: typeof target === 'bigint' ? target.toString() : target.toISOString(),
@@ -262,7 +310,7 @@ export class Ledger {
   events$<T extends LedgerEventType = LedgerEventType>(
     options?: LedgerEventsOptions<T>,
   ): Observable<LedgerEventOf<T>> {
-    return ledgerEvents(this.#store, this.names.prefix, () => this.#projector.position, options);
+    return ledgerEvents(this.#store, this.streamNames.prefix, () => this.#projector.position, options);
   }
 
   /**
@@ -275,11 +323,11 @@ export class Ledger {
     const { custodian, namespace, ...range } = options;
     const fold = keyMetricsFold(range);
     if (custodian === undefined) {
-      for await (const recorded of this.#store.readAll({ streamPrefix: this.names.prefix }))
+      for await (const recorded of this.#store.readAll({ streamPrefix: this.streamNames.prefix }))
         if (!fold.add(parseLedgerEvent(recorded))) break;
     } else {
       const scope = keyScope(custodian, namespace);
-      const stream = await this.#store.readStream(this.names.scope(scope));
+      const stream = await this.#store.readStream(this.streamNames.scope(scope));
       if (stream.length === 0) throw scopeNotFound(scope);
       for (const recorded of stream) if (!fold.add(parseEventOf(recorded, SCOPE_EVENT_TYPES))) break;
     }

@@ -10,9 +10,22 @@ import {
   systemKeysToSnapshot,
 } from '../../projections/systemKeys.js';
 import { AsOfSeriesWriter } from '../audit/asOfSnapshots.js';
+import type { CheckpointMacKeys } from '../audit/checkpointMacKeys.js';
+import {
+  checkSnapshot,
+  openingSnapshotKeys,
+  type SealedEvent,
+  type SnapshotRejection,
+  sealedEventOf,
+  sealSnapshot,
+} from '../audit/snapshotSeal.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { type LedgerEvent, parseLedgerEvent } from '../domain/events.js';
-import type { EventStore, JsonValue, RecordedEvent } from '../store/eventStore.js';
+import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
+import type { EventStore, JsonValue, RecordedEvent, Snapshot } from '../store/eventStore.js';
+
+/** Rejections kept for the caller to see (a bound, not a log). */
+const MAX_REJECTIONS = 100;
 
 export interface ProjectorOptions {
   /** Save a snapshot after this many applied events (default 1000). */
@@ -24,6 +37,9 @@ export interface ProjectorOptions {
    * this many positions apart (default 10000); 0: none.
    */
   readonly asOfEvery?: number;
+  /** Checks the stored snapshot's seal at start (src/audit/snapshotSeal.ts), with the system keys the system stream records. */
+  readonly provider: ManagedKeyProvider;
+  readonly systemStream: string;
 }
 
 type Waiter = { readonly position: bigint; resolve(): void; reject(error: unknown): void };
@@ -40,6 +56,13 @@ export class LedgerProjector {
   readonly #prefix: string;
   readonly #snapshotEvery: number;
   readonly #snapshotName: string;
+  readonly #provider: ManagedKeyProvider;
+  readonly #systemStream: string;
+  /** The system keys' MAC keys under the snapshot label: snapshots are sealed only once these are set. */
+  #sealKeys: CheckpointMacKeys | null = null;
+  /** The event at this view's position (what a snapshot taken now is bound to). */
+  #lastEvent: (() => SealedEvent) | null = null;
+  readonly #rejections: SnapshotRejection[] = [];
   #keymeta: KeymetaView = emptyKeymetaView();
   #systemKeys: SystemKeysView = emptySystemKeysView();
   #sinceSnapshot = 0;
@@ -60,12 +83,32 @@ export class LedgerProjector {
     this.#prefix = prefix;
     this.#snapshotEvery = options.snapshotEvery ?? 1000;
     this.#snapshotName = options.snapshotName;
+    this.#provider = options.provider;
+    this.#systemStream = options.systemStream;
     const asOfEvery = options.asOfEvery ?? 10_000;
     this.#asOf = asOfEvery === 0 ? null : new AsOfSeriesWriter(store, prefix, asOfEvery);
   }
 
   get position(): bigint {
     return this.#keymeta.position;
+  }
+
+  /**
+   * Stored snapshots this process found and did not use (tampered, unbound, unverifiable), in the
+   * order found: the view was rebuilt from the events instead. The CLI prints them as warnings.
+   */
+  get snapshotRejections(): readonly SnapshotRejection[] {
+    return this.#rejections;
+  }
+
+  /** Records a rejected snapshot (the as-of queries report theirs here too). */
+  reportRejection(rejection: SnapshotRejection): void {
+    if (this.#rejections.length < MAX_REJECTIONS) this.#rejections.push(rejection);
+  }
+
+  /** The keys snapshots are sealed with from now on (the ledger's system keys, snapshot label). */
+  useSealKeys(keys: CheckpointMacKeys): void {
+    this.#sealKeys = keys;
   }
 
   get keymeta(): KeymetaView {
@@ -135,7 +178,27 @@ export class LedgerProjector {
   async #restore(): Promise<void> {
     const snapshot = await this.#store.loadSnapshot(this.#snapshotName);
     if (snapshot === null) return;
-    const state = snapshot.state as {
+    // The system keys come from the events (the system stream is short), not from the snapshot
+    // being checked: only then can its MAC be checked.
+    const keys = await openingSnapshotKeys(this.#store, this.#systemStream, this.#provider);
+    let checked: Awaited<ReturnType<typeof checkSnapshot>>;
+    try {
+      checked = await checkSnapshot(
+        this.#store,
+        this.#prefix,
+        this.#snapshotName,
+        snapshot,
+        keys,
+        await this.#store.headPosition(),
+      );
+    } finally {
+      keys.close();
+    }
+    if (!checked.ok) {
+      this.reportRejection(checked.rejection);
+      return;
+    }
+    const state = checked.body as {
       keymeta?: JsonValue;
       systemKeys?: JsonValue;
       maxOccurredAt?: JsonValue;
@@ -151,6 +214,8 @@ export class LedgerProjector {
     this.#keymeta = keymeta;
     this.#systemKeys = systemKeys;
     this.#maxOccurredAt = maxOccurredAt;
+    const event = checked.event;
+    this.#lastEvent = () => event;
   }
 
   #apply(recorded: RecordedEvent): void {
@@ -162,6 +227,7 @@ export class LedgerProjector {
       this.#fail(error);
       return;
     }
+    this.#lastEvent = sealedEventOf(recorded);
     this.#keymeta = evolveKeymeta(this.#keymeta, event);
     this.#systemKeys = evolveSystemKeys(this.#systemKeys, event);
     const occurredAt = Date.parse(event.meta.occurredAt);
@@ -200,7 +266,7 @@ export class LedgerProjector {
 
   #captureAsOf(): void {
     if (this.#asOf === null || this.#maxOccurredAt === null) return;
-    const save = this.#asOf.capture(this.#keymeta, this.#maxOccurredAt, this.#viewSize());
+    const save = this.#asOf.capture(this.#keymeta, this.#maxOccurredAt, this.#viewSize(), this.#sealer());
     // Like snapshots, the series is an optimisation: a failed save only costs later queries replay.
     if (save !== null) this.#snapshotting = this.#snapshotting.then(save).catch(() => undefined);
   }
@@ -218,19 +284,40 @@ export class LedgerProjector {
     await this.#takeSnapshot();
   }
 
+  /**
+   * Seals a snapshot of the view as it is now (the body is captured at once; the MAC is computed
+   * on a later turn). Null while no snapshot can be sealed: no event applied yet, or no keys.
+   */
+  #sealer(): ((name: string, body: JsonValue) => Promise<Snapshot>) | null {
+    const keys = this.#sealKeys;
+    const lastEvent = this.#lastEvent;
+    if (keys === null || lastEvent === null) return null;
+    const position = this.position;
+    return (name, body) => sealSnapshot(keys, name, position, lastEvent(), body);
+  }
+
   #takeSnapshot(): Promise<void> {
+    const seal = this.#sealer();
+    if (seal === null) {
+      // Not sealable yet (the count keeps growing, so the next interval tries again); only
+      // snapshotNow's caller sees this.
+      const failed = Promise.reject(
+        new KeyledgerError('ERR_LEDGER_NOT_INITIALISED', 'no snapshot can be sealed yet', {}),
+      );
+      failed.catch(() => undefined);
+      return failed;
+    }
     this.#sinceSnapshot = 0;
-    const snapshot = {
-      position: this.position,
-      state: {
-        keymeta: keymetaToSnapshot(this.#keymeta),
-        systemKeys: systemKeysToSnapshot(this.#systemKeys),
-        maxOccurredAt: this.#maxOccurredAt === null ? null : new Date(this.#maxOccurredAt).toISOString(),
-      },
+    const body = {
+      keymeta: keymetaToSnapshot(this.#keymeta),
+      systemKeys: systemKeysToSnapshot(this.#systemKeys),
+      maxOccurredAt: this.#maxOccurredAt === null ? null : new Date(this.#maxOccurredAt).toISOString(),
     };
     // Snapshots are an optimisation: a failed save is retried at the next interval. (Only
     // snapshotNow's caller sees the failure.)
-    const saved = this.#snapshotting.then(() => this.#store.saveSnapshot(this.#snapshotName, snapshot));
+    const saved = this.#snapshotting.then(async () =>
+      this.#store.saveSnapshot(this.#snapshotName, await seal(this.#snapshotName, body)),
+    );
     this.#snapshotting = saved.catch(() => undefined);
     return saved;
   }

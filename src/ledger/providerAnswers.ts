@@ -1,11 +1,11 @@
 import { keyChecksum } from '../crypto/keyChecksum.js';
-import { SecretBytes } from '../crypto/secretBytes.js';
 import type { KeyFacts } from '../domain/decideScope.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { type KeyScope, parseCustodian, parseNamespace } from '../domain/identities.js';
-import { keyIdOf, metadataHashOf } from '../domain/keyIdentity.js';
+import { keyIdOf, metadataHashOf } from '../domain/keyDigests.js';
 import { PROVIDER_KEY_STATES } from '../domain/keyState.js';
 import type { ManagedKeyData } from '../providers/managedKeyProvider.js';
+import { SecretBytes } from '../secrets/secretBytes.js';
 
 /** A provider's answer once checked: the facts the decider gets, and the key bytes (caller zeroes). */
 export interface CheckedAnswer {

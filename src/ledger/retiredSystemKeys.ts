@@ -13,8 +13,10 @@ export function refuseRetiredSystemKeys(
   isRetired: (identity: string) => boolean,
 ): ManagedKeyProvider {
   const check = (handle: SystemKeyHandle, what: string): SystemKeyHandle => {
-    if (!isRetired(handle.identity)) return handle;
-    const identity = handle.identity;
+    // The same bytes under either identity (version 2, or the version-1 checksum) are one key.
+    const retired = handle.identities.find(isRetired);
+    if (retired === undefined) return handle;
+    const identity = retired;
     handle.dispose();
     throw new KeyledgerError(
       'ERR_SYSTEM_KEY_RETIRED',

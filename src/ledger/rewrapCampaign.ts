@@ -1,9 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { isSystemKeyRetired } from '../../projections/systemKeys.js';
-import type { DekBinding } from '../crypto/dekWrap.js';
 import {
   assertResumable,
-  decideRetireSystemKey,
   decideRewrap,
   emptyRewrapState,
   evolveRewrap,
@@ -18,32 +15,20 @@ import {
   rewrapKeyOrder,
 } from '../domain/decideRewrap.js';
 import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
-import {
-  type DomainEvent,
-  type EventOf,
-  parseEventOf,
-  parseLedgerEvent,
-  REWRAP_CAMPAIGN_ID,
-  REWRAP_EVENT_TYPES,
-  type RewrapEvent,
-} from '../domain/events.js';
+import { parseEventOf, REWRAP_CAMPAIGN_ID, REWRAP_EVENT_TYPES, type RewrapEvent } from '../domain/events.js';
 import type { KeyId } from '../domain/identities.js';
-import type { EventStore, RecordedEvent } from '../store/eventStore.js';
-import { deterministicEventId, type OperationContext, toStoredEvents } from './eventFactory.js';
-import type { OperationOptions } from './keymetaAdmin.js';
+import { decideAndAppend, expectedAfter, type Journal } from '../journal/decideAndAppend.js';
+import type { OperationContext } from '../journal/eventFactory.js';
+import type { StreamNames } from '../journal/streamNames.js';
 import type { LedgerProjector } from './ledgerProjector.js';
-import { retryOnConflict } from './retryOnConflict.js';
-import type { StreamNames } from './streamNames.js';
-import type { SystemKeyManager } from './systemKeyManager.js';
+import { MaterialRewrap } from './materialRewrap.js';
+import type { OperationOptions } from './operationOptions.js';
+import type { SystemKeyHandles } from './systemKeyHandles.js';
+import type { RetireResult, SystemKeyLifecycle } from './systemKeyLifecycle.js';
 
 /** Keys per batch (one checkpoint event each) unless the caller says otherwise. */
 export const DEFAULT_REWRAP_BATCH_SIZE = 100;
 export const MAX_REWRAP_BATCH_SIZE = 10_000;
-
-/** The stream every rewrap campaign of a ledger records its progress on. */
-export function rewrapStreamName(names: StreamNames): string {
-  return `${names.prefix}rewrap`;
-}
 
 export interface RewrapOptions extends OperationOptions {
   /** Keys per batch; a checkpoint is recorded after each (default 100, at most 10 000). */
@@ -109,47 +94,33 @@ export interface RewrapStatus {
   readonly campaigns: readonly RewrapCampaignInfo[];
 }
 
-export interface RetireResult {
-  readonly identity: string;
-  readonly sequence: number;
-  readonly position: bigint;
-}
-
 interface RewrapDeps {
-  readonly store: EventStore;
+  readonly journal: Journal;
   readonly names: StreamNames;
   readonly projector: LedgerProjector;
-  readonly systemKeys: SystemKeyManager;
-  readonly now: () => Date;
+  readonly systemKeys: SystemKeyHandles;
+  readonly lifecycle: SystemKeyLifecycle;
   readonly context: (options: OperationOptions | undefined) => OperationContext;
 }
-
-type KeyOutcome = 'rewrapped' | 'skipped';
-
-/** Rewraps of one key that lost a system-key handle to eviction before giving up. */
-const MAX_HANDLE_ATTEMPTS = 4;
-
-const STK_IDENTITY = /^[0-9a-f]{16}$/;
 
 /**
  * STK rewrap campaigns (`ledger.rewrap`): move every key's wrapped material under the latest
  * system key, so older system keys can be retired. The rules are the pure decider's
  * (src/domain/decideRewrap.ts); this runs them against the store.
  *
- * Per key: read its material stream, unwrap the latest material with the STK it names (GCM tag and
- * the key's recorded checksum verified), wrap the DEK under the target STK, zero the DEK, and append
- * a KeyMaterialWrapped expecting the revision read. Its event id is derived from campaign, pass, key
- * and target, so redoing a key whose checkpoint was lost writes nothing twice. Plaintext DEKs exist only
- * inside that one synchronous step.
+ * A campaign visits keys in batches, one checkpoint event per batch; each key's step is
+ * MaterialRewrap's (src/ledger/materialRewrap.ts).
  */
 export class RewrapCampaigns {
   readonly #d: RewrapDeps;
   readonly #stream: string;
+  readonly #material: MaterialRewrap;
   #state: RewrapState = emptyRewrapState();
 
   constructor(deps: RewrapDeps) {
     this.#d = deps;
-    this.#stream = rewrapStreamName(deps.names);
+    this.#stream = deps.names.rewrap;
+    this.#material = new MaterialRewrap({ ...deps, keyOf: (keyId) => this.#keyOf(keyId) });
   }
 
   /**
@@ -216,51 +187,18 @@ export class RewrapCampaigns {
   }
 
   /**
-   * Retires a system key: SystemKeyRetired on the system stream, after which the key is never
-   * fetched or wrapped under again. Refused for the current STK (ERR_SYSTEM_KEY_CURRENT), while any
-   * key's material is still under it or an unfinished campaign targets it (ERR_SYSTEM_KEY_IN_USE),
-   * and for one already retired (ERR_SYSTEM_KEY_ALREADY_RETIRED).
+   * Retires a system key (SystemKeyLifecycle.retire, which says when it is refused): the campaigns
+   * say whether any key's material is still under it or an unfinished campaign targets it.
    */
-  async retireSystemKey(identity: string, options?: OperationOptions): Promise<RetireResult> {
-    if (!STK_IDENTITY.test(identity)) {
-      throw new KeyledgerError(
-        'ERR_INVALID_ARGUMENT',
-        'a system key identity is 16 lowercase hex characters',
-        {
-          identity: identity.slice(0, 64),
-        },
-      );
-    }
-    const context = this.#d.context(options);
-    const stream = this.#d.names.system;
-    return retryOnConflict(
-      async () => {
-        const expected = (await this.#d.store.readStream(stream)).at(-1)?.revision ?? 'no_stream';
-        // After reading the revision: the view then includes at least what was decided against.
-        await this.#catchUp();
-        const state = await this.#load();
-        const open = openCampaign(state);
-        const events = decideRetireSystemKey({
-          identity,
-          systemKeys: this.#d.projector.systemKeys.keys.map((k) => ({
-            sequence: k.sequence,
-            identity: k.identity,
-            retired: k.retiredAt !== null,
-          })),
-          referencingKeys: keysReferencing(this.#materialFacts(), identity),
-          openCampaign: open,
-        });
-        const result = await this.#d.store.append(
-          stream,
-          toStoredEvents(events, context, stream, expected, this.#d.now()),
-          expected,
-        );
-        await this.#d.projector.waitForPosition(result.position);
-        const [retired] = events;
-        return { identity, sequence: retired?.data.sequence ?? 0, position: result.position };
-      },
-      async () => undefined,
-    );
+  retireSystemKey(identity: string, options?: OperationOptions): Promise<RetireResult> {
+    return this.#d.lifecycle.retire(identity, this.#d.context(options), async (stk) => {
+      await this.#catchUp();
+      const state = await this.#load();
+      return {
+        openCampaign: openCampaign(state),
+        referencingKeys: keysReferencing(this.#materialFacts(), stk),
+      };
+    });
   }
 
   async #run(
@@ -318,7 +256,7 @@ export class RewrapCampaigns {
       let rewrapped = 0;
       let skipped = 0;
       for (const keyId of batch) {
-        if ((await this.#rewrapKey(campaign, keyId, context)) === 'rewrapped') rewrapped++;
+        if ((await this.#material.rewrapKey(campaign, keyId, context)) === 'rewrapped') rewrapped++;
         else skipped++;
       }
       const lastKeyId = batch.at(-1) as KeyId;
@@ -341,110 +279,23 @@ export class RewrapCampaigns {
     }
   }
 
-  /**
-   * Re-wraps one key's latest material under `target` if it is under another STK. `rewrapped` when
-   * this campaign wrote (now or on an earlier, unrecorded try) the key's latest material.
-   */
-  async #rewrapKey(campaign: RewrapCampaign, keyId: KeyId, context: OperationContext): Promise<KeyOutcome> {
-    const stream = this.#d.names.material(keyId);
-    const target = campaign.targetStkIdentity;
-    // The pass too: a later pass may target the same key bytes again (an STK re-recorded under a
-    // new name), and its write must not be mistaken for this one's.
-    const eventId = deterministicEventId('rewrap', campaign.campaignId, String(campaign.pass), keyId, target);
-    return retryOnConflict(
-      async () => {
-        const recorded = await this.#d.store.readStream(stream);
-        const last = recorded.at(-1);
-        const found = latestMaterial(recorded);
-        if (last === undefined || found === null || this.#keyOf(keyId)?.state === 'DESTROYED')
-          return 'skipped';
-        const { event, stored } = found;
-        if (event.data.stkIdentity === target) return stored.eventId === eventId ? 'rewrapped' : 'skipped';
-        const { custodian, namespace, metadataHash } = event.data;
-        const binding = { custodian, namespace, metadataHash };
-        // A key the ledger knows has a recorded checksum: the unwrapped bytes must be that key.
-        const checksum = this.#keyOf(keyId)?.checksum ?? null;
-        const wrapped = await this.#rewrapBytes(
-          event.data.wrapped,
-          event.data.stkIdentity,
-          target,
-          binding,
-          checksum,
-        );
-        const rewrap: DomainEvent = {
-          type: 'KeyMaterialWrapped',
-          data: { ...event.data, stkIdentity: target, wrapped },
-        };
-        const [toAppend] = toStoredEvents([rewrap], context, stream, last.revision, this.#d.now());
-        if (toAppend === undefined) return 'skipped';
-        await this.#d.store.append(stream, [{ ...toAppend, eventId }], last.revision);
-        return 'rewrapped';
-      },
-      // The stream moved under us (another writer): read it again and decide again.
-      async () => undefined,
-    );
-  }
-
-  /** Unwraps under `from` and wraps under `to` in one synchronous step; the DEK is zeroed at once. */
-  async #rewrapBytes(
-    wrapped: string,
-    from: string,
-    to: string,
-    binding: Omit<DekBinding, 'stkIdentity'>,
-    checksum: string | null,
-  ): Promise<string> {
-    for (const identity of [from, to]) {
-      if (isSystemKeyRetired(this.#d.projector.systemKeys, identity)) {
-        throw new KeyledgerError('ERR_SYSTEM_KEY_RETIRED', `system key ${identity} is retired`, {
-          identity,
-          metadataHash: binding.metadataHash,
-        });
-      }
-    }
-    for (let attempt = 0; attempt < MAX_HANDLE_ATTEMPTS; attempt++) {
-      await this.#d.systemKeys.byIdentity(from);
-      await this.#d.systemKeys.byIdentity(to);
-      // Synchronous from here on: neither handle can be evicted (and its bytes zeroed) mid-use.
-      const oldKey = this.#d.systemKeys.peek(from);
-      const newKey = this.#d.systemKeys.peek(to);
-      if (oldKey === undefined || newKey === undefined) continue;
-      const dek = oldKey.unwrap(wrapped, binding, checksum);
-      try {
-        return newKey.wrap(dek, binding);
-      } finally {
-        dek.zero();
-      }
-    }
-    throw new KeyledgerError(
-      'ERR_SYSTEM_KEY_NOT_FOUND',
-      'a system key could not be kept in L1 long enough to use',
-      {
-        from,
-        to,
-      },
-    );
-  }
-
   /** Decides against the rewrap stream and appends, re-deciding after a lost race. */
-  async #decideAndAppend(command: () => RewrapCommand, context: OperationContext): Promise<RewrapEvent[]> {
-    return retryOnConflict(
-      async () => {
-        const state = await this.#load();
-        const events = decideRewrap(state, command());
-        if (events.length === 0) return events;
-        const expected = state.revision ?? 'no_stream';
-        const result = await this.#d.store.append(
-          this.#stream,
-          toStoredEvents(events, context, this.#stream, expected, this.#d.now()),
-          expected,
-        );
-        await this.#d.projector.waitForPosition(result.position);
-        await this.#load();
-        return events;
-      },
+  async #decideAndAppend(
+    command: () => RewrapCommand,
+    context: OperationContext,
+  ): Promise<readonly RewrapEvent[]> {
+    const written = await decideAndAppend<RewrapState, RewrapEvent>(this.#d.journal, {
+      stream: this.#stream,
+      context,
       // Another runner wrote to the rewrap stream: the next try reads what it wrote.
-      async () => undefined,
-    );
+      load: async () => {
+        const state = await this.#load();
+        return { state, expected: expectedAfter(state.revision) };
+      },
+      decide: (state) => decideRewrap(state, command()),
+    });
+    if (written.position !== null) await this.#load();
+    return written.events;
   }
 
   /**
@@ -469,7 +320,7 @@ export class RewrapCampaigns {
   async #load(): Promise<RewrapState> {
     const from = this.#state.revision === null ? 0n : this.#state.revision + 1n;
     let state = this.#state;
-    for (const recorded of await this.#d.store.readStream(this.#stream, { fromRevision: from })) {
+    for (const recorded of await this.#d.journal.store.readStream(this.#stream, { fromRevision: from })) {
       if (state.revision !== null && recorded.revision <= state.revision) continue;
       const event = parseEventOf(recorded, REWRAP_EVENT_TYPES);
       state = evolveRewrap(state, event, event.meta.occurredAt, event.revision);
@@ -484,7 +335,10 @@ export class RewrapCampaigns {
   /** Waits until this process's views include every event of this ledger in the store now. */
   async #catchUp(): Promise<void> {
     let last = this.#d.projector.position;
-    for await (const recorded of this.#d.store.readAll({ after: last, streamPrefix: this.#d.names.prefix })) {
+    for await (const recorded of this.#d.journal.store.readAll({
+      after: last,
+      streamPrefix: this.#d.names.prefix,
+    })) {
       last = recorded.position;
     }
     await this.#d.projector.waitForPosition(last);
@@ -547,19 +401,6 @@ function checkBatchSize(options: RewrapOptions): number {
     });
   }
   return size;
-}
-
-/** The latest KeyMaterialWrapped of a material stream, with the stored event (for its id). */
-function latestMaterial(
-  recorded: readonly RecordedEvent[],
-): { event: EventOf<'KeyMaterialWrapped'>; stored: RecordedEvent } | null {
-  for (let i = recorded.length - 1; i >= 0; i--) {
-    const stored = recorded[i];
-    if (stored === undefined) continue;
-    const event = parseLedgerEvent(stored);
-    if (event.type === 'KeyMaterialWrapped') return { event, stored };
-  }
-  return null;
 }
 
 function info(c: RewrapCampaign): RewrapCampaignInfo {

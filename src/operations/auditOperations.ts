@@ -62,7 +62,13 @@ export const verify = defineOperation({
   async run({ anchor }, host) {
     const access = await host.store();
     return plain(
-      await verifyStore(access.store, { prefix: access.prefix, provider: access.provider(), anchor }),
+      await verifyStore(access.store, {
+        prefix: access.prefix,
+        provider: access.provider(),
+        anchor,
+        checkpointEvery: access.checkpointEvery,
+        anchorFile: access.anchorFile,
+      }),
     );
   },
 });
@@ -85,13 +91,18 @@ export const verifyExport = defineOperation({
   prepare: (input) => ({ file: input.file, anchor: parseAnchor(input.anchor) }),
   async run({ file, anchor }, host) {
     const local = localFiles(host);
-    const provider = await local.fileVerifier();
+    const verifier = await local.fileVerifier();
     try {
       return plain(
-        await verifyAuditFile(local.resolvePath(file), { provider: provider ?? undefined, anchor }),
+        await verifyAuditFile(local.resolvePath(file), {
+          provider: verifier?.provider,
+          anchor,
+          checkpointEvery: verifier?.checkpointEvery,
+          anchorFile: verifier?.anchorFile,
+        }),
       );
     } finally {
-      await provider?.close();
+      await verifier?.provider.close();
     }
   },
 });

@@ -37,7 +37,7 @@ export const destroyManagedKey = defineOperation({
   async run({ scope, key, graceMs }, host) {
     const ledger = await host.ledger();
     const hash = await metadataHashOf(ledger, scope, key);
-    const r = await ledger.admin.scheduleKeyDestruction(scope.custodian, scope.namespace, hash, {
+    const r = await ledger.destruction.scheduleKeyDestruction(scope.custodian, scope.namespace, hash, {
       ...actedBy(host),
       graceMs,
     });
@@ -59,7 +59,12 @@ export const cancelDestroy = defineOperation({
   async run({ scope, key }, host) {
     const ledger = await host.ledger();
     const hash = await metadataHashOf(ledger, scope, key);
-    const r = await ledger.admin.cancelKeyDestruction(scope.custodian, scope.namespace, hash, actedBy(host));
+    const r = await ledger.destruction.cancelKeyDestruction(
+      scope.custodian,
+      scope.namespace,
+      hash,
+      actedBy(host),
+    );
     return plain({ position: r.position, key: keyOut(r.key) });
   },
 });
@@ -75,7 +80,7 @@ export const destroyDueKeys = defineOperation({
   opens: 'ledger',
   prepare: () => null,
   async run(_p, host) {
-    return plain(await (await host.ledger()).admin.destroyDueKeys(actedBy(host)));
+    return plain(await (await host.ledger()).destruction.destroyDueKeys(actedBy(host)));
   },
 });
 
@@ -91,7 +96,9 @@ export const destructionReceipts = defineOperation({
   cli: { positionals: ['scope'] },
   prepare: (input) => parseScopeArg(input.scope),
   async run(scope, host) {
-    return plain(await (await host.ledger()).admin.destructionReceipts(scope.custodian, scope.namespace));
+    return plain(
+      await (await host.ledger()).destruction.destructionReceipts(scope.custodian, scope.namespace),
+    );
   },
 });
 

@@ -3,6 +3,7 @@ import { KeyledgerError } from '../domain/errors.js';
 import {
   type Custodian,
   custodianFromBytes,
+  formatScope,
   isKeyId,
   isMetadataHash,
   type KeyScope,
@@ -115,12 +116,8 @@ export async function metadataHashOf(ledger: Ledger, scope: KeyScope, ref: KeyRe
   if (key === undefined) {
     throw new KeyledgerError(
       'ERR_KEY_NOT_FOUND',
-      `key ${ref.value} not found in scope ${scope.custodian}:${scope.namespace}`,
-      {
-        custodian: scope.custodian,
-        namespace: scope.namespace,
-        keyId: ref.value,
-      },
+      `key ${ref.value} not found in scope ${formatScope(scope)}`,
+      { scope: formatScope(scope), keyId: ref.value },
     );
   }
   return key.metadataHash;

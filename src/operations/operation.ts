@@ -32,6 +32,18 @@ export interface StoreAccess {
   readonly prefix: string;
   /** The configured provider, for MAC keys (made on first call; the host closes it). */
   provider(): ManagedKeyProvider;
+  /** The configured checkpoint interval (verify bounds the uncovered tail by it). */
+  readonly checkpointEvery: number | undefined;
+  /** The configured rollback anchor file, which verify compares the store with. */
+  readonly anchorFile: string | undefined;
+}
+
+/** What verifying an export file takes from the configuration at hand. */
+export interface FileVerifier {
+  /** For the file's MACs (the caller closes it). */
+  readonly provider: ManagedKeyProvider;
+  readonly checkpointEvery: number | undefined;
+  readonly anchorFile: string | undefined;
 }
 
 /** The byte streams of a `bytes` operation. */
@@ -88,8 +100,8 @@ export interface LocalFiles {
   init(): Promise<InitResult>;
   /** An absolute path from one the user gave (relative to the working directory). */
   resolvePath(path: string): string;
-  /** The configured provider for verifying a file's MACs, or null when no config file is at hand. */
-  fileVerifier(): Promise<ManagedKeyProvider | null>;
+  /** The configuration for verifying a file (its MACs, anchors), or null when no config file is at hand. */
+  fileVerifier(): Promise<FileVerifier | null>;
 }
 
 /** How an input field shows on the command line. */

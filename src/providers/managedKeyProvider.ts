@@ -1,7 +1,7 @@
-import type { SecretBytes } from '../crypto/secretBytes.js';
 import type { SystemKeyHandle } from '../crypto/systemKeyHandle.js';
 import type { Custodian, KeyScope, Namespace } from '../domain/identities.js';
 import type { ProviderKeyState } from '../domain/keyState.js';
+import type { SecretBytes } from '../secrets/secretBytes.js';
 
 /** A provider's answer about a managed key (HBase's ManagedKeyData). */
 export interface ManagedKeyData {

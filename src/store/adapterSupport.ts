@@ -34,7 +34,7 @@ export interface WrittenEvent {
 }
 
 export function storeClosedError(): KeyledgerError {
-  return new KeyledgerError('ERR_STORE_CLOSED', 'the event store is closed');
+  return new KeyledgerError('ERR_STORE_CLOSED', 'the event store is closed', {});
 }
 
 /** Keeps our own errors as they are; wraps a library's error as ERR_STORE, keeping it as `cause`. */

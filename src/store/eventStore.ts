@@ -1,14 +1,7 @@
 import type { Observable } from 'rxjs';
+import type { JsonObject, JsonValue } from '../domain/json.js';
 
-/** JSON as stored: events and snapshots are plain JSON documents. */
-export type JsonValue =
-  | null
-  | boolean
-  | number
-  | string
-  | readonly JsonValue[]
-  | { readonly [k: string]: JsonValue };
-export type JsonObject = { readonly [k: string]: JsonValue };
+export type { JsonObject, JsonValue } from '../domain/json.js';
 
 /**
  * What an append must find. `any`: no check. `no_stream`: the stream has no events (a deleted

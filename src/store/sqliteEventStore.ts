@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Observable } from 'rxjs';
@@ -127,6 +127,53 @@ function configure(db: Database.Database): void {
   db.pragma('secure_delete = ON');
 }
 
+/**
+ * The ledger's files are private to its user: a missing folder is created 0700 and a missing
+ * database file 0600 before sqlite opens it (sqlite would create it per umask, usually 0644, and
+ * gives the -wal and -shm files the main file's mode). An existing folder or file is not changed,
+ * since its mode may be an operator's choice (a folder shared by a service group); one that
+ * group or others can access gets a warning naming it. POSIX modes only.
+ */
+function prepareFiles(file: string): void {
+  const folder = dirname(file);
+  mkdirSync(folder, { recursive: true, mode: 0o700 });
+  if (!existsSync(file)) {
+    try {
+      closeSync(openSync(file, 'wx', 0o600));
+    } catch (error) {
+      // Another process created it meanwhile: it is theirs to have made right; checked below.
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+  if (process.platform === 'win32') return;
+  warnIfShared(folder, 0o022, 'writable', 'could replace the ledger file with another (an older copy)');
+  for (const name of [file, `${file}-wal`, `${file}-shm`]) {
+    warnIfShared(name, 0o077, 'accessible', 'can read the ledger (wrapped keys, history)');
+  }
+}
+
+/** Warned once per path and process: a long-lived process opening the store again stays quiet. */
+const warned = new Set<string>();
+
+function warnIfShared(path: string, bits: number, what: string, consequence: string): void {
+  let full: number;
+  try {
+    full = statSync(path).mode;
+  } catch {
+    return;
+  }
+  const mode = full & 0o777;
+  // A sticky folder (/tmp) lets no one but the owner replace what is in it.
+  const sticky = (full & 0o1000) !== 0;
+  if ((mode & bits) === 0 || sticky || warned.has(path)) return;
+  warned.add(path);
+  const octal = `0${mode.toString(8).padStart(3, '0')}`;
+  process.emitWarning(
+    `${path} is ${what} by group or others (mode ${octal}): they ${consequence}; chmod ${bits === 0o022 ? '700' : '600'} it`,
+    { code: 'KEYLEDGER_FILE_MODE', detail: `keyledger creates its folder 0700 and its files 0600` },
+  );
+}
+
 function readUserVersion(db: Database.Database): number {
   return Number(db.pragma('user_version', { simple: true }));
 }
@@ -166,6 +213,11 @@ export class SqliteEventStore implements EventStore {
   #pollTimer: NodeJS.Timeout | undefined;
   /** Highest head seen by this process, to tell when another process has appended. */
   #knownHead = 0n;
+  /**
+   * A stream was deleted (crypto-shredding) and a snapshot written before the deletion may still
+   * hold its data: the next snapshot saved replaces it, and is checkpointed out of the WAL at once.
+   */
+  #shredPending = false;
 
   readonly #findEvent: Database.Statement<[string], [string, bigint, bigint]>;
   readonly #streamState: Database.Statement<[string], [bigint, bigint]>;
@@ -218,10 +270,10 @@ export class SqliteEventStore implements EventStore {
         pollIntervalMs,
       });
     }
-    if (path.length === 0) throw new KeyledgerError('ERR_INVALID_ARGUMENT', 'sqlite path is empty');
+    if (path.length === 0) throw new KeyledgerError('ERR_INVALID_ARGUMENT', 'sqlite path is empty', { path });
     let db: Database.Database | undefined;
     try {
-      mkdirSync(dirname(resolve(path)), { recursive: true });
+      if (path !== ':memory:') prepareFiles(resolve(path));
       db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
       configure(db);
       migrate(db);
@@ -399,10 +451,24 @@ export class SqliteEventStore implements EventStore {
     this.#assertOpen();
     validateStreamName(stream);
     try {
-      if (this.#deleteTransaction.immediate(stream)) this.#db.pragma('wal_checkpoint(TRUNCATE)');
+      if (this.#deleteTransaction.immediate(stream)) {
+        this.#shredPending = true;
+        this.#truncateWal();
+      }
     } catch (error) {
       throw storeError(error, 'deleteStream');
     }
+  }
+
+  /**
+   * Copies every WAL page into the main file and empties the WAL. Until then the main file keeps
+   * the pages as they were before the WAL's changes: a row rewritten or deleted since (zeroed by
+   * secure_delete in its new page version) is still readable in the old one. True when done; false
+   * when another process's open read kept it from finishing.
+   */
+  #truncateWal(): boolean {
+    const [result] = this.#db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    return result?.busy === 0;
   }
 
   readonly #deleteInTransaction = (stream: string): boolean => {
@@ -429,6 +495,10 @@ export class SqliteEventStore implements EventStore {
     const state = toJsonText(snapshot.state, 'snapshot state');
     try {
       this.#upsertSnapshot.run(name, snapshot.position, state);
+      // The snapshot replaced may hold deleted material (the ledger's view keeps wrapped keys):
+      // without this, the main file keeps that old page until the WAL is next checkpointed,
+      // which may be at close. A busy checkpoint leaves the flag set for the next save.
+      if (this.#shredPending && this.#truncateWal()) this.#shredPending = false;
     } catch (error) {
       throw storeError(error, 'saveSnapshot');
     }

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { inspect } from 'node:util';
 import { keyChecksum } from '../../src/crypto/keyChecksum.js';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import type { SystemKeyHandle } from '../../src/crypto/systemKeyHandle.js';
 import {
   custodianBytes,
@@ -11,13 +10,14 @@ import {
   type MetadataHash,
   parseNamespace,
 } from '../../src/domain/identities.js';
-import { metadataHashOf } from '../../src/domain/keyIdentity.js';
+import { metadataHashOf } from '../../src/domain/keyDigests.js';
 import { formatKeyMetadata, parseKeyMetadata } from '../../src/providers/keyMetadata.js';
 import type {
   ManagedKeyData,
   ManagedKeyProvider,
   WrappedKeyMaterial,
 } from '../../src/providers/managedKeyProvider.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import { withTempDir } from '../helpers/keytool.js';
 
 /**

@@ -23,9 +23,13 @@ function keystore(
   env: string,
   systemKeyAlias: string,
   scopes: Record<string, { alias: string }> = {},
+  previousSystemKeyAliases: string[] = [],
 ) {
   return new KeystoreKeyProvider(
-    resolveKeystoreConfig({ path: 'store.p12', password: { env }, systemKeyAlias, scopes }, dir),
+    resolveKeystoreConfig(
+      { path: 'store.p12', password: { env }, systemKeyAlias, previousSystemKeyAliases, scopes },
+      dir,
+    ),
   );
 }
 
@@ -93,9 +97,15 @@ describe('GeneratedKeyProvider', () => {
     await release();
   });
 
-  function open(systemKeyAlias: string): GeneratedKeyProvider {
+  function open(systemKeyAlias: string, previous: string[] = []): GeneratedKeyProvider {
     const opened = new GeneratedKeyProvider({
-      systemKeys: keystore(dir, PASSWORD_ENV, systemKeyAlias, { [scopeKey(SCOPE)]: { alias: 'ScopeKey' } }),
+      systemKeys: keystore(
+        dir,
+        PASSWORD_ENV,
+        systemKeyAlias,
+        { [scopeKey(SCOPE)]: { alias: 'ScopeKey' } },
+        previous,
+      ),
     });
     providers.push(opened);
     return opened;
@@ -219,10 +229,14 @@ describe('GeneratedKeyProvider', () => {
     const answer = await generate();
     const earlier = await systemKey();
     const material = materialFor(earlier, answer);
-    const rotated = open('NextSystemKey');
+    const rotated = open('NextSystemKey', ['SystemKey']);
     const current = await systemKey(rotated);
     assert.notEqual(current.identity, earlier.identity);
     const found = await unwrap(answer.metadata, material, rotated);
+    // Unless the earlier alias is configured as a previous system key, it is not one any more.
+    await assert.rejects(unwrap(answer.metadata, material, open('NextSystemKey')), {
+      code: 'ERR_SYSTEM_KEY_NOT_CONFIGURED',
+    });
     assert.equal(found.state, 'ACTIVE');
     assert.ok(found.key !== null && answer.key !== null && found.key.equals(answer.key));
     assert.equal(found.metadata, answer.metadata);

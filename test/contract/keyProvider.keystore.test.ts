@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { keyChecksum } from '../../src/crypto/keyChecksum.js';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
+import { systemKeyIdentity } from '../../src/crypto/systemKeyIdentity.js';
 import { type KeyScope, keyScope, scopeKey } from '../../src/domain/identities.js';
-import { metadataHashOf } from '../../src/domain/keyIdentity.js';
+import { metadataHashOf } from '../../src/domain/keyDigests.js';
 import { formatKeyMetadata, formatSystemKeyMetadata } from '../../src/providers/keyMetadata.js';
 import {
   type KeystoreConfigInput,
@@ -13,6 +13,7 @@ import {
 } from '../../src/providers/keystore/keystoreConfig.js';
 import { KeystoreKeyProvider } from '../../src/providers/keystore/keystoreKeyProvider.js';
 import type { ManagedKeyData, ManagedKeyProvider } from '../../src/providers/managedKeyProvider.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import { javaSecretKeys, keytoolGenSecKey, requireKeytool, withTempDir } from '../helpers/keytool.js';
 import { holdTempDir, rejectsWithCode, testKeyProvider, throwsWithCode } from './keyProvider.contract.js';
 
@@ -337,7 +338,7 @@ describe('KeystoreKeyProvider', () => {
         assert.equal(stk.metadata, formatSystemKeyMetadata('systemkey'));
         assert.equal(
           stk.identity,
-          keyChecksum(SecretBytes.copyOf(Buffer.from(javaHex.get('systemkey') ?? '', 'hex'))),
+          systemKeyIdentity(SecretBytes.copyOf(Buffer.from(javaHex.get('systemkey') ?? '', 'hex'))),
         );
         assert.equal(byMetadata.identity, stk.identity);
       } finally {
@@ -400,7 +401,9 @@ describe('KeystoreKeyProvider', () => {
       const provider = open({ systemKeyAlias: 'NoSuchSystemKey' });
       await rejectsWithCode(provider.getSystemKey(), 'ERR_KEYSTORE_ALIAS_NOT_FOUND');
       await rejectsWithCode(
-        open().unwrapSystemKey(formatSystemKeyMetadata('nosuchsystemkey')),
+        open({ previousSystemKeyAliases: ['NoSuchSystemKey'] }).unwrapSystemKey(
+          formatSystemKeyMetadata('nosuchsystemkey'),
+        ),
         'ERR_KEYSTORE_ALIAS_NOT_FOUND',
       );
     });
@@ -431,9 +434,9 @@ describe('KeystoreKeyProvider', () => {
     });
 
     it('the password can come from a file (relative to the config), with a trailing newline', async () => {
-      writeFileSync(join(dir, 'password-lf.txt'), `${PASSWORD}\n`);
-      writeFileSync(join(dir, 'password-crlf.txt'), `${PASSWORD}\r\n`);
-      writeFileSync(join(dir, 'password-bare.txt'), PASSWORD);
+      writeFileSync(join(dir, 'password-lf.txt'), `${PASSWORD}\n`, { mode: 0o600 });
+      writeFileSync(join(dir, 'password-crlf.txt'), `${PASSWORD}\r\n`, { mode: 0o600 });
+      writeFileSync(join(dir, 'password-bare.txt'), PASSWORD, { mode: 0o600 });
       for (const file of ['password-lf.txt', 'password-crlf.txt', 'password-bare.txt']) {
         const provider = open({ password: { file } });
         const stk = await provider.getSystemKey();
@@ -441,6 +444,21 @@ describe('KeystoreKeyProvider', () => {
         const found = await answer(provider, SCOPE);
         assert.equal(found.state, 'ACTIVE', file);
         assert.equal(hex(found.key), javaHex.get('scopekey'), file);
+      }
+    });
+
+    it('a password file readable or writable by group or others is refused (ERR_INVALID_CONFIG naming it and its mode)', async () => {
+      for (const mode of [0o644, 0o640, 0o604, 0o620]) {
+        const file = join(dir, `password-${mode.toString(8)}.txt`);
+        writeFileSync(file, `${PASSWORD}\n`);
+        chmodSync(file, mode);
+        const provider = open({ password: { file } });
+        await assert.rejects(provider.getSystemKey(), {
+          code: 'ERR_INVALID_CONFIG',
+          details: { file, mode: `0${mode.toString(8)}` },
+        });
+        chmodSync(file, 0o600);
+        (await provider.getSystemKey()).dispose();
       }
     });
 
@@ -534,7 +552,9 @@ describe('KeystoreKeyProvider', () => {
       const stk = await provider.getSystemKey();
       try {
         const javaStk = SecretBytes.copyOf(Buffer.from(javaHex.get('systemkey') ?? '', 'hex'));
-        assert.equal(stk.identity, keyChecksum(javaStk));
+        assert.equal(stk.identity, systemKeyIdentity(javaStk));
+        // Ledgers written before identity version 2 recorded the checksum: it still names the STK.
+        assert.ok(stk.names(keyChecksum(javaStk)));
       } finally {
         stk.dispose();
       }

@@ -3,7 +3,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { keyScope } from '../../src/domain/identities.js';
-import { streamNames } from '../../src/ledger/streamNames.js';
+import { streamNames } from '../../src/journal/streamNames.js';
 import { cliHarness, ledgerDb, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
 import {
   changeDataByte,
@@ -172,7 +172,7 @@ describe('keyledger verify, audit export, checkpoint (built CLI)', () => {
     assert.ok(anchor !== null);
     ok(base, ['verify', '--anchor', `${anchor.revision}:${anchor.hash}`]);
     const first = tampered(base, ['--anchor', `${anchor.revision}:${'0'.repeat(64)}`]);
-    assert.deepEqual([first.kind, first.stream, first.revision], ['modified', NAMES.checkpoints, '0']);
+    assert.deepEqual([first.kind, first.stream, first.revision], ['anchor-mismatch', NAMES.checkpoints, '0']);
   });
 
   it('audit export writes JSON lines that verify --file checks offline; an edited or cut file is caught', () => {

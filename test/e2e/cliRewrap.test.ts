@@ -3,8 +3,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCli } from '../../src/cli/runCli.js';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import { readPkcs12SecretKeys, writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import { cliHarness, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
 
 /**
@@ -31,11 +31,24 @@ function addKeystoreKey(dir: string, alias: string): void {
   }
 }
 
-/** Points the config's system key at `alias` (what `rotate-stk` then records). */
+/**
+ * Points the config's system key at `alias` (what `rotate-stk` then records), keeping the one it
+ * replaces as a previous system key: only configured aliases are served as system keys.
+ */
 function useSystemKeyAlias(dir: string, alias: string): void {
   const path = join(dir, 'keyledger.config.json');
-  const config = JSON.parse(readFileSync(path, 'utf8')) as { keystore: Record<string, unknown> };
-  writeFileSync(path, JSON.stringify({ ...config, keystore: { ...config.keystore, systemKeyAlias: alias } }));
+  const config = JSON.parse(readFileSync(path, 'utf8')) as {
+    keystore: { systemKeyAlias: string; previousSystemKeyAliases?: string[] };
+  };
+  const previous = [...(config.keystore.previousSystemKeyAliases ?? []), config.keystore.systemKeyAlias];
+  writeFileSync(
+    path,
+    JSON.stringify({
+      ...config,
+      keystore: { ...config.keystore, systemKeyAlias: alias, previousSystemKeyAliases: previous },
+    }),
+    { mode: 0o600 },
+  );
 }
 
 const dirs = tempDirs('keyledger-rewrap-e2e-');

@@ -9,7 +9,7 @@ import type { KeyFacts, ScopeCommand } from '../../src/domain/decideScope.js';
 import { type ErrorCode, KeyledgerError } from '../../src/domain/errors.js';
 import type { EventOf, KeyRecord, ScopeEvent } from '../../src/domain/events.js';
 import { type KeyId, type KeyScope, keyScope, type MetadataHash } from '../../src/domain/identities.js';
-import { keyIdOf, metadataHashOf } from '../../src/domain/keyIdentity.js';
+import { keyIdOf, metadataHashOf } from '../../src/domain/keyDigests.js';
 import type { KeyState, MarkerState, ProviderKeyState } from '../../src/domain/keyState.js';
 import { emptyScopeState, evolveScope, type ScopeState } from '../../src/domain/scopeState.js';
 

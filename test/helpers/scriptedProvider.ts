@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import { type SystemKeyHandle, softwareSystemKey } from '../../src/crypto/systemKeyHandle.js';
 import type { KeyScope } from '../../src/domain/identities.js';
 import { scopeKey } from '../../src/domain/identities.js';
 import type { ProviderKeyState } from '../../src/domain/keyState.js';
 import type { ManagedKeyData, ManagedKeyProvider } from '../../src/providers/managedKeyProvider.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 
 /**
  * A provider whose answers a test sets: which key a scope has, in which state, or a wrong answer

@@ -212,3 +212,109 @@ export function dropLastEvents(file: string, stream: string, count: number): Sto
     return rows.reverse();
   });
 }
+
+/** A stored snapshot as the sqlite file holds it (state parsed). */
+export interface StoredSnapshot {
+  readonly position: bigint;
+  readonly state: unknown;
+}
+
+/** The snapshot stored under `name` (throws if there is none). */
+export function readSnapshot(file: string, name: string): StoredSnapshot {
+  const db = open(file);
+  try {
+    const row = db.prepare('SELECT position, state FROM snapshots WHERE name = ?').get(name) as
+      | { position: bigint; state: string }
+      | undefined;
+    if (row === undefined) throw new Error(`no snapshot ${name}`);
+    return { position: row.position, state: JSON.parse(row.state) };
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Rewrites the snapshot stored under `name` as `edit` returns it: the snapshots table has no
+ * integrity of its own, so an attacker may put any state and any position there.
+ */
+export function editSnapshot(file: string, name: string, edit: (s: StoredSnapshot) => StoredSnapshot): void {
+  const edited = edit(readSnapshot(file, name));
+  withDb(file, (db) => {
+    db.prepare('UPDATE snapshots SET position = ?, state = ? WHERE name = ?').run(
+      edited.position,
+      JSON.stringify(edited.state),
+      name,
+    );
+  });
+}
+
+/**
+ * Appends a forged event at the end of `stream` (next revision, the store's next position), linked
+ * properly to the stream's last event and carrying its metadata: what a careful forger adds to the
+ * uncovered tail. Returns the forged event's position.
+ */
+export function appendForgedEvent(
+  file: string,
+  stream: string,
+  forged: { readonly type: string; readonly data: JsonObject },
+): bigint {
+  return withDb(file, (db) => {
+    const row = db
+      .prepare('SELECT * FROM events WHERE stream = ? ORDER BY revision DESC LIMIT 1')
+      .get(stream) as Row | undefined;
+    if (row === undefined) throw new Error(`no stream ${stream}`);
+    const last = toStored(row);
+    const prevHash = eventHash({
+      streamName: last.stream,
+      eventId: last.eventId,
+      type: last.type,
+      data: JSON.parse(last.data),
+      metadata: JSON.parse(last.metadata),
+    });
+    const { head } = db.prepare('SELECT max(position) AS head FROM events').get() as { head: bigint };
+    const position = head + 1n;
+    db.prepare('UPDATE streams SET last_revision = ? WHERE name = ?').run(last.revision + 1n, stream);
+    db.prepare(
+      'INSERT INTO events (position, stream, revision, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(
+      position,
+      stream,
+      last.revision + 1n,
+      randomUUID(),
+      forged.type,
+      JSON.stringify(forged.data),
+      JSON.stringify({ ...JSON.parse(last.metadata), prevHash }),
+      BigInt(Date.now()),
+    );
+    db.prepare(
+      "UPDATE sqlite_sequence SET seq = (SELECT max(position) FROM events) WHERE name = 'events'",
+    ).run();
+    return position;
+  });
+}
+
+/** Deletes a whole stream as the store's deleteStream does (the events vanish, the name stays). */
+export function deleteStreamRows(file: string, stream: string): StoredRow[] {
+  return withDb(file, (db) => {
+    const rows = (
+      db.prepare('SELECT * FROM events WHERE stream = ? ORDER BY revision').all(stream) as Row[]
+    ).map(toStored);
+    if (rows.length === 0) throw new Error(`no stream ${stream}`);
+    db.prepare('DELETE FROM events WHERE stream = ?').run(stream);
+    db.prepare('UPDATE streams SET deleted = 1 WHERE name = ?').run(stream);
+    return rows;
+  });
+}
+
+/** Rewrites the data of the event at `position` as `edit` returns it (the forger's free hand). */
+export function editEventData(file: string, position: bigint, edit: (data: JsonObject) => JsonObject): void {
+  withDb(file, (db) => {
+    const row = db.prepare('SELECT data FROM events WHERE position = ?').get(position) as
+      | { data: string }
+      | undefined;
+    if (row === undefined) throw new Error(`no event at position ${position}`);
+    const data = JSON.stringify(edit(JSON.parse(row.data) as JsonObject));
+    if (data === row.data) throw new Error('the edit changed nothing');
+    db.prepare('UPDATE events SET data = ? WHERE position = ?').run(data, position);
+  });
+}

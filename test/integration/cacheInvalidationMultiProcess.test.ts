@@ -8,12 +8,12 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
 import { resolveKeystoreConfig } from '../../src/providers/keystore/keystoreConfig.js';
 import { KeystoreKeyProvider } from '../../src/providers/keystore/keystoreKeyProvider.js';
 import { writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

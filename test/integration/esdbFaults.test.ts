@@ -263,7 +263,7 @@ describe('esdb faults: a version conflict during an admin operation', () => {
       await a.initialise();
       await a.admin.enableKeyManagement(CUST, 'orders');
       await b.waitForPosition(a.position);
-      const stream = a.names.scope(keyScope(CUST, 'orders'));
+      const stream = a.streamNames.scope(keyScope(CUST, 'orders'));
 
       // A decides on the scope as it is; B's rotation lands before A's append: A loses the race.
       storeA.beforeNextAppendTo(stream, async () => {

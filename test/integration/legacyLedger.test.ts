@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -31,6 +31,7 @@ describe('a ledger written by main 728c5a1', () => {
     const data = join(dir, '.keyledger');
     cpSync(join(FIXTURE, 'keyledger-dir'), data, { recursive: true });
     cpSync(join(FIXTURE, 'config.json'), join(dir, 'keyledger.config.json'));
+    upgradeConfig(join(dir, 'keyledger.config.json'));
     cpSync(join(FIXTURE, 'data.kle'), join(dir, 'data.kle'));
     // A checkout keeps no file modes: give the copy the modes `init` gives a dev setup.
     chmodSync(data, 0o700);
@@ -52,6 +53,13 @@ describe('a ledger written by main 728c5a1', () => {
     assert.equal(keys(`${TENANT}:later`)[0]?.state, 'ACTIVE');
   });
 
+  it('without the upgrade step, the earlier system key alias is not served (decrypt fails uniformly)', async () => {
+    const config = join(dir, 'not-upgraded.config.json');
+    cpSync(join(FIXTURE, 'config.json'), config);
+    const input = readFileSync(join(dir, 'data.kle'));
+    await cli.refused(dir, ['--config', config, 'decrypt'], 'ERR_DECRYPTION_FAILED', 1, { input });
+  });
+
   it('decrypts data written under a key wrapped by the first system key', () => {
     const run = cli.succeeded(dir, ['decrypt'], { input: readFileSync(join(dir, 'data.kle')) });
     assert.equal(run.stdout, PLAINTEXT);
@@ -68,3 +76,13 @@ describe('a ledger written by main 728c5a1', () => {
     assert.equal(run.stdout, PLAINTEXT);
   });
 });
+
+/**
+ * The one upgrade step docs/formats.md asks of a ledger whose system-key alias changed before
+ * identity version 2: name the earlier alias, since only configured aliases are served as STKs.
+ */
+function upgradeConfig(file: string): void {
+  const config = JSON.parse(readFileSync(file, 'utf8')) as { keystore: Record<string, unknown> };
+  config.keystore.previousSystemKeyAliases = ['keyledger-system-key'];
+  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+}

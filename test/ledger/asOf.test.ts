@@ -3,10 +3,11 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { emptyKeymetaView, evolveKeymeta, scopeOf } from '../../projections/keymeta.js';
 import { parseAsOf } from '../../src/audit/asOf.js';
-import { asOfIndexName, asOfSnapshotName, loadAsOfIndex } from '../../src/audit/asOfSnapshots.js';
+import { loadAsOfIndex } from '../../src/audit/asOfSnapshots.js';
 import { isKeyledgerError } from '../../src/domain/errors.js';
 import { type LedgerEvent, parseLedgerEvent } from '../../src/domain/events.js';
 import { type KeyScope, keyScope } from '../../src/domain/identities.js';
+import { asOfIndexName, asOfSnapshotName } from '../../src/journal/streamNames.js';
 import { toKeyInfo } from '../../src/ledger/keyInfo.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import type { EventStore, ReadAllOptions, RecordedEvent } from '../../src/store/eventStore.js';
@@ -133,6 +134,7 @@ async function run(world: World, step: Op, asOfEvery: number): Promise<void> {
   const scope = SCOPES[step.scope] as KeyScope;
   const { custodian, namespace } = scope;
   const admin = world.ledger.admin;
+  const destruction = world.ledger.destruction;
   const keys = async () => admin.getManagedKeys(custodian, namespace);
   const picked = async (pick: number) => {
     const all = await keys();
@@ -159,7 +161,7 @@ async function run(world: World, step: Op, asOfEvery: number): Promise<void> {
         world.ledger = await open(world, asOfEvery);
         return;
       case 'destroyDue':
-        await admin.destroyDueKeys();
+        await destruction.destroyDueKeys();
         return;
       case 'disableKey': {
         const key = await picked(step.pick);
@@ -178,7 +180,8 @@ async function run(world: World, step: Op, asOfEvery: number): Promise<void> {
       }
       case 'scheduleDestroy': {
         const key = await picked(step.pick);
-        if (key) await admin.scheduleKeyDestruction(custodian, namespace, key.metadataHash, { graceMs: 0 });
+        if (key)
+          await destruction.scheduleKeyDestruction(custodian, namespace, key.metadataHash, { graceMs: 0 });
         return;
       }
       default: {
@@ -235,7 +238,8 @@ describe('as-of queries', () => {
             assert.deepEqual(got.scopes, expected.scopes, `whole ledger as of ${String(target)}`);
             if (typeof target !== 'bigint') assert.equal(got.position, expected.position);
             for (const scope of SCOPES) {
-              if ((await world.store.readStream(world.ledger.names.scope(scope))).length === 0) continue;
+              if ((await world.store.readStream(world.ledger.streamNames.scope(scope))).length === 0)
+                continue;
               const one = await world.ledger.scopeAsOf(scope.custodian, scope.namespace, target);
               // scopeAsOf answers in getScopeStatus's shape: compare it with the expected fold's.
               const fold = scopeOf(expected, scope);
@@ -308,7 +312,8 @@ describe('as-of queries', () => {
       const snapshot = await world.store.loadSnapshot(asOfSnapshotName('kl-', mark.position));
       assert.ok(snapshot !== null);
       const text = JSON.stringify(snapshot.state);
-      assert.deepEqual((snapshot.state as { materials: unknown[] }).materials, []);
+      // The view is the sealed snapshot's body (src/audit/snapshotSeal.ts).
+      assert.deepEqual((snapshot.state as { body: { materials: unknown[] } }).body.materials, []);
       for (const w of wrapped) assert.ok(!text.includes(w), 'no wrapped material in a historic snapshot');
     }
   });

@@ -14,7 +14,7 @@ import {
   SCHEMA_VERSION,
 } from '../../src/domain/events.js';
 import { type KeyId, keyScope } from '../../src/domain/identities.js';
-import { metadataHashOf } from '../../src/domain/keyIdentity.js';
+import { metadataHashOf } from '../../src/domain/keyDigests.js';
 import type { KeyInfo } from '../../src/ledger/keyInfo.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import type { EventStore, RecordedEvent } from '../../src/store/eventStore.js';
@@ -129,7 +129,7 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
     it('schedules after the grace period, shows it, and a cancel leaves the key as it was', async () => {
       const { store, clock, ledger, k1, ciphertext, close } = await setup();
       try {
-        const scheduled = await ledger.admin.scheduleKeyDestruction(CUST, NS, k1.metadataHash, {
+        const scheduled = await ledger.destruction.scheduleKeyDestruction(CUST, NS, k1.metadataHash, {
           graceMs: DAY,
           reason: 'retire 2024 data',
         });
@@ -147,14 +147,14 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
         // During the grace period an INACTIVE key still decrypts: nothing is destroyed yet.
         assert.deepEqual(await ledger.envelope.decrypt(ciphertext), PLAINTEXT);
 
-        const cancelled = await ledger.admin.cancelKeyDestruction(CUST, NS, k1.metadataHash);
+        const cancelled = await ledger.destruction.cancelKeyDestruction(CUST, NS, k1.metadataHash);
         assert.equal(cancelled.key.destructionDueAt, null);
         assert.equal(cancelled.key.state, 'INACTIVE');
         clock.advance(2 * DAY);
         const head = await store.headPosition();
-        assert.deepEqual(await ledger.admin.destroyDueKeys(), { destroyed: [], leftoversDeleted: [] });
+        assert.deepEqual(await ledger.destruction.destroyDueKeys(), { destroyed: [], leftoversDeleted: [] });
         assert.equal(await store.headPosition(), head, 'a run with nothing due writes nothing');
-        assert.equal((await store.readStream(ledger.names.material(k1.keyId))).length, 1);
+        assert.equal((await store.readStream(ledger.streamNames.material(k1.keyId))).length, 1);
         assert.deepEqual(await ledger.envelope.decrypt(ciphertext), PLAINTEXT);
         assert.deepEqual(
           (await ledger.history(CUST, NS)).map((h) => h.type),
@@ -173,7 +173,7 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
     it('when due: receipt, material gone from the store, history kept, decryption refused in every process', async () => {
       const { store, path, clock, ledger, open, k1, ciphertext, close } = await setup();
       try {
-        const materialStream = ledger.names.material(k1.keyId);
+        const materialStream = ledger.streamNames.material(k1.keyId);
         const material = await store.readStream(materialStream);
         const [wrappedEvent] = material.map((r) => parseEventOf(r, ['KeyMaterialWrapped']));
         assert.ok(wrappedEvent !== undefined);
@@ -186,11 +186,11 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
         assert.ok(held !== null && !held.key.isZeroed);
 
         const scheduledAt = clock.now().toISOString();
-        await ledger.admin.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: 7 * DAY });
+        await ledger.destruction.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: 7 * DAY });
         clock.advance(7 * DAY - 1);
-        assert.deepEqual((await ledger.admin.destroyDueKeys()).destroyed, [], 'not due 1 ms early');
+        assert.deepEqual((await ledger.destruction.destroyDueKeys()).destroyed, [], 'not due 1 ms early');
         clock.advance(1);
-        const run = await ledger.admin.destroyDueKeys({ actor: 'shredder', reason: 'retention ended' });
+        const run = await ledger.destruction.destroyDueKeys({ actor: 'shredder', reason: 'retention ended' });
         assert.equal(run.destroyed.length, 1);
         const [receipt] = run.destroyed;
         assert.ok(receipt !== undefined);
@@ -228,7 +228,7 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
           !everything.some((e) => JSON.stringify(e.data).includes(wrapped)),
           'no event holds the wrapped key',
         );
-        const snapshot = await store.loadSnapshot(`${ledger.names.prefix}keymeta`);
+        const snapshot = await store.loadSnapshot(ledger.streamNames.keymetaSnapshot);
         assert.ok(snapshot !== null && !JSON.stringify(snapshot.state).includes(wrapped));
 
         // History stays readable, with the destruction and its receipt.
@@ -240,7 +240,7 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
           last?.keys.map((k) => [k.keyId, k.from, k.to]),
           [[k1.keyId, 'INACTIVE', 'DESTROYED']],
         );
-        assert.deepEqual(await ledger.admin.destructionReceipts(CUST, NS), [receipt]);
+        assert.deepEqual(await ledger.destruction.destructionReceipts(CUST, NS), [receipt]);
 
         // Decryption fails like any other unusable key, here and in the other process, whose
         // cached copy was evicted and zeroed.
@@ -263,16 +263,23 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
 
         // Idempotent: a second run finds nothing to do and writes nothing.
         const head = await store.headPosition();
-        assert.deepEqual(await ledger.admin.destroyDueKeys(), { destroyed: [], leftoversDeleted: [] });
+        assert.deepEqual(await ledger.destruction.destroyDueKeys(), { destroyed: [], leftoversDeleted: [] });
         assert.equal(await store.headPosition(), head);
 
         if (path !== null) {
+          // secure_delete and the checkpoints after the delete and the snapshot that replaced the
+          // one holding the material: no file keeps the bytes, already while the ledger is open.
+          const scan = (when: string) => {
+            for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+              if (!existsSync(file)) continue;
+              const bytes = readFileSync(file);
+              assert.ok(!bytes.includes(wrapped), `${file} holds the material ${when}`);
+              assert.ok(!bytes.includes(Buffer.from(wrapped, 'base64')), `${file} holds it decoded ${when}`);
+            }
+          };
+          scan('while open');
           await close();
-          // secure_delete and the checkpoint after a delete: not even the file keeps the bytes.
-          for (const file of [path, `${path}-wal`]) {
-            if (existsSync(file))
-              assert.ok(!readFileSync(file).includes(wrapped), `${file} holds the material`);
-          }
+          scan('after close');
         }
       } finally {
         await close();
@@ -283,10 +290,10 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
       const { clock, ledger, k1, close } = await setup({ destroyGracePeriodMs: 3_600_000 });
       try {
         await ledger.admin.disableManagedKey(CUST, NS, k1.metadataHash);
-        const scheduled = await ledger.admin.scheduleKeyDestruction(CUST, NS, k1.metadataHash);
+        const scheduled = await ledger.destruction.scheduleKeyDestruction(CUST, NS, k1.metadataHash);
         assert.equal(scheduled.key.destructionDueAt, new Date(clock.ms + 3_600_000).toISOString());
         clock.advance(3_600_000);
-        const [receipt] = (await ledger.admin.destroyDueKeys()).destroyed;
+        const [receipt] = (await ledger.destruction.destroyDueKeys()).destroyed;
         assert.equal(receipt?.previousState, 'DISABLED');
       } finally {
         await close();
@@ -296,15 +303,15 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
     it('a rewrap after the destruction leaves the destroyed key alone (no material comes back)', async () => {
       const { store, clock, ledger, provider, k1, k2, close } = await setup();
       try {
-        await ledger.admin.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: 0 });
-        await ledger.admin.destroyDueKeys();
+        await ledger.destruction.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: 0 });
+        await ledger.destruction.destroyDueKeys();
         provider.rotateSystemKey('stk-2');
         assert.equal((await ledger.admin.rotateSTK()).changed, true);
         clock.advance(1000);
         assert.equal((await ledger.rewrap.status()).pending, 1, 'only k2 is waiting for a rewrap');
         assert.equal((await ledger.rewrap.start()).status, 'finished');
-        assert.deepEqual(await store.readStream(ledger.names.material(k1.keyId)), []);
-        assert.equal((await store.readStream(ledger.names.material(k2.keyId))).length, 2);
+        assert.deepEqual(await store.readStream(ledger.streamNames.material(k1.keyId)), []);
+        assert.equal((await store.readStream(ledger.streamNames.material(k2.keyId))).length, 2);
       } finally {
         await close();
       }
@@ -313,11 +320,11 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
     it('a run stopped between event and deletion leaves a DESTROYED key; the next run deletes the rest', async () => {
       const { store, clock, ledger, open, k1, ciphertext, close } = await setup({ failingDeletes: true });
       try {
-        const materialStream = ledger.names.material(k1.keyId);
-        await ledger.admin.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: 0 });
+        const materialStream = ledger.streamNames.material(k1.keyId);
+        await ledger.destruction.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: 0 });
         assert.ok(store instanceof FailingDeletes);
         store.failing = true;
-        await assert.rejects(ledger.admin.destroyDueKeys(), /the process died here/);
+        await assert.rejects(ledger.destruction.destroyDueKeys(), /the process died here/);
         store.failing = false;
 
         // The receipt is recorded and the key can never be used again, though its material is still there.
@@ -331,12 +338,12 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
 
         clock.advance(DAY);
         const head = await store.headPosition();
-        const run = await fresh.admin.destroyDueKeys();
+        const run = await fresh.destruction.destroyDueKeys();
         assert.deepEqual(run, { destroyed: [], leftoversDeleted: [k1.keyId] });
         assert.deepEqual(await store.readStream(materialStream), []);
         assert.equal(await store.headPosition(), head, 'finishing writes no second receipt');
-        assert.equal((await ledger.admin.destructionReceipts(CUST, NS)).length, 1);
-        assert.deepEqual(await fresh.admin.destroyDueKeys(), { destroyed: [], leftoversDeleted: [] });
+        assert.equal((await ledger.destruction.destructionReceipts(CUST, NS)).length, 1);
+        assert.deepEqual(await fresh.destruction.destroyDueKeys(), { destroyed: [], leftoversDeleted: [] });
       } finally {
         await close();
       }
@@ -346,14 +353,17 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
       const { store, clock, ledger, open, k1, close } = await setup();
       try {
         const other = await open();
-        await ledger.admin.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: DAY });
+        await ledger.destruction.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: DAY });
         await other.waitForPosition(ledger.position);
         clock.advance(DAY);
-        const runs = await Promise.all([ledger.admin.destroyDueKeys(), other.admin.destroyDueKeys()]);
+        const runs = await Promise.all([
+          ledger.destruction.destroyDueKeys(),
+          other.destruction.destroyDueKeys(),
+        ]);
         assert.equal(runs.flatMap((r) => r.destroyed).length, 1);
         const destroyedEvents = (await allEvents(store)).filter((e) => e.type === 'ManagedKeyDestroyed');
         assert.equal(destroyedEvents.length, 1);
-        assert.deepEqual(await store.readStream(ledger.names.material(k1.keyId)), []);
+        assert.deepEqual(await store.readStream(ledger.streamNames.material(k1.keyId)), []);
       } finally {
         await close();
       }
@@ -363,64 +373,65 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
       const { store, clock, ledger, provider, k1, k2, close } = await setup();
       try {
         const admin = ledger.admin;
+        const destruction = ledger.destruction;
         const other = keyScope(Buffer.from('tenant-2').toString('base64'), NS);
         // The ACTIVE key.
         await rejectsWithNothingWritten(
           store,
-          () => admin.scheduleKeyDestruction(CUST, NS, k2.metadataHash),
+          () => destruction.scheduleKeyDestruction(CUST, NS, k2.metadataHash),
           'ERR_KEY_ACTIVE',
         );
         // Unknown scope, unknown key, malformed input.
         await rejectsWithNothingWritten(
           store,
-          () => admin.scheduleKeyDestruction(other.custodian, NS, k1.metadataHash),
+          () => destruction.scheduleKeyDestruction(other.custodian, NS, k1.metadataHash),
           'ERR_SCOPE_NOT_FOUND',
         );
         await rejectsWithNothingWritten(
           store,
-          () => admin.cancelKeyDestruction(other.custodian, NS, k1.metadataHash),
+          () => destruction.cancelKeyDestruction(other.custodian, NS, k1.metadataHash),
           'ERR_SCOPE_NOT_FOUND',
         );
         const unknownHash = 'A'.repeat(43);
         await rejectsWithNothingWritten(
           store,
-          () => admin.scheduleKeyDestruction(CUST, NS, unknownHash),
+          () => destruction.scheduleKeyDestruction(CUST, NS, unknownHash),
           'ERR_KEY_NOT_FOUND',
         );
         await rejectsWithNothingWritten(
           store,
-          () => admin.cancelKeyDestruction(CUST, NS, unknownHash),
+          () => destruction.cancelKeyDestruction(CUST, NS, unknownHash),
           'ERR_KEY_NOT_FOUND',
         );
         await rejectsWithNothingWritten(
           store,
-          () => admin.scheduleKeyDestruction(CUST, NS, 'not-a-hash'),
+          () => destruction.scheduleKeyDestruction(CUST, NS, 'not-a-hash'),
           'ERR_INVALID_METADATA',
         );
         await rejectsWithNothingWritten(
           store,
-          () => admin.scheduleKeyDestruction('', NS, k1.metadataHash),
+          () => destruction.scheduleKeyDestruction('', NS, k1.metadataHash),
           'ERR_INVALID_CUSTODIAN',
         );
         for (const graceMs of [-1, 0.5, 3651 * DAY]) {
           await rejectsWithNothingWritten(
             store,
-            () => admin.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs }),
+            () => destruction.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs }),
             'ERR_INVALID_ARGUMENT',
           );
         }
         // Cancel with nothing scheduled.
         await rejectsWithNothingWritten(
           store,
-          () => admin.cancelKeyDestruction(CUST, NS, k1.metadataHash),
+          () => destruction.cancelKeyDestruction(CUST, NS, k1.metadataHash),
           'ERR_KEY_DESTRUCTION_NOT_SCHEDULED',
         );
 
-        await admin.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: DAY });
+        await destruction.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: DAY });
         // Scheduled twice; made ACTIVE while scheduled (the provider is not even asked).
         await rejectsWithNothingWritten(
           store,
-          () => admin.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: 0 }),
+          () => destruction.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: 0 }),
           'ERR_KEY_DESTRUCTION_SCHEDULED',
         );
         const calls = provider.calls;
@@ -432,16 +443,16 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
         assert.equal(provider.calls, calls);
 
         clock.advance(DAY);
-        await admin.destroyDueKeys();
+        await destruction.destroyDueKeys();
         // Cancelling a destruction that already ran; destroying again; using the destroyed key.
         await rejectsWithNothingWritten(
           store,
-          () => admin.cancelKeyDestruction(CUST, NS, k1.metadataHash),
+          () => destruction.cancelKeyDestruction(CUST, NS, k1.metadataHash),
           'ERR_KEY_DESTROYED',
         );
         await rejectsWithNothingWritten(
           store,
-          () => admin.scheduleKeyDestruction(CUST, NS, k1.metadataHash),
+          () => destruction.scheduleKeyDestruction(CUST, NS, k1.metadataHash),
           'ERR_KEY_DESTROYED',
         );
         await rejectsWithNothingWritten(
@@ -477,7 +488,7 @@ describe('crypto-shredding: ledger set-up', () => {
     try {
       await rejectsWithNothingWritten(
         store,
-        () => ledger.admin.destroyDueKeys(),
+        () => ledger.destruction.destroyDueKeys(),
         'ERR_LEDGER_NOT_INITIALISED',
       );
     } finally {
@@ -575,5 +586,53 @@ describe('keymeta fold and snapshot (crypto-shredding)', () => {
     view = evolveKeymeta(view, stored(material('d3JhcHBlZC0y'), 'kl-x'));
     assert.equal(view.materials.has(keyId), false);
     assert.ok(!JSON.stringify(keymetaToSnapshot(view)).includes('d3JhcHBlZC0'));
+  });
+});
+
+describe('crypto-shredding on sqlite leaves no copy in the files while the ledger is open', () => {
+  /** Every file of the database that holds `needle` (as stored: base64 in JSON), by suffix. */
+  function filesHolding(path: string, needle: string): string[] {
+    const decoded = Buffer.from(needle, 'base64');
+    return ['', '-wal', '-shm'].filter((suffix) => {
+      const file = `${path}${suffix}`;
+      if (!existsSync(file)) return false;
+      const bytes = readFileSync(file);
+      return bytes.includes(needle) || bytes.includes(decoded);
+    });
+  }
+
+  it('the material stream and the snapshot that held the material are gone from .db, -wal and -shm when destroyDueKeys returns', async () => {
+    const path = join(dir, 'destroy-open-scan.db');
+    const store = SqliteEventStore.open(path, { pollIntervalMs: 5 });
+    const provider = new ScriptedProvider();
+    const clock = new Clock();
+    // A snapshot after every event: the stored view holds the wrapped material, as it does in a
+    // long-lived ledger whose periodic snapshot came after the key was made.
+    const ledger = await Ledger.open({ store, provider, actor: 'test', now: clock.now, snapshotEvery: 1 });
+    try {
+      await ledger.initialise();
+      provider.setKey(scope, 'k1');
+      const k1 = (await ledger.admin.enableKeyManagement(CUST, NS)).key as KeyInfo;
+      provider.setKey(scope, 'k2');
+      await ledger.admin.rotateManagedKey(CUST, NS);
+      const [event] = (await store.readStream(ledger.streamNames.material(k1.keyId))).map((r) =>
+        parseEventOf(r, ['KeyMaterialWrapped']),
+      );
+      assert.ok(event !== undefined);
+      const wrapped = event.data.wrapped;
+      const snapshot = await store.loadSnapshot(`${ledger.streamNames.prefix}keymeta`);
+      assert.ok(
+        snapshot !== null && JSON.stringify(snapshot.state).includes(wrapped),
+        'the snapshot holds it',
+      );
+      assert.notDeepEqual(filesHolding(path, wrapped), [], 'the files hold it before');
+
+      await ledger.destruction.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: 0 });
+      assert.equal((await ledger.destruction.destroyDueKeys()).destroyed.length, 1);
+      assert.deepEqual(filesHolding(path, wrapped), [], 'no file may hold the destroyed material');
+    } finally {
+      await ledger.close();
+      await store.close();
+    }
   });
 });

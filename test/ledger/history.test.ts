@@ -135,8 +135,8 @@ describe('history', () => {
     assert.ok(k1 !== null);
     provider.setKey(scope, 'k2');
     await ledger.admin.rotateManagedKey(CUST, NS);
-    await ledger.admin.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: 0 });
-    await ledger.admin.destroyDueKeys();
+    await ledger.destruction.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: 0 });
+    await ledger.destruction.destroyDueKeys();
     const history = await ledger.history(CUST, NS, { key: k1.metadataHash });
     assert.deepEqual(
       history.map((h) => h.type),
@@ -182,7 +182,7 @@ describe('history', () => {
     await ledger.admin.enableKeyManagement(CUST, NS);
     await assert.rejects(ledger.history(CUST, NS, { key: 'B'.repeat(43) }), {
       code: 'ERR_KEY_NOT_FOUND',
-      details: { custodian: CUST, namespace: NS, metadataHash: 'B'.repeat(43) },
+      details: { scope: `${CUST}:${NS}`, metadataHash: 'B'.repeat(43) },
     });
     await ledger.close();
   });

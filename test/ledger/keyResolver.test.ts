@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { toPrometheus } from '../../src/cache/cacheMetrics.js';
-import type { ActiveResolution, CachedKey, KeyCacheOptions } from '../../src/cache/keyCache.js';
+import type { KeyCacheOptions } from '../../src/cache/keyCache.js';
+import type { ActiveResolution, CachedKey } from '../../src/crypto/keySource.js';
 import { type KeyScope, keyScope } from '../../src/domain/identities.js';
-import { keyIdOf, metadataHashOf } from '../../src/domain/keyIdentity.js';
+import { keyIdOf, metadataHashOf } from '../../src/domain/keyDigests.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { type DataLocation, namespaceCandidates } from '../../src/ledger/namespaceCandidates.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
@@ -138,7 +139,7 @@ async function codeOf(call: () => unknown): Promise<string | undefined> {
 }
 
 async function streamTypes(env: Env, ns: string): Promise<string[]> {
-  return (await env.store.readStream(env.ledger.names.scope(at(ns)))).map((e) => e.type);
+  return (await env.store.readStream(env.ledger.streamNames.scope(at(ns)))).map((e) => e.type);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -864,7 +865,7 @@ describe('KeyResolver: L3 dynamic lookup', () => {
     const target = env.ledger.resolver.target(CUST, ['t']);
     assertResolved(await env.ledger.resolver.resolveActive(target), env.scripted, 't', 0, 't1');
     assert.equal(env.provider.calls.getManagedKey, 1);
-    const stream = await env.store.readStream(env.ledger.names.scope(at('t')));
+    const stream = await env.store.readStream(env.ledger.streamNames.scope(at('t')));
     assert.deepEqual(
       stream.map((e) => e.type),
       ['KeyManagementEnabled'],

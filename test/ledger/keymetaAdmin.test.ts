@@ -191,7 +191,7 @@ describe('KeymetaAdmin', () => {
     const { key } = await ledger.admin.enableKeyManagement(CUST, NS);
     await ledger.admin.ejectManagedKeyDataCacheEntry(CUST, NS, key?.metadataHash);
     await ledger.admin.clearManagedKeyDataCache({ reason: 'incident 42' });
-    const ops = await store.readStream(ledger.names.operations);
+    const ops = await store.readStream(ledger.streamNames.operations);
     assert.deepEqual(
       ops.map((e) => e.type),
       ['CacheEntryEjected', 'CacheCleared'],
@@ -265,7 +265,7 @@ describe('KeymetaAdmin', () => {
       assert.equal(keys.filter((k) => k.state === 'ACTIVE').length, 1);
       assert.equal(keys.length, 3 * each + 1);
     }
-    const rotations = (await store.readStream(first.names.scope(scope))).filter(
+    const rotations = (await store.readStream(first.streamNames.scope(scope))).filter(
       (e) => e.type === 'ManagedKeyRotated',
     );
     assert.equal(rotations.length, 3 * each);
@@ -396,7 +396,7 @@ describe('KeymetaAdmin bad input and faults: error code, nothing appended', () =
     const { ledger, store, provider } = await setup();
     provider.setKey(scope, 'k1');
     const good = await provider.getManagedKey(scope);
-    const { SecretBytes } = await import('../../src/crypto/secretBytes.js');
+    const { SecretBytes } = await import('../../src/secrets/secretBytes.js');
     provider.override = () => (good ? { ...good, key: SecretBytes.adopt(new Uint8Array(16)) } : null);
     await rejectsWithNothingWritten(
       store,

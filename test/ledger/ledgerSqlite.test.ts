@@ -4,13 +4,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import { keyScope } from '../../src/domain/identities.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
 import { resolveKeystoreConfig } from '../../src/providers/keystore/keystoreConfig.js';
 import { KeystoreKeyProvider } from '../../src/providers/keystore/keystoreKeyProvider.js';
 import { writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import type { EventStore, ReadAllOptions, RecordedEvent } from '../../src/store/eventStore.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
 import { ChildLedger } from '../helpers/childLedger.js';
@@ -111,7 +111,7 @@ describe('the ledger on sqlite', () => {
       const keys = await ledger.admin.getManagedKeys(CUST, NS);
       assert.equal(keys.length, 13);
       assert.equal(keys.filter((k) => k.state === 'ACTIVE').length, 1);
-      const scopeEvents = await store.readStream(ledger.names.scope(keyScope(CUST, NS)));
+      const scopeEvents = await store.readStream(ledger.streamNames.scope(keyScope(CUST, NS)));
       assert.deepEqual(
         scopeEvents.map((e) => e.revision),
         scopeEvents.map((_, i) => BigInt(i)),
@@ -156,7 +156,7 @@ describe('the ledger on sqlite', () => {
     const store = SqliteEventStore.open(path, { pollIntervalMs: 5 });
     const ledger = await Ledger.open({ store, provider: provider() });
     await ledger.initialise();
-    const stream = ledger.names.scope(keyScope(CUST, NS));
+    const stream = ledger.streamNames.scope(keyScope(CUST, NS));
     const bad = {
       eventId: '00000000-0000-4000-8000-000000000001',
       type: 'ManagedKeyDisabled',

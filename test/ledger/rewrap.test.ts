@@ -4,7 +4,6 @@ import type { SystemKeyHandle } from '../../src/crypto/systemKeyHandle.js';
 import { parseLedgerEvent } from '../../src/domain/events.js';
 import type { KeyScope } from '../../src/domain/identities.js';
 import { Ledger } from '../../src/ledger/ledger.js';
-import { rewrapStreamName } from '../../src/ledger/rewrapCampaign.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
 import type {
   ManagedKeyData,
@@ -98,11 +97,11 @@ function allKeys(ledger: Ledger) {
 }
 
 async function materialEvents(store: EventStore, ledger: Ledger, keyId: string) {
-  return (await store.readStream(ledger.names.material(keyId as never))).map(parseLedgerEvent);
+  return (await store.readStream(ledger.streamNames.material(keyId as never))).map(parseLedgerEvent);
 }
 
 async function rewrapEvents(store: EventStore, ledger: Ledger) {
-  return (await store.readStream(rewrapStreamName(ledger.names))).map(parseLedgerEvent);
+  return (await store.readStream(ledger.streamNames.rewrap)).map(parseLedgerEvent);
 }
 
 async function rejectsWithCode(
@@ -407,7 +406,7 @@ describe('retiring a system key', () => {
     await ledger.rewrap.resume(paused.campaign?.campaignId ?? '');
     const retired = await ledger.rewrap.retireSystemKey(oldStk, { reason: 'rewrap done' });
     assert.deepEqual([retired.identity, retired.sequence], [oldStk, 1]);
-    const systemEvents = (await store.readStream(ledger.names.system)).map(parseLedgerEvent);
+    const systemEvents = (await store.readStream(ledger.streamNames.system)).map(parseLedgerEvent);
     assert.deepEqual(
       systemEvents.map((e) => e.type),
       ['SystemKeyRecorded', 'SystemKeyRotated', 'SystemKeyRetired'],

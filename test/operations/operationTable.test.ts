@@ -72,7 +72,13 @@ describe('the operation table', () => {
     const ledger = await Ledger.open({ store, provider, actor: 'tester', checkpointEvery: 0 });
     const host: OperationHost = {
       ledger: async () => ledger,
-      store: async () => ({ store, prefix: 'kl-', provider: () => provider }),
+      store: async () => ({
+        store,
+        prefix: 'kl-',
+        provider: () => provider,
+        checkpointEvery: 0,
+        anchorFile: undefined,
+      }),
       actor: 'tester',
       reason: 'sample run',
       signal: new AbortController().signal,

@@ -7,7 +7,7 @@ import {
   type SystemKeyFacts,
 } from '../../src/domain/decideSystemKey.js';
 import { type DomainEvent, eventDataSchemas } from '../../src/domain/events.js';
-import { metadataHashOf } from '../../src/domain/keyIdentity.js';
+import { metadataHashOf } from '../../src/domain/keyDigests.js';
 import { checksumFor, throwsCode } from '../helpers/domainFixtures.js';
 
 /** The provider's system key under `alias` (its bytes named by `variant`). */

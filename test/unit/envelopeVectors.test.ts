@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import type { ActiveResolution, CachedKey, ResolutionTarget } from '../../src/cache/keyCache.js';
 import { DecryptionFailedError } from '../../src/crypto/decryptionFailedError.js';
 import { Envelope } from '../../src/crypto/envelope.js';
-import type { KeySource } from '../../src/crypto/keySource.js';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
+import type { ActiveResolution, CachedKey, KeySource, ResolutionTarget } from '../../src/crypto/keySource.js';
 import { keyScope, parseKeyId, scopeKey } from '../../src/domain/identities.js';
-import { metadataHashOf } from '../../src/domain/keyIdentity.js';
+import { metadataHashOf } from '../../src/domain/keyDigests.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import {
   computeVector,
   derive,

@@ -25,7 +25,7 @@ describe('EventStoreDB errors at the adapter edge', () => {
       isTransient(new WrongExpectedVersionError(undefined, { streamName: 's', expected: 1n, current: 2n })),
       false,
     );
-    assert.equal(isTransient(new KeyledgerError('ERR_STORE', 'x')), false);
+    assert.equal(isTransient(new KeyledgerError('ERR_STORE', 'x', {})), false);
     assert.equal(isTransient(new Error('anything else')), false);
   });
 
@@ -63,7 +63,7 @@ describe('EventStoreDB errors at the adapter edge', () => {
     assert.equal(other.code, 'ERR_STORE');
     assert.equal(other.cause, odd);
 
-    const ours = new KeyledgerError('ERR_INVALID_ARGUMENT', 'x');
+    const ours = new KeyledgerError('ERR_INVALID_ARGUMENT', 'x', {});
     assert.equal(toStoreError(ours, URL, 'append'), ours);
   });
 

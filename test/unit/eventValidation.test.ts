@@ -109,6 +109,12 @@ const validMetadata = fc.oneof(
     ...metadataFields,
     prevHash: fc.option(hexOf(64), { nil: null }),
   }),
+  plain({
+    schemaVersion: fc.constant(3),
+    ...metadataFields,
+    prevHash: fc.option(hexOf(64), { nil: null }),
+    checkpoint: fc.bigInt({ min: 0n, max: 2n ** 63n }).map(String),
+  }),
 );
 
 /** Values one step from valid ones: wrong case, wrong length, boundary lengths, other types. */
@@ -455,7 +461,11 @@ describe('event validation at the limits', () => {
       ['prevHash of 64 hex digits', { prevHash: 'f'.repeat(64) }, true],
       ['prevHash in upper case', { prevHash: 'F'.repeat(64) }, false],
       ['prevHash of 63 hex digits', { prevHash: 'f'.repeat(63) }, false],
-      ['schemaVersion 3', { schemaVersion: 3 }, false],
+      ['schemaVersion 3 without a checkpoint', { schemaVersion: 3 }, false],
+      ['schemaVersion 3 with a checkpoint', { schemaVersion: 3, checkpoint: '12' }, true],
+      ['schemaVersion 3 with a checkpoint not in decimal', { schemaVersion: 3, checkpoint: '012' }, false],
+      ['schemaVersion 2 with a checkpoint', { checkpoint: '12' }, false],
+      ['schemaVersion 4', { schemaVersion: 4, checkpoint: '12' }, false],
       ['schemaVersion 1 with a prevHash', { schemaVersion: 1 }, false],
     ];
     for (const [what, change, valid] of cases) {

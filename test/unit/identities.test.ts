@@ -10,7 +10,7 @@ import {
   parseNamespace,
   parseScope,
 } from '../../src/domain/identities.js';
-import { metadataHashOf } from '../../src/domain/keyIdentity.js';
+import { metadataHashOf } from '../../src/domain/keyDigests.js';
 import { throwsCode } from '../helpers/domainFixtures.js';
 
 const b64 = (bytes: number, fill = 0x41) => Buffer.alloc(bytes, fill).toString('base64');

@@ -3,18 +3,16 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
-  type ActiveResolution,
-  type CachedKey,
   DEFAULT_MAX_ACTIVE_SCOPES,
   DEFAULT_MAX_KEYS,
   DEFAULT_NEGATIVE_TTL_MS,
   KeyCache,
   type KeyCacheOptions,
-  type ResolutionTarget,
 } from '../../src/cache/keyCache.js';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
+import type { ActiveResolution, CachedKey, ResolutionTarget } from '../../src/crypto/keySource.js';
 import { type KeyId, keyScope, parseCustodian, scopeKey } from '../../src/domain/identities.js';
-import { keyIdOf, metadataHashOf } from '../../src/domain/keyIdentity.js';
+import { keyIdOf, metadataHashOf } from '../../src/domain/keyDigests.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 
 const CUST = parseCustodian(Buffer.from('tenant-1').toString('base64'));
 

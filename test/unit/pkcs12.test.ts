@@ -3,7 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { SecretBytes } from '../../src/crypto/secretBytes.js';
 import { type ErrorCode, KeyledgerError } from '../../src/domain/errors.js';
 import {
   bmpString,
@@ -25,6 +24,7 @@ import {
   writePkcs12SecretKeys,
 } from '../../src/providers/keystore/pkcs12.js';
 import { encodeMacData } from '../../src/providers/keystore/pkcs12Mac.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import {
   javaSecretKeys,
   keytoolGenKeyPair,

@@ -40,7 +40,7 @@ function source(count: number): Recorder {
     },
     readPage(after, upTo, prefix, limit) {
       recorder.calls.push(`read ${after} ${upTo} ${prefix ?? '*'} ${limit}`);
-      if (recorder.failOnRead) throw new KeyledgerError('ERR_STORE_CLOSED', 'closed');
+      if (recorder.failOnRead) throw new KeyledgerError('ERR_STORE_CLOSED', 'closed', {});
       return recorder.events
         .filter((e) => e.position > after && e.position <= upTo)
         .filter((e) => prefix === undefined || e.streamName.startsWith(prefix))

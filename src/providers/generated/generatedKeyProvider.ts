@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { SecretBytes } from '../../crypto/secretBytes.js';
 import type { SystemKeyHandle } from '../../crypto/systemKeyHandle.js';
 import type { KeyScope } from '../../domain/identities.js';
-import { metadataHashOf } from '../../domain/keyIdentity.js';
+import { metadataHashOf } from '../../domain/keyDigests.js';
+import { SecretBytes } from '../../secrets/secretBytes.js';
 import { formatKeyMetadata, parseKeyMetadata } from '../keyMetadata.js';
 import type { ManagedKeyData, ManagedKeyProvider, WrappedKeyMaterial } from '../managedKeyProvider.js';
 
@@ -43,9 +43,13 @@ export class GeneratedKeyProvider implements ManagedKeyProvider {
     const canonical = formatKeyMetadata(parsed);
     const answer = { ...parsed.scope, metadata: canonical };
     if (parsed.kind !== 'generated' || material === null) return { ...answer, state: 'FAILED', key: null };
-    const stk = await this.#systemKeys.unwrapSystemKey(material.stkMetadata);
+    const fetched = await this.#systemKeys.unwrapSystemKey(material.stkMetadata);
+    const stk = fetched.bind(material.stkIdentity);
+    if (stk === null) {
+      fetched.dispose();
+      return { ...answer, state: 'FAILED', key: null };
+    }
     try {
-      if (stk.identity !== material.stkIdentity) return { ...answer, state: 'FAILED', key: null };
       const key = stk.unwrap(
         material.wrapped,
         { ...parsed.scope, metadataHash: metadataHashOf(canonical) },

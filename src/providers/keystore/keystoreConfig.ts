@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { KeyledgerError } from '../../domain/errors.js';
+import { type ErrorDetailsOf, KeyledgerError } from '../../domain/errors.js';
 import { keyScope, type ScopeKey, scopeKey } from '../../domain/identities.js';
 
 const HBASE_PREFIX = 'hbase.crypto.managed_key_store.';
@@ -21,6 +21,12 @@ export const keystoreConfigSchema = z.strictObject({
     z.strictObject({ file: z.string().min(1) }),
   ]),
   systemKeyAlias: z.string().min(1).optional(),
+  /**
+   * Aliases that were the system key before `systemKeyAlias` (oldest first is fine; order is not
+   * used). Only these and `systemKeyAlias` are ever served as a system key: data recorded under an
+   * earlier STK stays readable after the alias changes, and no other alias can be.
+   */
+  previousSystemKeyAliases: z.array(z.string().min(1)).default([]),
   scopes: z
     .record(z.string(), z.strictObject({ alias: z.string().min(1), active: z.boolean().default(true) }))
     .default({}),
@@ -40,10 +46,12 @@ export interface KeystoreConfig {
   readonly path: string;
   readonly password: PasswordSource;
   readonly systemKeyAlias: string;
+  /** Earlier system-key aliases, lower-cased; with systemKeyAlias, the only aliases served as STKs. */
+  readonly previousSystemKeyAliases: readonly string[];
   readonly scopes: ReadonlyMap<ScopeKey, ScopeAlias>;
 }
 
-function invalid(message: string, details: Record<string, string> = {}): never {
+function invalid(message: string, details: ErrorDetailsOf<'ERR_INVALID_CONFIG'> = {}): never {
   throw new KeyledgerError('ERR_INVALID_CONFIG', message, details);
 }
 
@@ -92,10 +100,15 @@ export function resolveKeystoreConfig(input: unknown, baseDir: string): Keystore
   if (systemKeyAlias === undefined) {
     invalid(`keystore config needs systemKeyAlias (or the property ${HBASE_SYSTEM_KEY})`);
   }
-  // The system key wraps every DEK; serving it as a DEK too would expose it to data encryption.
+  const current = systemKeyAlias.toLowerCase();
+  const previous = [...new Set(config.previousSystemKeyAliases.map((a) => a.toLowerCase()))].filter(
+    (alias) => alias !== current,
+  );
+  // A system key wraps every DEK; serving it as a DEK too would expose it to data encryption, and
+  // serving a DEK as a system key would wrap one tenant's keys under another's.
   for (const [key, entry] of scopes) {
-    if (entry.alias === systemKeyAlias.toLowerCase()) {
-      invalid(`scope ${key} is configured with the system key's alias ${entry.alias}`, { scope: key });
+    if (entry.alias === current || previous.includes(entry.alias)) {
+      invalid(`scope ${key} is configured with the system key alias ${entry.alias}`, { scope: key });
     }
   }
   const password: PasswordSource =
@@ -103,7 +116,8 @@ export function resolveKeystoreConfig(input: unknown, baseDir: string): Keystore
   return {
     path: resolve(baseDir, config.path),
     password,
-    systemKeyAlias: systemKeyAlias.toLowerCase(),
+    systemKeyAlias: current,
+    previousSystemKeyAliases: previous,
     scopes,
   };
 }
@@ -136,6 +150,7 @@ export function readPassword(source: PasswordSource): string {
     }
     return value;
   }
+  assertPrivate(source.file);
   try {
     return readFileSync(source.file, 'utf8').replace(/\r?\n$/, '');
   } catch (error) {
@@ -146,4 +161,25 @@ export function readPassword(source: PasswordSource): string {
       { cause: error },
     );
   }
+}
+
+/**
+ * A password file others can read gives them the keystore, and with it every key: refused (as ssh
+ * refuses such a private key) rather than used. POSIX modes only; Windows ACLs are not checked.
+ */
+function assertPrivate(file: string): void {
+  if (process.platform === 'win32') return;
+  let mode: number;
+  try {
+    mode = statSync(file).mode & 0o777;
+  } catch {
+    return; // A missing file is reported by the read, as ERR_KEYSTORE_PASSWORD.
+  }
+  if ((mode & 0o077) === 0) return;
+  const octal = `0${mode.toString(8).padStart(3, '0')}`;
+  throw new KeyledgerError(
+    'ERR_INVALID_CONFIG',
+    `keystore password file ${file} is accessible by group or others (mode ${octal}); run chmod 600 on it`,
+    { file, mode: octal },
+  );
 }

@@ -1,9 +1,9 @@
-import { type ErrorDetails, KeyledgerError } from '../../domain/errors.js';
+import { type ErrorDetailsOf, KeyledgerError } from '../../domain/errors.js';
 
 /** Malformed or unsupported content. Name the unsupported OID in `details.oid` so the user can tell which. */
 export function keystoreFormatError(
   message: string,
-  details: ErrorDetails = {},
+  details: ErrorDetailsOf<'ERR_KEYSTORE_FORMAT'> = {},
   cause?: unknown,
 ): KeyledgerError {
   return new KeyledgerError(
@@ -14,6 +14,9 @@ export function keystoreFormatError(
   );
 }
 
-export function keystorePasswordError(message: string, details: ErrorDetails = {}): KeyledgerError {
+export function keystorePasswordError(
+  message: string,
+  details: ErrorDetailsOf<'ERR_KEYSTORE_PASSWORD'> = {},
+): KeyledgerError {
   return new KeyledgerError('ERR_KEYSTORE_PASSWORD', message, details);
 }

@@ -1,8 +1,8 @@
 import { readFileSync, statSync } from 'node:fs';
-import type { SecretBytes } from '../../crypto/secretBytes.js';
 import { type SystemKeyHandle, softwareSystemKey } from '../../crypto/systemKeyHandle.js';
 import { KeyledgerError } from '../../domain/errors.js';
 import { type KeyScope, scopeKey } from '../../domain/identities.js';
+import type { SecretBytes } from '../../secrets/secretBytes.js';
 import {
   formatKeyMetadata,
   formatSystemKeyMetadata,
@@ -38,8 +38,21 @@ export class KeystoreKeyProvider implements ManagedKeyProvider {
     return this.#systemKey(this.#config.systemKeyAlias);
   }
 
+  /**
+   * Only a configured system-key alias (current or previous) is served: metadata in the ledger is
+   * not trusted to say which keystore entry is a system key, since whoever can write the store can
+   * write metadata naming a tenant's data key.
+   */
   async unwrapSystemKey(metadata: string): Promise<SystemKeyHandle> {
-    return this.#systemKey(parseSystemKeyMetadata(metadata));
+    const alias = parseSystemKeyMetadata(metadata);
+    if (!this.#isSystemKeyAlias(alias)) {
+      throw new KeyledgerError(
+        'ERR_SYSTEM_KEY_NOT_CONFIGURED',
+        `keystore alias ${alias} is not a configured system key; if it is an earlier system key, add it to keystore.previousSystemKeyAliases`,
+        { alias },
+      );
+    }
+    return this.#systemKey(alias);
   }
 
   async getManagedKey(scope: KeyScope): Promise<ManagedKeyData | null> {
@@ -53,7 +66,7 @@ export class KeystoreKeyProvider implements ManagedKeyProvider {
     if (parsed.kind !== 'alias') {
       throw new KeyledgerError('ERR_INVALID_METADATA', 'keystore keys are named by KeyAlias', {});
     }
-    if (parsed.alias === this.#config.systemKeyAlias) {
+    if (this.#isSystemKeyAlias(parsed.alias)) {
       throw new KeyledgerError('ERR_INVALID_METADATA', 'the system key cannot be used as a data key', {});
     }
     // An alias configured as another scope's key does not belong to the scope the metadata names.
@@ -76,6 +89,11 @@ export class KeystoreKeyProvider implements ManagedKeyProvider {
 
   async close(): Promise<void> {
     this.#forget();
+  }
+
+  #isSystemKeyAlias(alias: string): boolean {
+    const lower = alias.toLowerCase();
+    return lower === this.#config.systemKeyAlias || this.#config.previousSystemKeyAliases.includes(lower);
   }
 
   #answer(scope: KeyScope, alias: string, active: boolean): ManagedKeyData {

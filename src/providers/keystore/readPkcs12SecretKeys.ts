@@ -1,4 +1,4 @@
-import { SecretBytes } from '../../crypto/secretBytes.js';
+import { SecretBytes } from '../../secrets/secretBytes.js';
 import { DerError, DerReader } from './der.js';
 import { keystoreFormatError } from './keystoreErrors.js';
 import { OID, secretKeyAlgorithmName } from './oids.js';

@@ -1,5 +1,5 @@
-import type { SecretBytes } from '../../crypto/secretBytes.js';
 import { KeyledgerError } from '../../domain/errors.js';
+import type { SecretBytes } from '../../secrets/secretBytes.js';
 import {
   bmpString,
   concat,

@@ -2,10 +2,10 @@ import { KeyledgerError } from '../domain/errors.js';
 import { custodianBytes, type KeyId, type KeyScope, keyScope } from '../domain/identities.js';
 
 /**
- * The ledger's stream names. All share the ledger's prefix, so one prefix-filtered subscription
- * sees the whole ledger and two ledgers can share a store. Scope streams encode custodian bytes
- * and namespace in base64url (no padding), which keeps names portable to EventStoreDB and makes
- * them reversible to the scope.
+ * The ledger's stream and snapshot names: this module builds every one of them. All share the
+ * ledger's prefix, so one prefix-filtered subscription sees the whole ledger and two ledgers can
+ * share a store. Scope streams encode custodian bytes and namespace in base64url (no padding),
+ * which keeps names portable to EventStoreDB and makes them reversible to the scope.
  */
 export interface StreamNames {
   readonly prefix: string;
@@ -14,11 +14,21 @@ export interface StreamNames {
   readonly operations: string;
   /** LedgerCheckpointed events: the MACed commitments to every stream's head (tamper evidence). */
   readonly checkpoints: string;
+  /** Every rewrap campaign's progress (src/domain/decideRewrap.ts). */
+  readonly rewrap: string;
   material(keyId: KeyId): string;
   /** The key id a material stream belongs to (as material() wrote it), or null for any other stream. */
   materialKeyOf(stream: string): string | null;
   /** The scope a scope stream belongs to, or null for any other stream. */
   scopeOf(stream: string): KeyScope | null;
+  /** Snapshot of this process's read models (keymeta view and system keys). */
+  readonly keymetaSnapshot: string;
+  /** Snapshot of the newest checkpoint's revision, where the checkpointer starts looking. */
+  readonly checkpointHint: string;
+  /** The index of the historic keymeta snapshots that as-of queries start from. */
+  readonly asOfIndex: string;
+  /** The historic keymeta snapshot at a global position. */
+  asOfSnapshot(position: bigint): string;
 }
 
 const PREFIX = /^[a-z][a-z0-9_]{0,30}-$/;
@@ -38,6 +48,11 @@ export function streamNames(prefix: string): StreamNames {
     system: `${prefix}system`,
     operations: `${prefix}operations`,
     checkpoints: `${prefix}checkpoints`,
+    rewrap: `${prefix}rewrap`,
+    keymetaSnapshot: `${prefix}keymeta`,
+    checkpointHint: `${prefix}checkpoint-hint`,
+    asOfIndex: asOfIndexName(prefix),
+    asOfSnapshot: (position) => asOfSnapshotName(prefix, position),
     scope: (scope) =>
       `${scopePart}${custodianBytes(scope.custodian).toString('base64url')}.${Buffer.from(scope.namespace, 'utf8').toString('base64url')}`,
     material: (keyId) => `${materialPart}${keyId}`,
@@ -55,3 +70,13 @@ export function streamNames(prefix: string): StreamNames {
 }
 
 export const DEFAULT_PREFIX = 'kl-';
+
+/** `<prefix>keymeta-asof-index` (for readers that know only the prefix: `streamNames(p).asOfIndex`). */
+export function asOfIndexName(prefix: string): string {
+  return `${prefix}keymeta-asof-index`;
+}
+
+/** `<prefix>keymeta-asof-<position>`. */
+export function asOfSnapshotName(prefix: string, position: bigint): string {
+  return `${prefix}keymeta-asof-${position}`;
+}

@@ -1,7 +1,16 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { DomainEvent, EventMetadata } from '../domain/events.js';
+import type { EventMetadata } from '../domain/events.js';
 import { SCHEMA_VERSION } from '../domain/events.js';
 import type { EventToAppend, ExpectedRevision, JsonObject } from '../store/eventStore.js';
+
+/**
+ * An event as a writer decides it: a domain event, or (the checkpointer's) one whose data is
+ * completed as it is appended.
+ */
+export interface JournalEvent {
+  readonly type: string;
+  readonly data: object;
+}
 
 /** Who does an operation and why; recorded on every event it writes. */
 export interface OperationContext {
@@ -27,7 +36,7 @@ export function deterministicEventId(...parts: readonly string[]): string {
 }
 
 export function toStoredEvents(
-  events: readonly DomainEvent[],
+  events: readonly JournalEvent[],
   context: OperationContext,
   stream: string,
   expected: ExpectedRevision,

@@ -1,38 +1,21 @@
 import { LRUCache } from 'lru-cache';
 import type { SystemKeyHandle } from '../crypto/systemKeyHandle.js';
-import { decideInitialise, decideRotateSystemKey, type SystemKeyFacts } from '../domain/decideSystemKey.js';
 import { KeyledgerError } from '../domain/errors.js';
-import type { DomainEvent } from '../domain/events.js';
-import { metadataHashOf } from '../domain/keyIdentity.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
-import type { EventStore } from '../store/eventStore.js';
-import { type OperationContext, toStoredEvents } from './eventFactory.js';
 import type { LedgerProjector } from './ledgerProjector.js';
-import { retryOnConflict } from './retryOnConflict.js';
-import type { StreamNames } from './streamNames.js';
 
 /** System keys are few (one per rotation); the bound only guards against a runaway. */
 const MAX_CACHED_SYSTEM_KEYS = 64;
 
-export interface SystemKeyChange {
-  readonly changed: boolean;
-  readonly sequence: number;
-  readonly identity: string;
-  /** Global position written (null when nothing changed). */
-  readonly position: bigint | null;
-}
-
 /**
- * Records system keys and hands out their handles. Every STK ever recorded stays usable for
+ * Hands out the handles of recorded system keys (SystemKeyLifecycle records and retires them).
+ * Every STK ever recorded stays usable for
  * unwrapping; a handle is fetched from the provider by the metadata recorded for it and must
  * produce the recorded identity, so a provider that swapped the key under a name is caught.
  */
-export class SystemKeyManager {
-  readonly #store: EventStore;
-  readonly #names: StreamNames;
+export class SystemKeyHandles {
   readonly #provider: ManagedKeyProvider;
   readonly #projector: LedgerProjector;
-  readonly #now: () => Date;
   readonly #fetching = new Map<string, Promise<SystemKeyHandle>>();
   /** L1 for system keys, by identity; a handle leaving it is disposed (its bytes zeroed). */
   readonly #handles = new LRUCache<string, SystemKeyHandle>({
@@ -40,32 +23,13 @@ export class SystemKeyManager {
     dispose: (handle) => handle.dispose(),
   });
 
-  constructor(deps: {
-    store: EventStore;
-    names: StreamNames;
-    provider: ManagedKeyProvider;
-    projector: LedgerProjector;
-    now: () => Date;
-  }) {
-    this.#store = deps.store;
-    this.#names = deps.names;
+  constructor(deps: { provider: ManagedKeyProvider; projector: LedgerProjector }) {
     this.#provider = deps.provider;
     this.#projector = deps.projector;
-    this.#now = deps.now;
   }
 
   get isInitialised(): boolean {
     return this.#projector.latestSystemKey() !== null;
-  }
-
-  /** Records the provider's system key as the ledger's first. */
-  async initialise(context: OperationContext): Promise<SystemKeyChange> {
-    return this.#record(context, (facts) => decideInitialise(this.#projector.latestSystemKey(), facts));
-  }
-
-  /** HBase's rotateSTK: records the provider's current system key if it is a new one. */
-  async rotate(context: OperationContext): Promise<SystemKeyChange> {
-    return this.#record(context, (facts) => decideRotateSystemKey(this.#projector.latestSystemKey(), facts));
   }
 
   /** The handle of the latest recorded system key (what new DEKs are wrapped under). */
@@ -109,9 +73,11 @@ export class SystemKeyManager {
         identity,
       });
     }
-    const handle = await this.#provider.unwrapSystemKey(recorded.metadata);
-    if (handle.identity !== identity) {
-      handle.dispose();
+    const fetched = await this.#provider.unwrapSystemKey(recorded.metadata);
+    // The handle answers under the identity recorded for it (a version-1 one on older ledgers).
+    const handle = fetched.bind(identity);
+    if (handle === null) {
+      fetched.dispose();
       throw new KeyledgerError(
         'ERR_SYSTEM_KEY_NOT_FOUND',
         `the provider's key for system key #${recorded.sequence} is not the recorded one (identity ${identity})`,
@@ -145,52 +111,5 @@ export class SystemKeyManager {
 
   close(): void {
     this.#handles.clear();
-  }
-
-  async #record(
-    context: OperationContext,
-    decide: (facts: SystemKeyFacts) => DomainEvent[],
-  ): Promise<SystemKeyChange> {
-    const handle = await this.#provider.getSystemKey();
-    const facts: SystemKeyFacts = {
-      identity: handle.identity,
-      metadata: handle.metadata,
-      metadataHash: metadataHashOf(handle.metadata),
-    };
-    handle.dispose();
-    const stream = this.#names.system;
-    return retryOnConflict(
-      async () => {
-        const events = decide(facts);
-        const latest = this.#projector.latestSystemKey();
-        if (events.length === 0) {
-          return {
-            changed: false,
-            sequence: latest?.sequence ?? 0,
-            identity: facts.identity,
-            position: null,
-          };
-        }
-        const expected = (await this.#store.readStream(stream)).at(-1)?.revision ?? 'no_stream';
-        const result = await this.#store.append(
-          stream,
-          toStoredEvents(events, context, stream, expected, this.#now()),
-          expected,
-        );
-        await this.#projector.waitForPosition(result.position);
-        const now = this.#projector.latestSystemKey();
-        return {
-          changed: true,
-          sequence: now?.sequence ?? 0,
-          identity: facts.identity,
-          position: result.position,
-        };
-      },
-      // Another process recorded a system key meanwhile: catch up with it before deciding again.
-      async () => {
-        const last = (await this.#store.readStream(stream)).at(-1);
-        if (last !== undefined) await this.#projector.waitForPosition(last.position);
-      },
-    );
   }
 }

@@ -1,0 +1,153 @@
+import type { RewrapCampaign } from '../domain/decideRewrap.js';
+import { decideRetireSystemKey } from '../domain/decideRewrap.js';
+import { decideInitialise, decideRotateSystemKey, type SystemKeyFacts } from '../domain/decideSystemKey.js';
+import { KeyledgerError } from '../domain/errors.js';
+import type { DomainEvent } from '../domain/events.js';
+import { metadataHashOf } from '../domain/keyDigests.js';
+import { decideAndAppend, expectedAfter, type Journal, type Loaded } from '../journal/decideAndAppend.js';
+import type { OperationContext } from '../journal/eventFactory.js';
+import type { StreamNames } from '../journal/streamNames.js';
+import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
+import type { LedgerProjector } from './ledgerProjector.js';
+
+export interface SystemKeyChange {
+  readonly changed: boolean;
+  readonly sequence: number;
+  readonly identity: string;
+  /** Global position written (null when nothing changed). */
+  readonly position: bigint | null;
+}
+
+export interface RetireResult {
+  readonly identity: string;
+  readonly sequence: number;
+  readonly position: bigint;
+}
+
+/** What retiring a system key must know besides the system keys: who still uses it. */
+export interface SystemKeyUsageFacts {
+  /** Keys whose latest material is wrapped under the key (DESTROYED keys excluded). */
+  readonly referencingKeys: number;
+  /** The unfinished rewrap campaign, if any. */
+  readonly openCampaign: RewrapCampaign | null;
+}
+
+interface LifecycleDeps {
+  readonly journal: Journal;
+  readonly names: StreamNames;
+  readonly provider: ManagedKeyProvider;
+  readonly projector: LedgerProjector;
+}
+
+const STK_IDENTITY = /^[0-9a-f]{16}$/;
+
+/**
+ * The system keys' lifecycle, every write of the system stream: record the first (init), record
+ * the provider's new one (rotateSTK), retire an old one. The decisions are the pure deciders'
+ * (decideSystemKey, decideRetireSystemKey); the handles the keys are used through are
+ * in SystemKeyHandles.
+ */
+export class SystemKeyLifecycle {
+  readonly #d: LifecycleDeps;
+
+  constructor(deps: LifecycleDeps) {
+    this.#d = deps;
+  }
+
+  /** Records the provider's system key as the ledger's first. */
+  initialise(context: OperationContext): Promise<SystemKeyChange> {
+    return this.#record(context, (facts) => decideInitialise(this.#d.projector.latestSystemKey(), facts));
+  }
+
+  /** HBase's rotateSTK: records the provider's current system key if it is a new one. */
+  rotate(context: OperationContext): Promise<SystemKeyChange> {
+    return this.#record(context, (facts) =>
+      decideRotateSystemKey(this.#d.projector.latestSystemKey(), facts),
+    );
+  }
+
+  /**
+   * Retires a system key: SystemKeyRetired on the system stream, after which the key is never
+   * fetched or wrapped under again. Refused for the current STK (ERR_SYSTEM_KEY_CURRENT), while any
+   * key's material is still under it or an unfinished campaign targets it (ERR_SYSTEM_KEY_IN_USE),
+   * and for one already retired (ERR_SYSTEM_KEY_ALREADY_RETIRED). `usage` brings this process's
+   * views up to the store and says who uses the key (the rewrap campaigns know).
+   */
+  async retire(
+    identity: string,
+    context: OperationContext,
+    usage: (identity: string) => Promise<SystemKeyUsageFacts>,
+  ): Promise<RetireResult> {
+    if (!STK_IDENTITY.test(identity)) {
+      throw new KeyledgerError(
+        'ERR_INVALID_ARGUMENT',
+        'a system key identity is 16 lowercase hex characters',
+        {
+          identity: identity.slice(0, 64),
+        },
+      );
+    }
+    const written = await decideAndAppend(this.#d.journal, {
+      stream: this.#d.names.system,
+      context,
+      load: async () => {
+        const expected = await this.#expected();
+        // After reading the revision: the views then include at least what is decided against.
+        return { state: await usage(identity), expected };
+      },
+      decide: (facts) =>
+        decideRetireSystemKey({
+          identity,
+          systemKeys: this.#d.projector.systemKeys.keys.map((k) => ({
+            sequence: k.sequence,
+            identity: k.identity,
+            retired: k.retiredAt !== null,
+          })),
+          referencingKeys: facts.referencingKeys,
+          openCampaign: facts.openCampaign,
+        }),
+    });
+    const [retired] = written.events;
+    return { identity, sequence: retired?.data.sequence ?? 0, position: written.position ?? 0n };
+  }
+
+  async #record(
+    context: OperationContext,
+    decide: (facts: SystemKeyFacts) => DomainEvent[],
+  ): Promise<SystemKeyChange> {
+    const handle = await this.#d.provider.getSystemKey();
+    // The latest STK recorded under its version-1 identity is still the same key: keep its name.
+    const recorded = this.#d.projector.latestSystemKey();
+    const facts: SystemKeyFacts = {
+      identity: recorded !== null && handle.names(recorded.identity) ? recorded.identity : handle.identity,
+      metadata: handle.metadata,
+      metadataHash: metadataHashOf(handle.metadata),
+    };
+    handle.dispose();
+    const written = await decideAndAppend(this.#d.journal, {
+      stream: this.#d.names.system,
+      context,
+      // The view decided against includes the stream up to the revision the append expects: a
+      // system key another process recorded meanwhile is seen before deciding again.
+      load: async (): Promise<Loaded<null>> => {
+        const last = (await this.#d.journal.store.readStream(this.#d.names.system)).at(-1);
+        if (last !== undefined) await this.#d.projector.waitForPosition(last.position);
+        return { state: null, expected: expectedAfter(last?.revision ?? null) };
+      },
+      decide: () => decide(facts),
+    });
+    const latest = this.#d.projector.latestSystemKey();
+    return {
+      changed: written.position !== null,
+      sequence: latest?.sequence ?? 0,
+      identity: facts.identity,
+      position: written.position,
+    };
+  }
+
+  /** The revision the system stream's next append must find. */
+  async #expected() {
+    const last = (await this.#d.journal.store.readStream(this.#d.names.system)).at(-1);
+    return expectedAfter(last?.revision ?? null);
+  }
+}

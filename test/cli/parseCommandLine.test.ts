@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseCommandLine } from '../../src/cli/parseCommandLine.js';
+import { isKeyledgerError } from '../../src/domain/errors.js';
+
+// A metadata hash is 43 base64url characters: a quarter of them start with '-'.
+const DASH_HASH = `-${'A'.repeat(41)}_`;
+
+describe('parseCommandLine: key references that start with -', () => {
+  it('takes a metadata hash starting with - as the positional it is', () => {
+    const got = parseCommandLine(['destroy-managed-key', 'tenant-1', DASH_HASH, '--grace', '0s']);
+    assert.equal(got.kind, 'run');
+    if (got.kind !== 'run') return;
+    assert.deepEqual(got.input, { scope: 'tenant-1', key: DASH_HASH, grace: '0s' });
+  });
+
+  it('keeps the order of positionals around it', () => {
+    const got = parseCommandLine(['--json', 'cancel-destroy', 'tenant-1:ns', DASH_HASH]);
+    assert.equal(got.kind, 'run');
+    if (got.kind !== 'run') return;
+    assert.deepEqual(got.input, { scope: 'tenant-1:ns', key: DASH_HASH });
+  });
+
+  it('still refuses a short option that is not a key reference', () => {
+    assert.throws(
+      () => parseCommandLine(['destroy-managed-key', 'tenant-1', '-x']),
+      (error) => isKeyledgerError(error, 'ERR_INVALID_ARGUMENT') && /unknown option -x/.test(error.message),
+    );
+    // One character short of a hash: an option, refused.
+    assert.throws(
+      () => parseCommandLine(['destroy-managed-key', 'tenant-1', DASH_HASH.slice(0, 42)]),
+      (error) => isKeyledgerError(error, 'ERR_INVALID_ARGUMENT') && /unknown option -A/.test(error.message),
+    );
+  });
+});
