@@ -6,7 +6,7 @@ import { EnvelopeStreams } from '../crypto/envelopeStream.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { custodianField, parseCustodianArg } from './identityArgs.js';
 import { type ByteStreams, defineOperation } from './operation.js';
-import { candidates } from './queryOperations.js';
+import { candidates, invalidArgument } from './queryOperations.js';
 
 const aadField = z
   .string()
@@ -96,19 +96,45 @@ export const decrypt = defineOperation({
   name: 'decrypt',
   summary: 'decrypt a byte stream; any failure is ERR_DECRYPTION_FAILED',
   description:
-    'Output is written chunk by chunk after each chunk’s tag verified: it is complete and valid only when\nthe command exits 0.',
-  input: z.strictObject({ aad: aadField.optional() }),
+    'Output is written chunk by chunk after each chunk’s tag verified: it is complete and valid only when\nthe command exits 0. With --custodian (and --namespace), a ciphertext under any other scope’s key\nfails the same way: a service decrypting for a tenant names the tenant it decrypts for.',
+  input: z.strictObject({
+    custodian: custodianField.describe('the custodian the ciphertext must be under').optional(),
+    namespace: z
+      .array(z.string())
+      .describe('a namespace the ciphertext may be under (repeatable; needs --custodian)')
+      .optional(),
+    aad: aadField.optional(),
+  }),
   permission: 'decrypt',
-  custodianOf: () => null,
+  custodianOf: (input) => (input.custodian === undefined ? null : parseCustodianArg(input.custodian)),
   writes: false,
   kind: 'bytes',
   opens: 'ledger',
-  cli: { placeholders: { aad: 'text' } },
-  prepare: (input) => aadBytes(input.aad),
-  async run(aad, host, streams) {
+  cli: { placeholders: { custodian: 'custodian', namespace: 'ns', aad: 'text' } },
+  prepare: (input) => {
+    if (input.custodian === undefined && input.namespace !== undefined) {
+      throw invalidArgument('--namespace needs --custodian: the namespaces are the expected custodian’s');
+    }
+    return {
+      expected:
+        input.custodian === undefined
+          ? {}
+          : {
+              custodian: parseCustodianArg(input.custodian),
+              ...(input.namespace === undefined ? {} : { namespaces: candidates(input.namespace) }),
+            },
+      aad: aadBytes(input.aad),
+    };
+  },
+  async run({ expected, aad }, host, streams) {
     const ledger = await host.ledger();
-    await pump(streams, new EnvelopeStreams(ledger.resolver).decryptStream(aad === undefined ? {} : { aad }));
-    return null;
+    const decrypting = new EnvelopeStreams(ledger.resolver).decryptStream({
+      ...expected,
+      ...(aad === undefined ? {} : { aad }),
+    });
+    await pump(streams, decrypting);
+    // The scope and key it was under: what a caller serving several tenants checks and logs.
+    return decrypting.keyInfo;
   },
 });
 

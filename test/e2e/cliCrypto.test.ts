@@ -151,6 +151,42 @@ describe('keyledger encrypt / decrypt', () => {
     assert.deepEqual(readFileSync(file('aad.out')), data.subarray(0, 1000));
   });
 
+  it('decrypt --custodian: only a ciphertext under that custodian (and namespace) decrypts; any other fails alike', () => {
+    const small = file('scoped.bin');
+    writeFileSync(small, data.subarray(0, 2000));
+    assert.equal(
+      viaFiles(dir, ['encrypt', TENANT, '--namespace', 'orders'], small, file('scoped.ct')).code,
+      0,
+    );
+    const other = Buffer.from('tenant-2').toString('base64');
+    for (const expect of [
+      ['--custodian', other],
+      ['--custodian', 'name=tenant-2'],
+      ['--custodian', TENANT, '--namespace', 'billing'],
+    ]) {
+      failedWith(
+        viaFiles(dir, ['decrypt', ...expect], file('scoped.ct'), file('scoped.out')),
+        1,
+        'ERR_DECRYPTION_FAILED',
+      );
+      assert.equal(readFileSync(file('scoped.out')).length, 0, `no plaintext with ${expect.join(' ')}`);
+    }
+    for (const expect of [
+      ['--custodian', TENANT],
+      ['--custodian', 'name=tenant-1', '--namespace', 'billing', '--namespace', 'orders'],
+    ]) {
+      const run = viaFiles(dir, ['decrypt', ...expect], file('scoped.ct'), file('scoped.out'));
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual(readFileSync(file('scoped.out')), data.subarray(0, 2000));
+    }
+    // Namespaces alone say nothing about whose data it is: refused as bad input.
+    failedWith(
+      viaFiles(dir, ['decrypt', '--namespace', 'orders'], file('scoped.ct'), file('scoped.out')),
+      2,
+      'ERR_INVALID_ARGUMENT',
+    );
+  });
+
   it('garbage, empty and truncated input exit 1 with ERR_DECRYPTION_FAILED; only verified chunks reach stdout', () => {
     writeFileSync(file('garbage.bin'), randomBytes(300_000));
     failedWith(viaFiles(dir, ['decrypt'], file('garbage.bin'), file('g.out')), 1, 'ERR_DECRYPTION_FAILED');
