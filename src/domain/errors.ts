@@ -232,6 +232,8 @@ export const ERRORS = {
   // Tamper evidence (src/audit/anchorFile.ts): the rollback anchor file cannot be read or written,
   // or holds a line that is not an anchor.
   ERR_ANCHOR_FILE: { category: 'fault', details: z.strictObject({ file: str }) },
+  // Anything not a KeyledgerError, reported at an edge (CLI, HTTP) by its class name and message only.
+  ERR_INTERNAL: { category: 'fault', details: none },
 } as const satisfies Record<string, { category: ErrorCategory; details: z.ZodType }>;
 
 export type ErrorCode = keyof typeof ERRORS;

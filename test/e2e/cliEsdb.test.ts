@@ -67,8 +67,14 @@ describe('keyledger CLI on EventStoreDB (test server process)', () => {
     assert.match(out, /system key +#1 identity [0-9a-f]{16}/);
     assert.match(out, new RegExp(`store +${url.replace(/[?.]/g, '\\$&')}`));
     assert.ok(existsSync(join(dir, '.keyledger', 'keystore.p12')));
-    // The store named on the command line is not written into the config: later commands name it again.
-    assert.ok(!readFileSync(join(dir, 'keyledger.config.json'), 'utf8').includes('esdb://'));
+    // A --store URL without credentials becomes the config's store, and init records it as the store
+    // it initialised, so a later command against an empty store elsewhere fails instead of starting over.
+    const config = JSON.parse(readFileSync(join(dir, 'keyledger.config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(config.store, url);
+    assert.equal(config.initialisedStore, url);
   });
 
   it('enables, rotates, shows and lists history, with the store from KEYLEDGER_STORE', async () => {
