@@ -129,8 +129,8 @@ describe('error codes and their details', () => {
     const used = new Set<string>();
     for (const file of sourceFiles(root)) {
       if (file.endsWith(join('domain', 'errors.ts'))) continue;
+      // Node's own codes (util.parseArgs reports ERR_PARSE_ARGS_*) are compared, not thrown.
       for (const match of readFileSync(file, 'utf8').matchAll(/'(ERR_[A-Z0-9_]+)'/g))
-        // Node's own codes (util.parseArgs reports ERR_PARSE_ARGS_*) are compared, not thrown.
         if (!match[1]?.startsWith('ERR_PARSE_ARGS_')) used.add(match[1] ?? '');
     }
     const declared = new Set<string>(CODES);
