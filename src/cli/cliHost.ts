@@ -1,20 +1,20 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DEFAULT_PREFIX } from '../journal/streamNames.js';
-import type { Ledger } from '../ledger/ledger.js';
-import type { FileVerifier, OperationHost, Progress, StoreAccess } from '../operations/operation.js';
-import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
-import type { EventStore } from '../store/eventStore.js';
-import { openEventStore } from '../store/storeUrl.js';
-import { loadConfig, providerFor } from './config.js';
-import { initLedger } from './initCommand.js';
+import { loadConfig, providerFor } from '../host/config.js';
 import {
   configPathOf,
   type GlobalOptions,
   type OpenLedger,
   openLedger,
   storeLocationOf,
-} from './openLedger.js';
+} from '../host/openLedger.js';
+import { DEFAULT_PREFIX } from '../journal/streamNames.js';
+import type { Ledger } from '../ledger/ledger.js';
+import type { FileVerifier, OperationHost, Progress, StoreAccess } from '../operations/operation.js';
+import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
+import type { EventStore } from '../store/eventStore.js';
+import { openEventStore } from '../store/storeUrl.js';
+import { initLedger } from './initCommand.js';
 import type { CliIo } from './output.js';
 
 /**

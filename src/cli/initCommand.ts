@@ -2,17 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { KeyledgerError } from '../domain/errors.js';
-import type { SystemKeyChange } from '../ledger/systemKeyLifecycle.js';
-import { writePkcs12SecretKeys } from '../providers/keystore/pkcs12.js';
-import { SecretBytes } from '../secrets/secretBytes.js';
-import { DEFAULT_STORE_URL, parseStoreUrl, redactStoreUrl } from '../store/storeUrl.js';
 import {
   configPathOf,
   type GlobalOptions,
   openLedger,
   storeIdentity,
   storeLocationOf,
-} from './openLedger.js';
+} from '../host/openLedger.js';
+import type { SystemKeyChange } from '../ledger/systemKeyLifecycle.js';
+import { writePkcs12SecretKeys } from '../providers/keystore/pkcs12.js';
+import { SecretBytes } from '../secrets/secretBytes.js';
+import { DEFAULT_STORE_URL, parseStoreUrl, redactStoreUrl } from '../store/storeUrl.js';
 
 export const DEV_DIR = '.keyledger';
 export const DEV_SYSTEM_KEY_ALIAS = 'keyledger-system-key';

@@ -3,9 +3,10 @@ import { z } from 'zod';
 /**
  * Every failure the ledger reports is a KeyledgerError with a stable `code`. Callers (and tests)
  * branch on the code, never on message text. `category` decides the CLI exit code at the edge:
- * `input` and `rule` failures change nothing and exit 2; `fault` failures exit 1.
+ * `input`, `rule` and `denied` (the service refused the caller) failures change nothing and exit 2;
+ * `fault` failures exit 1.
  */
-export type ErrorCategory = 'input' | 'rule' | 'fault';
+export type ErrorCategory = 'input' | 'rule' | 'denied' | 'fault';
 
 const str = z.string();
 const int = z.number().int();
@@ -232,6 +233,11 @@ export const ERRORS = {
   // Tamper evidence (src/audit/anchorFile.ts): the rollback anchor file cannot be read or written,
   // or holds a line that is not an anchor.
   ERR_ANCHOR_FILE: { category: 'fault', details: z.strictObject({ file: str }) },
+  // The service (src/server): a request its grants do not allow (403); names the permission missing.
+  ERR_FORBIDDEN: {
+    category: 'denied',
+    details: z.strictObject({ principal: str, permission: str, custodian: str.nullable() }),
+  },
   // Anything not a KeyledgerError, reported at an edge (CLI, HTTP) by its class name and message only.
   ERR_INTERNAL: { category: 'fault', details: none },
 } as const satisfies Record<string, { category: ErrorCategory; details: z.ZodType }>;

@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Observable } from 'rxjs';
 import type { z } from 'zod';
+import type { Permission } from '../domain/grants.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
@@ -13,8 +14,8 @@ import type { EventStore } from '../store/eventStore.js';
  * an output is plain JSON data (`Plain<T>`: positions as decimal strings, no Maps, no Buffers).
  */
 
-/** What a caller must be granted to run an operation (the service's roles). */
-export type Permission = 'admin' | 'operate' | 'encrypt' | 'decrypt' | 'audit' | 'read';
+/** What a caller must be granted to run an operation (the service's roles, src/domain/grants.ts). */
+export type { Permission } from '../domain/grants.js';
 
 /**
  * How the result comes back. `unary`: one JSON value. `events`: an Observable of JSON values, one per

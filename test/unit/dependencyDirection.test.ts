@@ -29,12 +29,15 @@ export const LAYERS: Readonly<Record<string, number>> = {
   ledger: 5,
   // The operation table every front end is generated from.
   operations: 6,
-  // Front ends.
-  cli: 7,
-  server: 7,
-  client: 7,
+  // Opening a ledger as a config file says (config, store location, provider): for every local host.
+  host: 7,
+  // The HTTP API (server) and its remote client: siblings, they share only the operation table.
+  server: 8,
+  client: 8,
+  // The keyledger command: runs operations locally, serves them (server), or sends them (client).
+  cli: 9,
   // src/index.ts: the package's public exports.
-  '(package)': 8,
+  '(package)': 10,
 };
 
 export interface SourceFile {

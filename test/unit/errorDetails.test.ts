@@ -73,6 +73,7 @@ const SAMPLES: { readonly [C in ErrorCode]: ErrorDetailsOf<C> } = {
   ERR_STORE: { operation: 'append', stream: 'kl-system' },
   ERR_STORE_CLOSED: {},
   ERR_INTERNAL: {},
+  ERR_FORBIDDEN: { principal: 'app-1', permission: 'decrypt', custodian: 'dGVuYW50LTE=' },
   ERR_LEDGER_TAMPERED: { position: '7', stream: 'kl-system', kind: 'bad-mac' },
   ERR_STORE_UNAVAILABLE: { operation: 'append', url: 'esdb://localhost:2113', waitedMs: 5000 },
   ERR_ANCHOR_FILE: { file: '/var/lib/keyledger-anchor/anchors.jsonl' },
@@ -91,7 +92,7 @@ describe('error codes and their details', () => {
   it('every code declares a category and a details schema, publishable as JSON Schema', () => {
     assert.ok(CODES.length > 0);
     for (const code of CODES) {
-      assert.ok(['input', 'rule', 'fault'].includes(ERRORS[code].category), code);
+      assert.ok(['input', 'rule', 'denied', 'fault'].includes(ERRORS[code].category), code);
       assert.equal(ERROR_CODES[code], ERRORS[code].category, code);
       const schema = errorDetailsSchema(code);
       assert.ok(schema instanceof z.ZodType, code);
