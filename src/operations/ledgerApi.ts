@@ -1,0 +1,141 @@
+import { Duplex, PassThrough, Readable, Writable } from 'node:stream';
+import { defer, type Observable } from 'rxjs';
+import type { Ledger } from '../ledger/ledger.js';
+import {
+  type BytesName,
+  type BytesResult,
+  type ByteTransfer,
+  type CallOptions,
+  type InputOf,
+  isLocalOnly,
+  type KeyledgerApi,
+  type UnaryName,
+  type WatchItem,
+} from './keyledgerApi.js';
+import { LedgerHost } from './ledgerHost.js';
+import type { ByteStreams, OperationHost, StoreAccess } from './operation.js';
+import { prepareInput } from './operationInput.js';
+import { type AnyOperation, type OutputOf, operationNamed } from './operations.js';
+import { invalidArgument } from './queryOperations.js';
+
+export interface LedgerApiOptions {
+  /** The ledger the operations run on; it stays the caller's to close. */
+  readonly ledger: Ledger;
+  /** Recorded as the actor of every event written through this API (default: the ledger's own). */
+  readonly actor?: string;
+  /** The store unreplayed, for `verify` and `audit-export` (without it they refuse). */
+  readonly store?: StoreAccess;
+}
+
+type Run = (prepared: unknown, host: OperationHost, streams?: ByteStreams) => unknown;
+
+/**
+ * KeyledgerApi in process: each call runs the operation's `prepare` and `run` on the ledger, as the
+ * CLI and the server do, so results and error codes are the operation table's own.
+ */
+export class LedgerApi implements KeyledgerApi {
+  readonly #options: LedgerApiOptions;
+
+  constructor(options: LedgerApiOptions) {
+    this.#options = options;
+  }
+
+  async call<N extends UnaryName>(name: N, input: InputOf<N>, options?: CallOptions): Promise<OutputOf<N>> {
+    const operation = operationOfKind(name, 'unary');
+    const prepared = prepareInput(operation, input);
+    return (await (operation.run as Run)(prepared, this.#host(options))) as OutputOf<N>;
+  }
+
+  encrypt(
+    input: InputOf<'encrypt'>,
+    data: Uint8Array,
+    options?: CallOptions,
+  ): Promise<BytesResult<'encrypt'>> {
+    return this.#inMemory('encrypt', input, data, options);
+  }
+
+  decrypt(
+    input: InputOf<'decrypt'>,
+    data: Uint8Array,
+    options?: CallOptions,
+  ): Promise<BytesResult<'decrypt'>> {
+    return this.#inMemory('decrypt', input, data, options);
+  }
+
+  encryptStream(input: InputOf<'encrypt'>, options?: CallOptions): ByteTransfer<'encrypt'> {
+    return this.stream('encrypt', input, options);
+  }
+
+  decryptStream(input: InputOf<'decrypt'>, options?: CallOptions): ByteTransfer<'decrypt'> {
+    return this.stream('decrypt', input, options);
+  }
+
+  stream<N extends BytesName>(name: N, input: InputOf<N>, options?: CallOptions): ByteTransfer<N> {
+    const source = new PassThrough();
+    const output = new PassThrough();
+    const stream = Duplex.from({ writable: source, readable: output });
+    const result = (async () => {
+      const operation = operationOfKind(name, 'bytes');
+      const prepared = prepareInput(operation, input);
+      const value = await (operation.run as Run)(prepared, this.#host(options), { input: source, output });
+      // The operation writes its output but never ends it (on the CLI it is stdout).
+      output.end();
+      return value as OutputOf<N>;
+    })();
+    result.catch((error: unknown) => stream.destroy(error as Error));
+    return { stream, result };
+  }
+
+  events$(filter: InputOf<'watch'> = {}): Observable<WatchItem> {
+    // Input errors arrive through the Observable, as they do from a server.
+    return defer(() => {
+      const operation = operationOfKind('watch', 'events');
+      return (operation.run as Run)(prepareInput(operation, filter), this.#host()) as Observable<WatchItem>;
+    });
+  }
+
+  async close(): Promise<void> {}
+
+  #host(options?: CallOptions): LedgerHost {
+    return new LedgerHost({
+      ledger: this.#options.ledger,
+      store: this.#options.store,
+      actor: this.#options.actor,
+      reason: options?.reason,
+    });
+  }
+
+  async #inMemory<N extends 'encrypt' | 'decrypt'>(
+    name: N,
+    input: InputOf<N>,
+    data: Uint8Array,
+    options: CallOptions | undefined,
+  ): Promise<BytesResult<N>> {
+    const operation = operationOfKind(name, 'bytes');
+    const prepared = prepareInput(operation, input);
+    const parts: Buffer[] = [];
+    const output = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        parts.push(chunk);
+        callback();
+      },
+    });
+    const result = await (operation.run as Run)(prepared, this.#host(options), {
+      input: Readable.from([Buffer.from(data.buffer, data.byteOffset, data.byteLength)]),
+      output,
+    });
+    return { result: result as OutputOf<N>, data: Buffer.concat(parts) };
+  }
+}
+
+/** The named operation, if it is of `kind` and served by the API (a JS caller may pass anything). */
+export function operationOfKind(name: string, kind: AnyOperation['kind']): AnyOperation {
+  const operation = operationNamed(name);
+  if (operation === undefined || operation.kind !== kind) {
+    throw invalidArgument(`${String(name).slice(0, 64)} is not a ${kind} operation`);
+  }
+  if (isLocalOnly(operation.name)) {
+    throw invalidArgument(`${operation.name} works on local files; run it with the CLI`);
+  }
+  return operation;
+}
