@@ -233,6 +233,12 @@ export const ERRORS = {
   // Tamper evidence (src/audit/anchorFile.ts): the rollback anchor file cannot be read or written,
   // or holds a line that is not an anchor.
   ERR_ANCHOR_FILE: { category: 'fault', details: z.strictObject({ file: str }) },
+  // The remote client (src/client): the server could not be reached or answered no result (refused,
+  // timed out, TLS not trusted, a stream cut before its result). `reason`: an OS/TLS code or a fixed word.
+  ERR_SERVER_UNAVAILABLE: {
+    category: 'fault',
+    details: z.strictObject({ url: str, reason: str.optional() }),
+  },
   // The service (src/server): a request its grants do not allow (403); names the permission missing.
   ERR_FORBIDDEN: {
     category: 'denied',

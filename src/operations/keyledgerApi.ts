@@ -1,7 +1,14 @@
 import type { Duplex } from 'node:stream';
 import type { Observable } from 'rxjs';
 import type { z } from 'zod';
-import type { OperationName, OperationOf, OutputOf } from './operations.js';
+import {
+  type AnyOperation,
+  type OperationName,
+  type OperationOf,
+  type OutputOf,
+  operationNamed,
+} from './operations.js';
+import { invalidArgument } from './queryOperations.js';
 
 /**
  * The operations of the table as one programming interface, with two implementations: in process
@@ -89,4 +96,16 @@ export interface KeyledgerApi {
   events$(filter?: InputOf<'watch'>): Observable<WatchItem>;
   /** Releases what the implementation holds (connections); the in-process one leaves the ledger open. */
   close(): Promise<void>;
+}
+
+/** The named operation, if it is of `kind` and served by the API (a JS caller may pass anything). */
+export function operationOfKind(name: string, kind: AnyOperation['kind']): AnyOperation {
+  const operation = operationNamed(name);
+  if (operation === undefined || operation.kind !== kind) {
+    throw invalidArgument(`${String(name).slice(0, 64)} is not a ${kind} operation`);
+  }
+  if (isLocalOnly(operation.name)) {
+    throw invalidArgument(`${operation.name} works on local files; run it with the CLI`);
+  }
+  return operation;
 }

@@ -7,16 +7,15 @@ import {
   type ByteTransfer,
   type CallOptions,
   type InputOf,
-  isLocalOnly,
   type KeyledgerApi,
+  operationOfKind,
   type UnaryName,
   type WatchItem,
 } from './keyledgerApi.js';
 import { LedgerHost } from './ledgerHost.js';
 import type { ByteStreams, OperationHost, StoreAccess } from './operation.js';
 import { prepareInput } from './operationInput.js';
-import { type AnyOperation, type OutputOf, operationNamed } from './operations.js';
-import { invalidArgument } from './queryOperations.js';
+import type { OutputOf } from './operations.js';
 
 export interface LedgerApiOptions {
   /** The ledger the operations run on; it stays the caller's to close. */
@@ -126,16 +125,4 @@ export class LedgerApi implements KeyledgerApi {
     });
     return { result: result as OutputOf<N>, data: Buffer.concat(parts) };
   }
-}
-
-/** The named operation, if it is of `kind` and served by the API (a JS caller may pass anything). */
-export function operationOfKind(name: string, kind: AnyOperation['kind']): AnyOperation {
-  const operation = operationNamed(name);
-  if (operation === undefined || operation.kind !== kind) {
-    throw invalidArgument(`${String(name).slice(0, 64)} is not a ${kind} operation`);
-  }
-  if (isLocalOnly(operation.name)) {
-    throw invalidArgument(`${operation.name} works on local files; run it with the CLI`);
-  }
-  return operation;
 }

@@ -77,6 +77,7 @@ const SAMPLES: { readonly [C in ErrorCode]: ErrorDetailsOf<C> } = {
   ERR_LEDGER_TAMPERED: { position: '7', stream: 'kl-system', kind: 'bad-mac' },
   ERR_STORE_UNAVAILABLE: { operation: 'append', url: 'esdb://localhost:2113', waitedMs: 5000 },
   ERR_ANCHOR_FILE: { file: '/var/lib/keyledger-anchor/anchors.jsonl' },
+  ERR_SERVER_UNAVAILABLE: { url: 'https://keyledger.internal:8443', reason: 'ECONNREFUSED' },
 };
 
 const CODES = Object.keys(ERRORS) as ErrorCode[];
