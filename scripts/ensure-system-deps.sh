@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # The test suite makes its fixture keystores with Java's keytool and checks key bytes with a small
-# Java program. Install a JDK from Debian's packages when it is missing (CI machines are Debian and
-# run as root); otherwise say what is needed and fail.
+# Java program; the server tests make their TLS certificates with openssl. Install what is missing
+# from Debian's packages (CI machines are Debian and run as root); otherwise say what is needed and fail.
 set -euo pipefail
-if command -v keytool >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then
+missing=()
+if ! command -v keytool >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then
+  missing+=(default-jdk-headless)
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+  missing+=(openssl)
+fi
+if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "keytool/java not found: installing default-jdk-headless" >&2
+  echo "installing ${missing[*]}" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   exit 0
 fi
-echo "the tests need Java's keytool and java (e.g. apt-get install default-jdk-headless)" >&2
+echo "the tests need Java's keytool and java, and openssl (e.g. apt-get install ${missing[*]})" >&2
 exit 1

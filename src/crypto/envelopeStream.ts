@@ -50,7 +50,14 @@ export interface StreamEncryptOptions extends EncryptOptions {
   readonly chunkSize?: number;
 }
 
-export type StreamDecryptOptions = DecryptOptions;
+export interface StreamDecryptOptions extends DecryptOptions {
+  /**
+   * Called with the custodian (base64) the header's key belongs to, before the key is used: a
+   * service checks its caller may decrypt for that custodian. What it throws fails the stream as
+   * is (not as ERR_DECRYPTION_FAILED): a refusal is not a bad ciphertext.
+   */
+  readonly authorize?: (custodian: string) => void;
+}
 
 const EMPTY = Buffer.alloc(0);
 
@@ -145,7 +152,10 @@ export class EnvelopeStreams {
     if (typeof options !== 'object' || options === null) {
       throw new TypeError('decrypt options must be an object');
     }
-    return new DecryptStream(this.#keys, copyAad(options.aad), scopeCheckOf(options));
+    if (options.authorize !== undefined && typeof options.authorize !== 'function') {
+      throw new TypeError('authorize must be a function');
+    }
+    return new DecryptStream(this.#keys, copyAad(options.aad), scopeCheckOf(options), options.authorize);
   }
 }
 
@@ -394,11 +404,21 @@ export class DecryptStream extends ChunkedDuplex {
   #filled = 0;
   #index = 0;
 
-  constructor(keys: KeySource, aad: Buffer, expected: ScopeCheck | null) {
+  readonly #authorize: ((custodian: string) => void) | undefined;
+  /** What the authorize hook threw: reported as is. */
+  #refusal: Error | null = null;
+
+  constructor(
+    keys: KeySource,
+    aad: Buffer,
+    expected: ScopeCheck | null,
+    authorize: ((custodian: string) => void) | undefined,
+  ) {
     super();
     this.#keys = keys;
     this.#callerAad = aad;
     this.#expected = expected;
+    this.#authorize = authorize;
   }
 
   protected consume(input: Buffer, offset: number): number {
@@ -439,7 +459,7 @@ export class DecryptStream extends ChunkedDuplex {
   }
 
   protected failure(): Error {
-    return new DecryptionFailedError();
+    return this.#refusal ?? new DecryptionFailedError();
   }
 
   /** The header is complete: check what can be checked without the key, then resolve it. */
@@ -454,6 +474,14 @@ export class DecryptStream extends ChunkedDuplex {
     const key = await liveKeyForDecrypt(this.#keys, keyId.toString('hex'));
     if (key === null || this.destroyed) throw new DecryptionFailedError();
     if (!inExpectedScope(key, this.#expected)) throw new DecryptionFailedError();
+    if (this.#authorize !== undefined) {
+      try {
+        this.#authorize(key.scope.custodian);
+      } catch (error) {
+        this.#refusal = error instanceof Error ? error : new Error(String(error));
+        throw this.#refusal;
+      }
+    }
     // Synchronous from here: the DEK is used before anything else can run, and only K is kept.
     const salt = Buffer.from(header.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES));
     const derived = deriveKey(key.key, salt, Buffer.from(keyId), MODE_STREAM);

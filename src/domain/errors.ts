@@ -244,6 +244,24 @@ export const ERRORS = {
     category: 'denied',
     details: z.strictObject({ principal: str, permission: str, custodian: str.nullable() }),
   },
+  // The service: no valid credentials (401). `scheme`: bearer, jwt, token or mtls; `reason` a fixed word.
+  ERR_UNAUTHENTICATED: {
+    category: 'denied',
+    details: z.strictObject({ scheme: str.optional(), reason: str }),
+  },
+  // The service: no such route (404).
+  ERR_NOT_FOUND: { category: 'input', details: z.strictObject({ method: str, path: str }) },
+  // The service: a body over its limit (413); the limit in bytes.
+  ERR_PAYLOAD_TOO_LARGE: { category: 'input', details: z.strictObject({ limitBytes: int }) },
+  // The service: a request not received (or not finished) within its deadline (408).
+  ERR_REQUEST_TIMEOUT: { category: 'input', details: z.strictObject({ timeoutMs: int }) },
+  // The service: a principal over its request rate (429, with Retry-After).
+  ERR_RATE_LIMITED: {
+    category: 'denied',
+    details: z.strictObject({ limit: int, timeWindowMs: int, retryAfterSeconds: int }),
+  },
+  // The service: at a capacity limit, e.g. concurrent event streams (503); try again later.
+  ERR_SERVER_BUSY: { category: 'fault', details: z.strictObject({ limit: int, resource: str }) },
   // Anything not a KeyledgerError, reported at an edge (CLI, HTTP) by its class name and message only.
   ERR_INTERNAL: { category: 'fault', details: none },
 } as const satisfies Record<string, { category: ErrorCategory; details: z.ZodType }>;

@@ -7,6 +7,7 @@ import { GeneratedKeyProvider } from '../providers/generated/generatedKeyProvide
 import { type KeystoreConfig, resolveKeystoreConfig } from '../providers/keystore/keystoreConfig.js';
 import { KeystoreKeyProvider } from '../providers/keystore/keystoreKeyProvider.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
+import { resolveServerConfig, type ServerConfig, serverSectionSchema } from './serverConfig.js';
 
 export const DEFAULT_CONFIG_FILE = 'keyledger.config.json';
 
@@ -46,6 +47,8 @@ const configSchema = z.strictObject({
   /** The rollback anchor file (another volume or machine): every checkpoint is appended there. */
   anchorFile: z.string().min(1).optional(),
   keystore: z.unknown(),
+  /** `keyledger serve` (src/host/serverConfig.ts). */
+  server: serverSectionSchema.optional(),
 });
 
 export interface LedgerConfig {
@@ -65,6 +68,8 @@ export interface LedgerConfig {
   /** From `anchorFile`, resolved against the config file's folder; undefined: none. */
   readonly anchorFile: string | undefined;
   readonly keystore: KeystoreConfig;
+  /** The `server` section with its defaults (used by `keyledger serve` only). */
+  readonly server: ServerConfig;
 }
 
 export function loadConfig(file: string): LedgerConfig {
@@ -100,6 +105,7 @@ export function loadConfig(file: string): LedgerConfig {
     initialisedStore: parsed.data.initialisedStore,
     anchorFile: parsed.data.anchorFile === undefined ? undefined : resolve(baseDir, parsed.data.anchorFile),
     keystore: resolveKeystoreConfig(parsed.data.keystore, baseDir),
+    server: resolveServerConfig(parsed.data.server, baseDir),
   };
 }
 

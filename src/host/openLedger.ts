@@ -18,6 +18,8 @@ export interface OpenLedger {
   readonly config: LedgerConfig;
   /** The store URL in use, with any credentials replaced by `***` (it gets printed). */
   readonly storeUrl: string;
+  /** The store the ledger runs on (a server reads its head for readiness); closed by close(). */
+  readonly store: EventStore;
   close(): Promise<void>;
 }
 
@@ -92,6 +94,7 @@ export async function openLedger(
       ledger,
       config,
       storeUrl,
+      store,
       close: async () => {
         await ledger.close();
         await provider?.close();

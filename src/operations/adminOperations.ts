@@ -6,7 +6,11 @@ import { plain } from './plain.js';
 
 /** Who acts and why, as every write records it. */
 export function actedBy(host: OperationHost) {
-  return { actor: host.actor, reason: host.reason };
+  return {
+    actor: host.actor,
+    reason: host.reason,
+    ...(host.correlationId === undefined ? {} : { correlationId: host.correlationId }),
+  };
 }
 
 /** A key as every result shows it (KeyInfo is plain data already: strings and null). */

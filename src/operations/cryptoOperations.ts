@@ -107,6 +107,7 @@ export const decrypt = defineOperation({
   }),
   permission: 'decrypt',
   custodianOf: (input) => (input.custodian === undefined ? null : parseCustodianArg(input.custodian)),
+  custodianFromContent: true,
   writes: false,
   kind: 'bytes',
   opens: 'ledger',
@@ -128,9 +129,12 @@ export const decrypt = defineOperation({
   },
   async run({ expected, aad }, host, streams) {
     const ledger = await host.ledger();
+    const authorize = host.authorize?.bind(host);
     const decrypting = new EnvelopeStreams(ledger.resolver).decryptStream({
       ...expected,
       ...(aad === undefined ? {} : { aad }),
+      // The header names the custodian: the caller's grant on it is checked before its key is used.
+      ...(authorize === undefined ? {} : { authorize: (custodian) => authorize('decrypt', custodian) }),
     });
     await pump(streams, decrypting);
     // The scope and key it was under: what a caller serving several tenants checks and logs.

@@ -87,6 +87,14 @@ export interface OperationHost {
   /** Who acts and why, recorded on the events written. */
   readonly actor: string | undefined;
   readonly reason: string | undefined;
+  /** Ties the events one call writes together (a server passes its request id); undefined: a new one. */
+  readonly correlationId?: string | undefined;
+  /**
+   * Checks a permission once the custodian is known from the input bytes (decrypt: the ciphertext's
+   * header names it), before any key is used; throws ERR_FORBIDDEN. Absent: everything is allowed
+   * (the CLI runs with the caller's own files and keys).
+   */
+  authorize?(permission: Permission, custodian: string): void;
   /** Stops a long operation at its next safe point (rewrap: the next batch boundary). */
   readonly signal: AbortSignal;
   /** Progress of a long operation. */
@@ -139,6 +147,11 @@ export interface Operation<
   readonly permission: Permission;
   /** The custodian (base64) the operation applies to, for a grant per custodian; null: ledger-wide. */
   custodianOf(input: I): string | null;
+  /**
+   * The custodian is named by the input bytes, not the input fields (decrypt: by the ciphertext's
+   * header), when `custodianOf` answers null: a host authorises it through `host.authorize`.
+   */
+  readonly custodianFromContent?: boolean;
   /** Whether it may append events. */
   readonly writes: boolean;
   readonly kind: OperationKind;

@@ -72,6 +72,12 @@ const SAMPLES: { readonly [C in ErrorCode]: ErrorDetailsOf<C> } = {
   ERR_EVENT_SCHEMA: { stream: 'kl-system', revision: '0', type: 'SystemKeyRecorded' },
   ERR_STORE: { operation: 'append', stream: 'kl-system' },
   ERR_STORE_CLOSED: {},
+  ERR_UNAUTHENTICATED: { scheme: 'jwt', reason: 'expired' },
+  ERR_NOT_FOUND: { method: 'POST', path: '/v1/init' },
+  ERR_PAYLOAD_TOO_LARGE: { limitBytes: 1048576 },
+  ERR_REQUEST_TIMEOUT: { timeoutMs: 30000 },
+  ERR_RATE_LIMITED: { limit: 100, timeWindowMs: 60000, retryAfterSeconds: 12 },
+  ERR_SERVER_BUSY: { limit: 100, resource: 'event streams' },
   ERR_INTERNAL: {},
   ERR_FORBIDDEN: { principal: 'app-1', permission: 'decrypt', custodian: 'dGVuYW50LTE=' },
   ERR_LEDGER_TAMPERED: { position: '7', stream: 'kl-system', kind: 'bad-mac' },
@@ -131,9 +137,10 @@ describe('error codes and their details', () => {
     const used = new Set<string>();
     for (const file of sourceFiles(root)) {
       if (file.endsWith(join('domain', 'errors.ts'))) continue;
-      // Node's own codes (util.parseArgs reports ERR_PARSE_ARGS_*) are compared, not thrown.
+      // Node's own codes (util.parseArgs reports ERR_PARSE_ARGS_*, the HTTP server ERR_HTTP_*) are
+      // compared, not thrown.
       for (const match of readFileSync(file, 'utf8').matchAll(/'(ERR_[A-Z0-9_]+)'/g))
-        if (!match[1]?.startsWith('ERR_PARSE_ARGS_')) used.add(match[1] ?? '');
+        if (!/^ERR_(PARSE_ARGS|HTTP)_/.test(match[1] ?? '')) used.add(match[1] ?? '');
     }
     const declared = new Set<string>(CODES);
     assert.deepEqual(

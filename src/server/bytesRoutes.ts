@@ -1,0 +1,176 @@
+import type { ServerResponse } from 'node:http';
+import { Readable, Writable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { KeyledgerError } from '../domain/errors.js';
+import type { AnyOperation } from '../operations/operations.js';
+import { contextOf, principalOf } from './requestContext.js';
+import { checkRequest, runChecked } from './runOperation.js';
+import { writeProblem } from './sendProblem.js';
+import { hostFor, noteOperation, type ServerContext } from './serverContext.js';
+import { byteLimit, tooLarge } from './streamLimit.js';
+
+export const RESULT_TRAILER = 'Keyledger-Result';
+
+/**
+ * `POST /v1/<name>` of a bytes operation (encrypt, decrypt, audit-export), in two forms chosen by
+ * the request's Content-Type: JSON (input fields + base64 `data`, answered with the result + base64
+ * `data`, bounded by the JSON body limit) or octet-stream (input fields as query parameters, the raw
+ * body in, the raw output streamed back with the result as the `Keyledger-Result` trailer).
+ */
+export function registerBytesRoute(
+  app: FastifyInstance,
+  server: ServerContext,
+  operation: AnyOperation,
+  streamBodyBytes: number | undefined,
+): void {
+  app.post(`/v1/${operation.name}`, async (request, reply) => {
+    noteOperation(request, operation.name, null);
+    if (request.body instanceof Readable) {
+      return streamed(server, operation, request, reply, request.body, streamBodyBytes);
+    }
+    return jsonForm(server, operation, request, reply);
+  });
+}
+
+async function jsonForm(
+  server: ServerContext,
+  operation: AnyOperation,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<string> {
+  const body = (request.body ?? {}) as Record<string, unknown>;
+  if (typeof body !== 'object' || Array.isArray(body)) {
+    throw new KeyledgerError('ERR_INVALID_ARGUMENT', 'the body must be a JSON object', {});
+  }
+  const { data, ...fields } = body;
+  const takesData = operation.name !== 'audit-export';
+  if (takesData && (typeof data !== 'string' || !isBase64(data))) {
+    throw new KeyledgerError('ERR_INVALID_ARGUMENT', 'data must be the input bytes in base64', {
+      data: typeof data,
+    });
+  }
+  if (!takesData && data !== undefined) {
+    throw new KeyledgerError('ERR_INVALID_ARGUMENT', `${operation.name} takes no data`, {
+      data: typeof data,
+    });
+  }
+  const checked = checkRequest(operation, fields, principalOf(request));
+  noteOperation(request, operation.name, checked.custodian);
+  const chunks: Buffer[] = [];
+  const output = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(chunk);
+      callback();
+    },
+  });
+  const input = Readable.from(takesData ? [Buffer.from(data as string, 'base64')] : []);
+  const result = await runChecked(operation, checked, hostFor(server, request), { input, output });
+  reply.header('content-type', 'application/json; charset=utf-8');
+  return JSON.stringify({ ...(result as object), data: Buffer.concat(chunks).toString('base64') });
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function isBase64(text: string): boolean {
+  return text.length % 4 === 0 && BASE64.test(text);
+}
+
+/** The query as the operation's input: a field the schema declares an array is always one. */
+export function queryInput(operation: AnyOperation, query: unknown): Record<string, unknown> {
+  const input: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries((query ?? {}) as Record<string, unknown>)) {
+    const field = operation.input.shape[name] as { _zod?: { def?: unknown } } | undefined;
+    input[name] = field !== undefined && isArrayField(field) && !Array.isArray(value) ? [value] : value;
+  }
+  return input;
+}
+
+function isArrayField(schema: { _zod?: { def?: unknown } }): boolean {
+  let def = schema._zod?.def as { type?: string; innerType?: { _zod?: { def?: unknown } } } | undefined;
+  while (def?.type === 'optional' || def?.type === 'default' || def?.type === 'nullable') {
+    def = def.innerType?._zod?.def as typeof def;
+  }
+  return def?.type === 'array';
+}
+
+async function streamed(
+  server: ServerContext,
+  operation: AnyOperation,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  body: Readable,
+  limit: number | undefined,
+): Promise<FastifyReply> {
+  const declared = Number(request.headers['content-length'] ?? Number.NaN);
+  if (limit !== undefined && declared > limit) throw tooLarge(limit);
+  const checked = checkRequest(operation, queryInput(operation, request.query), principalOf(request));
+  noteOperation(request, operation.name, checked.custodian);
+  const raw = reply.raw;
+  const requestId = String(request.id);
+  reply.hijack();
+  let started = false;
+  const start = () => {
+    if (started) return;
+    started = true;
+    raw.writeHead(200, {
+      ...headersOf(reply),
+      'content-type': 'application/octet-stream',
+      trailer: RESULT_TRAILER,
+    });
+  };
+  const output = responseWriter(raw, start);
+  const input = body.pipe(byteLimit(limit));
+  body.once('error', (error) => input.destroy(error));
+  try {
+    const result = await runChecked(operation, checked, hostFor(server, request), { input, output });
+    start();
+    raw.addTrailers({ [RESULT_TRAILER]: JSON.stringify(result) });
+    raw.end();
+  } catch (error) {
+    if (!started && !raw.destroyed) {
+      contextOf(request).code = writeProblem(raw, error, requestId).code;
+    } else {
+      // Output went out already: the missing trailer (and terminating chunk) tells the client it failed.
+      contextOf(request).code = error instanceof KeyledgerError ? error.code : 'ERR_INTERNAL';
+      raw.destroy();
+    }
+    body.resume();
+  }
+  return reply;
+}
+
+function headersOf(reply: FastifyReply): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(reply.getHeaders())) {
+    if (value !== undefined) headers[name] = String(value);
+  }
+  return headers;
+}
+
+/** A Writable onto the response: headers go out with the first byte, backpressure is honoured. */
+function responseWriter(raw: ServerResponse, start: () => void): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      if (raw.destroyed) {
+        callback(new Error('the client went away'));
+        return;
+      }
+      if (chunk.length === 0) {
+        callback();
+        return;
+      }
+      start();
+      if (raw.write(chunk)) {
+        callback();
+        return;
+      }
+      const done = () => {
+        raw.off('drain', done);
+        raw.off('close', done);
+        callback(raw.destroyed ? new Error('the client went away') : null);
+      };
+      raw.on('drain', done);
+      raw.on('close', done);
+    },
+  });
+}

@@ -1,0 +1,271 @@
+import { createServer as createHttpServer, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
+import type { ServerLimits } from '../host/serverConfig.js';
+import type { Ledger } from '../ledger/ledger.js';
+import type { StoreAccess } from '../operations/operation.js';
+import type { AccessLog } from './accessLog.js';
+import { type AuthOptions, authenticator } from './authenticate.js';
+import { registerBytesRoute } from './bytesRoutes.js';
+import { registerEventsRoute } from './eventsRoute.js';
+import { registerHealthRoutes } from './healthRoutes.js';
+import { isLoopback, urlOf } from './listenAddress.js';
+import { openApiDocument } from './openApi.js';
+import { problemOf } from './problem.js';
+import { contextOf, requestIdOf } from './requestContext.js';
+import { PROBLEM_TYPE, sendProblem } from './sendProblem.js';
+import { servedOperations } from './servedOperations.js';
+import { ServerMetrics } from './serverMetrics.js';
+import { tooLarge } from './streamLimit.js';
+import { registerUnaryRoute } from './unaryRoutes.js';
+
+export interface TlsFiles {
+  /** PEM contents. */
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  /** PEM of the CA that signs client certificates (mTLS); absent: no client certificates asked. */
+  readonly clientCa?: string | Buffer;
+}
+
+export interface ServerOptions {
+  readonly ledger: Ledger;
+  /** The ledger's store, for the operations that read it unreplayed (verify, audit-export) and readiness. */
+  readonly storeAccess: StoreAccess;
+  /** null: plain HTTP, which `listen` allows on a loopback address only. */
+  readonly tls: TlsFiles | null;
+  readonly auth: AuthOptions;
+  readonly limits: ServerLimits;
+  readonly heartbeatMs: number;
+  /** One entry per request (default: JSON lines on stderr). */
+  readonly accessLog: AccessLog;
+  /** Reported in the OpenAPI document. */
+  readonly version?: string;
+}
+
+export interface KeyledgerServer {
+  readonly app: FastifyInstance;
+  readonly metrics: ServerMetrics;
+  /** Listens; answers the URL with the real port. Refuses a non-loopback address without TLS. */
+  listen(host: string, port: number): Promise<string>;
+  /**
+   * Stops accepting, ends event streams, lets in-flight requests finish within `limits.shutdownMs`
+   * (then drops their connections). The ledger is the caller's to close.
+   */
+  close(): Promise<void>;
+}
+
+const OPEN_ROUTES = new Set(['/v1/openapi.json']);
+
+/** The key service over HTTPS: every served operation of the table on one Ledger (docs/api.md). */
+export async function createServer(options: ServerOptions): Promise<KeyledgerServer> {
+  const { ledger, storeAccess, limits } = options;
+  const authenticate = authenticator(options.auth);
+  const metrics = new ServerMetrics(ledger, storeAccess.store);
+  const sse = {
+    open: new Set<ServerResponse>(),
+    max: limits.maxSseConnections,
+    heartbeatMs: options.heartbeatMs,
+    onCountChange: (count: number) => metrics.sseConnections.set(count),
+  };
+  const serverOptions = {
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+    // Node checks the two timeouts on this interval (30 s by default): often enough to honour them.
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.requestTimeoutMs / 4))),
+  };
+  const tls = options.tls;
+  const app = Fastify({
+    serverFactory: (handler) =>
+      (tls === null
+        ? createHttpServer(serverOptions, handler)
+        : createHttpsServer(
+            {
+              ...serverOptions,
+              cert: tls.cert,
+              key: tls.key,
+              ...(tls.clientCa === undefined
+                ? {}
+                : // Checked per request (401 with a problem), not by failing the handshake.
+                  { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false }),
+            },
+            handler,
+          )) as Server,
+    bodyLimit: limits.jsonBodyBytes,
+    logger: false,
+    genReqId: requestIdOf,
+    return503OnClosing: true,
+    clientErrorHandler: (error: Error & { code?: string }, socket: Socket) => {
+      clientError(error, socket, limits.requestTimeoutMs);
+    },
+  }) as unknown as FastifyInstance;
+
+  // The raw body of a streamed bytes request is handed on as is (its own limit, streamBodyBytes).
+  app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', String(request.id));
+    observe(request, reply.raw, metrics, options.accessLog);
+    const path = request.url.split('?')[0] ?? '';
+    if (!path.startsWith('/v1/') || OPEN_ROUTES.has(path)) return;
+    try {
+      contextOf(request).principal = await authenticate({
+        authorization: request.headers.authorization,
+        socket: tls === null ? null : (request.raw.socket as TLSSocket),
+      });
+    } catch (error) {
+      if (isKeyledgerError(error, 'ERR_UNAUTHENTICATED')) {
+        metrics.authFailure(error.details.scheme ?? 'none', error.details.reason);
+      }
+      throw error;
+    }
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const known = fromFastify(error, limits);
+    contextOf(request).code = sendProblem(reply, known).code;
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const error = new KeyledgerError('ERR_NOT_FOUND', `no route ${request.method} ${path.slice(0, 200)}`, {
+      method: request.method,
+      path: path.slice(0, 200),
+    });
+    contextOf(request).code = sendProblem(reply, error).code;
+  });
+
+  await app.register(rateLimit, {
+    global: true,
+    hook: 'preHandler',
+    max: limits.rateLimit.max,
+    timeWindow: limits.rateLimit.timeWindowMs,
+    // Per principal (authenticated before this runs); the open routes are not limited.
+    allowList: (request: FastifyRequest) => contextOf(request).principal === null,
+    keyGenerator: (request: FastifyRequest) => contextOf(request).principal?.name ?? request.ip,
+    errorResponseBuilder: (_request: FastifyRequest, context: { max: number; ttl: number }) =>
+      new KeyledgerError('ERR_RATE_LIMITED', `over the limit of ${context.max} requests`, {
+        limit: context.max,
+        timeWindowMs: limits.rateLimit.timeWindowMs,
+        retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)),
+      }),
+  });
+
+  const server = { ledger, storeAccess };
+  for (const operation of servedOperations()) {
+    if (operation.kind === 'unary') registerUnaryRoute(app, server, operation);
+    else if (operation.kind === 'bytes') registerBytesRoute(app, server, operation, limits.streamBodyBytes);
+  }
+  registerEventsRoute(app, server, sse);
+  registerHealthRoutes(app, ledger, storeAccess.store);
+  const openApi = JSON.stringify(openApiDocument(options.version ?? '0.0.0'));
+  app.get('/v1/openapi.json', async (_request, reply) => {
+    reply.header('content-type', 'application/json; charset=utf-8');
+    return openApi;
+  });
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  return {
+    app,
+    metrics,
+    async listen(host, port) {
+      if (tls === null && !isLoopback(host)) {
+        throw new KeyledgerError(
+          'ERR_INVALID_CONFIG',
+          `refusing to listen on ${host} without TLS: configure server.tls (or pass --tls-cert and --tls-key), or listen on a loopback address`,
+          { property: 'server.tls' },
+        );
+      }
+      await app.listen({ host, port });
+      const address = app.server.address();
+      const real = typeof address === 'object' && address !== null ? address.port : port;
+      return urlOf(tls !== null, host, real);
+    },
+    async close() {
+      // Event streams never finish on their own: end them, the clients resume with Last-Event-ID.
+      for (const raw of sse.open) raw.end();
+      const timer = setTimeout(() => app.server.closeAllConnections(), limits.shutdownMs);
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/** Logs and counts a request once its response is done (or dropped), whatever answered it. */
+function observe(
+  request: FastifyRequest,
+  response: ServerResponse,
+  metrics: ServerMetrics,
+  log: AccessLog,
+): void {
+  const started = process.hrtime.bigint();
+  const done = () => {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const context = contextOf(request);
+    const status = response.statusCode;
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.request(request.method, route, status, seconds);
+    log({
+      time: new Date().toISOString(),
+      requestId: String(request.id),
+      method: request.method,
+      path: (request.url.split('?')[0] ?? '').slice(0, 200),
+      principal: context.principal?.name ?? null,
+      operation: context.operation,
+      custodian: context.custodian,
+      status,
+      code: context.code,
+      durationMs: Math.round(seconds * 1e6) / 1e3,
+    });
+  };
+  response.once('close', done);
+}
+
+/** Fastify's own failures (body parsing, limits) as the API's codes. */
+function fromFastify(error: FastifyError, limits: ServerLimits): unknown {
+  if (isKeyledgerError(error)) return error;
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return tooLarge(limits.jsonBodyBytes);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new KeyledgerError(
+        'ERR_INVALID_ARGUMENT',
+        'send application/json (or application/octet-stream to a bytes operation)',
+        {},
+      );
+    default:
+      break;
+  }
+  if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+    return new KeyledgerError('ERR_INVALID_ARGUMENT', 'the request is malformed (body or headers)', {});
+  }
+  return error;
+}
+
+/** A request Node refused before routing (timeouts, malformed HTTP): a problem, then the socket closes. */
+function clientError(error: Error & { code?: string }, socket: Socket, timeoutMs: number): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const response = (socket as unknown as { _httpMessage?: ServerResponse })._httpMessage;
+  if (socket.writable && response?.headersSent !== true) {
+    const known =
+      error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new KeyledgerError('ERR_REQUEST_TIMEOUT', `the request was not received within ${timeoutMs} ms`, {
+            timeoutMs,
+          })
+        : new KeyledgerError('ERR_INVALID_ARGUMENT', 'malformed HTTP request', {});
+    const problem = problemOf(known, 'none');
+    const body = JSON.stringify(problem);
+    socket.write(
+      `HTTP/1.1 ${problem.status} ${problem.status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nContent-Type: ${PROBLEM_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}

@@ -1,0 +1,109 @@
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import type { Observable, Subscription } from 'rxjs';
+import { KeyledgerError } from '../domain/errors.js';
+import { custodiansAllowed, type Principal } from '../domain/grants.js';
+import { watch } from '../operations/queryOperations.js';
+import { contextOf, principalOf } from './requestContext.js';
+import { invalidInput } from './runOperation.js';
+import { hostFor, noteOperation, type ServerContext } from './serverContext.js';
+
+export interface EventStreams {
+  /** Open streams, ended by a shutdown. */
+  readonly open: Set<ServerResponse>;
+  readonly max: number;
+  readonly heartbeatMs: number;
+  onCountChange(count: number): void;
+}
+
+interface WatchItem {
+  readonly position: string;
+  readonly type: string;
+  readonly data: Record<string, unknown>;
+}
+
+/**
+ * `GET /v1/events`: the `watch` operation as server-sent events. `Last-Event-ID` (else `from`)
+ * resumes strictly after a position, so a reconnecting client sees no gap and no duplicate. Only
+ * the events of custodians the principal may audit are sent; an event about no scope (system keys,
+ * checkpoints) only to a principal who may audit every custodian.
+ */
+export function registerEventsRoute(
+  app: FastifyInstance,
+  server: ServerContext,
+  streams: EventStreams,
+): void {
+  app.get('/v1/events', async (request, reply) => {
+    noteOperation(request, watch.name, null);
+    const principal = principalOf(request);
+    const allowed = custodiansAllowed(principal.grants, watch.permission);
+    if (allowed !== '*' && allowed.size === 0) {
+      throw new KeyledgerError('ERR_FORBIDDEN', `${principal.name} may not audit any custodian`, {
+        principal: principal.name,
+        permission: watch.permission,
+        custodian: null,
+      });
+    }
+    const query = (request.query ?? {}) as Record<string, unknown>;
+    const lastEventId = request.headers['last-event-id'];
+    const input: Record<string, unknown> = {};
+    if (query.types !== undefined) input.types = [query.types].flat().join(',');
+    if (query.scope !== undefined) {
+      input.scope = [query.scope].flat().flatMap((s) => String(s).split(','));
+    }
+    const from = typeof lastEventId === 'string' && lastEventId.length > 0 ? lastEventId : query.from;
+    if (from !== undefined) input.from = from;
+    const parsed = watch.input.safeParse(input);
+    if (!parsed.success) throw invalidInput(parsed.error);
+    const prepared = watch.prepare(parsed.data);
+    if (streams.open.size >= streams.max) {
+      throw new KeyledgerError('ERR_SERVER_BUSY', `at the limit of ${streams.max} event streams`, {
+        limit: streams.max,
+        resource: 'event streams',
+      });
+    }
+    const events = watch.run(prepared, hostFor(server, request)) as Observable<WatchItem>;
+    const raw = reply.raw;
+    reply.hijack();
+    raw.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+      'x-request-id': String(request.id),
+    });
+    raw.write(': connected\n\n');
+    streams.open.add(raw);
+    streams.onCountChange(streams.open.size);
+    const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), streams.heartbeatMs);
+    let subscription: Subscription | null = null;
+    const stop = () => {
+      clearInterval(heartbeat);
+      subscription?.unsubscribe();
+      if (streams.open.delete(raw)) streams.onCountChange(streams.open.size);
+    };
+    raw.once('close', stop);
+    subscription = events.subscribe({
+      next: (event) => {
+        if (!mayAudit(principal, allowed, event)) return;
+        raw.write(`id: ${event.position}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+      },
+      error: (error: unknown) => {
+        contextOf(request).code = error instanceof KeyledgerError ? error.code : 'ERR_INTERNAL';
+        stop();
+        // No terminating event: the client reconnects with Last-Event-ID and resumes.
+        raw.destroy();
+      },
+      complete: () => {
+        stop();
+        raw.end();
+      },
+    });
+    return reply;
+  });
+}
+
+function mayAudit(_principal: Principal, allowed: '*' | ReadonlySet<string>, event: WatchItem): boolean {
+  if (allowed === '*') return true;
+  const custodian = event.data.custodian;
+  return typeof custodian === 'string' && allowed.has(custodian);
+}

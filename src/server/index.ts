@@ -1,0 +1,6 @@
+export type { AccessLog, AccessLogEntry } from './accessLog.js';
+export { stderrAccessLog } from './accessLog.js';
+export type { AuthOptions } from './authenticate.js';
+export type { TokenChecker } from './authentication.js';
+export { createServer, type KeyledgerServer, type ServerOptions, type TlsFiles } from './createServer.js';
+export { isLoopback, parseListen, urlOf } from './listenAddress.js';

@@ -1,0 +1,59 @@
+import { isObservable, type Observable } from 'rxjs';
+import type { z } from 'zod';
+import { KeyledgerError } from '../domain/errors.js';
+import { authorize, type Principal } from '../domain/grants.js';
+import type { ByteStreams, Operation } from '../operations/operation.js';
+import type { ServerHost } from './serverHost.js';
+
+/** An input that fails the operation's schema: 400 with each offending field and what is wrong. */
+export function invalidInput(error: z.ZodError): KeyledgerError {
+  const details: Record<string, string> = {};
+  for (const issue of error.issues.slice(0, 20)) {
+    const field = issue.path.length === 0 ? '(input)' : issue.path.map(String).join('.');
+    details[field] = issue.message.slice(0, 200);
+  }
+  return new KeyledgerError(
+    'ERR_INVALID_ARGUMENT',
+    'the input does not match the operation’s schema',
+    details,
+  );
+}
+
+export interface Checked {
+  readonly input: Record<string, unknown>;
+  readonly prepared: unknown;
+  /** The custodian the grant was checked on (null: ledger-wide, or named by the content). */
+  readonly custodian: string | null;
+}
+
+/**
+ * Everything that happens before the operation runs, in the order a refusal writes nothing: the
+ * schema (400), the operation's own checks (400), then the principal's grant (403). An operation
+ * whose custodian comes from the content (decrypt without `custodian`) is checked again by its
+ * host once the content names it.
+ */
+export function checkRequest(operation: Operation, raw: unknown, principal: Principal): Checked {
+  const parsed = operation.input.safeParse(raw ?? {});
+  if (!parsed.success) throw invalidInput(parsed.error);
+  const input = parsed.data as Record<string, unknown>;
+  const prepared = operation.prepare(input);
+  const custodian = operation.custodianOf(input);
+  if (custodian !== null || operation.custodianFromContent !== true) {
+    authorize(principal, operation.permission, custodian);
+  }
+  return { input, prepared, custodian };
+}
+
+/** Runs a checked unary or bytes operation on the request's host. */
+export async function runChecked(
+  operation: Operation,
+  checked: Checked,
+  host: ServerHost,
+  streams?: ByteStreams,
+): Promise<unknown> {
+  const result = (
+    operation.run as (p: unknown, h: ServerHost, s?: ByteStreams) => Promise<unknown> | Observable<unknown>
+  )(checked.prepared, host, streams);
+  if (isObservable(result)) throw new TypeError(`${operation.name} is not a unary operation`);
+  return result;
+}

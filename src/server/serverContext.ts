@@ -1,0 +1,37 @@
+import type { FastifyRequest } from 'fastify';
+import type { Ledger } from '../ledger/ledger.js';
+import type { StoreAccess } from '../operations/operation.js';
+import { contextOf, principalOf, reasonOf } from './requestContext.js';
+import { ServerHost } from './serverHost.js';
+
+/** What every route needs of the server: the shared ledger and store. */
+export interface ServerContext {
+  readonly ledger: Ledger;
+  readonly storeAccess: StoreAccess;
+}
+
+/**
+ * The host of one request. Its signal aborts when the client goes away before the answer is
+ * complete, so a long operation stops at its next safe point.
+ */
+export function hostFor(server: ServerContext, request: FastifyRequest): ServerHost {
+  const abort = new AbortController();
+  const raw = request.raw;
+  request.raw.socket.once('close', () => abort.abort());
+  raw.once('aborted', () => abort.abort());
+  return new ServerHost({
+    ledger: server.ledger,
+    storeAccess: server.storeAccess,
+    principal: principalOf(request),
+    reason: reasonOf(request),
+    requestId: String(request.id),
+    signal: abort.signal,
+  });
+}
+
+/** Notes the operation and custodian for the access log. */
+export function noteOperation(request: FastifyRequest, operation: string, custodian: string | null): void {
+  const context = contextOf(request);
+  context.operation = operation;
+  context.custodian = custodian;
+}

@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type Answer, AUDIENCE, startTestServer, type TestServer } from '../helpers/testServer.js';
+
+/** tenant-1 and tenant-2 in base64, the custodians grants name. */
+const T1 = 'dGVuYW50LTE=';
+const T2 = 'dGVuYW50LTI=';
+const ORDERS = `${T1}:orders`;
+
+function problem(answer: Answer, status: number, code: string): void {
+  assert.equal(answer.status, status, answer.text);
+  assert.match(String(answer.headers['content-type']), /^application\/problem\+json/);
+  assert.equal(answer.json.code, code);
+  assert.equal(answer.json.status, status);
+  assert.equal(answer.json.type, `https://keyledger.dev/errors/${code}`);
+  assert.equal(answer.json.requestId, answer.headers['x-request-id']);
+  assert.equal(typeof answer.json.details, 'object');
+}
+
+describe('the server: unary operations over HTTPS', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer();
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  it('answers /healthz and /readyz without authentication', async () => {
+    const health = await s.call('GET', '/healthz');
+    assert.equal(health.status, 200);
+    assert.equal(health.json.status, 'ok');
+    const ready = await s.call('GET', '/readyz');
+    assert.equal(ready.status, 200, ready.text);
+    assert.equal(ready.json.status, 'ready');
+  });
+
+  describe('401 without valid credentials, nothing written', () => {
+    const refused = async (call: Parameters<TestServer['call']>[2], reason: string) => {
+      const head = await s.head();
+      const answer = await s.call('POST', '/v1/enable-key-management', { json: { scope: ORDERS }, ...call });
+      problem(answer, 401, 'ERR_UNAUTHENTICATED');
+      assert.equal(answer.headers['www-authenticate'], 'Bearer realm="keyledger"');
+      assert.equal(answer.json.details.reason, reason);
+      assert.equal(await s.head(), head);
+    };
+    it('no credentials', () => refused({}, 'missing'));
+    it('a token that is no JWT and no API token configured', () =>
+      refused({ token: 'klt_abc' }, 'not-configured'));
+    it('a malformed JWT', () => refused({ token: 'aaa.bbb.ccc' }, 'malformed'));
+    it('a JWT signed by an unknown key', async () =>
+      refused({ token: await s.foreignJwt('ops', [`admin:*`]) }, 'bad-signature'));
+    it('an expired JWT', async () =>
+      refused(
+        { token: await s.jwt('ops', ['admin:*'], { exp: Math.floor(Date.now() / 1000) - 60 }) },
+        'expired',
+      ));
+    it('a JWT for another audience', async () =>
+      refused({ token: await s.jwt('ops', ['admin:*'], { aud: `${AUDIENCE}-other` }) }, 'bad-aud'));
+    it('a JWT of another issuer', async () =>
+      refused({ token: await s.jwt('ops', ['admin:*'], { iss: 'https://evil.test' }) }, 'bad-iss'));
+    it('a client certificate of another CA', () => refused({ cert: 'untrusted' }, 'untrusted-certificate'));
+    it('a bad bearer token even with a trusted certificate', () =>
+      refused({ cert: 'trusted', token: 'aaa.bbb.ccc' }, 'malformed'));
+    it('counts the failures in /metrics', async () => {
+      const metrics = await s.call('GET', '/metrics');
+      assert.equal(metrics.status, 200);
+      assert.match(metrics.text, /keyledger_auth_failures_total\{scheme="jwt",reason="expired"\} [1-9]/);
+    });
+  });
+
+  describe('403 when the grants do not allow it, nothing written', () => {
+    it('a role that does not imply the permission', async () => {
+      const head = await s.head();
+      const token = await s.jwt('reader', [`read:*`, `encrypt:${T1}`]);
+      const answer = await s.call('POST', '/v1/enable-key-management', { token, json: { scope: ORDERS } });
+      problem(answer, 403, 'ERR_FORBIDDEN');
+      assert.deepEqual(answer.json.details, { principal: 'reader', permission: 'operate', custodian: T1 });
+      assert.equal(await s.head(), head);
+    });
+    it('the right role on another custodian', async () => {
+      const head = await s.head();
+      const token = await s.jwt('ops-2', [`operate:${T2}`]);
+      const answer = await s.call('POST', '/v1/enable-key-management', { token, json: { scope: ORDERS } });
+      problem(answer, 403, 'ERR_FORBIDDEN');
+      assert.equal(await s.head(), head);
+    });
+    it('a ledger-wide operation without a grant over every custodian', async () => {
+      const head = await s.head();
+      const token = await s.jwt('ops-1', [`operate:${T1}`]);
+      const answer = await s.call('POST', '/v1/checkpoint', { token, json: {} });
+      problem(answer, 403, 'ERR_FORBIDDEN');
+      assert.equal(answer.json.details.custodian, null);
+      assert.equal(await s.head(), head);
+    });
+  });
+
+  describe('400 for bad input, nothing written', () => {
+    const bad = async (body: unknown, contentType?: string) => {
+      const head = await s.head();
+      const token = await s.jwt('ops', ['admin:*']);
+      const answer =
+        contentType === undefined
+          ? await s.call('POST', '/v1/enable-key-management', { token, json: body })
+          : await s.call('POST', '/v1/enable-key-management', {
+              token,
+              body: Buffer.from(String(body)),
+              contentType,
+            });
+      problem(answer, 400, 'ERR_INVALID_ARGUMENT');
+      assert.equal(await s.head(), head);
+      return answer;
+    };
+    it('a missing field names the field', async () => {
+      const answer = await bad({});
+      assert.equal(typeof answer.json.details.scope, 'string');
+    });
+    it('a field of the wrong type', async () => {
+      await bad({ scope: 42 });
+    });
+    it('an unknown field (an actor cannot be passed)', async () => {
+      const answer = await bad({ scope: ORDERS, actor: 'someone-else' });
+      assert.ok('(input)' in answer.json.details || 'actor' in answer.json.details, answer.text);
+    });
+    it('malformed JSON', async () => {
+      await bad('{"scope":', 'application/json');
+    });
+    it('a scope the operation’s own checks refuse', async () => {
+      const head = await s.head();
+      const token = await s.jwt('ops', ['admin:*']);
+      const answer = await s.call('POST', '/v1/enable-key-management', {
+        token,
+        json: { scope: 'no-colon' },
+      });
+      assert.equal(answer.status, 400, answer.text);
+      assert.match(answer.json.code, /^ERR_INVALID_/);
+      assert.equal(await s.head(), head);
+    });
+  });
+
+  it('404 for a route that does not exist, and for the local-only operations', async () => {
+    const token = await s.jwt('ops', ['admin:*']);
+    for (const path of ['/v1/init', '/v1/verify-export', '/v1/audit-export-file', '/v1/nope']) {
+      problem(await s.call('POST', path, { token, json: {} }), 404, 'ERR_NOT_FOUND');
+    }
+  });
+
+  it('runs a write as the principal, with the request id as correlation id and the reason given', async () => {
+    const token = await s.jwt('ops-1', [`operate:${T1}`, `audit:${T1}`]);
+    const head = await s.head();
+    const answer = await s.call('POST', '/v1/enable-key-management', {
+      token,
+      json: { scope: ORDERS },
+      headers: {
+        'x-request-id': 'req-enable-1',
+        'keyledger-reason': 'onboarding tenant-1',
+        'keyledger-actor': 'mallory',
+        'x-keyledger-actor': 'mallory',
+      },
+    });
+    assert.equal(answer.status, 200, answer.text);
+    assert.match(String(answer.headers['content-type']), /^application\/json/);
+    assert.equal(answer.headers['x-request-id'], 'req-enable-1');
+    assert.equal(answer.json.key.state, 'ACTIVE');
+    assert.ok((await s.head()) > head);
+    const history = await s.call('POST', '/v1/history', { token, json: { scope: ORDERS } });
+    assert.equal(history.status, 200, history.text);
+    const written = history.json.filter((e: { correlationId: string }) => e.correlationId === 'req-enable-1');
+    assert.ok(written.length > 0, history.text);
+    for (const event of written) {
+      assert.equal(event.actor, 'ops-1');
+      assert.equal(event.reason, 'onboarding tenant-1');
+    }
+    const entry = s.log.find((e) => e.requestId === 'req-enable-1');
+    assert.equal(entry?.principal, 'ops-1');
+    assert.equal(entry?.operation, 'enable-key-management');
+    assert.equal(entry?.custodian, T1);
+    assert.equal(entry?.status, 200);
+  });
+
+  it('makes a request id when none (or a bad one) is given', async () => {
+    const answer = await s.call('GET', '/healthz', { headers: { 'x-request-id': 'has space' } });
+    assert.match(String(answer.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+  });
+
+  it('a rule refusal is 409 with the ledger’s code; an unknown scope 404', async () => {
+    const token = await s.jwt('ops', ['admin:*']);
+    const head = await s.head();
+    const again = await s.call('POST', '/v1/disable-managed-key', {
+      token,
+      json: { scope: `${T2}:none`, key: 'Tx_0ZJwlR7cf_tvELss_dwOa3PBzbFC5qWQNYzfPhEw' },
+    });
+    assert.ok([404, 409].includes(again.status), again.text);
+    assert.equal(await s.head(), head);
+    const missing = await s.call('POST', '/v1/history', { token, json: { scope: `${T2}:none` } });
+    problem(missing, 404, 'ERR_SCOPE_NOT_FOUND');
+  });
+
+  it('authenticates a trusted client certificate as its subject', async () => {
+    const answer = await s.call('POST', '/v1/list-scopes', { cert: 'trusted', json: {} });
+    assert.equal(answer.status, 200, answer.text);
+    assert.ok(Array.isArray(answer.json) || typeof answer.json === 'object');
+    const entry = s.log.find((e) => e.requestId === answer.headers['x-request-id']);
+    assert.equal(entry?.principal, 'app-1');
+  });
+
+  it('an empty body counts as {}', async () => {
+    const token = await s.jwt('ops', ['admin:*']);
+    const answer = await s.call('POST', '/v1/list-scopes', { token });
+    assert.equal(answer.status, 200, answer.text);
+  });
+
+  it('the access log names no token', () => {
+    const text = JSON.stringify(s.log);
+    assert.doesNotMatch(text, /eyJ/);
+    assert.ok(s.log.length > 10);
+  });
+});
