@@ -1,0 +1,85 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { DEFAULT_LIMITS, type ServerLimits } from '../../src/host/serverConfig.js';
+import { createServer, type KeyledgerServer } from '../../src/server/createServer.js';
+import { contractLedger } from '../contract/keyledgerApi.contract.js';
+import { makeTestCertificates, type TestCertificates } from './testCertificates.js';
+import { AUDIENCE, ISSUER } from './testServer.js';
+
+/**
+ * A real keyledger server (createServer, HTTPS on 127.0.0.1 port 0) over the contract suite's
+ * ledger, whose ScriptedProvider the test drives. Authentication: JWTs from a key made here (its
+ * JWKS in a file) and client certificates of the test CA (`app-1`, grants as given).
+ */
+export interface ContractServer {
+  readonly url: string;
+  readonly certs: TestCertificates;
+  readonly ledger: Awaited<ReturnType<typeof contractLedger>>;
+  readonly server: KeyledgerServer;
+  /** PEM of the CA that signed the server's certificate. */
+  readonly ca: Buffer;
+  jwt(principal: string, grants: readonly string[]): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startContractServer(
+  options: { readonly limits?: Partial<ServerLimits>; readonly heartbeatMs?: number } = {},
+): Promise<ContractServer> {
+  const ledger = await contractLedger();
+  const dir = mkdtempSync(join(tmpdir(), 'kl-contract-'));
+  const certs = makeTestCertificates();
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const jwks = join(dir, 'jwks.json');
+  writeFileSync(
+    jwks,
+    JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }),
+  );
+  const server = await createServer({
+    ledger: ledger.ledger,
+    storeAccess: ledger.access,
+    tls: {
+      cert: certs.pem(certs.serverCert),
+      key: certs.pem(certs.serverKey),
+      clientCa: certs.pem(certs.caCert),
+    },
+    auth: {
+      jwt: {
+        jwks,
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        principalClaim: 'sub',
+        grantsClaim: 'keyledger_grants',
+      },
+      mtls: { principalFrom: 'subject', grants: { 'app-1': ['admin:*'] } },
+      tokens: null,
+    },
+    limits: { ...DEFAULT_LIMITS, ...options.limits },
+    heartbeatMs: options.heartbeatMs ?? 15_000,
+    accessLog: () => {},
+  });
+  const url = await server.listen('127.0.0.1', 0);
+  return {
+    url,
+    certs,
+    ledger,
+    server,
+    ca: certs.pem(certs.caCert),
+    jwt: (principal, grants) =>
+      new SignJWT({ keyledger_grants: [...grants] })
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .setSubject(principal)
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setIssuedAt()
+        .setExpirationTime('1h')
+        .sign(privateKey),
+    async stop() {
+      await server.close();
+      await ledger.close();
+      certs.remove();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
