@@ -64,6 +64,21 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
   },
   globalOption('actor', 'name', 'who is acting (default: env KEYLEDGER_ACTOR, else the OS user)'),
   globalOption('reason', 'text', 'why; recorded with the events'),
+  globalOption(
+    'server',
+    'url',
+    'run the command on a keyledger server (https://host:port) instead of locally; env KEYLEDGER_SERVER',
+  ),
+  globalOption(
+    'token-file',
+    'file',
+    'a file holding the bearer token for --server; env KEYLEDGER_TOKEN_FILE',
+  ),
+  globalOption(
+    'ca-file',
+    'file',
+    'PEM CA of the server’s certificate, for a private CA; env KEYLEDGER_CA_FILE',
+  ),
   { ...globalOption('help', '', 'this command’s help'), type: 'boolean' },
 ];
 

@@ -33,6 +33,12 @@ export interface GlobalValues {
   readonly config: string | undefined;
   readonly actor: string | undefined;
   readonly reason: string | undefined;
+  /** --server: run the operation on this keyledger server (env KEYLEDGER_SERVER). */
+  readonly server: string | undefined;
+  /** --token-file: the bearer token for --server (env KEYLEDGER_TOKEN_FILE). */
+  readonly tokenFile: string | undefined;
+  /** --ca-file: the CA of the server's certificate, for a private CA (env KEYLEDGER_CA_FILE). */
+  readonly caFile: string | undefined;
 }
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -223,18 +229,20 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   const variant = selectVariant(command, values);
   checkOptions(command, variant, values);
   const input = inputOf(command, variant, values, positionals.slice(command.words.length));
-  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  return { kind: 'run', command, operation: variant.operation, input, global: globalValues(values) };
+}
+
+const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+
+function globalValues(values: Values): GlobalValues {
   return {
-    kind: 'run',
-    command,
-    operation: variant.operation,
-    input,
-    global: {
-      json: values.json === true,
-      store: str(values.store),
-      config: str(values.config),
-      actor: str(values.actor),
-      reason: str(values.reason),
-    },
+    json: values.json === true,
+    store: str(values.store),
+    config: str(values.config),
+    actor: str(values.actor),
+    reason: str(values.reason),
+    server: str(values.server),
+    tokenFile: str(values['token-file']),
+    caFile: str(values['ca-file']),
   };
 }

@@ -9,6 +9,7 @@ import { commandHelp, globalUsage } from './help.js';
 import { type CliIo, escapeControl, toJson } from './output.js';
 import { type Invocation, parseCommandLine, wantsJson } from './parseCommandLine.js';
 import { ProgressView } from './progressView.js';
+import { type RemoteTarget, remoteTargetOf, runRemote } from './remoteOperation.js';
 import { reportError } from './reportError.js';
 import { VIEWS, type View } from './views.js';
 
@@ -56,6 +57,7 @@ async function runOperation(invocation: Extract<Invocation, { kind: 'run' }>, io
   const out = (text: string) => io.stdout(global.json ? text : escapeControl(text));
   const host = new CliHost(global, io);
   let progress: ProgressView | null = null;
+  let remote: RemoteTarget | null = null;
   const onSigint = () => {
     host.abort();
     io.stderr('\nstopping at the next checkpoint (Ctrl-C again to quit at once)\n');
@@ -63,6 +65,7 @@ async function runOperation(invocation: Extract<Invocation, { kind: 'run' }>, io
   try {
     // Checked before anything is opened: bad input never touches the store.
     const prepared = (operation.prepare as (input: unknown) => unknown)(input);
+    remote = remoteTargetOf(global, operation, io);
     for (const hint of custodianHints(input)) io.stderr(`${escapeControl(hint)}\n`);
     const streams = operation.kind === 'bytes' ? byteStreams(io) : undefined;
     if (!global.json) {
@@ -71,9 +74,14 @@ async function runOperation(invocation: Extract<Invocation, { kind: 'run' }>, io
       host.onProgress = (report) => view.update(report);
     }
     if (operation.stoppable === true) process.once('SIGINT', onSigint);
-    const result = (
-      operation.run as (p: unknown, h: CliHost, s: unknown) => Promise<unknown> | Observable<unknown>
-    )(prepared, host, streams);
+    const result =
+      remote === null
+        ? (operation.run as (p: unknown, h: CliHost, s: unknown) => Promise<unknown> | Observable<unknown>)(
+            prepared,
+            host,
+            streams,
+          )
+        : runRemote(remote.client, operation, input, global.reason, streams);
     if (isObservable(result)) {
       await follow(result, io, out);
       return 0;
@@ -100,6 +108,7 @@ async function runOperation(invocation: Extract<Invocation, { kind: 'run' }>, io
     return reportError(io, error, global.json);
   } finally {
     process.removeListener('SIGINT', onSigint);
+    await remote?.client.close();
     await host.close();
   }
 }
