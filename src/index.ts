@@ -21,6 +21,7 @@ export type { ProblemKind, VerifiedCheckpoint, VerifyProblem, VerifyReport } fro
 export { type VerifyStoreOptions, verifyStore } from './audit/verifyStore.js';
 export { type CacheMetrics, type LayerCounters, toPrometheus } from './cache/cacheMetrics.js';
 export type { KeyCacheOptions } from './cache/keyCache.js';
+export { KeyledgerClient, type KeyledgerClientOptions } from './client/keyledgerClient.js';
 export { DecryptionFailedError } from './crypto/decryptionFailedError.js';
 export {
   type DecryptOptions,
@@ -105,6 +106,18 @@ export {
   parseScopeArg,
   plain,
 } from './operations/index.js';
+export {
+  type BytesName,
+  type BytesResult,
+  type ByteTransfer,
+  type CallOptions,
+  type InputOf,
+  type KeyledgerApi,
+  LOCAL_ONLY_OPERATIONS,
+  type UnaryName,
+  type WatchItem,
+} from './operations/keyledgerApi.js';
+export { LedgerApi, type LedgerApiOptions } from './operations/ledgerApi.js';
 export { GeneratedKeyProvider } from './providers/generated/generatedKeyProvider.js';
 export { type KeystoreConfig, resolveKeystoreConfig } from './providers/keystore/keystoreConfig.js';
 export { KeystoreKeyProvider } from './providers/keystore/keystoreKeyProvider.js';
