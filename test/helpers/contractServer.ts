@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { DEFAULT_LIMITS, type ServerLimits } from '../../src/host/serverConfig.js';
+import type { AccessLogEntry } from '../../src/server/accessLog.js';
 import { createServer, type KeyledgerServer } from '../../src/server/createServer.js';
 import { contractLedger } from '../contract/keyledgerApi.contract.js';
 import { makeTestCertificates, type TestCertificates } from './testCertificates.js';
@@ -20,6 +21,8 @@ export interface ContractServer {
   readonly server: KeyledgerServer;
   /** PEM of the CA that signed the server's certificate. */
   readonly ca: Buffer;
+  /** The server's access log, one entry per request (an event stream's when it ends). */
+  readonly log: AccessLogEntry[];
   jwt(principal: string, grants: readonly string[]): Promise<string>;
   stop(): Promise<void>;
 }
@@ -30,6 +33,7 @@ export async function startContractServer(
   const ledger = await contractLedger();
   const dir = mkdtempSync(join(tmpdir(), 'kl-contract-'));
   const certs = makeTestCertificates();
+  const log: AccessLogEntry[] = [];
   const { publicKey, privateKey } = await generateKeyPair('ES256');
   const jwks = join(dir, 'jwks.json');
   writeFileSync(
@@ -57,7 +61,7 @@ export async function startContractServer(
     },
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     heartbeatMs: options.heartbeatMs ?? 15_000,
-    accessLog: () => {},
+    accessLog: (entry) => log.push(entry),
   });
   const url = await server.listen('127.0.0.1', 0);
   return {
@@ -66,6 +70,7 @@ export async function startContractServer(
     ledger,
     server,
     ca: certs.pem(certs.caCert),
+    log,
     jwt: (principal, grants) =>
       new SignJWT({ keyledger_grants: [...grants] })
         .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
