@@ -73,7 +73,8 @@ async function runOperation(invocation: Extract<Invocation, { kind: 'run' }>, io
       const view = progress;
       host.onProgress = (report) => view.update(report);
     }
-    if (operation.stoppable === true) process.once('SIGINT', onSigint);
+    // A remote run stops where the server runs it, not here: Ctrl-C then just ends the CLI.
+    if (operation.stoppable === true && remote === null) process.once('SIGINT', onSigint);
     const result =
       remote === null
         ? (operation.run as (p: unknown, h: CliHost, s: unknown) => Promise<unknown> | Observable<unknown>)(
