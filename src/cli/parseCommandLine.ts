@@ -8,6 +8,7 @@ import {
   EVERY_OPTION,
   GLOBAL_OPTIONS,
   type OptionSpec,
+  SERVE_OPTIONS,
   usageError,
   usageLine,
   type Variant,
@@ -18,6 +19,13 @@ export type Invocation =
   | { readonly kind: 'usage'; readonly exit: 0 | 2 }
   | { readonly kind: 'help'; readonly command: CommandSpec }
   | { readonly kind: 'completion'; readonly shell: string }
+  | {
+      readonly kind: 'serve';
+      readonly serve: ServeFlags;
+      readonly global: GlobalValues;
+      /** `serve --help`. */
+      readonly help: boolean;
+    }
   | {
       readonly kind: 'run';
       readonly command: CommandSpec;
@@ -33,6 +41,14 @@ export interface GlobalValues {
   readonly config: string | undefined;
   readonly actor: string | undefined;
   readonly reason: string | undefined;
+}
+
+/** `keyledger serve`'s flags (each overrides its config key). */
+export interface ServeFlags {
+  readonly listen: string | undefined;
+  readonly tlsCert: string | undefined;
+  readonly tlsKey: string | undefined;
+  readonly clientCa: string | undefined;
 }
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -215,6 +231,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
     if (shell === undefined || extra !== undefined) throw usageError('completion takes bash or zsh');
     return { kind: 'completion', shell };
   }
+  if (first === 'serve') return serveInvocation(values, rest);
   const command = commandNamed(positionals);
   if (command === undefined) {
     throw usageError(`unknown command ${String(first).slice(0, 64)}; see keyledger --help`);
@@ -223,18 +240,45 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   const variant = selectVariant(command, values);
   checkOptions(command, variant, values);
   const input = inputOf(command, variant, values, positionals.slice(command.words.length));
-  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  return { kind: 'run', command, operation: variant.operation, input, global: globalValues(values) };
+}
+
+const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+
+function globalValues(values: Values): GlobalValues {
   return {
-    kind: 'run',
-    command,
-    operation: variant.operation,
-    input,
-    global: {
-      json: values.json === true,
-      store: str(values.store),
-      config: str(values.config),
-      actor: str(values.actor),
-      reason: str(values.reason),
+    json: values.json === true,
+    store: str(values.store),
+    config: str(values.config),
+    actor: str(values.actor),
+    reason: str(values.reason),
+  };
+}
+
+const SERVE_FLAGS = new Set(SERVE_OPTIONS.map((o) => o.flag));
+
+/** `keyledger serve [--listen …] [--tls-cert …] [--tls-key …] [--client-ca …]`. */
+function serveInvocation(values: Values, rest: readonly string[]): Invocation {
+  if (rest.length > 0) throw usageError('serve takes no arguments; see keyledger serve --help');
+  for (const [flag, value] of Object.entries(values)) {
+    if (value === undefined || SERVE_FLAGS.has(flag)) continue;
+    if (flag === 'actor' || flag === 'reason') {
+      throw usageError(
+        `serve does not take --${flag}: every event records the request's principal and reason`,
+      );
+    }
+    if (!GLOBAL_FLAGS.has(flag))
+      throw usageError(`serve does not take --${flag}; see keyledger serve --help`);
+  }
+  return {
+    kind: 'serve',
+    serve: {
+      listen: str(values.listen),
+      tlsCert: str(values['tls-cert']),
+      tlsKey: str(values['tls-key']),
+      clientCa: str(values['client-ca']),
     },
+    global: globalValues(values),
+    help: values.help === true,
   };
 }

@@ -10,6 +10,7 @@ import { type CliIo, escapeControl, toJson } from './output.js';
 import { type Invocation, parseCommandLine, wantsJson } from './parseCommandLine.js';
 import { ProgressView } from './progressView.js';
 import { reportError } from './reportError.js';
+import { serve } from './serveCommand.js';
 import { VIEWS, type View } from './views.js';
 
 /**
@@ -43,6 +44,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     }
     case 'run':
       return runOperation(invocation, io);
+    case 'serve':
+      return serve(invocation, io);
     default: {
       const unreachable: never = invocation;
       return unreachable;
