@@ -169,7 +169,30 @@ function buildCommands(): CommandSpec[] {
 export const COMMANDS: readonly CommandSpec[] = buildCommands();
 
 /** Commands of the CLI itself, not operations. */
-export const BUILTIN_COMMANDS = ['help', 'completion'] as const;
+export const BUILTIN_COMMANDS = ['help', 'completion', 'serve'] as const;
+
+/**
+ * `keyledger serve`'s own options: they override the config's `server` section. The command is the
+ * CLI's, not an operation (it serves the operations), so it is parsed by the one parser with these.
+ */
+export const SERVE_OPTIONS: readonly OptionSpec[] = [
+  serveOption(
+    'listen',
+    'host:port',
+    'listen address (default: server.listen, else 127.0.0.1:8443; port 0: any)',
+  ),
+  serveOption('tls-cert', 'file', 'PEM certificate (chain) of the server (server.tls.cert)'),
+  serveOption('tls-key', 'file', 'PEM private key of the server (server.tls.key)'),
+  serveOption(
+    'client-ca',
+    'file',
+    'PEM CA whose client certificates authenticate, mTLS (server.tls.clientCa)',
+  ),
+];
+
+function serveOption(flag: string, placeholder: string, description: string): OptionSpec {
+  return { flag, field: null, type: 'string', multiple: false, integer: false, description, placeholder };
+}
 
 /** Every option any command takes, by flag (one declaration per flag: a flag means one thing). */
 export const EVERY_OPTION: ReadonlyMap<string, OptionSpec> = (() => {
@@ -182,6 +205,7 @@ export const EVERY_OPTION: ReadonlyMap<string, OptionSpec> = (() => {
     if (known === undefined) all.set(spec.flag, spec);
   };
   for (const spec of GLOBAL_OPTIONS) add(spec, 'every command');
+  for (const spec of SERVE_OPTIONS) add(spec, 'serve');
   for (const command of COMMANDS) {
     for (const variant of command.variants) {
       for (const spec of variant.options) add(spec, command.name);

@@ -43,6 +43,8 @@ export function globalUsage(): string {
     'usage: keyledger <command> [arguments] [options]',
     '       keyledger help <command>          a command’s own help (or keyledger <command> --help)',
     '       keyledger completion bash|zsh     a shell completion script',
+    '       keyledger serve [--listen <host:port>] [--tls-cert <file>] [--tls-key <file>] [--client-ca <file>]',
+    '                                         serve the operations over HTTPS (keyledger serve --help)',
     '',
     'commands:',
   ];

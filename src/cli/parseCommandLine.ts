@@ -8,6 +8,7 @@ import {
   EVERY_OPTION,
   GLOBAL_OPTIONS,
   type OptionSpec,
+  SERVE_OPTIONS,
   usageError,
   usageLine,
   type Variant,
@@ -18,6 +19,13 @@ export type Invocation =
   | { readonly kind: 'usage'; readonly exit: 0 | 2 }
   | { readonly kind: 'help'; readonly command: CommandSpec }
   | { readonly kind: 'completion'; readonly shell: string }
+  | {
+      readonly kind: 'serve';
+      readonly serve: ServeFlags;
+      readonly global: GlobalValues;
+      /** `serve --help`. */
+      readonly help: boolean;
+    }
   | {
       readonly kind: 'run';
       readonly command: CommandSpec;
@@ -39,6 +47,14 @@ export interface GlobalValues {
   readonly tokenFile: string | undefined;
   /** --ca-file: the CA of the server's certificate, for a private CA (env KEYLEDGER_CA_FILE). */
   readonly caFile: string | undefined;
+}
+
+/** `keyledger serve`'s flags (each overrides its config key). */
+export interface ServeFlags {
+  readonly listen: string | undefined;
+  readonly tlsCert: string | undefined;
+  readonly tlsKey: string | undefined;
+  readonly clientCa: string | undefined;
 }
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -221,6 +237,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
     if (shell === undefined || extra !== undefined) throw usageError('completion takes bash or zsh');
     return { kind: 'completion', shell };
   }
+  if (first === 'serve') return serveInvocation(values, rest);
   const command = commandNamed(positionals);
   if (command === undefined) {
     throw usageError(`unknown command ${String(first).slice(0, 64)}; see keyledger --help`);
@@ -244,5 +261,36 @@ function globalValues(values: Values): GlobalValues {
     server: str(values.server),
     tokenFile: str(values['token-file']),
     caFile: str(values['ca-file']),
+  };
+}
+
+const SERVE_FLAGS = new Set(SERVE_OPTIONS.map((o) => o.flag));
+
+/** `keyledger serve [--listen …] [--tls-cert …] [--tls-key …] [--client-ca …]`. */
+function serveInvocation(values: Values, rest: readonly string[]): Invocation {
+  if (rest.length > 0) throw usageError('serve takes no arguments; see keyledger serve --help');
+  for (const [flag, value] of Object.entries(values)) {
+    if (value === undefined || SERVE_FLAGS.has(flag)) continue;
+    if (flag === 'server' || flag === 'token-file' || flag === 'ca-file') {
+      throw usageError(`serve does not take --${flag}: it serves the local ledger`);
+    }
+    if (flag === 'actor' || flag === 'reason') {
+      throw usageError(
+        `serve does not take --${flag}: every event records the request's principal and reason`,
+      );
+    }
+    if (!GLOBAL_FLAGS.has(flag))
+      throw usageError(`serve does not take --${flag}; see keyledger serve --help`);
+  }
+  return {
+    kind: 'serve',
+    serve: {
+      listen: str(values.listen),
+      tlsCert: str(values['tls-cert']),
+      tlsKey: str(values['tls-key']),
+      clientCa: str(values['client-ca']),
+    },
+    global: globalValues(values),
+    help: values.help === true,
   };
 }

@@ -11,6 +11,7 @@ import { type Invocation, parseCommandLine, wantsJson } from './parseCommandLine
 import { ProgressView } from './progressView.js';
 import { type RemoteTarget, remoteTargetOf, runRemote } from './remoteOperation.js';
 import { reportError } from './reportError.js';
+import { serve } from './serveCommand.js';
 import { VIEWS, type View } from './views.js';
 
 /**
@@ -44,6 +45,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     }
     case 'run':
       return runOperation(invocation, io);
+    case 'serve':
+      return serve(invocation, io);
     default: {
       const unreachable: never = invocation;
       return unreachable;

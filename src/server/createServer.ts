@@ -13,7 +13,7 @@ import { type AuthOptions, authenticator } from './authenticate.js';
 import { registerBytesRoute } from './bytesRoutes.js';
 import { registerEventsRoute } from './eventsRoute.js';
 import { registerHealthRoutes } from './healthRoutes.js';
-import { isLoopback, urlOf } from './listenAddress.js';
+import { requireTlsOffLoopback, urlOf } from './listenAddress.js';
 import { openApiDocument } from './openApi.js';
 import { problemOf } from './problem.js';
 import { contextOf, requestIdOf } from './requestContext.js';
@@ -174,21 +174,27 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
     app,
     metrics,
     async listen(host, port) {
-      if (tls === null && !isLoopback(host)) {
-        throw new KeyledgerError(
-          'ERR_INVALID_CONFIG',
-          `refusing to listen on ${host} without TLS: configure server.tls (or pass --tls-cert and --tls-key), or listen on a loopback address`,
-          { property: 'server.tls' },
-        );
-      }
+      requireTlsOffLoopback(host, tls !== null);
       await app.listen({ host, port });
       const address = app.server.address();
       const real = typeof address === 'object' && address !== null ? address.port : port;
       return urlOf(tls !== null, host, real);
     },
     async close() {
-      // Event streams never finish on their own: end them, the clients resume with Last-Event-ID.
-      for (const raw of sse.open) raw.end();
+      // Event streams never finish on their own: end them (and let the end reach the client before
+      // idle connections are dropped); the clients resume with Last-Event-ID.
+      await Promise.all(
+        [...sse.open].map(
+          (raw) =>
+            new Promise<void>((done) => {
+              const timer = setTimeout(done, 1000);
+              raw.end(() => {
+                clearTimeout(timer);
+                done();
+              });
+            }),
+        ),
+      );
       const timer = setTimeout(() => app.server.closeAllConnections(), limits.shutdownMs);
       try {
         await app.close();

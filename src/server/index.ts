@@ -3,4 +3,4 @@ export { stderrAccessLog } from './accessLog.js';
 export type { AuthOptions } from './authenticate.js';
 export type { TokenChecker } from './authentication.js';
 export { createServer, type KeyledgerServer, type ServerOptions, type TlsFiles } from './createServer.js';
-export { isLoopback, parseListen, urlOf } from './listenAddress.js';
+export { isLoopback, parseListen, requireTlsOffLoopback, urlOf } from './listenAddress.js';

@@ -26,6 +26,16 @@ export function isLoopback(host: string): boolean {
   return host === '::1' || host.toLowerCase() === '::ffff:127.0.0.1';
 }
 
+/** Refuses plain HTTP on an address other machines can reach (ERR_INVALID_CONFIG, exit 2). */
+export function requireTlsOffLoopback(host: string, tls: boolean): void {
+  if (tls || isLoopback(host)) return;
+  throw new KeyledgerError(
+    'ERR_INVALID_CONFIG',
+    `refusing to listen on ${host} without TLS: configure server.tls (or pass --tls-cert and --tls-key), or listen on a loopback address`,
+    { property: 'server.tls' },
+  );
+}
+
 /** The URL clients use for an address the server listens on. */
 export function urlOf(tls: boolean, host: string, port: number): string {
   return `${tls ? 'https' : 'http'}://${isIP(host) === 6 ? `[${host}]` : host}:${port}`;

@@ -33,3 +33,47 @@ describe('parseCommandLine: key references that start with -', () => {
     );
   });
 });
+
+describe('parseCommandLine: serve', () => {
+  it('reads its flags and the global ones', () => {
+    const got = parseCommandLine([
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      '--tls-cert',
+      'c.pem',
+      '--config',
+      'k.json',
+    ]);
+    assert.equal(got.kind, 'serve');
+    if (got.kind !== 'serve') return;
+    assert.deepEqual(got.serve, {
+      listen: '127.0.0.1:0',
+      tlsCert: 'c.pem',
+      tlsKey: undefined,
+      clientCa: undefined,
+    });
+    assert.equal(got.global.config, 'k.json');
+    assert.equal(got.help, false);
+  });
+
+  it('refuses arguments, --actor, and another command’s options', () => {
+    for (const argv of [
+      ['serve', 'now'],
+      ['serve', '--actor', 'x'],
+      ['serve', '--namespace', 'x'],
+    ]) {
+      assert.throws(
+        () => parseCommandLine(argv),
+        (error) => isKeyledgerError(error, 'ERR_INVALID_ARGUMENT'),
+      );
+    }
+  });
+
+  it('an operation refuses the serve flags', () => {
+    assert.throws(
+      () => parseCommandLine(['list-scopes', '--listen', '127.0.0.1:0']),
+      (error) => isKeyledgerError(error, 'ERR_INVALID_ARGUMENT'),
+    );
+  });
+});

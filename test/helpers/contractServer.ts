@@ -1,13 +1,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { DEFAULT_LIMITS, type ServerLimits } from '../../src/host/serverConfig.js';
 import type { AccessLogEntry } from '../../src/server/accessLog.js';
 import { createServer, type KeyledgerServer } from '../../src/server/createServer.js';
 import { contractLedger } from '../contract/keyledgerApi.contract.js';
 import { makeTestCertificates, type TestCertificates } from './testCertificates.js';
-import { AUDIENCE, ISSUER } from './testServer.js';
+import { AUDIENCE, ISSUER, makeJwtIssuer } from './testJwt.js';
 
 /**
  * A real keyledger server (createServer, HTTPS on 127.0.0.1 port 0) over the contract suite's
@@ -34,12 +33,9 @@ export async function startContractServer(
   const dir = mkdtempSync(join(tmpdir(), 'kl-contract-'));
   const certs = makeTestCertificates();
   const log: AccessLogEntry[] = [];
-  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const issuer = await makeJwtIssuer();
   const jwks = join(dir, 'jwks.json');
-  writeFileSync(
-    jwks,
-    JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }),
-  );
+  writeFileSync(jwks, JSON.stringify(issuer.jwks));
   const server = await createServer({
     ledger: ledger.ledger,
     storeAccess: ledger.access,
@@ -71,15 +67,7 @@ export async function startContractServer(
     server,
     ca: certs.pem(certs.caCert),
     log,
-    jwt: (principal, grants) =>
-      new SignJWT({ keyledger_grants: [...grants] })
-        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-        .setSubject(principal)
-        .setIssuer(ISSUER)
-        .setAudience(AUDIENCE)
-        .setIssuedAt()
-        .setExpirationTime('1h')
-        .sign(privateKey),
+    jwt: (principal, grants) => issuer.sign(principal, grants),
     async stop() {
       await server.close();
       await ledger.close();

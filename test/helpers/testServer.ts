@@ -1,9 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { IncomingHttpHeaders } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose';
+import type { JWTPayload } from 'jose';
 import { initLedger } from '../../src/cli/initCommand.js';
 import { type OpenLedger, openLedger } from '../../src/host/openLedger.js';
 import { DEFAULT_LIMITS, type ServerLimits } from '../../src/host/serverConfig.js';
@@ -11,7 +9,11 @@ import { storeAccessOf } from '../../src/host/storeAccess.js';
 import type { AccessLogEntry } from '../../src/server/accessLog.js';
 import type { TokenChecker } from '../../src/server/authentication.js';
 import { createServer, type KeyledgerServer } from '../../src/server/createServer.js';
+import { type Answer, type CallOptions, httpsCall } from './httpsCall.js';
 import { makeTestCertificates, type TestCertificates } from './testCertificates.js';
+import { AUDIENCE, ISSUER, makeJwtIssuer } from './testJwt.js';
+
+export type { Answer, CallOptions } from './httpsCall.js';
 
 /**
  * A real keyledger server for a test: a ledger set up by `init` in a temp dir (sqlite store,
@@ -26,38 +28,13 @@ export interface TestServer {
   readonly certs: TestCertificates;
   readonly log: AccessLogEntry[];
   /** A JWT from the test issuer for the test audience, valid an hour unless the claims say otherwise. */
-  jwt(principal: string, grants: readonly string[], claims?: JWTPayload & { exp?: number }): Promise<string>;
+  jwt(principal: string, grants: readonly string[], claims?: JWTPayload): Promise<string>;
   /** The same claims signed by a key the server does not know. */
   foreignJwt(principal: string, grants: readonly string[]): Promise<string>;
   call(method: string, path: string, options?: CallOptions): Promise<Answer>;
   head(): Promise<bigint>;
   stop(): Promise<void>;
 }
-
-export interface CallOptions {
-  readonly token?: string;
-  readonly cert?: 'trusted' | 'untrusted';
-  readonly json?: unknown;
-  readonly body?: Buffer;
-  readonly contentType?: string;
-  readonly headers?: Record<string, string>;
-}
-
-export interface Answer {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly trailers: NodeJS.Dict<string>;
-  readonly bytes: Buffer;
-  readonly text: string;
-  /** The body parsed as JSON (undefined when it is not JSON). */
-  // biome-ignore lint/suspicious/noExplicitAny: tests read answers field by field and assert on them
-  readonly json: any;
-  /** Whether the response ended normally (a destroyed stream rejects instead). */
-  readonly complete: boolean;
-}
-
-export const ISSUER = 'https://issuer.test';
-export const AUDIENCE = 'keyledger-test';
 
 export interface TestServerOptions {
   readonly limits?: Partial<ServerLimits>;
@@ -73,11 +50,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const opened = await openLedger({}, dir, env);
   const storeAccess = storeAccessOf(opened);
   const certs = makeTestCertificates();
-  const { publicKey, privateKey } = await generateKeyPair('ES256');
-  const other = await generateKeyPair('ES256');
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'test-1', alg: 'ES256', use: 'sig' };
+  const issuer = await makeJwtIssuer();
   const jwksFile = join(dir, 'jwks.json');
-  writeFileSync(jwksFile, JSON.stringify({ keys: [jwk] }));
+  writeFileSync(jwksFile, JSON.stringify(issuer.jwks));
   const log: AccessLogEntry[] = [];
   const server = await createServer({
     ledger: opened.ledger,
@@ -103,21 +78,6 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     accessLog: (entry) => log.push(entry),
   });
   const url = await server.listen('127.0.0.1', 0);
-  const sign = (
-    key: Parameters<SignJWT['sign']>[0],
-    kid: string,
-    principal: string,
-    grants: readonly string[],
-    claims: JWTPayload = {},
-  ) =>
-    new SignJWT({ keyledger_grants: [...grants], ...claims })
-      .setProtectedHeader({ alg: 'ES256', kid })
-      .setSubject(principal)
-      .setIssuer(claims.iss ?? ISSUER)
-      .setAudience(claims.aud ?? AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime(claims.exp ?? '1h')
-      .sign(key);
   const ca = certs.pem(certs.caCert);
   return {
     url,
@@ -126,56 +86,18 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     server,
     certs,
     log,
-    jwt: (principal, grants, claims) => sign(privateKey, 'test-1', principal, grants, claims),
-    foreignJwt: (principal, grants) => sign(other.privateKey, 'test-1', principal, grants),
+    jwt: (principal, grants, claims) => issuer.sign(principal, grants, claims),
+    foreignJwt: (principal, grants) => issuer.signForeign(principal, grants),
     head: () => opened.store.headPosition(),
     call: (method, path, call = {}) =>
-      new Promise<Answer>((resolve, reject) => {
-        const headers: Record<string, string> = { ...call.headers };
-        let body: Buffer | undefined = call.body;
-        if (call.json !== undefined) {
-          body = Buffer.from(JSON.stringify(call.json));
-          headers['content-type'] = 'application/json';
-        }
-        if (call.contentType !== undefined) headers['content-type'] = call.contentType;
-        if (call.token !== undefined) headers.authorization = `Bearer ${call.token}`;
-        const clientCert =
-          call.cert === 'trusted'
-            ? { cert: certs.pem(certs.clientCert), key: certs.pem(certs.clientKey) }
-            : call.cert === 'untrusted'
-              ? { cert: certs.pem(certs.otherClientCert), key: certs.pem(certs.otherClientKey) }
-              : {};
-        const req = httpsRequest(
-          new URL(path, url),
-          { method, headers, ca, agent: false, ...clientCert },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (chunk: Buffer) => chunks.push(chunk));
-            res.on('error', reject);
-            res.on('aborted', () => reject(new Error('response aborted')));
-            res.on('end', () => {
-              const bytes = Buffer.concat(chunks);
-              const text = bytes.toString('utf8');
-              let json: unknown;
-              try {
-                json = JSON.parse(text);
-              } catch {
-                json = undefined;
-              }
-              resolve({
-                status: res.statusCode ?? 0,
-                headers: res.headers,
-                trailers: res.trailers,
-                bytes,
-                text,
-                json,
-                complete: res.complete,
-              });
-            });
-          },
-        );
-        req.on('error', reject);
-        req.end(body);
+      httpsCall(url, method, path, {
+        ca,
+        ...call,
+        ...(call.cert === 'trusted'
+          ? { clientCert: { cert: certs.pem(certs.clientCert), key: certs.pem(certs.clientKey) } }
+          : call.cert === 'untrusted'
+            ? { clientCert: { cert: certs.pem(certs.otherClientCert), key: certs.pem(certs.otherClientKey) } }
+            : {}),
       }),
     async stop() {
       await server.close();

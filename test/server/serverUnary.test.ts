@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type Answer, AUDIENCE, startTestServer, type TestServer } from '../helpers/testServer.js';
+import { AUDIENCE } from '../helpers/testJwt.js';
+import { type Answer, startTestServer, type TestServer } from '../helpers/testServer.js';
 
 /** tenant-1 and tenant-2 in base64, the custodians grants name. */
 const T1 = 'dGVuYW50LTE=';
