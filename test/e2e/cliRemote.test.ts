@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { cliHarness, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
+import { type ServeProcess, startServeProcess } from '../helpers/serveProcess.js';
+import { makeTestCertificates, type TestCertificates } from '../helpers/testCertificates.js';
+import { AUDIENCE, ISSUER, makeJwtIssuer } from '../helpers/testJwt.js';
+
+/**
+ * The built CLI against `keyledger serve` (another process of the built CLI): every command with
+ * --server prints what the same command prints locally and exits the same way; 401/403 exit 2 with
+ * the server's code; ciphertext made through the server decrypts locally and back.
+ */
+const { keyledger, ok, refused, env: ENV } = cliHarness();
+const T1 = Buffer.from('tenant-1').toString('base64');
+
+describe('keyledger --server (built CLI, keyledger serve in a child process)', () => {
+  const dirs = tempDirs('kl-remote-');
+  let serverDir: string;
+  let clientDir: string;
+  let certs: TestCertificates;
+  let served: ServeProcess;
+  let remote: (args: readonly string[], token?: string) => string[];
+
+  before(async () => {
+    requireBuiltCli();
+    serverDir = dirs.make();
+    clientDir = dirs.make();
+    ok(serverDir, ['init']);
+    certs = makeTestCertificates();
+    const issuer = await makeJwtIssuer();
+    writeFileSync(join(serverDir, 'jwks.json'), JSON.stringify(issuer.jwks));
+    const configFile = join(serverDir, 'keyledger.config.json');
+    const config = JSON.parse(readFileSync(configFile, 'utf8'));
+    config.server = {
+      listen: '127.0.0.1:0',
+      tls: { cert: certs.serverCert, key: certs.serverKey },
+      auth: { jwt: { jwks: 'jwks.json', issuer: ISSUER, audience: AUDIENCE } },
+      limits: { shutdownMs: 2000 },
+    };
+    writeFileSync(configFile, JSON.stringify(config, null, 2));
+    served = await startServeProcess(serverDir, [], ENV);
+    writeFileSync(join(clientDir, 'ops.token'), `${await issuer.sign('ops-team', ['admin:*'])}\n`);
+    writeFileSync(join(clientDir, 'reader.token'), await issuer.sign('reader', [`read:${T1}`]));
+    writeFileSync(join(clientDir, 'ca.pem'), certs.pem(certs.caCert));
+    remote = (args, token = 'ops.token') => [
+      ...args,
+      '--server',
+      served.url,
+      '--token-file',
+      token,
+      '--ca-file',
+      'ca.pem',
+    ];
+  });
+  after(async () => {
+    assert.equal(await served?.stop(), 0);
+    certs?.remove();
+    dirs.removeAll();
+  });
+
+  it('admin commands: the same output as local, the principal as actor', () => {
+    const enabled = ok(
+      clientDir,
+      remote(['enable-key-management', 'name=tenant-1:orders', '--reason', 'onboarding']),
+    );
+    assert.match(enabled, /ACTIVE/);
+    for (const args of [
+      ['show-key-status', `${T1}:orders`],
+      ['show-key-status', `${T1}:orders`, '--json'],
+      ['list-scopes'],
+      ['history', `${T1}:orders`, '--json'],
+      ['resolve', T1, '--namespace', 'x', '--namespace', 'orders'],
+    ]) {
+      assert.equal(ok(clientDir, remote(args)), ok(serverDir, args), args.join(' '));
+    }
+    const [first] = JSON.parse(ok(clientDir, remote(['history', `${T1}:orders`, '--json']))) as {
+      actor: string;
+      reason: string;
+    }[];
+    assert.equal(first?.actor, 'ops-team');
+    assert.equal(first?.reason, 'onboarding');
+  });
+
+  it('encrypts through the server, decrypts locally, and the other way round', () => {
+    const plaintext = Buffer.from('invoice 2026-12 for tenant-1');
+    const sealedRemotely = keyledger(clientDir, remote(['encrypt', T1, '--namespace', 'orders']), {
+      input: plaintext,
+    });
+    assert.equal(sealedRemotely.code, 0, sealedRemotely.stderr);
+    const openedLocally = keyledger(serverDir, ['decrypt', '--custodian', T1], {
+      input: sealedRemotely.bytes,
+    });
+    assert.deepEqual(openedLocally.bytes, plaintext);
+    const sealedLocally = keyledger(serverDir, ['encrypt', T1, '--namespace', 'orders'], {
+      input: plaintext,
+    });
+    const openedRemotely = keyledger(clientDir, remote(['decrypt']), { input: sealedLocally.bytes });
+    assert.equal(openedRemotely.code, 0, openedRemotely.stderr);
+    assert.deepEqual(openedRemotely.bytes, plaintext);
+  });
+
+  it('401, 403 and bad input exit 2 with the code; nothing written', async () => {
+    const head = await storeHead(serverDir);
+    const check = (args: readonly string[], code: string) => {
+      const run = keyledger(clientDir, args);
+      assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
+      assert.match(run.stderr, new RegExp(`^error ${code}:`), args.join(' '));
+    };
+    check(['list-scopes', '--server', served.url, '--ca-file', 'ca.pem'], 'ERR_UNAUTHENTICATED');
+    check(remote(['rotate-managed-key', `${T1}:orders`], 'reader.token'), 'ERR_FORBIDDEN');
+    check(remote(['rotate-managed-key', 'tenant-1:orders']), 'ERR_INVALID_CUSTODIAN');
+    check(remote(['list-scopes', '--actor', 'someone']), 'ERR_INVALID_ARGUMENT');
+    check(remote(['disable-managed-key', `${T1}:orders`, 'a'.repeat(32)]), 'ERR_KEY_NOT_FOUND');
+    assert.equal(await storeHead(serverDir), head);
+  });
+
+  it('an untrusted server certificate exits 1 with ERR_SERVER_UNAVAILABLE', async () => {
+    await refused(
+      clientDir,
+      ['list-scopes', '--server', served.url, '--token-file', 'ops.token'],
+      'ERR_SERVER_UNAVAILABLE',
+      1,
+    );
+  });
+});

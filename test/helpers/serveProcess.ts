@@ -1,0 +1,50 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { CLI_BIN } from './cliHarness.js';
+
+/** `keyledger serve` of the built CLI in a child process. */
+export interface ServeProcess {
+  readonly child: ChildProcessWithoutNullStreams;
+  readonly url: string;
+  stderr(): string;
+  /** SIGTERM; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Starts `keyledger serve …` in `cwd` and waits for its first stdout line, `listening <url>`. */
+export async function startServeProcess(
+  cwd: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [CLI_BIN, 'serve', ...args], { cwd, env });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const exited = once(child, 'exit');
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line; stderr: ${stderr}`)), 20_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+      if (!stdout.includes('\n')) return;
+      clearTimeout(timer);
+      const line = stdout.split('\n')[0] ?? '';
+      const match = /^listening (https?:\/\/127\.0\.0\.1:\d+)$/.exec(line);
+      if (match?.[1] === undefined) reject(new Error(`first line: ${line}`));
+      else resolve(match[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`exited ${code} before listening: ${stderr}`)));
+  });
+  return {
+    child,
+    url,
+    stderr: () => stderr,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null && !child.killed) child.kill('SIGTERM');
+      const [code] = await exited;
+      return code as number | null;
+    },
+  };
+}
