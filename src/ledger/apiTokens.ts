@@ -50,6 +50,8 @@ export interface CreateTokenRequest {
   readonly grants: readonly Grant[];
   /** When the token stops working (default: never, until revoked). */
   readonly expiresAt?: Date | null;
+  /** Or: this many milliseconds after the time the creation event carries (`90d` on the CLI). */
+  readonly expiresInMs?: number;
 }
 
 interface ApiTokensDeps {
@@ -149,7 +151,10 @@ export class ApiTokens {
             principal: request.principal,
             grants: request.grants,
             hash: secretHash(secret),
-            expiresAt: request.expiresAt ?? null,
+            expiresAt:
+              request.expiresInMs === undefined
+                ? (request.expiresAt ?? null)
+                : new Date(now.getTime() + request.expiresInMs),
           },
           now,
         );
