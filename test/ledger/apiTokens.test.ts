@@ -201,6 +201,7 @@ describe('ledger.tokens', () => {
         ['ApiTokenRevoked', 'admin-2'],
       ],
     );
-    assert.deepEqual((tokenEvents[0]?.data as { grants: string[] }).grants, [`encrypt:${TENANT}`, 'audit:*']);
+    const createdData = tokenEvents[0]?.data as { grants: string[] } | undefined;
+    assert.deepEqual(createdData?.grants, [`encrypt:${TENANT}`, 'audit:*']);
   });
 });
