@@ -118,6 +118,13 @@ describe('keyledger token create, list, revoke (built CLI)', () => {
     await refused(dir, ['token', 'revoke', created.tokenId], 'ERR_TOKEN_REVOKED');
   });
 
+  it('the token stream is chained and checkpointed like any other: checkpoint, verify, export and verify --file pass', () => {
+    assert.match(ok(dir, ['checkpoint']), /checkpoint #/);
+    assert.match(ok(dir, ['verify']), /^verified/);
+    ok(dir, ['audit', 'export', '--out', 'ledger.jsonl']);
+    assert.match(ok(dir, ['verify', '--file', 'ledger.jsonl']), /^verified/);
+  });
+
   it('bad input and unknown ids are refused with their codes (exit 2) and write nothing', async () => {
     await refused(
       dir,
