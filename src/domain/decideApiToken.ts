@@ -74,8 +74,8 @@ export function decideCreateApiToken(
 export function decideRevokeApiToken(state: ApiTokenState, tokenId: string): [EventOf<'ApiTokenRevoked'>] {
   const token = state.tokens.get(tokenId);
   if (token === undefined) {
-    throw new KeyledgerError('ERR_TOKEN_NOT_FOUND', `no API token has id ${tokenId.slice(0, 64)}`, {
-      tokenId: tokenId.slice(0, 64),
+    throw new KeyledgerError('ERR_TOKEN_NOT_FOUND', `no API token has id ${tokenId.slice(0, 20)}`, {
+      tokenId: tokenId.slice(0, 20),
     });
   }
   if (token.revokedAt !== null) {

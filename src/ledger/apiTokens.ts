@@ -64,6 +64,8 @@ interface ApiTokensDeps {
 /** `klt_` + 16 hex (the id) + `_` + 43 base64url characters (32 random bytes). */
 const TOKEN = /^klt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 const SECRET_BYTES = 32;
+/** How much of a malformed id an error repeats: never as far as a token's secret. */
+const ECHOED = 20;
 /** Compared with when the id is unknown: no secret's SHA-256 is all zeros in practice. */
 const NO_HASH = '0'.repeat(64);
 
@@ -174,7 +176,8 @@ export class ApiTokens {
   async revoke(tokenId: string, options?: OperationOptions): Promise<RevokedToken> {
     if (!TOKEN_ID.test(tokenId)) {
       throw new KeyledgerError('ERR_INVALID_ARGUMENT', 'a token id is 16 lowercase hex characters', {
-        tokenId: tokenId.slice(0, 64),
+        // At most `klt_` and an id: a whole token given by mistake must not be echoed.
+        tokenId: tokenId.slice(0, ECHOED),
       });
     }
     const written = await decideAndAppend(this.#d.journal, {

@@ -116,7 +116,8 @@ export const tokenRevoke = defineOperation({
   prepare: (input) => {
     if (!TOKEN_ID.test(input.id)) {
       throw new KeyledgerError('ERR_INVALID_ARGUMENT', 'a token id is 16 lowercase hex digits', {
-        id: input.id.slice(0, 64),
+        // At most `klt_` and an id: a whole token given by mistake must not be echoed.
+        id: input.id.slice(0, 20),
       });
     }
     return input.id;

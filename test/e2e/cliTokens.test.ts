@@ -150,6 +150,11 @@ describe('keyledger token create, list, revoke (built CLI)', () => {
     );
     await refused(dir, ['token', 'revoke', '0123456789abcdef'], 'ERR_TOKEN_NOT_FOUND');
     await refused(dir, ['token', 'revoke', 'nope'], 'ERR_INVALID_ARGUMENT');
+    // A whole token given in place of its id: refused without repeating its secret.
+    const token = `klt_0123456789abcdef_${'s'.repeat(43)}`;
+    const mistaken = await refused(dir, ['token', 'revoke', token], 'ERR_INVALID_ARGUMENT');
+    const mistakenJson = keyledger(dir, ['token', 'revoke', token, '--json']);
+    for (const stderr of [mistaken.stderr, mistakenJson.stderr]) assert.ok(!stderr.includes('ssss'), stderr);
     const json = keyledger(dir, ['token', 'revoke', '0123456789abcdef', '--json']);
     assert.equal(json.code, 2);
     assert.equal((JSON.parse(json.stderr) as { code: string }).code, 'ERR_TOKEN_NOT_FOUND');
