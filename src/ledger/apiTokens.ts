@@ -140,6 +140,7 @@ export class ApiTokens {
    * with ERR_INVALID_ARGUMENT for a bad principal name, no grants, or an expiry not in the future.
    */
   async create(request: CreateTokenRequest, options?: OperationOptions): Promise<CreatedToken> {
+    this.#requireInitialised();
     const secret = randomBytes(SECRET_BYTES).toString('base64url');
     let tokenId = newTokenId();
     const written = await decideAndAppend(this.#d.journal, {
@@ -180,6 +181,7 @@ export class ApiTokens {
         tokenId: tokenId.slice(0, ECHOED),
       });
     }
+    this.#requireInitialised();
     const written = await decideAndAppend(this.#d.journal, {
       stream: this.#d.names.tokens,
       context: this.#d.context(options),
@@ -199,6 +201,17 @@ export class ApiTokens {
     const recorded = await this.#d.journal.store.readStream(stream);
     for (const event of recorded) state = evolveApiTokens(state, parseEventOf(event, API_TOKEN_EVENT_TYPES));
     return { state, expected: expectedAfter(recorded.at(-1)?.revision ?? null) };
+  }
+
+  /** As for every other write: a ledger without a system key (run init) takes none. */
+  #requireInitialised(): void {
+    if (this.#d.projector.latestSystemKey() === null) {
+      throw new KeyledgerError(
+        'ERR_LEDGER_NOT_INITIALISED',
+        'the ledger has no system key yet; run init',
+        {},
+      );
+    }
   }
 
   /** A token this process has applied (the write path waited for it). */

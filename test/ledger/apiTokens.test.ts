@@ -19,8 +19,17 @@ const GRANTS = [
 ] as const;
 const DAY = 86_400_000;
 
-async function open(store: EventStore = new MemoryEventStore(), now?: () => Date) {
-  return Ledger.open({ store, provider: new ScriptedProvider(), actor: 'admin-1', checkpointEvery: 0, now });
+/** A ledger on `store`, initialised (writes need a system key) unless told otherwise. */
+async function open(store: EventStore = new MemoryEventStore(), now?: () => Date, initialise = true) {
+  const ledger = await Ledger.open({
+    store,
+    provider: new ScriptedProvider(),
+    actor: 'admin-1',
+    checkpointEvery: 0,
+    now,
+  });
+  if (initialise && !ledger.isInitialised) await ledger.initialise();
+  return ledger;
 }
 
 async function everything(store: EventStore): Promise<RecordedEvent[]> {
@@ -139,6 +148,18 @@ describe('ledger.tokens', () => {
     await ledger.close();
   });
 
+  it('a ledger without a system key takes no token write (ERR_LEDGER_NOT_INITIALISED), nothing written', async () => {
+    const store = new MemoryEventStore();
+    const ledger = await open(store, undefined, false);
+    await refused(
+      store,
+      () => ledger.tokens.create({ principal: 'app', grants: GRANTS }),
+      'ERR_LEDGER_NOT_INITIALISED',
+    );
+    await refused(store, () => ledger.tokens.revoke('0123456789abcdef'), 'ERR_LEDGER_NOT_INITIALISED');
+    await ledger.close();
+  });
+
   it('a second ledger on the same store sees a create and a revoke once it has caught up', async () => {
     const store = new MemoryEventStore();
     const writer = await open(store);
@@ -158,7 +179,6 @@ describe('ledger.tokens', () => {
   it('a ledger opened later knows the tokens, from the events or from the snapshot', async () => {
     const store = new MemoryEventStore();
     const first = await open(store);
-    await first.initialise(); // snapshots are sealed under the system key
     const kept = await first.tokens.create({ principal: 'app-1', grants: GRANTS });
     const gone = await first.tokens.create({
       principal: 'app-2',
