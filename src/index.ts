@@ -69,6 +69,14 @@ export {
 } from './domain/identities.js';
 export { KEY_STATES, type KeyState, MARKER_STATES, type MarkerState } from './domain/keyState.js';
 export type {
+  ApiTokens,
+  CreatedToken,
+  CreateTokenRequest,
+  RevokedToken,
+  TokenCheck,
+  TokenInfo,
+} from './ledger/apiTokens.js';
+export type {
   DestroyDueResult,
   DestructionReceipt,
   KeyDestruction,

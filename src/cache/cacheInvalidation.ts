@@ -86,6 +86,10 @@ export function invalidationsFor(event: LedgerEvent): Invalidation[] {
     // A checkpoint commits to the ledger's stream heads (tamper evidence); no key changes.
     case 'LedgerCheckpointed':
       return [];
+    // API tokens authenticate callers of the service; they are no keys.
+    case 'ApiTokenCreated':
+    case 'ApiTokenRevoked':
+      return [];
     default: {
       const unreachable: never = event;
       return unreachable;

@@ -99,12 +99,6 @@ function checkGrants(config: ServerConfig): void {
   }
 }
 
-/** The API tokens of the ledger, when this ledger has them (`ledger.tokens`). */
-function tokensOf(opened: OpenLedger): TokenChecker | null {
-  const tokens = (opened.ledger as unknown as { tokens?: TokenChecker }).tokens;
-  return tokens !== undefined && typeof tokens.check === 'function' ? tokens : null;
-}
-
 function untilSignal(): Promise<string> {
   return new Promise((done) => {
     const stop = (signal: string) => {
@@ -136,14 +130,10 @@ export async function serve(invocation: ServeInvocation, io: CliIo): Promise<num
     checkGrants(config);
     opened = await openLedger(global, io.cwd, io.env, { warn: io.stderr });
     access = storeAccessOf(opened);
-    const tokens = tokensOf(opened);
+    // API tokens (`keyledger token create`) always authenticate: they live in the ledger itself.
+    const tokens: TokenChecker = opened.ledger.tokens;
     const mtls =
       tls?.clientCa === undefined ? null : (config.mtls ?? { principalFrom: 'subject', grants: {} });
-    if (config.jwt === null && mtls === null && tokens === null) {
-      io.stderr(
-        'warning: no authentication is configured (server.auth); every API request will be refused\n',
-      );
-    }
     server = await createServer({
       ledger: opened.ledger,
       storeAccess: access.access,

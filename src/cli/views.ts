@@ -6,6 +6,7 @@ import type { Ledger } from '../ledger/ledger.js';
 import { parseScopeArg } from '../operations/identityArgs.js';
 import type { OperationName, OutputOf } from '../operations/operations.js';
 import { table } from './output.js';
+import { TOKEN_VIEWS } from './tokenViews.js';
 
 /**
  * How the CLI shows each operation's result: `text` for a person (tables, one-line summaries); `json`
@@ -342,4 +343,5 @@ export const VIEWS: Views = {
         .join('')}`,
   },
   'destruction-receipts': { text: receiptTable },
+  ...TOKEN_VIEWS,
 };

@@ -262,6 +262,9 @@ export const ERRORS = {
   },
   // The service: at a capacity limit, e.g. concurrent event streams (503); try again later.
   ERR_SERVER_BUSY: { category: 'fault', details: z.strictObject({ limit: int, resource: str }) },
+  // API tokens (decideApiToken.ts): revoking a token the ledger never recorded, or one already revoked.
+  ERR_TOKEN_NOT_FOUND: { category: 'rule', details: z.strictObject({ tokenId: str }) },
+  ERR_TOKEN_REVOKED: { category: 'rule', details: z.strictObject({ tokenId: str }) },
   // Anything not a KeyledgerError, reported at an edge (CLI, HTTP) by its class name and message only.
   ERR_INTERNAL: { category: 'fault', details: none },
 } as const satisfies Record<string, { category: ErrorCategory; details: z.ZodType }>;

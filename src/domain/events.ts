@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PRINCIPAL_NAME, parseRecordedGrant, TOKEN_ID } from './apiTokenFields.js';
 import { EventSchemaError } from './errors.js';
 import { fastCheckData, fastCheckMetadata, HEX16, isoDatetime, SHA256_HEX } from './fastEventChecks.js';
 import type { Custodian, KeyId, MetadataHash, Namespace } from './identities.js';
@@ -37,6 +38,12 @@ const providerKeyState = z.enum(PROVIDER_KEY_STATES);
 const decimalString = z.string().regex(/^(0|[1-9][0-9]{0,19})$/);
 const sha256Hex = z.string().regex(SHA256_HEX);
 const destroyableState = z.enum(DESTROYABLE_KEY_STATES);
+const tokenId = z.string().regex(TOKEN_ID);
+/** A grant as formatGrant writes it; parsed back only when folded (projections/apiTokens.ts). */
+const recordedGrant = z
+  .string()
+  .max(1024)
+  .refine((text) => parseRecordedGrant(text) !== null, 'a grant is <role>:<* or canonical base64 custodian>');
 
 /** What the ledger records of a key: never its bytes. */
 export const keyRecordSchema = z.strictObject({
@@ -147,6 +154,19 @@ export const eventDataSchemas = {
   }),
   RewrapFinished: z.strictObject({ campaignId, rewrapped: count, skipped: count }),
   /**
+   * An API token of the service (stream `<prefix>tokens`, docs/audit.md): who it speaks for and
+   * what it may do. Only SHA-256 (hex) of the token's secret is recorded, never the token.
+   */
+  ApiTokenCreated: z.strictObject({
+    tokenId,
+    principal: z.string().regex(PRINCIPAL_NAME),
+    grants: z.array(recordedGrant).min(1).max(64),
+    hash: sha256Hex,
+    expiresAt: isoDatetime().nullable(),
+  }),
+  /** The token no longer authenticates anyone; who revoked it is the event's actor. */
+  ApiTokenRevoked: z.strictObject({ tokenId }),
+  /**
    * Tamper evidence (stream `<prefix>checkpoints`, docs/audit.md): the head of every stream written
    * in (previousPosition, coveredPosition], MACed under system key `stkIdentity`. Positions and
    * revisions are decimal strings (bigints).
@@ -249,6 +269,13 @@ export const REWRAP_EVENT_TYPES = [
   'RewrapFinished',
 ] as const satisfies readonly LedgerEventType[];
 export type RewrapEvent = EventOf<(typeof REWRAP_EVENT_TYPES)[number]>;
+
+/** The events of the API token stream. */
+export const API_TOKEN_EVENT_TYPES = [
+  'ApiTokenCreated',
+  'ApiTokenRevoked',
+] as const satisfies readonly LedgerEventType[];
+export type ApiTokenEvent = EventOf<(typeof API_TOKEN_EVENT_TYPES)[number]>;
 
 export function isLedgerEventType(type: string): type is LedgerEventType {
   return Object.hasOwn(eventDataSchemas, type);

@@ -16,6 +16,8 @@ export interface StreamNames {
   readonly checkpoints: string;
   /** Every rewrap campaign's progress (src/domain/decideRewrap.ts). */
   readonly rewrap: string;
+  /** The service's API tokens: created and revoked (src/domain/decideApiToken.ts). */
+  readonly tokens: string;
   material(keyId: KeyId): string;
   /** The key id a material stream belongs to (as material() wrote it), or null for any other stream. */
   materialKeyOf(stream: string): string | null;
@@ -49,6 +51,7 @@ export function streamNames(prefix: string): StreamNames {
     operations: `${prefix}operations`,
     checkpoints: `${prefix}checkpoints`,
     rewrap: `${prefix}rewrap`,
+    tokens: `${prefix}tokens`,
     keymetaSnapshot: `${prefix}keymeta`,
     checkpointHint: `${prefix}checkpoint-hint`,
     asOfIndex: asOfIndexName(prefix),

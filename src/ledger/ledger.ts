@@ -23,6 +23,7 @@ import { newCorrelationId, type OperationContext } from '../journal/eventFactory
 import { DEFAULT_PREFIX, type StreamNames, streamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
+import { ApiTokens } from './apiTokens.js';
 import { KeyDestruction } from './keyDestruction.js';
 import { type ScopeStatusAsOf, toKeyInfo } from './keyInfo.js';
 import { KeymetaAdmin } from './keymetaAdmin.js';
@@ -99,6 +100,8 @@ export class Ledger {
   readonly envelopeStreams: EnvelopeStreams;
   /** STK rewrap campaigns and system-key retirement. */
   readonly rewrap: RewrapCampaigns;
+  /** The service's API tokens: create, list, revoke, and check a presented token. */
+  readonly tokens: ApiTokens;
   /** Every stream and snapshot name of this ledger. */
   readonly streamNames: StreamNames;
   readonly #cache: KeyCache;
@@ -184,6 +187,7 @@ export class Ledger {
       lifecycle: this.#lifecycle,
       context,
     });
+    this.tokens = new ApiTokens({ journal, names, projector, context });
     // Invalidation runs inside event application, before anyone waiting for that position wakes.
     projector.onApplied((event) => {
       this.resolver.apply(event);

@@ -1,4 +1,11 @@
 import type { Subscription } from 'rxjs';
+import {
+  type ApiTokensView,
+  apiTokensFromSnapshot,
+  apiTokensToSnapshot,
+  emptyApiTokensView,
+  evolveApiTokens,
+} from '../../projections/apiTokens.js';
 import { emptyKeymetaView, evolveKeymeta, type KeymetaView } from '../../projections/keymeta.js';
 import { keymetaFromSnapshot, keymetaToSnapshot } from '../../projections/keymetaSnapshot.js';
 import {
@@ -45,8 +52,8 @@ export interface ProjectorOptions {
 type Waiter = { readonly position: bigint; resolve(): void; reject(error: unknown): void };
 
 /**
- * Keeps this process's read models (keymeta view, system keys) current from the store: restore
- * the snapshot, catch up by reading, then follow the live subscription. Admin calls wait for their
+ * Keeps this process's read models (keymeta view, system keys, API tokens) current from the store:
+ * restore the snapshot, catch up by reading, then follow the live subscription. Admin calls wait for their
  * own writes here (read-your-writes). An event that fails its schema stops the projector: every
  * later read and wait fails with that error, naming stream and revision, instead of serving a view
  * that silently skipped something.
@@ -65,6 +72,7 @@ export class LedgerProjector {
   readonly #rejections: SnapshotRejection[] = [];
   #keymeta: KeymetaView = emptyKeymetaView();
   #systemKeys: SystemKeysView = emptySystemKeysView();
+  #apiTokens: ApiTokensView = emptyApiTokensView();
   #sinceSnapshot = 0;
   #snapshotDue = false;
   #snapshotting: Promise<void> = Promise.resolve();
@@ -119,6 +127,12 @@ export class LedgerProjector {
   get systemKeys(): SystemKeysView {
     this.#throwIfFailed();
     return this.#systemKeys;
+  }
+
+  /** The service's API tokens (hashes only), as the token stream records them. */
+  get apiTokens(): ApiTokensView {
+    this.#throwIfFailed();
+    return this.#apiTokens;
   }
 
   latestSystemKey(): SystemKeyView | null {
@@ -201,6 +215,7 @@ export class LedgerProjector {
     const state = checked.body as {
       keymeta?: JsonValue;
       systemKeys?: JsonValue;
+      apiTokens?: JsonValue;
       maxOccurredAt?: JsonValue;
     } | null;
     const maxOccurredAt =
@@ -209,10 +224,12 @@ export class LedgerProjector {
       state?.keymeta === undefined ? null : keymetaFromSnapshot(state.keymeta, snapshot.position);
     const systemKeys =
       state?.systemKeys === undefined ? null : systemKeysFromSnapshot(state.systemKeys, snapshot.position);
+    const apiTokens = state?.apiTokens === undefined ? null : apiTokensFromSnapshot(state.apiTokens);
     // An unusable snapshot (older format) is ignored: the view is rebuilt by replay.
-    if (keymeta === null || systemKeys === null || Number.isNaN(maxOccurredAt)) return;
+    if (keymeta === null || systemKeys === null || apiTokens === null || Number.isNaN(maxOccurredAt)) return;
     this.#keymeta = keymeta;
     this.#systemKeys = systemKeys;
+    this.#apiTokens = apiTokens;
     this.#maxOccurredAt = maxOccurredAt;
     const event = checked.event;
     this.#lastEvent = () => event;
@@ -230,6 +247,7 @@ export class LedgerProjector {
     this.#lastEvent = sealedEventOf(recorded);
     this.#keymeta = evolveKeymeta(this.#keymeta, event);
     this.#systemKeys = evolveSystemKeys(this.#systemKeys, event);
+    this.#apiTokens = evolveApiTokens(this.#apiTokens, event);
     const occurredAt = Date.parse(event.meta.occurredAt);
     if (this.#maxOccurredAt === null || occurredAt > this.#maxOccurredAt) this.#maxOccurredAt = occurredAt;
     for (const listener of this.#listeners) listener(event);
@@ -311,6 +329,7 @@ export class LedgerProjector {
     const body = {
       keymeta: keymetaToSnapshot(this.#keymeta),
       systemKeys: systemKeysToSnapshot(this.#systemKeys),
+      apiTokens: apiTokensToSnapshot(this.#apiTokens),
       maxOccurredAt: this.#maxOccurredAt === null ? null : new Date(this.#maxOccurredAt).toISOString(),
     };
     // Snapshots are an optimisation: a failed save is retried at the next interval. (Only

@@ -8,6 +8,7 @@ import { defineOperation } from './operation.js';
 import { plain } from './plain.js';
 import { QUERY_OPERATIONS } from './queryOperations.js';
 import { REWRAP_OPERATIONS } from './rewrapOperations.js';
+import { TOKEN_OPERATIONS } from './tokenOperations.js';
 
 export const init = defineOperation({
   name: 'init',
@@ -36,6 +37,7 @@ export const OPERATIONS = [
   ...REWRAP_OPERATIONS,
   ...AUDIT_OPERATIONS,
   ...DESTROY_OPERATIONS,
+  ...TOKEN_OPERATIONS,
 ] as const;
 
 export type AnyOperation = (typeof OPERATIONS)[number];

@@ -71,7 +71,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
         grantsClaim: 'keyledger_grants',
       },
       mtls: { principalFrom: 'subject', grants: options.mtlsGrants ?? { 'app-1': ['admin:*'] } },
-      tokens: options.tokens ?? null,
+      tokens: options.tokens ?? opened.ledger.tokens,
     },
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     heartbeatMs: options.heartbeatMs ?? 15_000,

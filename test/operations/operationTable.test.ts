@@ -59,6 +59,16 @@ describe('the operation table', () => {
     assert.throws(() => prepare('destroy-managed-key', { scope: CUST, key: 'a'.repeat(32), grace: '1y' }), {
       code: 'ERR_INVALID_ARGUMENT',
     });
+    assert.throws(() => prepare('token-create', { principal: 'app', grant: ['write:*'] }), {
+      code: 'ERR_INVALID_ARGUMENT',
+    });
+    assert.throws(() => prepare('token-create', { principal: 'a\nb', grant: ['read:*'] }), {
+      code: 'ERR_INVALID_ARGUMENT',
+    });
+    assert.throws(() => prepare('token-create', { principal: 'app', grant: ['read:*'], expires: 'soon' }), {
+      code: 'ERR_INVALID_ARGUMENT',
+    });
+    assert.throws(() => prepare('token-revoke', { id: 'not-an-id' }), { code: 'ERR_INVALID_ARGUMENT' });
     assert.deepEqual(prepare('show-key-status', { scope: 'name=tenant-1:orders' }), scope);
     assert.deepEqual(prepare('show-key-status', { scope: 'name=acme:a:b' }), {
       custodian: Buffer.from('acme').toString('base64'),
@@ -188,6 +198,14 @@ describe('the operation table', () => {
     assert.equal(destroyed.destroyed.length, 1);
     await run('destruction-receipts', { scope: `${CUST}:orders` });
     await run('disable-key-management', { scope: `${CUST}:orders` });
+    const token = await run('token-create', {
+      principal: 'app-1',
+      grant: ['encrypt:name=tenant-1', 'audit:*'],
+      expires: '90d',
+    });
+    assert.equal(ledger.tokens.check(token.token).ok, true);
+    await run('token-list', {});
+    await run('token-revoke', { id: token.tokenId });
     await ledger.close();
     assert.deepEqual(
       OPERATIONS.map((o) => o.name).filter((name) => !ran.has(name)),

@@ -46,8 +46,7 @@ describe('the server: unary operations over HTTPS', () => {
       assert.equal(await s.head(), head);
     };
     it('no credentials', () => refused({}, 'missing'));
-    it('a token that is no JWT and no API token configured', () =>
-      refused({ token: 'klt_abc' }, 'not-configured'));
+    it('a malformed API token', () => refused({ token: 'klt_abc' }, 'malformed'));
     it('a malformed JWT', () => refused({ token: 'aaa.bbb.ccc' }, 'malformed'));
     it('a JWT signed by an unknown key', async () =>
       refused({ token: await s.foreignJwt('ops', [`admin:*`]) }, 'bad-signature'));
@@ -135,6 +134,53 @@ describe('the server: unary operations over HTTPS', () => {
       });
       assert.equal(answer.status, 400, answer.text);
       assert.match(answer.json.code, /^ERR_INVALID_/);
+      assert.equal(await s.head(), head);
+    });
+  });
+
+  describe('API tokens (Bearer klt_…)', () => {
+    it('a token made by an admin authenticates its principal with its grants, until revoked', async () => {
+      const admin = await s.jwt('admin', ['admin:*']);
+      const created = await s.call('POST', '/v1/token-create', {
+        token: admin,
+        json: { principal: 'svc-1', grant: [`operate:${T1}`] },
+      });
+      assert.equal(created.status, 200, created.text);
+      const token: string = created.json.token;
+      assert.match(token, /^klt_/);
+      assert.ok(!JSON.stringify(s.log).includes(token), 'the access log never holds a token');
+      const used = await s.call('POST', '/v1/enable-key-management', {
+        token,
+        json: { scope: `${T1}:tokens` },
+        headers: { 'x-request-id': 'by-token-1' },
+      });
+      assert.equal(used.status, 200, used.text);
+      const history = await s.call('POST', '/v1/history', { token: admin, json: { scope: `${T1}:tokens` } });
+      assert.ok(
+        history.json.some((e: { actor: string }) => e.actor === 'svc-1'),
+        history.text,
+      );
+      problem(
+        await s.call('POST', '/v1/enable-key-management', { token, json: { scope: `${T2}:tokens` } }),
+        403,
+        'ERR_FORBIDDEN',
+      );
+      const wrong = `${token.slice(0, -2)}${token.endsWith('AA') ? 'BB' : 'AA'}`;
+      const refusedWrong = await s.call('POST', '/v1/list-scopes', { token: wrong, json: {} });
+      problem(refusedWrong, 401, 'ERR_UNAUTHENTICATED');
+      assert.equal(refusedWrong.json.details.reason, 'unknown');
+      const revoked = await s.call('POST', '/v1/token-revoke', {
+        token: admin,
+        json: { id: created.json.tokenId },
+      });
+      assert.equal(revoked.status, 200, revoked.text);
+      const head = await s.head();
+      const afterRevoke = await s.call('POST', '/v1/enable-key-management', {
+        token,
+        json: { scope: `${T1}:x` },
+      });
+      problem(afterRevoke, 401, 'ERR_UNAUTHENTICATED');
+      assert.equal(afterRevoke.json.details.reason, 'revoked');
       assert.equal(await s.head(), head);
     });
   });

@@ -254,6 +254,18 @@ describe('invalidationsFor: system-key and material events', () => {
     );
   });
 
+  it('API token events: nothing (tokens authenticate callers of the service; no key changes)', () => {
+    const tokenId = '0123456789abcdef';
+    expectInvalidations(
+      {
+        type: 'ApiTokenCreated',
+        data: { tokenId, principal: 'app-1', grants: ['audit:*'], hash: 'ab'.repeat(32), expiresAt: null },
+      },
+      [],
+    );
+    expectInvalidations({ type: 'ApiTokenRevoked', data: { tokenId } }, []);
+  });
+
   it('every ledger event type has a case above', () => {
     assert.deepEqual([...covered].sort(), [...LEDGER_EVENT_TYPES].sort());
   });

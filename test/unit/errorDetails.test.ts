@@ -79,6 +79,8 @@ const SAMPLES: { readonly [C in ErrorCode]: ErrorDetailsOf<C> } = {
   ERR_RATE_LIMITED: { limit: 100, timeWindowMs: 60000, retryAfterSeconds: 12 },
   ERR_SERVER_BUSY: { limit: 100, resource: 'event streams' },
   ERR_INTERNAL: {},
+  ERR_TOKEN_NOT_FOUND: { tokenId: '0123456789abcdef' },
+  ERR_TOKEN_REVOKED: { tokenId: '0123456789abcdef' },
   ERR_FORBIDDEN: { principal: 'app-1', permission: 'decrypt', custodian: 'dGVuYW50LTE=' },
   ERR_LEDGER_TAMPERED: { position: '7', stream: 'kl-system', kind: 'bad-mac' },
   ERR_STORE_UNAVAILABLE: { operation: 'append', url: 'esdb://localhost:2113', waitedMs: 5000 },
