@@ -116,6 +116,29 @@ describe('keyledger --server (built CLI, keyledger serve in a child process)', (
     assert.equal(await storeHead(serverDir), head);
   });
 
+  it('an API token made by the CLI authenticates --server until it is revoked over --server', () => {
+    const made = ok(serverDir, [
+      'token',
+      'create',
+      '--principal',
+      'orders-service',
+      '--grant',
+      'read:name=tenant-1',
+      '--json',
+    ]);
+    const { token, tokenId } = JSON.parse(made) as { token: string; tokenId: string };
+    writeFileSync(join(clientDir, 'api.token'), `${token}\n`);
+    assert.match(ok(clientDir, remote(['show-key-status', `${T1}:orders`], 'api.token')), /marker ACTIVE/);
+    const denied = keyledger(clientDir, remote(['rotate-managed-key', `${T1}:orders`], 'api.token'));
+    assert.equal(denied.code, 2);
+    assert.match(denied.stderr, /^error ERR_FORBIDDEN:/);
+    ok(clientDir, remote(['token', 'revoke', tokenId, '--reason', 'done']));
+    const revoked = keyledger(clientDir, remote(['list-scopes'], 'api.token'));
+    assert.equal(revoked.code, 2);
+    assert.match(revoked.stderr, /^error ERR_UNAUTHENTICATED:/);
+    assert.ok(!revoked.stderr.includes(token.slice(-20)), 'the token is never printed');
+  });
+
   it('an untrusted server certificate exits 1 with ERR_SERVER_UNAVAILABLE', async () => {
     await refused(
       clientDir,
