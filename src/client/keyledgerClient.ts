@@ -7,6 +7,7 @@ import {
   type BytesResult,
   type ByteTransfer,
   type CallOptions,
+  checkRequestId,
   type InputOf,
   type KeyledgerApi,
   operationOfKind,
@@ -182,16 +183,21 @@ export class KeyledgerClient implements KeyledgerApi {
 }
 
 function headersOf(options: CallOptions | undefined): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {};
   const reason = options?.reason;
-  if (reason === undefined || reason === '') return {};
-  if (!REASON.test(reason)) {
-    throw new KeyledgerError(
-      'ERR_INVALID_ARGUMENT',
-      'a reason sent to a server takes at most 1024 printable ASCII characters',
-      { reason: reason.length },
-    );
+  if (reason !== undefined && reason !== '') {
+    if (!REASON.test(reason)) {
+      throw new KeyledgerError(
+        'ERR_INVALID_ARGUMENT',
+        'a reason sent to a server takes at most 1024 printable ASCII characters',
+        { reason: reason.length },
+      );
+    }
+    headers['keyledger-reason'] = reason;
   }
-  return { 'keyledger-reason': reason };
+  const requestId = checkRequestId(options?.requestId);
+  if (requestId !== undefined) headers['x-request-id'] = requestId;
+  return headers;
 }
 
 /** The response's bytes into `output` with backpressure, without ending it (the trailer decides). */

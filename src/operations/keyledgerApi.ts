@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { Observable } from 'rxjs';
 import type { z } from 'zod';
+import { KeyledgerError } from '../domain/errors.js';
 import {
   type AnyOperation,
   type OperationName,
@@ -9,6 +10,10 @@ import {
   operationNamed,
 } from './operations.js';
 import { invalidArgument } from './queryOperations.js';
+
+function invalidArgumentWith(message: string, details: Record<string, number>): KeyledgerError {
+  return new KeyledgerError('ERR_INVALID_ARGUMENT', message, details);
+}
 
 /**
  * The operations of the table as one programming interface, with two implementations: in process
@@ -51,6 +56,11 @@ export type WatchItem = OutputOf<'watch'>;
 export interface CallOptions {
   /** Why; recorded as the reason of the events the call writes. */
   readonly reason?: string;
+  /**
+   * Ties the events the call writes together and to the caller's own logs: their correlation id
+   * (remotely the `X-Request-Id`: 1 to 128 visible ASCII characters). Default: a new one per call.
+   */
+  readonly requestId?: string;
 }
 
 /** A bytes operation run on bytes held in memory. */
@@ -108,4 +118,16 @@ export function operationOfKind(name: string, kind: AnyOperation['kind']): AnyOp
     throw invalidArgument(`${operation.name} works on local files; run it with the CLI`);
   }
   return operation;
+}
+
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+/** A request id as both implementations take it (the server's X-Request-Id rule), else ERR_INVALID_ARGUMENT. */
+export function checkRequestId(requestId: string | undefined): string | undefined {
+  if (requestId !== undefined && !REQUEST_ID.test(requestId)) {
+    throw invalidArgumentWith('a request id takes 1 to 128 visible ASCII characters', {
+      requestId: requestId.length,
+    });
+  }
+  return requestId;
 }

@@ -6,6 +6,7 @@ import {
   type BytesResult,
   type ByteTransfer,
   type CallOptions,
+  checkRequestId,
   type InputOf,
   type KeyledgerApi,
   operationOfKind,
@@ -101,6 +102,7 @@ export class LedgerApi implements KeyledgerApi {
       store: this.#options.store,
       actor: this.#options.actor,
       reason: options?.reason,
+      correlationId: checkRequestId(options?.requestId),
     });
   }
 

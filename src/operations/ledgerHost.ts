@@ -13,6 +13,7 @@ export class LedgerHost implements OperationHost {
   readonly #store: StoreAccess | undefined;
   readonly actor: string | undefined;
   readonly reason: string | undefined;
+  readonly correlationId: string | undefined;
   readonly signal: AbortSignal;
   readonly local = null;
 
@@ -21,12 +22,14 @@ export class LedgerHost implements OperationHost {
     readonly store?: StoreAccess | undefined;
     readonly actor?: string | undefined;
     readonly reason?: string | undefined;
+    readonly correlationId?: string | undefined;
     readonly signal?: AbortSignal | undefined;
   }) {
     this.#ledger = options.ledger;
     this.#store = options.store;
     this.actor = options.actor;
     this.reason = options.reason;
+    this.correlationId = options.correlationId;
     this.signal = options.signal ?? new AbortController().signal;
   }
 

@@ -98,7 +98,7 @@ export function testKeyledgerApi(name: string, factory: () => Promise<ApiTarget>
         const enabled = await t.api.call(
           'enable-key-management',
           { scope: 'name=tenant-1:orders' },
-          { reason: 'onboarding' },
+          { reason: 'onboarding', requestId: 'onboard-tenant-1' },
         );
         assert.equal(enabled.marker, 'ACTIVE');
         assert.equal(enabled.key?.state, 'ACTIVE');
@@ -144,6 +144,8 @@ export function testKeyledgerApi(name: string, factory: () => Promise<ApiTarget>
           'every event names the target’s actor',
         );
         assert.equal(history[0]?.reason, 'onboarding');
+        assert.equal(history[0]?.correlationId, 'onboard-tenant-1', 'the request id is the correlation id');
+        assert.notEqual(history[1]?.correlationId, 'onboard-tenant-1');
         const ofKey = await t.api.call('history', { scope: SCOPE, key: k1.keyId });
         const aboutK1 = ofKey.filter((h) => h.type !== 'KeyMaterialWrapped');
         assert.ok(aboutK1.length >= 3, 'the key was enabled, disabled and re-enabled');
@@ -188,6 +190,9 @@ export function testKeyledgerApi(name: string, factory: () => Promise<ApiTarget>
         );
         await refused('ERR_INVALID_ARGUMENT', () =>
           t.api.call('init' as 'list-scopes', {} as Record<string, never>),
+        );
+        await refused('ERR_INVALID_ARGUMENT', () =>
+          t.api.call('clear-cache', {}, { requestId: 'has space' }),
         );
       });
     });
