@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -44,6 +44,26 @@ function readFile(io: CliIo, file: string, what: string): Buffer {
 }
 
 /**
+ * A token file others can read gives them the token's grants: refused, as a keystore password file
+ * is (POSIX modes only).
+ */
+function readPrivateFile(io: CliIo, file: string, what: string): Buffer {
+  const bytes = readFile(io, file, what);
+  if (process.platform === 'win32') return bytes;
+  const path = resolve(io.cwd, file);
+  const mode = statSync(path).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    const octal = `0${mode.toString(8).padStart(3, '0')}`;
+    throw new KeyledgerError(
+      'ERR_INVALID_CONFIG',
+      `${what} ${path} is accessible by group or others (mode ${octal}); run chmod 600 on it`,
+      { file: path, mode: octal },
+    );
+  }
+  return bytes;
+}
+
+/**
  * The server to run `operation` on, or null to run it locally. Refuses what cannot mean anything
  * remotely: --actor (the server records the authenticated principal), --store (the server's store
  * is used), and the operations that write local files.
@@ -73,7 +93,9 @@ export function remoteTargetOf(
   const caFile = fromEnv(global.caFile, io.env.KEYLEDGER_CA_FILE);
   // A file ends in a newline more often than not; the token is what precedes it.
   const token =
-    tokenFile === undefined ? undefined : readFile(io, tokenFile, 'token file').toString('utf8').trim();
+    tokenFile === undefined
+      ? undefined
+      : readPrivateFile(io, tokenFile, 'token file').toString('utf8').trim();
   const ca = caFile === undefined ? undefined : readFile(io, caFile, 'CA file');
   return {
     client: new KeyledgerClient({

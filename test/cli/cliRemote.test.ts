@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -59,8 +59,8 @@ describe('keyledger --server', () => {
   before(async () => {
     s = await startContractServer();
     dir = mkdtempSync(join(tmpdir(), 'kl-cli-remote-'));
-    writeFileSync(join(dir, 'ops.token'), `${await s.jwt('ops-team', ['admin:*'])}\n`);
-    writeFileSync(join(dir, 'reader.token'), await s.jwt('reader', [`read:${T1}`]));
+    writeFileSync(join(dir, 'ops.token'), `${await s.jwt('ops-team', ['admin:*'])}\n`, { mode: 0o600 });
+    writeFileSync(join(dir, 'reader.token'), await s.jwt('reader', [`read:${T1}`]), { mode: 0o600 });
     writeFileSync(join(dir, 'ca.pem'), s.ca);
     // The environment names the server; each test picks its token.
     env = { KEYLEDGER_SERVER: s.url, KEYLEDGER_CA_FILE: 'ca.pem', KEYLEDGER_STORE: '' };
@@ -139,7 +139,7 @@ describe('keyledger --server', () => {
     assert.equal(await s.ledger.head(), head);
   });
 
-  it('refuses --actor, --store, init and audit export --out with --server; verify-export stays local', async () => {
+  it('refuses --actor, --store, init, audit export --out, a missing or shared token file with --server', async () => {
     for (const args of [
       ['list-scopes', '--actor', 'someone-else'],
       ['list-scopes', '--store', 'memory:'],
@@ -153,6 +153,13 @@ describe('keyledger --server', () => {
     const missing = await cli(['list-scopes', '--token-file', 'no-such.token']);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /^error ERR_INVALID_CONFIG:/);
+    writeFileSync(join(dir, 'shared.token'), await s.jwt('ops-team', ['admin:*']), { mode: 0o644 });
+    chmodSync(join(dir, 'shared.token'), 0o644);
+    const shared = await cli(['list-scopes', '--token-file', 'shared.token', '--json']);
+    assert.equal(shared.code, 2);
+    const error = JSON.parse(shared.stderr) as { code: string; details: { mode?: string } };
+    assert.equal(error.code, 'ERR_INVALID_CONFIG');
+    assert.equal(error.details.mode, '0644');
   });
 
   it('an unreachable server exits 1 with ERR_SERVER_UNAVAILABLE, and the token is never printed', async () => {

@@ -41,8 +41,12 @@ describe('keyledger --server (built CLI, keyledger serve in a child process)', (
     };
     writeFileSync(configFile, JSON.stringify(config, null, 2));
     served = await startServeProcess(serverDir, [], ENV);
-    writeFileSync(join(clientDir, 'ops.token'), `${await issuer.sign('ops-team', ['admin:*'])}\n`);
-    writeFileSync(join(clientDir, 'reader.token'), await issuer.sign('reader', [`read:${T1}`]));
+    writeFileSync(join(clientDir, 'ops.token'), `${await issuer.sign('ops-team', ['admin:*'])}\n`, {
+      mode: 0o600,
+    });
+    writeFileSync(join(clientDir, 'reader.token'), await issuer.sign('reader', [`read:${T1}`]), {
+      mode: 0o600,
+    });
     writeFileSync(join(clientDir, 'ca.pem'), certs.pem(certs.caCert));
     remote = (args, token = 'ops.token') => [
       ...args,
@@ -127,7 +131,7 @@ describe('keyledger --server (built CLI, keyledger serve in a child process)', (
       '--json',
     ]);
     const { token, tokenId } = JSON.parse(made) as { token: string; tokenId: string };
-    writeFileSync(join(clientDir, 'api.token'), `${token}\n`);
+    writeFileSync(join(clientDir, 'api.token'), `${token}\n`, { mode: 0o600 });
     assert.match(ok(clientDir, remote(['show-key-status', `${T1}:orders`], 'api.token')), /marker ACTIVE/);
     const denied = keyledger(clientDir, remote(['rotate-managed-key', `${T1}:orders`], 'api.token'));
     assert.equal(denied.code, 2);
@@ -137,6 +141,15 @@ describe('keyledger --server (built CLI, keyledger serve in a child process)', (
     assert.equal(revoked.code, 2);
     assert.match(revoked.stderr, /^error ERR_UNAUTHENTICATED:/);
     assert.ok(!revoked.stderr.includes(token.slice(-20)), 'the token is never printed');
+  });
+
+  it('audit export streams from the server; verify --file checks that file locally, even with --server', () => {
+    const exported = keyledger(clientDir, remote(['audit', 'export']));
+    assert.equal(exported.code, 0, exported.stderr);
+    writeFileSync(join(clientDir, 'export.jsonl'), exported.bytes);
+    const report = JSON.parse(ok(clientDir, remote(['verify', '--file', 'export.jsonl', '--json'])));
+    assert.equal(report.ok, true);
+    assert.equal(report.macs, 'skipped', 'the client has no config: MACs are not checked');
   });
 
   it('an untrusted server certificate exits 1 with ERR_SERVER_UNAVAILABLE', async () => {
