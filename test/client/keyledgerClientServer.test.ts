@@ -90,6 +90,15 @@ describe('KeyledgerClient against a real server', () => {
     assert.match((error.details as { reason: string }).reason, /CERT|SIGNATURE|ISSUER/);
   });
 
+  it('events$: unsubscribing closes the stream on the server', async () => {
+    const watcher = client({ token: await s.jwt('short-watch', ['audit:*']) });
+    const first = await firstValueFrom(watcher.events$({ from: 'start' }));
+    assert.match(first.position, /^\d+$/);
+    // The server logs an event stream when it ends: the client closed it.
+    for (let i = 0; i < 50 && !s.log.some((e) => e.principal === 'short-watch'); i++) await delay(20);
+    assert.ok(s.log.some((e) => e.path === '/v1/events' && e.principal === 'short-watch'));
+  });
+
   it('events$ resumes after the connection is cut: no gap, no duplicate', async () => {
     let proxy: TcpProxy | null = null;
     try {
