@@ -128,3 +128,22 @@ describe('the server: limits, OpenAPI document, metrics, access log', () => {
     assert.equal(refusal?.code, 'ERR_RATE_LIMITED');
   });
 });
+
+describe('the server: readiness follows the store', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer();
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  it('/readyz is 503 once the store cannot be read, while /healthz still answers', async () => {
+    assert.equal((await s.call('GET', '/readyz')).status, 200);
+    await s.opened.store.close();
+    const ready = await s.call('GET', '/readyz');
+    assert.equal(ready.status, 503, ready.text);
+    assert.equal(ready.json.reason, 'store-unreachable');
+    assert.equal((await s.call('GET', '/healthz')).status, 200);
+  });
+});
