@@ -62,7 +62,7 @@ export function registerEventsRoute(
         resource: 'event streams',
       });
     }
-    const events = watch.run(prepared, hostFor(server, request)) as Observable<WatchItem>;
+    const events = watch.run(prepared, hostFor(server, request, reply)) as Observable<WatchItem>;
     const raw = reply.raw;
     reply.hijack();
     raw.writeHead(200, {
