@@ -64,7 +64,7 @@ async function jsonForm(
     },
   });
   const input = Readable.from(takesData ? [Buffer.from(data as string, 'base64')] : []);
-  const result = await runChecked(operation, checked, hostFor(server, request), { input, output });
+  const result = await runChecked(operation, checked, hostFor(server, request, reply), { input, output });
   reply.header('content-type', 'application/json; charset=utf-8');
   return JSON.stringify({ ...(result as object), data: Buffer.concat(chunks).toString('base64') });
 }
@@ -122,7 +122,7 @@ async function streamed(
   const input = body.pipe(byteLimit(limit));
   body.once('error', (error) => input.destroy(error));
   try {
-    const result = await runChecked(operation, checked, hostFor(server, request), { input, output });
+    const result = await runChecked(operation, checked, hostFor(server, request, reply), { input, output });
     start();
     raw.addTrailers({ [RESULT_TRAILER]: JSON.stringify(result) });
     raw.end();

@@ -170,6 +170,7 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
     return metrics.registry.metrics();
   });
 
+  let closing: Promise<void> | null = null;
   return {
     app,
     metrics,
@@ -180,29 +181,34 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
       const real = typeof address === 'object' && address !== null ? address.port : port;
       return urlOf(tls !== null, host, real);
     },
-    async close() {
-      // Event streams never finish on their own: end them (and let the end reach the client before
-      // idle connections are dropped); the clients resume with Last-Event-ID.
-      await Promise.all(
-        [...sse.open].map(
-          (raw) =>
-            new Promise<void>((done) => {
-              const timer = setTimeout(done, 1000);
-              raw.end(() => {
-                clearTimeout(timer);
-                done();
-              });
-            }),
-        ),
-      );
-      const timer = setTimeout(() => app.server.closeAllConnections(), limits.shutdownMs);
-      try {
-        await app.close();
-      } finally {
-        clearTimeout(timer);
-      }
+    close() {
+      closing ??= shutdown();
+      return closing;
     },
   };
+
+  async function shutdown(): Promise<void> {
+    // Event streams never finish on their own: end them (and let the end reach the client before
+    // idle connections are dropped); the clients resume with Last-Event-ID.
+    await Promise.all(
+      [...sse.open].map(
+        (raw) =>
+          new Promise<void>((done) => {
+            const timer = setTimeout(done, 1000);
+            raw.end(() => {
+              clearTimeout(timer);
+              done();
+            });
+          }),
+      ),
+    );
+    const timer = setTimeout(() => app.server.closeAllConnections(), limits.shutdownMs);
+    try {
+      await app.close();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 }
 
 /** Logs and counts a request once its response is done (or dropped), whatever answered it. */

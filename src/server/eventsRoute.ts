@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Observable, Subscription } from 'rxjs';
 import { KeyledgerError } from '../domain/errors.js';
-import { custodiansAllowed, type Principal } from '../domain/grants.js';
+import { custodiansAllowed } from '../domain/grants.js';
 import { watch } from '../operations/queryOperations.js';
 import { contextOf, principalOf } from './requestContext.js';
 import { invalidInput } from './runOperation.js';
@@ -62,7 +62,7 @@ export function registerEventsRoute(
         resource: 'event streams',
       });
     }
-    const events = watch.run(prepared, hostFor(server, request)) as Observable<WatchItem>;
+    const events = watch.run(prepared, hostFor(server, request, reply)) as Observable<WatchItem>;
     const raw = reply.raw;
     reply.hijack();
     raw.writeHead(200, {
@@ -71,6 +71,7 @@ export function registerEventsRoute(
       'x-accel-buffering': 'no',
       'x-request-id': String(request.id),
     });
+    // A comment first: the client knows the stream is open before the first event.
     raw.write(': connected\n\n');
     streams.open.add(raw);
     streams.onCountChange(streams.open.size);
@@ -84,7 +85,7 @@ export function registerEventsRoute(
     raw.once('close', stop);
     subscription = events.subscribe({
       next: (event) => {
-        if (!mayAudit(principal, allowed, event)) return;
+        if (!mayAudit(allowed, event)) return;
         raw.write(`id: ${event.position}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
       },
       error: (error: unknown) => {
@@ -102,7 +103,7 @@ export function registerEventsRoute(
   });
 }
 
-function mayAudit(_principal: Principal, allowed: '*' | ReadonlySet<string>, event: WatchItem): boolean {
+function mayAudit(allowed: '*' | ReadonlySet<string>, event: WatchItem): boolean {
   if (allowed === '*') return true;
   const custodian = event.data.custodian;
   return typeof custodian === 'string' && allowed.has(custodian);

@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Ledger } from '../ledger/ledger.js';
 import type { StoreAccess } from '../operations/operation.js';
 import { contextOf, principalOf, reasonOf } from './requestContext.js';
@@ -14,11 +14,14 @@ export interface ServerContext {
  * The host of one request. Its signal aborts when the client goes away before the answer is
  * complete, so a long operation stops at its next safe point.
  */
-export function hostFor(server: ServerContext, request: FastifyRequest): ServerHost {
+export function hostFor(server: ServerContext, request: FastifyRequest, reply: FastifyReply): ServerHost {
   const abort = new AbortController();
-  const raw = request.raw;
-  request.raw.socket.once('close', () => abort.abort());
-  raw.once('aborted', () => abort.abort());
+  // The response (not the socket, which keep-alive shares between requests) closes once per request;
+  // closed before it finished means the client went away.
+  const response = reply.raw;
+  response.once('close', () => {
+    if (!response.writableFinished) abort.abort();
+  });
   return new ServerHost({
     ledger: server.ledger,
     storeAccess: server.storeAccess,

@@ -14,7 +14,7 @@ export function registerUnaryRoute(
     noteOperation(request, operation.name, null);
     const checked = checkRequest(operation, request.body, principalOf(request));
     noteOperation(request, operation.name, checked.custodian);
-    const result = await runChecked(operation, checked, hostFor(server, request));
+    const result = await runChecked(operation, checked, hostFor(server, request, reply));
     reply.header('content-type', 'application/json; charset=utf-8');
     return JSON.stringify(result);
   });
