@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { cliHarness, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
+import { CLI_BIN, cliHarness, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
 import { type ServeProcess, startServeProcess } from '../helpers/serveProcess.js';
 import { makeTestCertificates, type TestCertificates } from '../helpers/testCertificates.js';
 import { AUDIENCE, ISSUER, makeJwtIssuer } from '../helpers/testJwt.js';
@@ -150,6 +152,35 @@ describe('keyledger --server (built CLI, keyledger serve in a child process)', (
     const report = JSON.parse(ok(clientDir, remote(['verify', '--file', 'export.jsonl', '--json'])));
     assert.equal(report.ok, true);
     assert.equal(report.macs, 'skipped', 'the client has no config: MACs are not checked');
+  });
+
+  it('watch --server prints the server’s events as JSON lines and stops on SIGINT with exit 0', async () => {
+    const child = spawn(
+      process.execPath,
+      [CLI_BIN, ...remote(['watch', '--from', 'start', '--types', 'KeyManagementEnabled'])],
+      {
+        cwd: clientDir,
+        env: ENV,
+      },
+    );
+    let stdout = '';
+    const exited = once(child, 'exit');
+    const line = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no event printed')), 20_000);
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString('utf8');
+        if (stdout.includes('\n')) {
+          clearTimeout(timer);
+          resolve(stdout.split('\n')[0] ?? '');
+        }
+      });
+    });
+    const event = JSON.parse(line) as { type: string; meta: { actor: string } };
+    assert.equal(event.type, 'KeyManagementEnabled');
+    assert.equal(event.meta.actor, 'ops-team');
+    child.kill('SIGINT');
+    const [code] = await exited;
+    assert.equal(code, 0);
   });
 
   it('an untrusted server certificate exits 1 with ERR_SERVER_UNAVAILABLE', async () => {
