@@ -305,6 +305,36 @@ export function testKeyledgerApi(name: string, factory: () => Promise<ApiTarget>
       });
     });
 
+    describe('audit', () => {
+      it('checkpoint, verify, scope-as-of, metrics, and the audit export streamed', async () => {
+        t.provider.setKey(keyScope(TENANT, 'audited'), 'a1');
+        const enabled = await t.api.call('enable-key-management', { scope: `${TENANT}:audited` });
+        const checkpoint = await t.api.call('checkpoint', {});
+        assert.ok(checkpoint !== null);
+        const report = await t.api.call('verify', {});
+        assert.equal(report.ok, true);
+        const asOf = await t.api.call('scope-as-of', {
+          scope: `${TENANT}:audited`,
+          at: enabled.position ?? '',
+        });
+        assert.equal(asOf.marker, 'ACTIVE');
+        const metrics = await t.api.call('metrics', { scope: `${TENANT}:audited` });
+        assert.ok(metrics.days.length >= 1);
+        const exporting = t.api.stream('audit-export', {});
+        exporting.stream.end();
+        const chunks: Buffer[] = [];
+        for await (const chunk of exporting.stream) chunks.push(chunk as Buffer);
+        const summary = await exporting.result;
+        const lines = Buffer.concat(chunks).toString('utf8').trim().split('\n');
+        assert.ok(lines.length > 3);
+        for (const line of lines) JSON.parse(line);
+        assert.equal(typeof summary, 'object');
+        await refused('ERR_INVALID_AS_OF', () =>
+          t.api.call('scope-as-of', { scope: `${TENANT}:audited`, at: '2026-01-01' }),
+        );
+      });
+    });
+
     describe('events$', () => {
       it('replays from the start, filtered by type, and follows what is written next', async () => {
         const enabled = await firstValueFrom(
