@@ -263,3 +263,25 @@ describe('the server: unary operations over HTTPS', () => {
     assert.ok(s.log.length > 10);
   });
 });
+
+describe('the server: mTLS principal from the subject alternative name', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer({ principalFrom: 'san', mtlsGrants: { 'app-1.clients.test': ['read:*'] } });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  it('names the principal by the certificate’s DNS SAN, with the grants configured for it', async () => {
+    const listed = await s.call('POST', '/v1/list-scopes', { cert: 'trusted', json: {} });
+    assert.equal(listed.status, 200, listed.text);
+    const entry = s.log.find((e) => e.requestId === listed.headers['x-request-id']);
+    assert.equal(entry?.principal, 'app-1.clients.test');
+    const head = await s.head();
+    const refused = await s.call('POST', '/v1/checkpoint', { cert: 'trusted', json: {} });
+    problem(refused, 403, 'ERR_FORBIDDEN');
+    assert.equal(refused.json.details.principal, 'app-1.clients.test');
+    assert.equal(await s.head(), head);
+  });
+});
