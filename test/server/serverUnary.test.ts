@@ -251,6 +251,13 @@ describe('the server: unary operations over HTTPS', () => {
     assert.equal(entry?.principal, 'app-1');
   });
 
+  it('serves the operations that read the store unreplayed (verify)', async () => {
+    const token = await s.jwt('auditor', ['audit:*']);
+    const answer = await s.call('POST', '/v1/verify', { token, json: {} });
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(answer.json.ok, true, answer.text);
+  });
+
   it('an empty body counts as {}', async () => {
     const token = await s.jwt('ops', ['admin:*']);
     const answer = await s.call('POST', '/v1/list-scopes', { token });
