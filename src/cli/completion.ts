@@ -1,4 +1,4 @@
-import { COMMANDS, GLOBAL_OPTIONS } from './commandLine.js';
+import { COMMANDS, GLOBAL_OPTIONS, SERVE_OPTIONS } from './commandLine.js';
 
 /**
  * Shell completion scripts, generated from the operation table: the command words, and for each
@@ -7,6 +7,11 @@ import { COMMANDS, GLOBAL_OPTIONS } from './commandLine.js';
  */
 
 const globalFlags = GLOBAL_OPTIONS.map((o) => `--${o.flag}`);
+/** `serve` takes its own flags and the global ones but --actor and --reason. */
+const serveFlags = [
+  ...SERVE_OPTIONS.map((o) => `--${o.flag}`),
+  ...globalFlags.filter((f) => f !== '--actor' && f !== '--reason'),
+];
 
 function flagsOf(name: string): string[] {
   const command = COMMANDS.find((c) => c.name === name);
@@ -20,7 +25,7 @@ function flagsOf(name: string): string[] {
 
 /** First words (with `help` and `completion`), and the second word of two-word commands. */
 function firstWords(): string[] {
-  return [...new Set([...COMMANDS.map((c) => c.words[0] ?? ''), 'help', 'completion'])];
+  return [...new Set([...COMMANDS.map((c) => c.words[0] ?? ''), 'help', 'completion', 'serve'])];
 }
 
 const shellWord = (w: string) => (/^[a-z0-9-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`);
@@ -53,6 +58,7 @@ ${seconds.join('\n')}
   [[ \${#words[@]} -gt 2 && "\${words[1]}" == audit ]] && command="audit \${words[2]}"
   case "$command" in
 ${cases.join('\n')}
+    serve) flags="${serveFlags.join(' ')}" ;;
     *) flags="${globalFlags.join(' ')}" ;;
   esac
   if [[ "$cur" == -* ]]; then
@@ -79,6 +85,7 @@ _keyledger() {
 ${[...new Map(commands.map((c) => [c.split(':')[0], c])).values()].join('\n')}
     'help:a command’s own help'
     'completion:a shell completion script'
+    'serve:serve the operations over HTTPS'
   )
   if (( CURRENT == 2 )); then
     _describe 'command' commands
@@ -88,6 +95,7 @@ ${[...new Map(commands.map((c) => [c.split(':')[0], c])).values()].join('\n')}
   [[ "\${words[2]}" == audit ]] && command="audit \${words[3]}"
   case "$command" in
 ${cases.join('\n')}
+    (serve) flags=(${serveFlags.join(' ')}) ;;
     (*) flags=(${globalFlags.join(' ')}) ;;
   esac
   if [[ "\${words[CURRENT]}" == -* ]]; then

@@ -227,6 +227,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   const [first, ...rest] = positionals;
   if (first === 'help') {
     if (rest.length === 0) return { kind: 'usage', exit: 0 };
+    if (rest.length === 1 && rest[0] === 'serve') return serveInvocation({ help: true }, []);
     const command = commandNamed(rest);
     if (command === undefined)
       throw usageError(`no command ${rest.join(' ').slice(0, 64)}; see keyledger --help`);

@@ -77,3 +77,16 @@ describe('parseCommandLine: serve', () => {
     );
   });
 });
+
+describe('parseCommandLine: serve help', () => {
+  it('help serve and serve --help ask for its help', () => {
+    for (const argv of [
+      ['help', 'serve'],
+      ['serve', '--help'],
+    ]) {
+      const got = parseCommandLine(argv);
+      assert.equal(got.kind, 'serve');
+      if (got.kind === 'serve') assert.equal(got.help, true);
+    }
+  });
+});

@@ -39,6 +39,8 @@ export interface TestServer {
 export interface TestServerOptions {
   readonly limits?: Partial<ServerLimits>;
   readonly mtlsGrants?: Record<string, readonly string[]>;
+  /** How a client certificate names its principal (default: subject CN). */
+  readonly principalFrom?: 'subject' | 'san';
   readonly tokens?: TokenChecker;
   readonly heartbeatMs?: number;
 }
@@ -70,7 +72,10 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
         principalClaim: 'sub',
         grantsClaim: 'keyledger_grants',
       },
-      mtls: { principalFrom: 'subject', grants: options.mtlsGrants ?? { 'app-1': ['admin:*'] } },
+      mtls: {
+        principalFrom: options.principalFrom ?? 'subject',
+        grants: options.mtlsGrants ?? { 'app-1': ['admin:*'] },
+      },
       tokens: options.tokens ?? opened.ledger.tokens,
     },
     limits: { ...DEFAULT_LIMITS, ...options.limits },

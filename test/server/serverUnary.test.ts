@@ -251,6 +251,13 @@ describe('the server: unary operations over HTTPS', () => {
     assert.equal(entry?.principal, 'app-1');
   });
 
+  it('serves the operations that read the store unreplayed (verify)', async () => {
+    const token = await s.jwt('auditor', ['audit:*']);
+    const answer = await s.call('POST', '/v1/verify', { token, json: {} });
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(answer.json.ok, true, answer.text);
+  });
+
   it('an empty body counts as {}', async () => {
     const token = await s.jwt('ops', ['admin:*']);
     const answer = await s.call('POST', '/v1/list-scopes', { token });
@@ -261,5 +268,27 @@ describe('the server: unary operations over HTTPS', () => {
     const text = JSON.stringify(s.log);
     assert.doesNotMatch(text, /eyJ/);
     assert.ok(s.log.length > 10);
+  });
+});
+
+describe('the server: mTLS principal from the subject alternative name', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer({ principalFrom: 'san', mtlsGrants: { 'app-1.clients.test': ['read:*'] } });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  it('names the principal by the certificate’s DNS SAN, with the grants configured for it', async () => {
+    const listed = await s.call('POST', '/v1/list-scopes', { cert: 'trusted', json: {} });
+    assert.equal(listed.status, 200, listed.text);
+    const entry = s.log.find((e) => e.requestId === listed.headers['x-request-id']);
+    assert.equal(entry?.principal, 'app-1.clients.test');
+    const head = await s.head();
+    const refused = await s.call('POST', '/v1/checkpoint', { cert: 'trusted', json: {} });
+    problem(refused, 403, 'ERR_FORBIDDEN');
+    assert.equal(refused.json.details.principal, 'app-1.clients.test');
+    assert.equal(await s.head(), head);
   });
 });
