@@ -17,7 +17,8 @@ export {
 } from './audit/keyMetrics.js';
 export type { LedgerVerifyOptions } from './audit/ledgerIntegrity.js';
 export { type VerifyAuditFileOptions, verifyAuditFile } from './audit/verifyAuditFile.js';
-export type { ProblemKind, VerifiedCheckpoint, VerifyProblem, VerifyReport } from './audit/verifyLedger.js';
+export type { ProblemKind, VerifyProblem } from './audit/verifyProblem.js';
+export type { VerifiedCheckpoint, VerifyReport } from './audit/verifyReport.js';
 export { type VerifyStoreOptions, verifyStore } from './audit/verifyStore.js';
 export { type CacheMetrics, type LayerCounters, toPrometheus } from './cache/cacheMetrics.js';
 export type { KeyCacheOptions } from './cache/keyCache.js';
