@@ -23,6 +23,7 @@ export { type VerifyStoreOptions, verifyStore } from './audit/verifyStore.js';
 export { type CacheMetrics, type LayerCounters, toPrometheus } from './cache/cacheMetrics.js';
 export type { KeyCacheOptions } from './cache/keyCache.js';
 export { DecryptionFailedError } from './crypto/decryptionFailedError.js';
+export type { DecryptStream } from './crypto/decryptStream.js';
 export {
   type DecryptOptions,
   type DecryptResult,
@@ -31,7 +32,6 @@ export {
   type EnvelopeOptions,
 } from './crypto/envelope.js';
 export {
-  type DecryptStream,
   EnvelopeStreams,
   type EnvelopeStreamsOptions,
   type StreamDecryptOptions,
