@@ -17,12 +17,14 @@ export {
 } from './audit/keyMetrics.js';
 export type { LedgerVerifyOptions } from './audit/ledgerIntegrity.js';
 export { type VerifyAuditFileOptions, verifyAuditFile } from './audit/verifyAuditFile.js';
-export type { ProblemKind, VerifiedCheckpoint, VerifyProblem, VerifyReport } from './audit/verifyLedger.js';
+export type { ProblemKind, VerifyProblem } from './audit/verifyProblem.js';
+export type { VerifiedCheckpoint, VerifyReport } from './audit/verifyReport.js';
 export { type VerifyStoreOptions, verifyStore } from './audit/verifyStore.js';
 export { type CacheMetrics, type LayerCounters, toPrometheus } from './cache/cacheMetrics.js';
 export type { KeyCacheOptions } from './cache/keyCache.js';
 export { KeyledgerClient, type KeyledgerClientOptions } from './client/keyledgerClient.js';
 export { DecryptionFailedError } from './crypto/decryptionFailedError.js';
+export type { DecryptStream } from './crypto/decryptStream.js';
 export {
   type DecryptOptions,
   type DecryptResult,
@@ -31,7 +33,6 @@ export {
   type EnvelopeOptions,
 } from './crypto/envelope.js';
 export {
-  type DecryptStream,
   EnvelopeStreams,
   type EnvelopeStreamsOptions,
   type StreamDecryptOptions,

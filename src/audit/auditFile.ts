@@ -3,7 +3,8 @@ import { createInterface } from 'node:readline';
 import { KeyledgerError } from '../domain/errors.js';
 import type { JsonObject, RecordedEvent } from '../store/eventStore.js';
 import { AUDIT_EXPORT_FORMAT, AUDIT_EXPORT_VERSION } from './auditExport.js';
-import type { VerifyProblem, VerifySource } from './verifyLedger.js';
+import type { VerifyProblem } from './verifyProblem.js';
+import type { VerifySource } from './verifySource.js';
 
 /** An audit export file read back: header, events, trailer (docs/formats.md, "Audit export"). */
 

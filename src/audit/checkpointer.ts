@@ -10,24 +10,16 @@ import type { ChainingEventStore } from './chainingEventStore.js';
 import {
   CHECKPOINT_EVENT_TYPE,
   type Checkpoint,
-  type CheckpointHead,
   checkpointData,
   checkpointMacMessage,
-  compareStreams,
   parseCheckpoint,
 } from './checkpointFormat.js';
+import { MAX_CHECKPOINT_HEADS, missingCheckpoint, readCheckpointHeads } from './checkpointHeads.js';
 import type { CheckpointMacKeys } from './checkpointMacKeys.js';
-import { chainLinkOf, eventHash } from './hashChain.js';
+import { eventHash } from './hashChain.js';
 
 /** Default of LedgerOptions.checkpointEvery: ledger events written between automatic checkpoints. */
 export const DEFAULT_CHECKPOINT_EVERY = 1000;
-
-/**
- * At most this many stream heads go into one checkpoint: an interval that touched more streams is
- * covered by several checkpoints, so no checkpoint event outgrows what a store accepts (EventStoreDB
- * refuses events over 16 MB by default; 4096 heads are about 700 kB).
- */
-export const MAX_CHECKPOINT_HEADS = 4096;
 
 /** ERR_INVALID_ARGUMENT unless `every` is a whole number ≥ 0 (undefined: the default). */
 export function assertCheckpointEvery(every: number | undefined): void {
@@ -58,11 +50,6 @@ interface LastCheckpoint {
   readonly coveredPosition: bigint;
   /** The stored event (null when this process wrote it: its MAC is its own). */
   readonly event: RecordedEvent | null;
-}
-
-interface Marked {
-  readonly event: RecordedEvent;
-  readonly checkpoint: bigint;
 }
 
 export interface CheckpointerDeps {
@@ -228,7 +215,7 @@ export class Checkpointer {
           decided = null;
           let last = loaded;
           const previousPosition = last?.coveredPosition ?? 0n;
-          const interval = await this.#readInterval(previousPosition);
+          const interval = await readCheckpointHeads(this.#d.store, this.#d.names, previousPosition);
           if (interval === null) return [];
           if (interval.marked !== null && (last === null || interval.marked.checkpoint > last.revision)) {
             // Another process may have checkpointed since this one looked: look again before judging
@@ -295,65 +282,6 @@ export class Checkpointer {
       coveredPosition: checkpoint.coveredPosition,
       streams: checkpoint.heads.length,
       stkIdentity: checkpoint.stkIdentity,
-    };
-  }
-
-  /**
-   * The heads of the streams written after `previous`, up to the store's head or to the event
-   * before the one that would make more than MAX_CHECKPOINT_HEADS heads; null if only checkpoints
-   * were written. A checkpoint vouches for what it covers, so the links of what it is about to cover
-   * are checked first: a broken one is ERR_LEDGER_TAMPERED and nothing is written (verify says more).
-   */
-  async #readInterval(previous: bigint): Promise<{
-    readonly covered: bigint;
-    readonly heads: CheckpointHead[];
-    /** The event naming the newest checkpoint (metadata `checkpoint`), if any does. */
-    readonly marked: Marked | null;
-  } | null> {
-    const heads = new Map<string, CheckpointHead>();
-    const firsts: RecordedEvent[] = [];
-    let covered = previous;
-    let marked: Marked | null = null;
-    for await (const event of this.#d.store.readAll({
-      after: previous,
-      streamPrefix: this.#d.names.prefix,
-    })) {
-      if (event.streamName !== this.#d.names.checkpoints) {
-        const link = chainLinkOf(event.metadata);
-        if (
-          link.kind === 'chained' &&
-          link.checkpoint !== undefined &&
-          link.checkpoint > (marked?.checkpoint ?? -1n)
-        )
-          marked = { event, checkpoint: link.checkpoint };
-        const before = heads.get(event.streamName);
-        if (before === undefined && heads.size === MAX_CHECKPOINT_HEADS) break;
-        if (before === undefined) firsts.push(event);
-        else if (before.revision + 1n === event.revision) checkLink(event, before.hash);
-        const hash = eventHash(event);
-        heads.set(event.streamName, {
-          stream: event.streamName,
-          revision: event.revision,
-          position: event.position,
-          hash,
-        });
-      }
-      covered = event.position;
-    }
-    if (heads.size === 0) return null;
-    for (const first of firsts) {
-      if (first.revision === 0n) continue;
-      // The event before it is older than the previous checkpoint (or deleted with its stream).
-      const [before] = await this.#d.store.readStream(first.streamName, {
-        fromRevision: first.revision - 1n,
-      });
-      if (before !== undefined && before.revision === first.revision - 1n)
-        checkLink(first, eventHash(before));
-    }
-    return {
-      covered,
-      heads: [...heads.values()].sort((a, b) => compareStreams(a.stream, b.stream)),
-      marked,
     };
   }
 
@@ -429,23 +357,4 @@ export class Checkpointer {
       // Only a hint: without it the next process reads the checkpoint stream once.
     }
   }
-}
-
-function checkLink(event: RecordedEvent, previousHash: string): void {
-  const link = chainLinkOf(event.metadata);
-  if (link.kind === 'legacy' || (link.kind === 'chained' && link.prevHash === previousHash)) return;
-  throw new KeyledgerError(
-    'ERR_LEDGER_TAMPERED',
-    `${event.streamName}@${event.revision} (position ${event.position}) does not link to the event before it; no checkpoint was written: run keyledger verify`,
-    { stream: event.streamName, revision: event.revision.toString(), position: event.position.toString() },
-  );
-}
-
-function missingCheckpoint(stream: string, marked: Marked): KeyledgerError {
-  const { event, checkpoint } = marked;
-  return new KeyledgerError(
-    'ERR_LEDGER_TAMPERED',
-    `${event.streamName}@${event.revision} (position ${event.position}) names checkpoint ${stream}@${checkpoint}, which the checkpoint stream does not hold; no checkpoint was written: run keyledger verify`,
-    { stream: event.streamName, revision: event.revision.toString(), position: event.position.toString() },
-  );
 }

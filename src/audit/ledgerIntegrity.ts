@@ -7,8 +7,10 @@ import type { ChainingEventStore } from './chainingEventStore.js';
 import { Checkpointer, type CheckpointResult, DEFAULT_CHECKPOINT_EVERY } from './checkpointer.js';
 import { type SystemKeySource, systemKeyMacKeys } from './checkpointMacKeys.js';
 import { SNAPSHOT_MAC_LABEL } from './snapshotSeal.js';
-import { type VerifyReport, type VerifySource, verifyLedger } from './verifyLedger.js';
+import { verifyLedger } from './verifyLedger.js';
+import type { VerifyReport } from './verifyReport.js';
 import { verifySnapshots } from './verifySnapshots.js';
+import type { VerifySource } from './verifySource.js';
 
 export interface LedgerVerifyOptions {
   /** A checkpoint kept from an earlier report (its revision and hash) that must still be there. */

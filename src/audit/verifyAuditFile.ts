@@ -4,7 +4,8 @@ import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import { auditFileEvents, auditFileSource, readAuditHeader } from './auditFile.js';
 import { providerMacKeys, recordedSystemKeys } from './checkpointMacKeys.js';
 import type { LedgerVerifyOptions } from './ledgerIntegrity.js';
-import { type VerifyReport, verifyLedger } from './verifyLedger.js';
+import { verifyLedger } from './verifyLedger.js';
+import type { VerifyReport } from './verifyReport.js';
 
 export interface VerifyAuditFileOptions extends LedgerVerifyOptions {
   /**

@@ -4,7 +4,8 @@ import type { EventStore } from '../store/eventStore.js';
 import { providerMacKeys, recordedSystemKeys } from './checkpointMacKeys.js';
 import { type LedgerVerifyOptions, storeVerifySource } from './ledgerIntegrity.js';
 import { openingSnapshotKeys } from './snapshotSeal.js';
-import { type VerifyReport, verifyLedger } from './verifyLedger.js';
+import { verifyLedger } from './verifyLedger.js';
+import type { VerifyReport } from './verifyReport.js';
 import { verifySnapshots } from './verifySnapshots.js';
 
 export interface VerifyStoreOptions extends LedgerVerifyOptions {

@@ -1,4 +1,3 @@
-import type { SystemKeyHandle } from '../crypto/systemKeyHandle.js';
 import { systemKeyIdentity } from '../crypto/systemKeyIdentity.js';
 import {
   assertCanRotate,
@@ -14,7 +13,7 @@ import {
   type ScopeCommand,
 } from '../domain/decideScope.js';
 import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
-import { type DomainEvent, parseLedgerEvent } from '../domain/events.js';
+import type { DomainEvent } from '../domain/events.js';
 import {
   formatScope,
   type KeyId,
@@ -27,11 +26,12 @@ import { metadataHashOf } from '../domain/keyDigests.js';
 import type { MarkerState } from '../domain/keyState.js';
 import { findKeyByHash, type ManagedKey, type ScopeState } from '../domain/scopeState.js';
 import { appendEvents, type Journal } from '../journal/decideAndAppend.js';
-import { deterministicEventId, type OperationContext } from '../journal/eventFactory.js';
+import type { OperationContext } from '../journal/eventFactory.js';
 import type { StreamNames } from '../journal/streamNames.js';
-import type { ManagedKeyProvider, WrappedKeyMaterial } from '../providers/managedKeyProvider.js';
+import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { SecretBytes } from '../secrets/secretBytes.js';
 import { type KeyInfo, type ScopeStatus, toKeyInfo } from './keyInfo.js';
+import { KeyMaterialStreams, type NewKeyMaterial } from './keyMaterialStreams.js';
 import type { LedgerProjector } from './ledgerProjector.js';
 import type { KeyResult, OperationOptions, WriteResult } from './operationOptions.js';
 import { type CheckedAnswer, checkProviderAnswer } from './providerAnswers.js';
@@ -71,9 +71,11 @@ interface AdminDeps {
  */
 export class KeymetaAdmin {
   readonly #d: AdminDeps;
+  readonly #materials: KeyMaterialStreams;
 
   constructor(deps: AdminDeps) {
     this.#d = deps;
+    this.#materials = new KeyMaterialStreams(deps);
   }
 
   async enableKeyManagement(
@@ -240,7 +242,7 @@ export class KeymetaAdmin {
     if (known !== null && (known.state === 'DESTROYED' || known.destruction !== null)) {
       assertUsableForActivation(state, known);
     }
-    const material = known === null ? null : await this.#material(known);
+    const material = known === null ? null : await this.#materials.latest(known);
     const answer = this.#notASystemKey(
       checkProviderAnswer(await this.#d.provider.unwrapKey(metadata, material)),
     );
@@ -309,59 +311,12 @@ export class KeymetaAdmin {
     initial: ScopeState,
     context: OperationContext,
     command: (now: Date) => ScopeCommand,
-    material?: { readonly stk: SystemKeyHandle; readonly keys: ReadonlyMap<KeyId, SecretBytes> },
+    material?: NewKeyMaterial,
   ): Promise<bigint | null> {
     const written = await this.#d.scopes.commit(scope, initial, context, command, (events, state, now) =>
-      this.#writeMaterial(newKeysIn(state, events), scope, context, now, material),
+      this.#materials.write(newKeysIn(state, events), scope, context, now, material),
     );
     return written.position;
-  }
-
-  async #writeMaterial(
-    records: readonly { keyId: KeyId; metadataHash: MetadataHash; stkIdentity: string }[],
-    scope: KeyScope,
-    context: OperationContext,
-    /** The command's time: its material and lifecycle events carry one time (as-of queries). */
-    now: Date,
-    material: { readonly stk: SystemKeyHandle; readonly keys: ReadonlyMap<KeyId, SecretBytes> } | undefined,
-  ): Promise<void> {
-    for (const record of records) {
-      const dek = material?.keys.get(record.keyId);
-      const stk = material?.stk;
-      if (dek === undefined || stk === undefined || stk.identity !== record.stkIdentity) {
-        throw new KeyledgerError(
-          'ERR_PROVIDER_INVALID_ANSWER',
-          'no key bytes for a key entering the ledger',
-          {
-            keyId: record.keyId,
-          },
-        );
-      }
-      const wrapped = stk.wrap(dek, { ...scope, metadataHash: record.metadataHash });
-      const event: DomainEvent = {
-        type: 'KeyMaterialWrapped',
-        data: {
-          ...scope,
-          keyId: record.keyId,
-          metadataHash: record.metadataHash,
-          stkIdentity: stk.identity,
-          algorithm: 'AES-256-GCM',
-          wrapped,
-        },
-      };
-      await appendEvents(
-        { ...this.#d.journal, now: () => now },
-        {
-          stream: this.#d.names.material(record.keyId),
-          context,
-          events: [event],
-          // One id per key and STK: a retried or re-decided write of the same key is idempotent.
-          eventIds: () => [deterministicEventId('material', record.keyId, stk.identity)],
-          // The lifecycle event that follows is waited for, and it comes after this one.
-          waitForView: false,
-        },
-      );
-    }
   }
 
   async #appendOperation(event: DomainEvent, context: OperationContext): Promise<bigint> {
@@ -373,25 +328,10 @@ export class KeymetaAdmin {
     return written.position as bigint;
   }
 
-  /** The ledger's wrapped copy of a key, with what a provider needs to find its system key. */
-  async #material(key: ManagedKey): Promise<WrappedKeyMaterial | null> {
-    const events = await this.#d.journal.store.readStream(this.#d.names.material(key.keyId));
-    for (let i = events.length - 1; i >= 0; i--) {
-      const recorded = events[i];
-      if (recorded === undefined) continue;
-      const event = parseLedgerEvent(recorded);
-      if (event.type === 'KeyMaterialWrapped') {
-        const { wrapped, stkIdentity } = event.data;
-        return { wrapped, stkIdentity, stkMetadata: this.#d.systemKeys.metadataOf(stkIdentity) };
-      }
-    }
-    return null;
-  }
-
   async #askAbout(state: ScopeState, key: ManagedKey): Promise<KeyFacts> {
     let raw: Awaited<ReturnType<ManagedKeyProvider['unwrapKey']>>;
     try {
-      raw = await this.#d.provider.unwrapKey(key.metadata, await this.#material(key));
+      raw = await this.#d.provider.unwrapKey(key.metadata, await this.#materials.latest(key));
     } catch (error) {
       if (isKeyledgerError(error)) throw error;
       throw new KeyledgerError(

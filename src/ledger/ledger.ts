@@ -11,7 +11,7 @@ import { type HistoryEntry, keyHistory, scopeHistory, scopeNotFound } from '../a
 import { type KeyMetrics, type KeyMetricsRange, keyMetricsFold } from '../audit/keyMetrics.js';
 import { LedgerIntegrity, type LedgerVerifyOptions } from '../audit/ledgerIntegrity.js';
 import { SNAPSHOT_MAC_LABEL, type SnapshotRejection } from '../audit/snapshotSeal.js';
-import type { VerifyReport } from '../audit/verifyLedger.js';
+import type { VerifyReport } from '../audit/verifyReport.js';
 import { KeyCache, type KeyCacheOptions } from '../cache/keyCache.js';
 import { Envelope, type EnvelopeOptions } from '../crypto/envelope.js';
 import { EnvelopeStreams } from '../crypto/envelopeStream.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { VerifyReport } from '../../src/audit/verifyLedger.js';
+import type { VerifyReport } from '../../src/audit/verifyReport.js';
 import { verifyStore } from '../../src/audit/verifyStore.js';
 import { keyScope } from '../../src/domain/identities.js';
 import { streamNames } from '../../src/journal/streamNames.js';

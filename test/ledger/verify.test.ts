@@ -11,7 +11,7 @@ import {
   parseCheckpoint,
 } from '../../src/audit/checkpointFormat.js';
 import { chainLinkOf, eventHash } from '../../src/audit/hashChain.js';
-import type { VerifyReport } from '../../src/audit/verifyLedger.js';
+import type { VerifyReport } from '../../src/audit/verifyReport.js';
 import { verifyStore } from '../../src/audit/verifyStore.js';
 import { softwareSystemKey } from '../../src/crypto/systemKeyHandle.js';
 import { keyScope } from '../../src/domain/identities.js';

@@ -4,6 +4,7 @@ import {
   DeadlineExceededError,
   NotLeaderError,
   StreamDeletedError,
+  StreamNotFoundError,
   TimeoutError,
   UnavailableError,
   type WrongExpectedVersionError,
@@ -124,4 +125,9 @@ export function toStoreError(error: unknown, url: string, operation: string, wai
     { url, operation },
     { cause: error },
   );
+}
+
+/** The stream is absent, or (softly or for good) deleted: for reads and deletes, nothing there. */
+export function isMissingStream(error: unknown): boolean {
+  return error instanceof StreamNotFoundError || error instanceof StreamDeletedError;
 }

@@ -1,0 +1,104 @@
+import type Database from 'better-sqlite3';
+import type { JsonObject, RecordedEvent } from '../eventStore.js';
+
+/** Every statement the sqlite store runs, prepared once per connection (sqliteSchema.ts has the tables). */
+
+const EVENT_COLUMNS = 'position, stream, revision, event_id, type, data, metadata, recorded_at';
+
+export type EventRow = [
+  position: bigint,
+  stream: string,
+  revision: bigint,
+  eventId: string,
+  type: string,
+  data: string,
+  metadata: string,
+  recordedAt: bigint,
+];
+
+export function toRecorded(row: EventRow): RecordedEvent {
+  return {
+    streamName: row[1],
+    revision: row[2],
+    position: row[0],
+    eventId: row[3],
+    type: row[4],
+    data: JSON.parse(row[5]) as JsonObject,
+    metadata: JSON.parse(row[6]) as JsonObject,
+    recordedAt: new Date(Number(row[7])),
+  };
+}
+
+export interface SqliteStatements {
+  readonly findEvent: Database.Statement<[string], [string, bigint, bigint]>;
+  readonly streamState: Database.Statement<[string], [bigint, bigint]>;
+  readonly insertEvent: Database.Statement<[string, bigint, string, string, string, string, number]>;
+  readonly upsertStream: Database.Statement<[string, bigint]>;
+  readonly selectStream: Database.Statement<[string, bigint], EventRow>;
+  readonly selectHead: Database.Statement<[], bigint>;
+  readonly selectPage: Database.Statement<[bigint, bigint, number], EventRow>;
+  readonly selectPrefixPage: Database.Statement<[bigint, bigint, number, Buffer, number], EventRow>;
+  readonly deleteEvents: Database.Statement<[string]>;
+  readonly markDeleted: Database.Statement<[string]>;
+  readonly selectSnapshot: Database.Statement<[string], [bigint, string]>;
+  readonly upsertSnapshot: Database.Statement<[string, bigint, string]>;
+}
+
+export function prepareStatements(db: Database.Database): SqliteStatements {
+  return {
+    findEvent: db
+      .prepare<[string], [string, bigint, bigint]>(
+        'SELECT stream, revision, position FROM events WHERE event_id = ?',
+      )
+      .raw(true)
+      .safeIntegers(true),
+    streamState: db
+      .prepare<[string], [bigint, bigint]>('SELECT last_revision, deleted FROM streams WHERE name = ?')
+      .raw(true)
+      .safeIntegers(true),
+    insertEvent: db
+      .prepare<[string, bigint, string, string, string, string, number]>(
+        'INSERT INTO events (stream, revision, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .safeIntegers(true),
+    upsertStream: db.prepare<[string, bigint]>(
+      `INSERT INTO streams (name, last_revision, deleted) VALUES (?, ?, 0)
+       ON CONFLICT (name) DO UPDATE SET last_revision = excluded.last_revision, deleted = 0`,
+    ),
+    selectStream: db
+      .prepare<[string, bigint], EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE stream = ? AND revision >= ? ORDER BY revision`,
+      )
+      .raw(true)
+      .safeIntegers(true),
+    selectHead: db
+      .prepare<[], bigint>('SELECT coalesce(max(position), 0) FROM events')
+      .pluck(true)
+      .safeIntegers(true),
+    selectPage: db
+      .prepare<[bigint, bigint, number], EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE position > ? AND position <= ? ORDER BY position LIMIT ?`,
+      )
+      .raw(true)
+      .safeIntegers(true),
+    selectPrefixPage: db
+      .prepare<[bigint, bigint, number, Buffer, number], EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM events
+         WHERE position > ? AND position <= ? AND substr(CAST(stream AS BLOB), 1, ?) = ?
+         ORDER BY position LIMIT ?`,
+      )
+      .raw(true)
+      .safeIntegers(true),
+    deleteEvents: db.prepare<[string]>('DELETE FROM events WHERE stream = ?'),
+    markDeleted: db.prepare<[string]>('UPDATE streams SET deleted = 1 WHERE name = ?'),
+    selectSnapshot: db
+      .prepare<[string], [bigint, string]>('SELECT position, state FROM snapshots WHERE name = ?')
+      .raw(true)
+      .safeIntegers(true),
+    upsertSnapshot: db.prepare<[string, bigint, string]>(
+      `INSERT INTO snapshots (name, position, state) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET position = excluded.position, state = excluded.state
+       WHERE excluded.position >= snapshots.position`,
+    ),
+  };
+}
