@@ -125,6 +125,17 @@ describe('the server: unary operations over HTTPS', () => {
     it('malformed JSON', async () => {
       await bad('{"scope":', 'application/json');
     });
+    it('a Keyledger-Reason longer than an event holds', async () => {
+      const head = await s.head();
+      const token = await s.jwt('ops', ['admin:*']);
+      const answer = await s.call('POST', '/v1/enable-key-management', {
+        token,
+        json: { scope: `${T1}:long-reason` },
+        headers: { 'keyledger-reason': 'x'.repeat(1025) },
+      });
+      problem(answer, 400, 'ERR_INVALID_ARGUMENT');
+      assert.equal(await s.head(), head);
+    });
     it('a scope the operation’s own checks refuse', async () => {
       const head = await s.head();
       const token = await s.jwt('ops', ['admin:*']);
