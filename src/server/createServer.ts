@@ -233,6 +233,7 @@ function observe(
       principal: context.principal?.name ?? null,
       operation: context.operation,
       custodian: context.custodian,
+      scope: context.scope,
       status,
       code: context.code,
       durationMs: Math.round(seconds * 1e6) / 1e3,

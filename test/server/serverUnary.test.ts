@@ -233,6 +233,7 @@ describe('the server: unary operations over HTTPS', () => {
     assert.equal(entry?.principal, 'ops-1');
     assert.equal(entry?.operation, 'enable-key-management');
     assert.equal(entry?.custodian, T1);
+    assert.equal(entry?.scope, ORDERS);
     assert.equal(entry?.status, 200);
   });
 
