@@ -58,7 +58,8 @@ export interface KeyledgerServer {
   close(): Promise<void>;
 }
 
-const OPEN_ROUTES = new Set(['/v1/openapi.json']);
+/** The routes answered without authentication; every other route needs it (deny by default). */
+const OPEN_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics', '/v1/openapi.json']);
 
 /** The key service over HTTPS: every served operation of the table on one Ledger (docs/api.md). */
 export async function createServer(options: ServerOptions): Promise<KeyledgerServer> {
@@ -109,8 +110,11 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', String(request.id));
     observe(request, reply.raw, metrics, options.accessLog);
-    const path = request.url.split('?')[0] ?? '';
-    if (!path.startsWith('/v1/') || OPEN_ROUTES.has(path)) return;
+    // By the matched route, not the URL text; an unmatched /v1 path is authenticated before its 404.
+    const route = request.routeOptions.url;
+    const open =
+      route === undefined ? !(request.url.split('?')[0] ?? '').startsWith('/v1/') : OPEN_ROUTES.has(route);
+    if (open) return;
     try {
       contextOf(request).principal = await authenticate({
         authorization: request.headers.authorization,

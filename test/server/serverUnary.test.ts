@@ -201,6 +201,9 @@ describe('the server: unary operations over HTTPS', () => {
     for (const path of ['/v1/init', '/v1/verify-export', '/v1/audit-export-file', '/v1/nope']) {
       problem(await s.call('POST', path, { token, json: {} }), 404, 'ERR_NOT_FOUND');
     }
+    // Unauthenticated, a /v1 path is refused before anyone learns whether it exists.
+    problem(await s.call('POST', '/v1/init', { json: {} }), 401, 'ERR_UNAUTHENTICATED');
+    problem(await s.call('GET', '/nope'), 404, 'ERR_NOT_FOUND');
   });
 
   it('runs a write as the principal, with the request id as correlation id and the reason given', async () => {
