@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
@@ -278,10 +279,12 @@ function clientError(error: Error & { code?: string }, socket: Socket, timeoutMs
             timeoutMs,
           })
         : new KeyledgerError('ERR_INVALID_ARGUMENT', 'malformed HTTP request', {});
-    const problem = problemOf(known, 'none');
+    // The request never reached routing: a fresh id (the client's header may not have arrived).
+    const requestId = randomUUID();
+    const problem = problemOf(known, requestId);
     const body = JSON.stringify(problem);
     socket.write(
-      `HTTP/1.1 ${problem.status} ${problem.status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nContent-Type: ${PROBLEM_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${problem.status} ${problem.status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nContent-Type: ${PROBLEM_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy();

@@ -232,7 +232,7 @@ describe('the server: unary operations over HTTPS', () => {
       assert.equal(event.actor, 'ops-1');
       assert.equal(event.reason, 'onboarding tenant-1');
     }
-    const entry = s.log.find((e) => e.requestId === 'req-enable-1');
+    const entry = await s.logEntry('req-enable-1');
     assert.equal(entry?.principal, 'ops-1');
     assert.equal(entry?.operation, 'enable-key-management');
     assert.equal(entry?.custodian, T1);
@@ -262,7 +262,7 @@ describe('the server: unary operations over HTTPS', () => {
     const answer = await s.call('POST', '/v1/list-scopes', { cert: 'trusted', json: {} });
     assert.equal(answer.status, 200, answer.text);
     assert.ok(Array.isArray(answer.json) || typeof answer.json === 'object');
-    const entry = s.log.find((e) => e.requestId === answer.headers['x-request-id']);
+    const entry = await s.logEntry(answer.headers['x-request-id']);
     assert.equal(entry?.principal, 'app-1');
   });
 
@@ -298,7 +298,7 @@ describe('the server: mTLS principal from the subject alternative name', () => {
   it('names the principal by the certificate’s DNS SAN, with the grants configured for it', async () => {
     const listed = await s.call('POST', '/v1/list-scopes', { cert: 'trusted', json: {} });
     assert.equal(listed.status, 200, listed.text);
-    const entry = s.log.find((e) => e.requestId === listed.headers['x-request-id']);
+    const entry = await s.logEntry(listed.headers['x-request-id']);
     assert.equal(entry?.principal, 'app-1.clients.test');
     const head = await s.head();
     const refused = await s.call('POST', '/v1/checkpoint', { cert: 'trusted', json: {} });
