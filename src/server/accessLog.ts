@@ -8,6 +8,7 @@ export interface AccessLogEntry {
   readonly principal: string | null;
   readonly operation: string | null;
   readonly custodian: string | null;
+  readonly scope: string | null;
   readonly status: number;
   readonly code: string | null;
   readonly durationMs: number;

@@ -55,7 +55,7 @@ async function jsonForm(
     });
   }
   const checked = checkRequest(operation, fields, principalOf(request));
-  noteOperation(request, operation.name, checked.custodian);
+  noteOperation(request, operation.name, checked.custodian, checked.input);
   const chunks: Buffer[] = [];
   const output = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -104,7 +104,7 @@ async function streamed(
   const declared = Number(request.headers['content-length'] ?? Number.NaN);
   if (limit !== undefined && declared > limit) throw tooLarge(limit);
   const checked = checkRequest(operation, queryInput(operation, request.query), principalOf(request));
-  noteOperation(request, operation.name, checked.custodian);
+  noteOperation(request, operation.name, checked.custodian, checked.input);
   const raw = reply.raw;
   const requestId = String(request.id);
   reply.hijack();

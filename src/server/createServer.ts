@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
@@ -58,7 +59,8 @@ export interface KeyledgerServer {
   close(): Promise<void>;
 }
 
-const OPEN_ROUTES = new Set(['/v1/openapi.json']);
+/** The routes answered without authentication; every other route needs it (deny by default). */
+const OPEN_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics', '/v1/openapi.json']);
 
 /** The key service over HTTPS: every served operation of the table on one Ledger (docs/api.md). */
 export async function createServer(options: ServerOptions): Promise<KeyledgerServer> {
@@ -109,8 +111,11 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', String(request.id));
     observe(request, reply.raw, metrics, options.accessLog);
-    const path = request.url.split('?')[0] ?? '';
-    if (!path.startsWith('/v1/') || OPEN_ROUTES.has(path)) return;
+    // By the matched route, not the URL text; an unmatched /v1 path is authenticated before its 404.
+    const route = request.routeOptions.url;
+    const open =
+      route === undefined ? !(request.url.split('?')[0] ?? '').startsWith('/v1/') : OPEN_ROUTES.has(route);
+    if (open) return;
     try {
       contextOf(request).principal = await authenticate({
         authorization: request.headers.authorization,
@@ -233,6 +238,7 @@ function observe(
       principal: context.principal?.name ?? null,
       operation: context.operation,
       custodian: context.custodian,
+      scope: context.scope,
       status,
       code: context.code,
       durationMs: Math.round(seconds * 1e6) / 1e3,
@@ -273,10 +279,12 @@ function clientError(error: Error & { code?: string }, socket: Socket, timeoutMs
             timeoutMs,
           })
         : new KeyledgerError('ERR_INVALID_ARGUMENT', 'malformed HTTP request', {});
-    const problem = problemOf(known, 'none');
+    // The request never reached routing: a fresh id (the client's header may not have arrived).
+    const requestId = randomUUID();
+    const problem = problemOf(known, requestId);
     const body = JSON.stringify(problem);
     socket.write(
-      `HTTP/1.1 ${problem.status} ${problem.status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nContent-Type: ${PROBLEM_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${problem.status} ${problem.status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nContent-Type: ${PROBLEM_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy();

@@ -16,6 +16,12 @@ export interface EventStreams {
   onCountChange(count: number): void;
 }
 
+/**
+ * What a stream may hold unsent for a client that does not read: past it the stream is dropped
+ * (the client resumes with Last-Event-ID) rather than buffer without bound.
+ */
+const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
+
 interface WatchItem {
   readonly position: string;
   readonly type: string;
@@ -87,6 +93,10 @@ export function registerEventsRoute(
       next: (event) => {
         if (!mayAudit(allowed, event)) return;
         raw.write(`id: ${event.position}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+        if (raw.writableLength > MAX_UNSENT_BYTES) {
+          stop();
+          raw.destroy();
+        }
       },
       error: (error: unknown) => {
         contextOf(request).code = error instanceof KeyledgerError ? error.code : 'ERR_INTERNAL';

@@ -9,6 +9,8 @@ export interface RequestContext {
   principal: Principal | null;
   operation: string | null;
   custodian: string | null;
+  /** The input's `scope`, when it names one (as given: `<custodian-b64>:<namespace>`). */
+  scope: string | null;
   /** The failure's code, when it failed. */
   code: string | null;
 }
@@ -18,7 +20,7 @@ const CONTEXTS = new WeakMap<FastifyRequest, RequestContext>();
 export function contextOf(request: FastifyRequest): RequestContext {
   let context = CONTEXTS.get(request);
   if (context === undefined) {
-    context = { principal: null, operation: null, custodian: null, code: null };
+    context = { principal: null, operation: null, custodian: null, scope: null, code: null };
     CONTEXTS.set(request, context);
   }
   return context;

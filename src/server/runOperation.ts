@@ -1,7 +1,7 @@
 import { isObservable, type Observable } from 'rxjs';
 import type { z } from 'zod';
 import { KeyledgerError } from '../domain/errors.js';
-import { authorize, type Principal } from '../domain/grants.js';
+import { authorize, custodiansAllowed, type Principal } from '../domain/grants.js';
 import type { ByteStreams, Operation } from '../operations/operation.js';
 import type { ServerHost } from './serverHost.js';
 
@@ -38,7 +38,11 @@ export function checkRequest(operation: Operation, raw: unknown, principal: Prin
   const input = parsed.data as Record<string, unknown>;
   const prepared = operation.prepare(input);
   const custodian = operation.custodianOf(input);
-  if (custodian !== null || operation.custodianFromContent !== true) {
+  const fromContent = custodian === null && operation.custodianFromContent === true;
+  // Named by the content: checked by the host once known; a principal who may do it for no
+  // custodian at all is refused before anything is read.
+  const allowed = custodiansAllowed(principal.grants, operation.permission);
+  if (!fromContent || (allowed !== '*' && allowed.size === 0)) {
     authorize(principal, operation.permission, custodian);
   }
   return { input, prepared, custodian };

@@ -32,9 +32,16 @@ export function hostFor(server: ServerContext, request: FastifyRequest, reply: F
   });
 }
 
-/** Notes the operation and custodian for the access log. */
-export function noteOperation(request: FastifyRequest, operation: string, custodian: string | null): void {
+/** Notes the operation, its custodian and scope for the access log. */
+export function noteOperation(
+  request: FastifyRequest,
+  operation: string,
+  custodian: string | null,
+  input?: Readonly<Record<string, unknown>>,
+): void {
   const context = contextOf(request);
   context.operation = operation;
   context.custodian = custodian;
+  const scope = input?.scope;
+  context.scope = typeof scope === 'string' ? scope.slice(0, 300) : null;
 }

@@ -13,7 +13,7 @@ export function registerUnaryRoute(
   app.post(`/v1/${operation.name}`, async (request, reply) => {
     noteOperation(request, operation.name, null);
     const checked = checkRequest(operation, request.body, principalOf(request));
-    noteOperation(request, operation.name, checked.custodian);
+    noteOperation(request, operation.name, checked.custodian, checked.input);
     const result = await runChecked(operation, checked, hostFor(server, request, reply));
     reply.header('content-type', 'application/json; charset=utf-8');
     return JSON.stringify(result);

@@ -27,6 +27,11 @@ export interface TestServer {
   readonly server: KeyledgerServer;
   readonly certs: TestCertificates;
   readonly log: AccessLogEntry[];
+  /**
+   * The access-log entry of a request: written when the server's response closes, which may come a
+   * moment after the client has read the end, so this waits for it (up to 2 s).
+   */
+  logEntry(requestId: unknown): Promise<AccessLogEntry>;
   /** A JWT from the test issuer for the test audience, valid an hour unless the claims say otherwise. */
   jwt(principal: string, grants: readonly string[], claims?: JWTPayload): Promise<string>;
   /** The same claims signed by a key the server does not know. */
@@ -91,6 +96,14 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     server,
     certs,
     log,
+    logEntry: async (requestId) => {
+      for (let waited = 0; waited < 2000; waited += 20) {
+        const entry = log.find((e) => e.requestId === requestId);
+        if (entry !== undefined) return entry;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      throw new Error(`no access-log entry for ${String(requestId)}`);
+    },
     jwt: (principal, grants, claims) => issuer.sign(principal, grants, claims),
     foreignJwt: (principal, grants) => issuer.signForeign(principal, grants),
     head: () => opened.store.headPosition(),

@@ -64,6 +64,13 @@ describe('the server: bytes operations (encrypt, decrypt, audit-export)', () => 
     assert.equal(await s.head(), head);
   });
 
+  it('decrypt by a principal who may decrypt for no custodian is 403 before anything is read', async () => {
+    const token = await s.jwt('encryptor', [`encrypt:${T1}`]);
+    const answer = await s.call('POST', '/v1/decrypt', { token, json: { data: 'S0xF' } });
+    problem(answer, 403, 'ERR_FORBIDDEN');
+    assert.equal(answer.json.details.custodian, null);
+  });
+
   it('decrypt naming a custodian the principal may not decrypt for is 403 before anything is read', async () => {
     const token = await s.jwt('reader-1', [`decrypt:${T1}`]);
     const answer = await s.call('POST', '/v1/decrypt', { token, json: { custodian: T2, data: '' } });

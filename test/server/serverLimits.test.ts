@@ -39,7 +39,7 @@ describe('the server: limits, OpenAPI document, metrics, access log', () => {
   it('408 with a problem body for a request whose body does not arrive in time; nothing written', async () => {
     const head = await s.head();
     const token = await s.jwt('slow', [`operate:${T1}`]);
-    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const answer = await new Promise<{ status: number; body: string; id: unknown }>((resolve, reject) => {
       const req = request(
         new URL('/v1/enable-key-management', s.url),
         {
@@ -57,7 +57,9 @@ describe('the server: limits, OpenAPI document, metrics, access log', () => {
           res.on('data', (chunk: Buffer) => {
             body += chunk.toString('utf8');
           });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body, id: res.headers['x-request-id'] }),
+          );
           res.on('error', reject);
         },
       );
@@ -66,6 +68,7 @@ describe('the server: limits, OpenAPI document, metrics, access log', () => {
     });
     assert.equal(answer.status, 408, answer.body);
     assert.equal(JSON.parse(answer.body).code, 'ERR_REQUEST_TIMEOUT');
+    assert.equal(JSON.parse(answer.body).requestId, answer.id);
     assert.equal(await s.head(), head);
   });
 
@@ -116,9 +119,8 @@ describe('the server: limits, OpenAPI document, metrics, access log', () => {
       headers: { 'x-request-id': 'log-1' },
     });
     assert.equal(answer.status, 200);
-    const entries = s.log.filter((e) => e.requestId === 'log-1');
-    assert.equal(entries.length, 1);
-    const [entry] = entries;
+    const entry = await s.logEntry('log-1');
+    assert.equal(s.log.filter((e) => e.requestId === 'log-1').length, 1);
     assert.equal(entry?.principal, 'logged');
     assert.equal(entry?.operation, 'list-scopes');
     assert.equal(entry?.status, 200);

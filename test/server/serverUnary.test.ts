@@ -125,6 +125,17 @@ describe('the server: unary operations over HTTPS', () => {
     it('malformed JSON', async () => {
       await bad('{"scope":', 'application/json');
     });
+    it('a Keyledger-Reason longer than an event holds', async () => {
+      const head = await s.head();
+      const token = await s.jwt('ops', ['admin:*']);
+      const answer = await s.call('POST', '/v1/enable-key-management', {
+        token,
+        json: { scope: `${T1}:long-reason` },
+        headers: { 'keyledger-reason': 'x'.repeat(1025) },
+      });
+      problem(answer, 400, 'ERR_INVALID_ARGUMENT');
+      assert.equal(await s.head(), head);
+    });
     it('a scope the operation’s own checks refuse', async () => {
       const head = await s.head();
       const token = await s.jwt('ops', ['admin:*']);
@@ -190,6 +201,9 @@ describe('the server: unary operations over HTTPS', () => {
     for (const path of ['/v1/init', '/v1/verify-export', '/v1/audit-export-file', '/v1/nope']) {
       problem(await s.call('POST', path, { token, json: {} }), 404, 'ERR_NOT_FOUND');
     }
+    // Unauthenticated, a /v1 path is refused before anyone learns whether it exists.
+    problem(await s.call('POST', '/v1/init', { json: {} }), 401, 'ERR_UNAUTHENTICATED');
+    problem(await s.call('GET', '/nope'), 404, 'ERR_NOT_FOUND');
   });
 
   it('runs a write as the principal, with the request id as correlation id and the reason given', async () => {
@@ -218,10 +232,11 @@ describe('the server: unary operations over HTTPS', () => {
       assert.equal(event.actor, 'ops-1');
       assert.equal(event.reason, 'onboarding tenant-1');
     }
-    const entry = s.log.find((e) => e.requestId === 'req-enable-1');
+    const entry = await s.logEntry('req-enable-1');
     assert.equal(entry?.principal, 'ops-1');
     assert.equal(entry?.operation, 'enable-key-management');
     assert.equal(entry?.custodian, T1);
+    assert.equal(entry?.scope, ORDERS);
     assert.equal(entry?.status, 200);
   });
 
@@ -247,7 +262,7 @@ describe('the server: unary operations over HTTPS', () => {
     const answer = await s.call('POST', '/v1/list-scopes', { cert: 'trusted', json: {} });
     assert.equal(answer.status, 200, answer.text);
     assert.ok(Array.isArray(answer.json) || typeof answer.json === 'object');
-    const entry = s.log.find((e) => e.requestId === answer.headers['x-request-id']);
+    const entry = await s.logEntry(answer.headers['x-request-id']);
     assert.equal(entry?.principal, 'app-1');
   });
 
@@ -283,7 +298,7 @@ describe('the server: mTLS principal from the subject alternative name', () => {
   it('names the principal by the certificate’s DNS SAN, with the grants configured for it', async () => {
     const listed = await s.call('POST', '/v1/list-scopes', { cert: 'trusted', json: {} });
     assert.equal(listed.status, 200, listed.text);
-    const entry = s.log.find((e) => e.requestId === listed.headers['x-request-id']);
+    const entry = await s.logEntry(listed.headers['x-request-id']);
     assert.equal(entry?.principal, 'app-1.clients.test');
     const head = await s.head();
     const refused = await s.call('POST', '/v1/checkpoint', { cert: 'trusted', json: {} });
