@@ -3,9 +3,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Observable, Subscription } from 'rxjs';
 import { KeyledgerError } from '../domain/errors.js';
 import { custodiansAllowed } from '../domain/grants.js';
+import { parseInput } from '../operations/operationInput.js';
 import { watch } from '../operations/queryOperations.js';
 import { contextOf, principalOf } from './requestContext.js';
-import { invalidInput } from './runOperation.js';
 import { hostFor, noteOperation, type ServerContext } from './serverContext.js';
 
 export interface EventStreams {
@@ -59,9 +59,7 @@ export function registerEventsRoute(
     }
     const from = typeof lastEventId === 'string' && lastEventId.length > 0 ? lastEventId : query.from;
     if (from !== undefined) input.from = from;
-    const parsed = watch.input.safeParse(input);
-    if (!parsed.success) throw invalidInput(parsed.error);
-    const prepared = watch.prepare(parsed.data);
+    const { prepared } = parseInput(watch, input);
     if (streams.open.size >= streams.max) {
       throw new KeyledgerError('ERR_SERVER_BUSY', `at the limit of ${streams.max} event streams`, {
         limit: streams.max,

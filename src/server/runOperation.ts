@@ -1,23 +1,8 @@
 import { isObservable, type Observable } from 'rxjs';
-import type { z } from 'zod';
-import { KeyledgerError } from '../domain/errors.js';
 import { authorize, custodiansAllowed, type Principal } from '../domain/grants.js';
 import type { ByteStreams, Operation } from '../operations/operation.js';
+import { parseInput } from '../operations/operationInput.js';
 import type { ServerHost } from './serverHost.js';
-
-/** An input that fails the operation's schema: 400 with each offending field and what is wrong. */
-export function invalidInput(error: z.ZodError): KeyledgerError {
-  const details: Record<string, string> = {};
-  for (const issue of error.issues.slice(0, 20)) {
-    const field = issue.path.length === 0 ? '(input)' : issue.path.map(String).join('.');
-    details[field] = issue.message.slice(0, 200);
-  }
-  return new KeyledgerError(
-    'ERR_INVALID_ARGUMENT',
-    'the input does not match the operation’s schema',
-    details,
-  );
-}
 
 export interface Checked {
   readonly input: Record<string, unknown>;
@@ -33,10 +18,7 @@ export interface Checked {
  * host once the content names it.
  */
 export function checkRequest(operation: Operation, raw: unknown, principal: Principal): Checked {
-  const parsed = operation.input.safeParse(raw ?? {});
-  if (!parsed.success) throw invalidInput(parsed.error);
-  const input = parsed.data as Record<string, unknown>;
-  const prepared = operation.prepare(input);
+  const { input, prepared } = parseInput(operation, raw);
   const custodian = operation.custodianOf(input);
   const fromContent = custodian === null && operation.custodianFromContent === true;
   // Named by the content: checked by the host once known; a principal who may do it for no

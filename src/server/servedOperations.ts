@@ -1,13 +1,11 @@
+import { isLocalOnly } from '../operations/keyledgerApi.js';
 import { type AnyOperation, OPERATIONS } from '../operations/operations.js';
 
 /**
- * The operations that work on the caller's local files: `init` writes a setup, `verify-export`
- * reads a file and `audit-export-file` writes one. A server has no caller's files, so these have no
- * route (404); `audit-export` streams the same export to the caller instead.
+ * The operations the API serves (routes, OpenAPI document): not those on the caller's local files
+ * (LOCAL_ONLY_OPERATIONS: a server has no caller's files, so they have no route, 404; `audit-export`
+ * streams the same export to the caller instead).
  */
-export const LOCAL_OPERATIONS: ReadonlySet<string> = new Set(['init', 'verify-export', 'audit-export-file']);
-
-/** The operations the API serves, by kind (routes, OpenAPI document). */
 export function servedOperations(): readonly AnyOperation[] {
-  return OPERATIONS.filter((op) => !LOCAL_OPERATIONS.has(op.name) && op.opens !== 'nothing');
+  return OPERATIONS.filter((op) => !isLocalOnly(op.name) && op.opens !== 'nothing');
 }
