@@ -10,7 +10,7 @@
  * 1. Streamed encrypt, 64 MiB (`POST /v1/encrypt?custodian=…&namespace=…`, octet-stream, chunked):
  *    MB/s against the in-process `ledger.envelopeStreams.encryptStream` in the server process (the
  *    same lazily generated input, piped into a sink), and the server process's peak RSS growth
- *    while it served the body (sampled every 5 ms), after a 8 MiB warm-up of each. A second baseline:
+ *    while it served the body (sampled every 5 ms), after an 8 MiB warm-up of each. A second baseline:
  *    the bare Fastify route echoing the same body back (what HTTPS and HTTP cost, both ways).
  * 2. Rotation → delivery: 100 subscribers on `GET /v1/events` (audit:* JWT), ~50 rotations
  *    (`POST /v1/rotate-managed-key`), one at a time: the time from the POST's start to each

@@ -55,11 +55,13 @@ export class ServerChildProcess {
     return (await this.#next()) as T;
   }
 
+  /** Asks the child to clean up and exit; one that already died (a failed bench) is not waited for. */
   async stop(): Promise<void> {
-    const exited = new Promise<void>((done) => this.#child.once('exit', () => done()));
-    this.#child.stdin.write('exit\n');
-    this.#child.stdin.end();
-    await exited;
+    if (this.#child.exitCode === null && this.#child.signalCode === null) {
+      const exited = new Promise<void>((done) => this.#child.once('exit', () => done()));
+      this.#child.stdin.end('exit\n');
+      await exited;
+    }
     this.#reader.close();
   }
 
