@@ -1,0 +1,153 @@
+/**
+ * The server process of the service bench (server.ts): the keyledger server on a ledger made by
+ * `init` in a temp dir (sqlite store, generated provider), and, in the same process with the same
+ * certificate and key, a bare Fastify HTTPS route that parses the same JSON body and answers a fixed
+ * 1 KiB without doing anything (the framework's limit), and a bare streamed route that echoes an
+ * octet-stream body back as it arrives. Its own process so that its RSS is the
+ * server's alone, and so that the load client does not share its event loop.
+ *
+ * Auth: JWTs from a test issuer (its JWKS in a file) and API tokens; no client certificates asked
+ * (neither server requests one, so the TLS handshakes match). Rate limit raised out of the way, the
+ * access log a no-op (the bare route has none either).
+ *
+ * stdout, one JSON line each; stdin, one command a line:
+ *   (at start)         → {"ready": {url, bareUrl, bareStreamUrl, ca, admin, encryptor, auditor, custodian, namespace}}
+ *   rss-start          → {"rss": <now>} and starts sampling rss every 5 ms
+ *   rss-stop           → {"before": n, "peak": n}
+ *   inprocess <bytes>  → {"seconds": s, "outBytes": n, "before": n, "peak": n}: the same lazily
+ *                        generated input through ledger.envelopeStreams.encryptStream into a sink
+ *   exit
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { type Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import Fastify from 'fastify';
+import { initLedger } from '../../src/cli/initCommand.js';
+import { openLedger } from '../../src/host/openLedger.js';
+import { DEFAULT_LIMITS } from '../../src/host/serverConfig.js';
+import { storeAccessOf } from '../../src/host/storeAccess.js';
+import { createServer } from '../../src/server/createServer.js';
+import { makeTestCertificates } from '../../test/helpers/testCertificates.js';
+import { AUDIENCE, ISSUER, makeJwtIssuer } from '../../test/helpers/testJwt.js';
+import { lazyInput } from './lazyInput.js';
+import { RssSampler } from './rssSampler.js';
+
+const custodian = Buffer.from('tenant-1').toString('base64');
+const namespace = 'orders';
+const send = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
+
+const dir = mkdtempSync(join(tmpdir(), 'keyledger-bench-server-'));
+const env = { KEYLEDGER_STORE: '', KEYLEDGER_ACTOR: 'setup' };
+await initLedger({}, dir, env);
+const opened = await openLedger({}, dir, env);
+const storeAccess = storeAccessOf(opened);
+const certs = makeTestCertificates();
+const issuer = await makeJwtIssuer();
+const jwksFile = join(dir, 'jwks.json');
+writeFileSync(jwksFile, JSON.stringify(issuer.jwks));
+const cert = certs.pem(certs.serverCert);
+const key = certs.pem(certs.serverKey);
+
+const server = await createServer({
+  ledger: opened.ledger,
+  storeAccess: storeAccess.access,
+  tls: { cert, key },
+  auth: {
+    jwt: {
+      jwks: jwksFile,
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      principalClaim: 'sub',
+      grantsClaim: 'keyledger_grants',
+    },
+    tokens: opened.ledger.tokens,
+  },
+  // The load runs make tens of thousands of requests per principal: the default limit would answer 429.
+  limits: { ...DEFAULT_LIMITS, rateLimit: { max: 1e9, timeWindowMs: 60_000 } },
+  heartbeatMs: 15_000,
+  accessLog: () => {},
+});
+const url = await server.listen('127.0.0.1', 0);
+
+const reply1KiB = Buffer.alloc(1024, 'k').toString();
+const bare = Fastify({ https: { cert, key }, logger: false });
+bare.post('/bare', async (request, reply) => {
+  // Touch the parsed body as the real route does, then answer a fixed 1 KiB.
+  if (typeof (request.body as { data?: unknown }).data !== 'string') reply.code(400);
+  reply.header('content-type', 'application/json; charset=utf-8');
+  return `{"data":"${reply1KiB}"}`;
+});
+// The streamed baseline: the body echoed back as it arrives (HTTPS and HTTP plumbing, no crypto).
+bare.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
+bare.post('/bare-stream', async (request, reply) => {
+  reply.header('content-type', 'application/octet-stream');
+  return reply.send(request.body as Readable);
+});
+await bare.listen({ host: '127.0.0.1', port: 0 });
+const bareAddress = bare.server.address();
+const barePort = typeof bareAddress === 'object' && bareAddress !== null ? bareAddress.port : 0;
+
+// A long-lived JWT (made once), an admin one for setup and rotations, and the scope the load uses.
+const hours = { exp: Math.floor(Date.now() / 1000) + 3600 * 4 };
+const admin = await issuer.sign('bench-admin', ['admin:*'], hours);
+const encryptor = await issuer.sign('bench-app', [`admin:${custodian}`], hours);
+const auditor = await issuer.sign('bench-auditor', ['audit:*'], hours);
+await opened.ledger.admin.enableKeyManagement(custodian, namespace);
+
+send({
+  ready: {
+    url,
+    bareUrl: `https://127.0.0.1:${barePort}/bare`,
+    bareStreamUrl: `https://127.0.0.1:${barePort}/bare-stream`,
+    ca: certs.pem(certs.caCert).toString(),
+    admin,
+    encryptor,
+    auditor,
+    custodian,
+    namespace,
+  },
+});
+
+let sampler: RssSampler | null = null;
+for await (const line of createInterface({ input: process.stdin })) {
+  const [command, arg] = line.trim().split(' ');
+  if (command === 'rss-start') {
+    sampler = new RssSampler(5);
+    send({ rss: sampler.before });
+  } else if (command === 'rss-stop') {
+    const stopped = sampler?.stop();
+    sampler = null;
+    send(stopped ?? { error: 'not sampling' });
+  } else if (command === 'inprocess') {
+    const total = Number(arg);
+    const rss = new RssSampler(5);
+    let outBytes = 0;
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        outBytes += chunk.length;
+        callback();
+      },
+    });
+    const started = process.hrtime.bigint();
+    await pipeline(
+      lazyInput(total),
+      opened.ledger.envelopeStreams.encryptStream({ custodian, namespaces: [namespace] }),
+      sink,
+    );
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    send({ seconds, outBytes, ...rss.stop() });
+  } else if (command === 'exit') {
+    break;
+  }
+}
+
+await server.close();
+await bare.close();
+await storeAccess.close();
+await opened.close();
+certs.remove();
+rmSync(dir, { recursive: true, force: true });
+process.exit(0);
