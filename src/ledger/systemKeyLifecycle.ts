@@ -59,8 +59,21 @@ export class SystemKeyLifecycle {
     return this.#record(context, (facts) => decideInitialise(this.#d.projector.latestSystemKey(), facts));
   }
 
-  /** HBase's rotateSTK: records the provider's current system key if it is a new one. */
-  rotate(context: OperationContext): Promise<SystemKeyChange> {
+  /**
+   * HBase's rotateSTK: records the provider's current system key if it is a new one. A provider
+   * that makes its own system keys (createSystemKey, an HSM) is first asked for a new one, unless
+   * its current key is not recorded yet (an earlier rotation that created it and then failed to
+   * record): so a retried rotate-stk records that key instead of making another.
+   */
+  async rotate(context: OperationContext): Promise<SystemKeyChange> {
+    const { provider } = this.#d;
+    if (provider.createSystemKey !== undefined) {
+      const current = await provider.getSystemKey();
+      const recorded = this.#d.projector.latestSystemKey();
+      const known = recorded !== null && current.names(recorded.identity);
+      current.dispose();
+      if (known) (await provider.createSystemKey()).dispose();
+    }
     return this.#record(context, (facts) =>
       decideRotateSystemKey(this.#d.projector.latestSystemKey(), facts),
     );

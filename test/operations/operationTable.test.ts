@@ -96,7 +96,9 @@ describe('the operation table', () => {
       local: {
         init: async () => ({
           config: '(none)',
+          configCreated: false,
           keystore: null,
+          token: null,
           store: 'memory:',
           systemKey: await ledger.initialise(),
         }),

@@ -145,9 +145,21 @@ export class Pkcs11KeyProvider implements ManagedKeyProvider {
     return match !== null && match[1] === this.#config.stkLabel ? Number(match[2]) : null;
   }
 
-  #latestVersion(): number {
+  /** The versions of this provider's STK wrap objects in the token, ascending. */
+  async systemKeyVersions(): Promise<number[]> {
+    return this.#versions();
+  }
+
+  #versions(): number[] {
     const labels = this.#open().labelsStartingWith(`${this.#config.stkLabel}.v`);
-    return labels.reduce((latest, label) => Math.max(latest, this.#versionOf(label) ?? 0), 0);
+    return labels
+      .map((label) => this.#versionOf(label))
+      .filter((v): v is number => v !== null)
+      .sort((a, b) => a - b);
+  }
+
+  #latestVersion(): number {
+    return this.#versions().at(-1) ?? 0;
   }
 
   /** Checks both objects exist and allow their one use, then makes the handle. */
