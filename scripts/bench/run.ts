@@ -15,7 +15,7 @@ import {
   type Row,
 } from './common.js';
 
-const BENCHES = ['l1Hit', 'invalidation', 'churn', 'envelope', 'streaming', 'auditQueries'] as const;
+const BENCHES = ['l1Hit', 'invalidation', 'churn', 'envelope', 'streaming', 'auditQueries', 'hsm'] as const;
 
 function runBench(name: string): Promise<BenchResult> {
   const file = fileURLToPath(new URL(`./${name}.ts`, import.meta.url));
