@@ -127,7 +127,13 @@ async function run(): Promise<BenchResult> {
   const hsm = createSoftHsmToken('kl-bench', '4444-bench-pin');
   process.env[PIN_ENV] = hsm.pin;
   const keystore = makeKeystore('hsm');
-  const config = { module: hsm.module, tokenLabel: hsm.label, pin: { env: PIN_ENV }, stkLabel: 'bench-stk' };
+  const config = {
+    module: hsm.module,
+    tokenLabel: hsm.label,
+    pin: { env: PIN_ENV },
+    stkLabel: 'bench-stk',
+    callTimeoutMs: 10_000,
+  };
   const tokenKeys = new Pkcs11KeyProvider(config);
   const softwareProvider = keystore.provider();
   const hsmProvider = new GeneratedKeyProvider({ systemKeys: new Pkcs11KeyProvider(config) });

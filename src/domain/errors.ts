@@ -190,6 +190,11 @@ export const ERRORS = {
       reason: z.enum(['incorrect', 'locked', 'missing']),
     }),
   },
+  /** A Cryptoki call did not return within the configured deadline (pkcs11.callTimeoutMs). */
+  ERR_PKCS11_TIMEOUT: {
+    category: 'fault',
+    details: z.strictObject({ tokenLabel: str, operation: str, ms: int }),
+  },
   /** No key object with this label (the STK, or its MAC key) in the token. */
   ERR_PKCS11_KEY_NOT_FOUND: { category: 'fault', details: z.strictObject({ tokenLabel: str, label: str }) },
   /** A key object that does not allow what the ledger needs of it (e.g. CKA_ENCRYPT false). */

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pkcs11js from 'pkcs11js';
 import { keyChecksum } from '../../src/crypto/keyChecksum.js';
@@ -14,6 +16,7 @@ import {
   type Pkcs11Api,
   releasePkcs11Module,
 } from '../../src/providers/pkcs11/pkcs11Module.js';
+import { workerPkcs11 } from '../../src/providers/pkcs11/pkcs11Worker.js';
 import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import { createSoftHsmToken } from '../helpers/softHsm.js';
 import { rejectsWithCode, testKeyProvider, throwsWithCode } from './keyProvider.contract.js';
@@ -40,6 +43,7 @@ function config(overrides: Partial<Pkcs11Config> = {}): Pkcs11Config {
     tokenLabel: hsm.label,
     pin: { env: PIN_ENV },
     stkLabel: 'contract-stk',
+    callTimeoutMs: 10_000,
     ...overrides,
   };
 }
@@ -274,6 +278,34 @@ describe('Pkcs11KeyProvider faults', () => {
       return true;
     });
     await provider.close();
+  });
+
+  it('a module that does not answer fails each call with ERR_PKCS11_TIMEOUT at its deadline, never hangs', async () => {
+    // A stand-in for a hung module: its slot list never returns.
+    const binding = join(hsm.dir, 'hungPkcs11.cjs');
+    writeFileSync(
+      binding,
+      `class Pkcs11Error extends Error { constructor(m, code, method) { super(m); this.code = code; this.method = method; } }
+class PKCS11 { load() {} C_Initialize() {} C_Finalize() {} close() {} C_GetSlotList() { for (;;) {} } }
+module.exports = { PKCS11, Pkcs11Error };`,
+    );
+    const provider = new Pkcs11KeyProvider(config({ callTimeoutMs: 200 }), {
+      load: () => workerPkcs11(200, binding),
+    });
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const started = Date.now();
+        await assert.rejects(provider.getSystemKey(), (error: unknown) => {
+          const e = error as { code?: string; details?: { operation?: string; ms?: number } };
+          assert.equal(e.code, 'ERR_PKCS11_TIMEOUT');
+          assert.deepEqual(e.details, { tokenLabel: hsm.label, operation: 'C_GetSlotList', ms: 200 });
+          return true;
+        });
+        assert.ok(Date.now() - started < 5_000, 'the call ends near its deadline');
+      }
+    } finally {
+      await provider.close();
+    }
   });
 
   for (const [name, method] of [

@@ -43,7 +43,13 @@ describe('a ledger on a PKCS#11 token whose device fails mid-operation', () => {
         };
       },
     });
-  const config = { module: hsm.module, tokenLabel: hsm.label, pin: { env: PIN_ENV }, stkLabel: 'ledger-stk' };
+  const config = {
+    module: hsm.module,
+    tokenLabel: hsm.label,
+    pin: { env: PIN_ENV },
+    stkLabel: 'ledger-stk',
+    callTimeoutMs: 10_000,
+  };
   const store = new MemoryEventStore();
   let ledger: Ledger;
 

@@ -68,6 +68,7 @@ const SAMPLES: { readonly [C in ErrorCode]: ErrorDetailsOf<C> } = {
   ERR_PKCS11_MODULE: { module: '/usr/lib/softhsm/libsofthsm2.so' },
   ERR_PKCS11_TOKEN_NOT_FOUND: { tokenLabel: 'keyledger' },
   ERR_PKCS11_PIN: { tokenLabel: 'keyledger', pinEnv: 'KEYLEDGER_HSM_PIN', reason: 'incorrect' },
+  ERR_PKCS11_TIMEOUT: { tokenLabel: 'keyledger', operation: 'C_Decrypt', ms: 10000 },
   ERR_PKCS11_KEY_NOT_FOUND: { tokenLabel: 'keyledger', label: 'keyledger-stk.v1' },
   ERR_PKCS11_KEY_NOT_PERMITTED: {
     tokenLabel: 'keyledger',

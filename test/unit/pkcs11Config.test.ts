@@ -17,6 +17,7 @@ describe('the pkcs11 config section', () => {
       tokenLabel: 'kl',
       pin: { file: join(dir, 'pin') },
       stkLabel: 'keyledger-stk',
+      callTimeoutMs: 10_000,
     });
   });
 

@@ -3,6 +3,9 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { KeyledgerError } from '../../domain/errors.js';
 
+/** Deadline of one Cryptoki call when the config sets none. */
+export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
+
 /** Label of the system key objects when the config names none: `<stkLabel>.v<N>`. */
 export const DEFAULT_STK_LABEL = 'keyledger-stk';
 
@@ -20,6 +23,8 @@ const pkcs11Schema = z
       .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
       .optional(),
     pinFile: z.string().min(1).optional(),
+    /** Deadline of one Cryptoki call, ms (default 10 s). */
+    callTimeoutMs: z.number().int().min(1).max(600_000).optional(),
     stkLabel: z
       .string()
       .regex(/^[a-z0-9][a-z0-9_-]{0,47}$/, 'lowercase letters, digits, - and _ (at most 48)')
@@ -37,6 +42,8 @@ export interface Pkcs11Config {
   readonly tokenLabel: string;
   readonly pin: PinSource;
   readonly stkLabel: string;
+  /** Deadline of one Cryptoki call (a hung module fails the call with ERR_PKCS11_TIMEOUT). */
+  readonly callTimeoutMs: number;
 }
 
 /** Parses the `pkcs11` section; relative paths are taken from `baseDir` (the config's folder). */
@@ -53,6 +60,7 @@ export function resolvePkcs11Config(raw: unknown, baseDir: string): Pkcs11Config
     tokenLabel: c.tokenLabel,
     pin: c.pinEnv !== undefined ? { env: c.pinEnv } : { file: resolve(baseDir, c.pinFile ?? '') },
     stkLabel: c.stkLabel ?? DEFAULT_STK_LABEL,
+    callTimeoutMs: c.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
   };
 }
 

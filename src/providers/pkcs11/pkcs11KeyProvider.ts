@@ -33,7 +33,7 @@ export class Pkcs11KeyProvider implements ManagedKeyProvider {
 
   constructor(config: Pkcs11Config, options: Pkcs11ProviderOptions = {}) {
     this.#config = config;
-    this.#load = options.load ?? loadPkcs11Module;
+    this.#load = options.load ?? ((module) => loadPkcs11Module(module, config.callTimeoutMs));
   }
 
   async getSystemKey(): Promise<SystemKeyHandle> {

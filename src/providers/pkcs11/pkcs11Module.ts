@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
 import pkcs11js from 'pkcs11js';
 import { KeyledgerError } from '../../domain/errors.js';
+import { DEFAULT_CALL_TIMEOUT_MS } from './pkcs11Config.js';
+import { workerPkcs11 } from './pkcs11Worker.js';
 
 /** What the provider uses of a pkcs11js PKCS11 object (tests wrap one to inject faults). */
 export type Pkcs11Api = Pick<
@@ -35,8 +37,11 @@ interface LoadedModule {
 
 const loaded = new Map<string, LoadedModule>();
 
-/** The module at `path`, loaded and initialised once per process; release it with `releasePkcs11Module`. */
-export function loadPkcs11Module(path: string): Pkcs11Api {
+/**
+ * The module at `path`, loaded and initialised once per process (its calls run on a worker thread,
+ * each with `timeoutMs`, pkcs11Worker.ts); release it with `releasePkcs11Module`.
+ */
+export function loadPkcs11Module(path: string, timeoutMs = DEFAULT_CALL_TIMEOUT_MS): Pkcs11Api {
   const known = loaded.get(path);
   if (known !== undefined) {
     known.users++;
@@ -52,12 +57,16 @@ export function loadPkcs11Module(path: string): Pkcs11Api {
   };
   // dlopen of a missing path says little; this names the file.
   if (!existsSync(path)) return fail();
-  const api = new pkcs11js.PKCS11();
+  const api = workerPkcs11(timeoutMs);
   try {
     api.load(path);
     api.C_Initialize();
   } catch (error) {
-    return fail(error);
+    // An earlier worker of this process that was abandoned at a deadline initialised it already.
+    if (returnValueOf(error)?.rv !== pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+      api.close();
+      return fail(error);
+    }
   }
   loaded.set(path, { api, users: 1 });
   return api;

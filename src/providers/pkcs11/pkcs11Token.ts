@@ -2,6 +2,7 @@ import pkcs11js from 'pkcs11js';
 import { KeyledgerError } from '../../domain/errors.js';
 import { type Pkcs11Config, readPin } from './pkcs11Config.js';
 import { type Pkcs11Api, returnValueOf, SESSION_LOST } from './pkcs11Module.js';
+import { Pkcs11DeadlineError } from './pkcs11Worker.js';
 
 /** Sessions kept open for reuse; more are opened under load and closed when returned past this. */
 const POOL_SIZE = 4;
@@ -42,6 +43,10 @@ export class Pkcs11Token {
     try {
       return step(this.#api, session);
     } catch (error) {
+      if (error instanceof Pkcs11DeadlineError) {
+        broken = true;
+        throw this.#device(operation, 'deadline', error);
+      }
       const rv = returnValueOf(error);
       if (rv === null) throw error;
       if (SESSION_LOST.has(rv.rv)) {
@@ -222,6 +227,14 @@ export class Pkcs11Token {
   }
 
   #device(operation: string, rv: string, cause: unknown): KeyledgerError {
+    if (cause instanceof Pkcs11DeadlineError) {
+      return new KeyledgerError(
+        'ERR_PKCS11_TIMEOUT',
+        `token ${this.tokenLabel} did not answer ${operation} within ${this.#config.callTimeoutMs} ms; the next call starts afresh`,
+        { tokenLabel: this.tokenLabel, operation, ms: this.#config.callTimeoutMs },
+        { cause },
+      );
+    }
     return new KeyledgerError(
       'ERR_PKCS11_DEVICE',
       `token ${this.tokenLabel} failed in ${operation} (${rv}); the next call reopens its sessions`,
