@@ -83,7 +83,31 @@ export function workerPkcs11(timeoutMs: number, binding: string = PKCS11JS): pkc
     worker.on('error', () => {});
     return { worker, port: port1, flag };
   };
+  /** `load` and `C_Initialize` as made: a worker that replaces an abandoned one repeats them. */
+  const setup: { readonly method: string; readonly args: unknown[] }[] = [];
   const call = (method: string, args: unknown[]): unknown => {
+    if (thread === null) {
+      thread = start();
+      for (const step of setup) {
+        try {
+          send(step.method, step.args);
+        } catch (error) {
+          // The module is process-wide: the abandoned worker's C_Initialize still holds.
+          if (
+            !(
+              error instanceof pkcs11js.Pkcs11Error &&
+              error.code === pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED
+            )
+          )
+            throw error;
+        }
+      }
+    }
+    const value = send(method, args);
+    if (method === 'load' || method === 'C_Initialize') setup.push({ method, args });
+    return value;
+  };
+  const send = (method: string, args: unknown[]): unknown => {
     thread ??= start();
     const { port, flag } = thread;
     Atomics.store(flag, 0, 0);
