@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cliHarness, requireBuiltCli, tempDirs } from '../helpers/cliHarness.js';
@@ -52,6 +52,17 @@ describe('keyledger on a PKCS#11 token (SoftHSM2)', () => {
     await refused(dir, initArgs('no-such-token'), 'ERR_PKCS11_TOKEN_NOT_FOUND', 1);
     await refused(dir, initArgs(hsm.label), 'ERR_PKCS11_PIN', 1, { env: { [PIN_ENV]: 'wrong-pin' } });
     assert.equal(existsSync(join(dir, 'keyledger.config.json')), false);
+  });
+
+  it('init with a written pkcs11 config creates the STK in the token when it has none', () => {
+    const dir = dirs.make();
+    const pinFile = join(dir, 'token.pin');
+    writeFileSync(pinFile, `${hsm.pin}\n`, { mode: 0o600 });
+    const pkcs11 = { module: hsm.module, tokenLabel: hsm.label, pinFile, stkLabel: 'own-config-stk' };
+    writeFileSync(join(dir, 'keyledger.config.json'), JSON.stringify({ provider: 'pkcs11', pkcs11 }));
+    assert.match(ok(dir, ['init']), /config\s+\S+ \(existing\)\ntoken\s+kl-e2e/);
+    const rotated = JSON.parse(ok(dir, ['rotate-stk', '--json'])) as { changed: boolean; sequence: number };
+    assert.deepEqual([rotated.changed, rotated.sequence], [true, 2]);
   });
 
   it('init, enable, rotate, encrypt, rotate-stk, decrypt under the old STK, rewrap, retire-stk, checkpoint, verify', () => {
