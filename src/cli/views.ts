@@ -312,6 +312,7 @@ export const VIEWS: Views = {
     },
   },
   'retire-stk': { text: (r) => `system key #${r.sequence} (${r.identity}) retired\n` },
+  'destroy-stk': { text: (r) => `system key #${r.sequence} (${r.identity}) destroyed in the provider\n` },
   checkpoint: {
     text: (r) =>
       r === null

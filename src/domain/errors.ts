@@ -92,6 +92,8 @@ export const ERRORS = {
     details: z.strictObject({ identity, metadataHash: metadataHash.optional() }),
   },
   ERR_SYSTEM_KEY_ALREADY_RETIRED: { category: 'rule', details: z.strictObject({ identity, sequence: int }) },
+  /** destroy-stk of a system key the ledger has not retired (it may still be needed to unwrap). */
+  ERR_SYSTEM_KEY_NOT_RETIRED: { category: 'rule', details: z.strictObject({ identity, sequence: int }) },
   ERR_REWRAP_IN_PROGRESS: {
     category: 'rule',
     details: z.strictObject({ campaignId: str, targetStkIdentity: identity }),

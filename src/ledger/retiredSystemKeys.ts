@@ -37,5 +37,8 @@ export function refuseRetiredSystemKeys(
     ...(provider.createSystemKey === undefined
       ? {}
       : { createSystemKey: provider.createSystemKey.bind(provider) }),
+    ...(provider.destroySystemKey === undefined
+      ? {}
+      : { destroySystemKey: provider.destroySystemKey.bind(provider) }),
   };
 }

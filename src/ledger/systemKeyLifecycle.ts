@@ -124,6 +124,49 @@ export class SystemKeyLifecycle {
     return { identity, sequence: retired?.data.sequence ?? 0, position: written.position ?? 0n };
   }
 
+  /**
+   * Deletes a retired system key from a provider that made it (an HSM's key objects). Refused for
+   * a key the ledger never recorded (ERR_SYSTEM_KEY_NOT_FOUND), one not retired
+   * (ERR_SYSTEM_KEY_NOT_RETIRED: it may still unwrap something), and by providers whose keys an
+   * operator manages (ERR_INVALID_ARGUMENT). Writes no event: the retirement is the ledger's record.
+   */
+  async destroyRetired(identity: string): Promise<{ readonly identity: string; readonly sequence: number }> {
+    if (!STK_IDENTITY.test(identity)) {
+      throw new KeyledgerError(
+        'ERR_INVALID_ARGUMENT',
+        'a system key identity is 16 lowercase hex characters',
+        {
+          identity: identity.slice(0, 64),
+        },
+      );
+    }
+    const last = (await this.#d.journal.store.readStream(this.#d.names.system)).at(-1);
+    if (last !== undefined) await this.#d.projector.waitForPosition(last.position);
+    const key = this.#d.projector.systemKeys.keys.find((k) => k.identity === identity);
+    if (key === undefined) {
+      throw new KeyledgerError('ERR_SYSTEM_KEY_NOT_FOUND', `no system key ${identity} is recorded`, {
+        identity,
+      });
+    }
+    if (key.retiredAt === null) {
+      throw new KeyledgerError(
+        'ERR_SYSTEM_KEY_NOT_RETIRED',
+        `system key #${key.sequence} (${identity}) is not retired; rewrap and retire-stk first`,
+        { identity, sequence: key.sequence },
+      );
+    }
+    const { provider } = this.#d;
+    if (provider.destroySystemKey === undefined) {
+      throw new KeyledgerError(
+        'ERR_INVALID_ARGUMENT',
+        `the ${provider.kind} provider's system keys are removed with its own tools, not by keyledger`,
+        { provider: provider.kind },
+      );
+    }
+    await provider.destroySystemKey(key.metadata);
+    return { identity, sequence: key.sequence };
+  }
+
   async #record(
     context: OperationContext,
     decide: (facts: SystemKeyFacts) => DomainEvent[],

@@ -195,6 +195,23 @@ describe('Pkcs11KeyProvider on SoftHSM2', () => {
     );
   });
 
+  it('destroySystemKey deletes both objects of one version and only that version', async () => {
+    await rejectsWithCode(
+      provider.destroySystemKey(formatSystemKeyMetadata('contract-stk.v1')),
+      'ERR_SYSTEM_KEY_NOT_CONFIGURED',
+    );
+    const current = await provider.getSystemKey();
+    await provider.destroySystemKey(formatSystemKeyMetadata('own-stk.v1'));
+    assert.deepEqual(labelsIn('own-stk.v1'), []);
+    await rejectsWithCode(
+      provider.unwrapSystemKey(formatSystemKeyMetadata('own-stk.v1')),
+      'ERR_PKCS11_KEY_NOT_FOUND',
+    );
+    assert.equal((await provider.getSystemKey()).identity, current.identity);
+    // Already gone: nothing to do, no error.
+    await provider.destroySystemKey(formatSystemKeyMetadata('own-stk.v1'));
+  });
+
   it('concurrent calls share the pool without interfering', async () => {
     const keys = Array.from({ length: 16 }, (_, i) => SecretBytes.copyOf(Buffer.alloc(32, i)));
     const handles = await Promise.all(keys.map(() => provider.getSystemKey()));

@@ -65,7 +65,7 @@ describe('keyledger on a PKCS#11 token (SoftHSM2)', () => {
     assert.deepEqual([rotated.changed, rotated.sequence], [true, 2]);
   });
 
-  it('init, enable, rotate, encrypt, rotate-stk, decrypt under the old STK, rewrap, retire-stk, checkpoint, verify', () => {
+  it('init, enable, rotate, encrypt, rotate-stk, decrypt under the old STK, rewrap, retire-stk, destroy-stk, checkpoint, verify', async () => {
     const dir = dirs.make();
     assert.match(ok(dir, initArgs(hsm.label)), /token\s+kl-e2e/);
     const configText = readFileSync(join(dir, 'keyledger.config.json'), 'utf8');
@@ -91,7 +91,9 @@ describe('keyledger on a PKCS#11 token (SoftHSM2)', () => {
     assert.equal(ok(dir, ['decrypt'], { input: sealed }), data.toString());
     ok(dir, ['rewrap']);
     assert.ok(status().every((k) => k.stkIdentity === rotated.identity));
+    await refused(dir, ['destroy-stk', rotated.identity], 'ERR_SYSTEM_KEY_NOT_RETIRED', 2);
     assert.match(ok(dir, ['retire-stk', oldStk]), /retired/);
+    assert.match(ok(dir, ['destroy-stk', oldStk]), /destroyed/);
     assert.equal(ok(dir, ['decrypt'], { input: sealed }), data.toString());
     ok(dir, ['checkpoint']);
     assert.match(ok(dir, ['verify']), /^verified/u);

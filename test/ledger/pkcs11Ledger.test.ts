@@ -3,10 +3,12 @@ import { after, before, describe, it } from 'node:test';
 import pkcs11js from 'pkcs11js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
+import type { ManagedKeyProvider } from '../../src/providers/managedKeyProvider.js';
 import { Pkcs11KeyProvider } from '../../src/providers/pkcs11/pkcs11KeyProvider.js';
 import { loadPkcs11Module, type Pkcs11Api } from '../../src/providers/pkcs11/pkcs11Module.js';
 import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
 import { rejectsWithCode } from '../contract/keyProvider.contract.js';
+import { ScriptedProvider } from '../helpers/scriptedProvider.js';
 import { createSoftHsmToken } from '../helpers/softHsm.js';
 
 /**
@@ -95,5 +97,37 @@ describe('a ledger on a PKCS#11 token whose device fails mid-operation', () => {
     const rotated = await ledger.admin.rotateSTK();
     assert.equal(rotated.changed, true);
     assert.equal(rotated.sequence, 2);
+  });
+});
+
+describe('destroy-stk rules', () => {
+  it('refuses an unknown identity, a key not retired, and a provider whose keys an operator manages', async () => {
+    const scripted = new ScriptedProvider();
+    // The same provider without destroySystemKey: its system keys are the operator's.
+    const provider: ManagedKeyProvider = {
+      kind: 'operator-managed',
+      getSystemKey: () => scripted.getSystemKey(),
+      unwrapSystemKey: (metadata) => scripted.unwrapSystemKey(metadata),
+      getManagedKey: (scope) => scripted.getManagedKey(scope),
+      unwrapKey: (metadata) => scripted.unwrapKey(metadata),
+      close: () => scripted.close(),
+    };
+    const ledger = await Ledger.open({ store: new MemoryEventStore(), provider });
+    try {
+      await ledger.initialise();
+      const first = ledger.systemKeys()[0]?.identity ?? '';
+      await rejectsWithCode(
+        ledger.rewrap.destroyRetiredSystemKey('0000000000000000'),
+        'ERR_SYSTEM_KEY_NOT_FOUND',
+      );
+      await rejectsWithCode(ledger.rewrap.destroyRetiredSystemKey('not-hex'), 'ERR_INVALID_ARGUMENT');
+      await rejectsWithCode(ledger.rewrap.destroyRetiredSystemKey(first), 'ERR_SYSTEM_KEY_NOT_RETIRED');
+      scripted.rotateSystemKey('stk-2');
+      await ledger.admin.rotateSTK();
+      await ledger.rewrap.retireSystemKey(first);
+      await rejectsWithCode(ledger.rewrap.destroyRetiredSystemKey(first), 'ERR_INVALID_ARGUMENT');
+    } finally {
+      await ledger.close();
+    }
   });
 });

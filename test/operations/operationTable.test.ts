@@ -186,6 +186,7 @@ describe('the operation table', () => {
     assert.equal(paused.status, 'paused');
     await run('rewrap-resume', { resume: paused.campaign.campaignId });
     await run('retire-stk', { identity: stk1 });
+    await run('destroy-stk', { identity: stk1 });
     await run('checkpoint', {});
     await run('verify', {});
     await run('audit-export', {}, { input: new PassThrough(), output: sink().output });

@@ -36,6 +36,7 @@ const SAMPLES: { readonly [C in ErrorCode]: ErrorDetailsOf<C> } = {
   ERR_LEDGER_NOT_INITIALISED: {},
   ERR_LEDGER_ALREADY_INITIALISED: { sequence: 1 },
   ERR_INVALID_TRANSITION: { keyId: 'a'.repeat(32), from: 'DESTROYED', to: 'ACTIVE' },
+  ERR_SYSTEM_KEY_NOT_RETIRED: { identity: '3bdbe0fdbeaed3df', sequence: 1 },
   ERR_SYSTEM_KEY_IN_USE: { identity: '3bdbe0fdbeaed3df', keys: 2, sequence: 1 },
   ERR_SYSTEM_KEY_CURRENT: { identity: '3bdbe0fdbeaed3df', sequence: 2 },
   ERR_SYSTEM_KEY_RETIRED: { identity: '3bdbe0fdbeaed3df' },

@@ -123,6 +123,30 @@ export class Pkcs11KeyProvider implements ManagedKeyProvider {
     return this.#handle(version);
   }
 
+  /**
+   * Destroys the two objects of a system key version (the wrap object first: it is what marks a
+   * version as present). Only this provider's own labels; objects already gone are skipped.
+   */
+  async destroySystemKey(metadata: string): Promise<void> {
+    const label = parseSystemKeyMetadata(metadata);
+    const version = this.#versionOf(label);
+    if (version === null) {
+      throw new KeyledgerError(
+        'ERR_SYSTEM_KEY_NOT_CONFIGURED',
+        `${label} is not a system key label of this ledger (${this.#config.stkLabel}.v<N>)`,
+        { alias: label },
+      );
+    }
+    const token = this.#open();
+    const labels = this.#labels(version);
+    for (const objectLabel of [labels.wrap, labels.mac]) {
+      const key = token.findKey(objectLabel);
+      if (key !== null) token.use('C_DestroyObject', (api, session) => api.C_DestroyObject(session, key));
+    }
+    // The cached handles name objects that no longer exist.
+    token.reset();
+  }
+
   async close(): Promise<void> {
     if (this.#token === null) return;
     this.#token.reset();
