@@ -23,6 +23,7 @@ const BENCHES = [
   'streaming',
   'auditQueries',
   'server',
+  'hsm',
 ] as const;
 
 function runBench(name: string): Promise<BenchResult> {

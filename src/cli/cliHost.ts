@@ -10,7 +10,13 @@ import {
 } from '../host/openLedger.js';
 import { DEFAULT_PREFIX } from '../journal/streamNames.js';
 import type { Ledger } from '../ledger/ledger.js';
-import type { FileVerifier, OperationHost, Progress, StoreAccess } from '../operations/operation.js';
+import type {
+  FileVerifier,
+  OperationHost,
+  Pkcs11InitSetup,
+  Progress,
+  StoreAccess,
+} from '../operations/operation.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
 import { openEventStore } from '../store/storeUrl.js';
@@ -105,7 +111,7 @@ export class CliHost implements OperationHost {
   }
 
   readonly local = {
-    init: () => initLedger(this.#global, this.#io.cwd, this.#io.env),
+    init: (pkcs11: Pkcs11InitSetup | null) => initLedger(this.#global, this.#io.cwd, this.#io.env, pkcs11),
     resolvePath: (path: string) => resolve(this.#io.cwd, path),
     fileVerifier: async (): Promise<FileVerifier | null> => {
       const configPath = configPathOf(this.#global, this.#io.cwd);

@@ -199,8 +199,9 @@ export const VIEWS: Views = {
   init: {
     text: (r) =>
       [
-        `config      ${r.config}${r.keystore === null ? ' (existing)' : ' (created)'}\n`,
+        `config      ${r.config}${r.configCreated ? ' (created)' : ' (existing)'}\n`,
         r.keystore === null ? '' : `keystore    ${r.keystore} (PKCS#12, password in keystore.pass)\n`,
+        r.token === null ? '' : `token       ${r.token} (PKCS#11; the system key stays in the token)\n`,
         `store       ${r.store}\n`,
         `system key  #${r.systemKey.sequence} identity ${r.systemKey.identity}\n`,
       ].join(''),
@@ -311,6 +312,7 @@ export const VIEWS: Views = {
     },
   },
   'retire-stk': { text: (r) => `system key #${r.sequence} (${r.identity}) retired\n` },
+  'destroy-stk': { text: (r) => `system key #${r.sequence} (${r.identity}) destroyed in the provider\n` },
   checkpoint: {
     text: (r) =>
       r === null

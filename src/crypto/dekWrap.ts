@@ -27,7 +27,12 @@ const TAG_BYTES = 16;
 const DEK_BYTES = 32;
 const WRAPPED_BYTES = 1 + NONCE_BYTES + DEK_BYTES + TAG_BYTES;
 
-function aad(binding: DekBinding, version: number): Buffer {
+/**
+ * The AAD of a wrap of `version`: the scope, the key's metadata hash and the STK identity, each
+ * length-prefixed. Exported for wraps made elsewhere (inside an HSM, src/providers/pkcs11), which
+ * must bind exactly the same.
+ */
+export function dekWrapAad(binding: DekBinding, version: number): Buffer {
   const parts = [
     custodianBytes(binding.custodian),
     Buffer.from(binding.namespace, 'utf8'),
@@ -64,7 +69,7 @@ export function wrapDek(stk: SecretBytes, dek: SecretBytes, binding: DekBinding)
   const key = wrappingKey(stk, VERSION);
   try {
     const cipher = createCipheriv('aes-256-gcm', key, nonce);
-    cipher.setAAD(aad(binding, VERSION));
+    cipher.setAAD(dekWrapAad(binding, VERSION));
     const body = Buffer.concat([cipher.update(dek.expose()), cipher.final()]);
     return Buffer.concat([Buffer.of(VERSION), nonce, body, cipher.getAuthTag()]).toString('base64');
   } finally {
@@ -106,7 +111,7 @@ export function unwrapDek(
   const key = wrappingKey(stk, version);
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, nonce);
-    decipher.setAAD(aad(bound, version));
+    decipher.setAAD(dekWrapAad(bound, version));
     decipher.setAuthTag(tag);
     // GCM emits the whole plaintext from update() and nothing from final(), so no copy is left over.
     const plain = decipher.update(body);

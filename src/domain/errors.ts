@@ -92,6 +92,8 @@ export const ERRORS = {
     details: z.strictObject({ identity, metadataHash: metadataHash.optional() }),
   },
   ERR_SYSTEM_KEY_ALREADY_RETIRED: { category: 'rule', details: z.strictObject({ identity, sequence: int }) },
+  /** destroy-stk of a system key the ledger has not retired (it may still be needed to unwrap). */
+  ERR_SYSTEM_KEY_NOT_RETIRED: { category: 'rule', details: z.strictObject({ identity, sequence: int }) },
   ERR_REWRAP_IN_PROGRESS: {
     category: 'rule',
     details: z.strictObject({ campaignId: str, targetStkIdentity: identity }),
@@ -176,6 +178,40 @@ export const ERRORS = {
     }),
   },
   ERR_KEYSTORE_ALIAS_NOT_FOUND: { category: 'fault', details: z.strictObject({ path: str, alias: str }) },
+  /** The PKCS#11 module (library) path is missing or does not load as a PKCS#11 module. */
+  ERR_PKCS11_MODULE: { category: 'fault', details: z.strictObject({ module: str }) },
+  /** No token with the configured label in any slot of the module. */
+  ERR_PKCS11_TOKEN_NOT_FOUND: { category: 'fault', details: z.strictObject({ tokenLabel: str }) },
+  /** The PIN is refused by the token, locked, or its source (variable or file) gives none. Never the PIN. */
+  ERR_PKCS11_PIN: {
+    category: 'fault',
+    details: z.strictObject({
+      tokenLabel: str,
+      pinEnv: str.optional(),
+      pinFile: str.optional(),
+      reason: z.enum(['incorrect', 'locked', 'missing']),
+    }),
+  },
+  /** A Cryptoki call did not return within the configured deadline (pkcs11.callTimeoutMs). */
+  ERR_PKCS11_TIMEOUT: {
+    category: 'fault',
+    details: z.strictObject({ tokenLabel: str, operation: str, ms: int }),
+  },
+  /** No key object with this label (the STK, or its MAC key) in the token. */
+  ERR_PKCS11_KEY_NOT_FOUND: { category: 'fault', details: z.strictObject({ tokenLabel: str, label: str }) },
+  /** A key object that does not allow what the ledger needs of it (e.g. CKA_ENCRYPT false). */
+  ERR_PKCS11_KEY_NOT_PERMITTED: {
+    category: 'fault',
+    details: z.strictObject({ tokenLabel: str, label: str, attribute: str }),
+  },
+  /**
+   * The token or module failed mid-operation (device removed, session invalid, other CKR_*): the
+   * sessions are dropped and the next call opens new ones. `rv` is the CKR_ name.
+   */
+  ERR_PKCS11_DEVICE: {
+    category: 'fault',
+    details: z.strictObject({ tokenLabel: str, operation: str, rv: str }),
+  },
   ERR_KEY_UNWRAP_FAILED: {
     category: 'fault',
     details: z.strictObject({ metadataHash, stkIdentity: identity }),

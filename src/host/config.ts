@@ -7,20 +7,23 @@ import { GeneratedKeyProvider } from '../providers/generated/generatedKeyProvide
 import { type KeystoreConfig, resolveKeystoreConfig } from '../providers/keystore/keystoreConfig.js';
 import { KeystoreKeyProvider } from '../providers/keystore/keystoreKeyProvider.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
+import { type Pkcs11Config, resolvePkcs11Config } from '../providers/pkcs11/pkcs11Config.js';
+import { Pkcs11KeyProvider } from '../providers/pkcs11/pkcs11KeyProvider.js';
 import { resolveServerConfig, type ServerConfig, serverSectionSchema } from './serverConfig.js';
 
 export const DEFAULT_CONFIG_FILE = 'keyledger.config.json';
 
 /**
  * keyledger.config.json. `provider`: where DEKs come from — `keystore` (the keys configured per
- * scope in the keystore, as HBase's keystore provider) or `generated` (fresh random DEKs). Either
- * way the system key is the keystore's `systemKeyAlias`. docs/configuration.md.
+ * scope in the keystore, as HBase's keystore provider) or `generated` (fresh random DEKs), both
+ * with the keystore's `systemKeyAlias` as system key; or `pkcs11`: generated DEKs under system keys
+ * that live in a PKCS#11 token (the `pkcs11` section; no keystore). docs/configuration.md.
  */
 const configSchema = z.strictObject({
   $schema: z.string().optional(),
   store: z.string().min(1).optional(),
   prefix: z.string().optional(),
-  provider: z.enum(['keystore', 'generated']),
+  provider: z.enum(['keystore', 'generated', 'pkcs11']),
   /**
    * Ask the provider about scopes the ledger does not know when resolving keys. Defaults to true
    * for the keystore provider (HBase's default) and false for the generated one, which would
@@ -46,7 +49,8 @@ const configSchema = z.strictObject({
   initialisedStore: z.string().optional(),
   /** The rollback anchor file (another volume or machine): every checkpoint is appended there. */
   anchorFile: z.string().min(1).optional(),
-  keystore: z.unknown(),
+  keystore: z.unknown().optional(),
+  pkcs11: z.unknown().optional(),
   /** `keyledger serve` (src/host/serverConfig.ts). */
   server: serverSectionSchema.optional(),
 });
@@ -57,7 +61,7 @@ export interface LedgerConfig {
   readonly baseDir: string;
   readonly store: string | undefined;
   readonly prefix: string | undefined;
-  readonly provider: 'keystore' | 'generated';
+  readonly provider: 'keystore' | 'generated' | 'pkcs11';
   readonly dynamicLookup: boolean;
   /** From `destroyGracePeriod`; undefined: the ledger's default (7 days). */
   readonly destroyGracePeriodMs: number | undefined;
@@ -67,7 +71,10 @@ export interface LedgerConfig {
   readonly initialisedStore: string | undefined;
   /** From `anchorFile`, resolved against the config file's folder; undefined: none. */
   readonly anchorFile: string | undefined;
-  readonly keystore: KeystoreConfig;
+  /** The keystore section; null for the pkcs11 provider, which has none. */
+  readonly keystore: KeystoreConfig | null;
+  /** The pkcs11 section; null unless the provider is pkcs11. */
+  readonly pkcs11: Pkcs11Config | null;
   /** The `server` section with its defaults (used by `keyledger serve` only). */
   readonly server: ServerConfig;
 }
@@ -104,12 +111,20 @@ export function loadConfig(file: string): LedgerConfig {
     checkpointEvery: parsed.data.checkpointEvery,
     initialisedStore: parsed.data.initialisedStore,
     anchorFile: parsed.data.anchorFile === undefined ? undefined : resolve(baseDir, parsed.data.anchorFile),
-    keystore: resolveKeystoreConfig(parsed.data.keystore, baseDir),
+    keystore:
+      parsed.data.provider === 'pkcs11' && parsed.data.keystore === undefined
+        ? null
+        : resolveKeystoreConfig(parsed.data.keystore, baseDir),
+    pkcs11: parsed.data.provider === 'pkcs11' ? resolvePkcs11Config(parsed.data.pkcs11, baseDir) : null,
     server: resolveServerConfig(parsed.data.server, baseDir),
   };
 }
 
 export function providerFor(config: LedgerConfig): ManagedKeyProvider {
+  if (config.pkcs11 !== null) {
+    return new GeneratedKeyProvider({ systemKeys: new Pkcs11KeyProvider(config.pkcs11) });
+  }
+  if (config.keystore === null) throw new TypeError('a keystore provider needs its keystore section');
   const keystore = new KeystoreKeyProvider(config.keystore);
   return config.provider === 'keystore' ? keystore : new GeneratedKeyProvider({ systemKeys: keystore });
 }

@@ -33,5 +33,12 @@ export function refuseRetiredSystemKeys(
     getManagedKey: (scope) => provider.getManagedKey(scope),
     unwrapKey: (metadata, material) => provider.unwrapKey(metadata, material),
     close: () => provider.close(),
+    // A key just created is new, so it cannot be a retired one.
+    ...(provider.createSystemKey === undefined
+      ? {}
+      : { createSystemKey: provider.createSystemKey.bind(provider) }),
+    ...(provider.destroySystemKey === undefined
+      ? {}
+      : { destroySystemKey: provider.destroySystemKey.bind(provider) }),
   };
 }

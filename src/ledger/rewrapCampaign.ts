@@ -190,6 +190,13 @@ export class RewrapCampaigns {
    * Retires a system key (SystemKeyLifecycle.retire, which says when it is refused): the campaigns
    * say whether any key's material is still under it or an unfinished campaign targets it.
    */
+  /** Deletes a retired system key from the provider that made it (SystemKeyLifecycle.destroyRetired). */
+  destroyRetiredSystemKey(
+    identity: string,
+  ): Promise<{ readonly identity: string; readonly sequence: number }> {
+    return this.#d.lifecycle.destroyRetired(identity);
+  }
+
   retireSystemKey(identity: string, options?: OperationOptions): Promise<RetireResult> {
     return this.#d.lifecycle.retire(identity, this.#d.context(options), async (stk) => {
       await this.#catchUp();

@@ -59,8 +59,21 @@ export class SystemKeyLifecycle {
     return this.#record(context, (facts) => decideInitialise(this.#d.projector.latestSystemKey(), facts));
   }
 
-  /** HBase's rotateSTK: records the provider's current system key if it is a new one. */
-  rotate(context: OperationContext): Promise<SystemKeyChange> {
+  /**
+   * HBase's rotateSTK: records the provider's current system key if it is a new one. A provider
+   * that makes its own system keys (createSystemKey, an HSM) is first asked for a new one, unless
+   * its current key is not recorded yet (an earlier rotation that created it and then failed to
+   * record): so a retried rotate-stk records that key instead of making another.
+   */
+  async rotate(context: OperationContext): Promise<SystemKeyChange> {
+    const { provider } = this.#d;
+    if (provider.createSystemKey !== undefined) {
+      const current = await provider.getSystemKey();
+      const recorded = this.#d.projector.latestSystemKey();
+      const known = recorded !== null && current.names(recorded.identity);
+      current.dispose();
+      if (known) (await provider.createSystemKey()).dispose();
+    }
     return this.#record(context, (facts) =>
       decideRotateSystemKey(this.#d.projector.latestSystemKey(), facts),
     );
@@ -109,6 +122,49 @@ export class SystemKeyLifecycle {
     });
     const [retired] = written.events;
     return { identity, sequence: retired?.data.sequence ?? 0, position: written.position ?? 0n };
+  }
+
+  /**
+   * Deletes a retired system key from a provider that made it (an HSM's key objects). Refused for
+   * a key the ledger never recorded (ERR_SYSTEM_KEY_NOT_FOUND), one not retired
+   * (ERR_SYSTEM_KEY_NOT_RETIRED: it may still unwrap something), and by providers whose keys an
+   * operator manages (ERR_INVALID_ARGUMENT). Writes no event: the retirement is the ledger's record.
+   */
+  async destroyRetired(identity: string): Promise<{ readonly identity: string; readonly sequence: number }> {
+    if (!STK_IDENTITY.test(identity)) {
+      throw new KeyledgerError(
+        'ERR_INVALID_ARGUMENT',
+        'a system key identity is 16 lowercase hex characters',
+        {
+          identity: identity.slice(0, 64),
+        },
+      );
+    }
+    const last = (await this.#d.journal.store.readStream(this.#d.names.system)).at(-1);
+    if (last !== undefined) await this.#d.projector.waitForPosition(last.position);
+    const key = this.#d.projector.systemKeys.keys.find((k) => k.identity === identity);
+    if (key === undefined) {
+      throw new KeyledgerError('ERR_SYSTEM_KEY_NOT_FOUND', `no system key ${identity} is recorded`, {
+        identity,
+      });
+    }
+    if (key.retiredAt === null) {
+      throw new KeyledgerError(
+        'ERR_SYSTEM_KEY_NOT_RETIRED',
+        `system key #${key.sequence} (${identity}) is not retired; rewrap and retire-stk first`,
+        { identity, sequence: key.sequence },
+      );
+    }
+    const { provider } = this.#d;
+    if (provider.destroySystemKey === undefined) {
+      throw new KeyledgerError(
+        'ERR_INVALID_ARGUMENT',
+        `the ${provider.kind} provider's system keys are removed with its own tools, not by keyledger`,
+        { provider: provider.kind },
+      );
+    }
+    await provider.destroySystemKey(key.metadata);
+    return { identity, sequence: key.sequence };
   }
 
   async #record(

@@ -56,7 +56,9 @@ export interface ByteStreams {
 /** What `init` returns; the host does the local work (files, the store it opens). */
 export interface InitResult {
   readonly config: string;
+  readonly configCreated: boolean;
   readonly keystore: string | null;
+  readonly token: string | null;
   readonly store: string;
   readonly systemKey: {
     readonly changed: boolean;
@@ -64,6 +66,17 @@ export interface InitResult {
     readonly identity: string;
     readonly position: bigint | null;
   };
+}
+
+/**
+ * What `init --provider pkcs11` asks for: the token whose system key the new config uses. Paths
+ * are as the user gave them; the host resolves them.
+ */
+export interface Pkcs11InitSetup {
+  readonly module: string;
+  readonly tokenLabel: string;
+  readonly pin: { readonly env: string } | { readonly file: string };
+  readonly stkLabel: string | undefined;
 }
 
 /** A progress report of a long operation (rewrap). */
@@ -106,7 +119,7 @@ export interface OperationHost {
 /** What only a local host can do; a server answers ERR_INVALID_ARGUMENT for these. */
 export interface LocalFiles {
   /** `keyledger init`: writes a development setup if there is none, records the system key. */
-  init(): Promise<InitResult>;
+  init(pkcs11: Pkcs11InitSetup | null): Promise<InitResult>;
   /** An absolute path from one the user gave (relative to the working directory). */
   resolvePath(path: string): string;
   /** The configuration for verifying a file (its MACs, anchors), or null when no config file is at hand. */

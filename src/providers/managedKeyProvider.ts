@@ -33,6 +33,19 @@ export interface ManagedKeyProvider {
   readonly kind: string;
   /** The current system key (STK). The caller disposes the handle. */
   getSystemKey(): Promise<SystemKeyHandle>;
+  /**
+   * Only for providers that make their system keys themselves (an HSM): creates the next system
+   * key, which becomes the current one, and returns its handle. `rotate-stk` calls it when the
+   * provider's current key is already the ledger's latest; providers whose keys an operator puts in
+   * place (a keystore) leave it out and are rotated by changing their configuration.
+   */
+  createSystemKey?(): Promise<SystemKeyHandle>;
+  /**
+   * Only for providers that make their system keys themselves: deletes the key named by its
+   * recorded metadata from the provider (an HSM's key objects). The ledger calls it only for a
+   * system key it has retired (`destroy-stk`); a key already gone is not an error.
+   */
+  destroySystemKey?(metadata: string): Promise<void>;
   /** An earlier (or the current) system key by the metadata recorded for it. */
   unwrapSystemKey(metadata: string): Promise<SystemKeyHandle>;
   /** The key the provider designates for a scope; null if it has no answer at all. */

@@ -62,6 +62,11 @@ export class ScriptedProvider implements ManagedKeyProvider {
     return this.#systemKey(this.#stkName);
   }
 
+  /** As an HSM would: the named system key is gone afterwards. */
+  async destroySystemKey(metadata: string): Promise<void> {
+    this.#stk.delete((JSON.parse(metadata) as { KeyAlias: string }).KeyAlias);
+  }
+
   async unwrapSystemKey(metadata: string): Promise<SystemKeyHandle> {
     return this.#systemKey((JSON.parse(metadata) as { KeyAlias: string }).KeyAlias);
   }

@@ -96,7 +96,9 @@ describe('the operation table', () => {
       local: {
         init: async () => ({
           config: '(none)',
+          configCreated: false,
           keystore: null,
+          token: null,
           store: 'memory:',
           systemKey: await ledger.initialise(),
         }),
@@ -184,6 +186,7 @@ describe('the operation table', () => {
     assert.equal(paused.status, 'paused');
     await run('rewrap-resume', { resume: paused.campaign.campaignId });
     await run('retire-stk', { identity: stk1 });
+    await run('destroy-stk', { identity: stk1 });
     await run('checkpoint', {});
     await run('verify', {});
     await run('audit-export', {}, { input: new PassThrough(), output: sink().output });

@@ -14,9 +14,16 @@ import type { ManagedKeyData, ManagedKeyProvider, WrappedKeyMaterial } from '../
 export class GeneratedKeyProvider implements ManagedKeyProvider {
   readonly kind = 'generated';
   readonly #systemKeys: ManagedKeyProvider;
+  /** Present when the system keys' provider makes its own (an HSM): rotate-stk goes through. */
+  readonly createSystemKey?: () => Promise<SystemKeyHandle>;
+  readonly destroySystemKey?: (metadata: string) => Promise<void>;
 
   constructor(options: { readonly systemKeys: ManagedKeyProvider }) {
     this.#systemKeys = options.systemKeys;
+    const create = options.systemKeys.createSystemKey?.bind(options.systemKeys);
+    if (create !== undefined) this.createSystemKey = create;
+    const destroy = options.systemKeys.destroySystemKey?.bind(options.systemKeys);
+    if (destroy !== undefined) this.destroySystemKey = destroy;
   }
 
   getSystemKey(): Promise<SystemKeyHandle> {

@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pkcs11js from 'pkcs11js';
+import { Ledger } from '../../src/ledger/ledger.js';
+import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
+import type { ManagedKeyProvider } from '../../src/providers/managedKeyProvider.js';
+import { Pkcs11KeyProvider } from '../../src/providers/pkcs11/pkcs11KeyProvider.js';
+import { loadPkcs11Module, type Pkcs11Api } from '../../src/providers/pkcs11/pkcs11Module.js';
+import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
+import { rejectsWithCode } from '../contract/keyProvider.contract.js';
+import { ScriptedProvider } from '../helpers/scriptedProvider.js';
+import { createSoftHsmToken } from '../helpers/softHsm.js';
+
+/**
+ * A ledger whose system key is in a SoftHSM2 token, with the token failing mid-operation (a wrapper
+ * around the real pkcs11js object injects the return value): the failing command is refused with
+ * ERR_PKCS11_DEVICE and writes nothing, and the next one works on reopened sessions.
+ */
+
+const hsm = createSoftHsmToken('kl-ledger', '5555-ledger-pin');
+const PIN_ENV = 'KEYLEDGER_TEST_LEDGER_HSM_PIN';
+process.env[PIN_ENV] = hsm.pin;
+after(() => {
+  delete process.env[PIN_ENV];
+  hsm.remove();
+});
+
+const TENANT = Buffer.from('hsm-ledger-tenant').toString('base64');
+type Fault = { method: keyof Pkcs11Api; rv: 'CKR_DEVICE_REMOVED' | 'CKR_SESSION_HANDLE_INVALID' } | null;
+
+describe('a ledger on a PKCS#11 token whose device fails mid-operation', () => {
+  let fault: Fault = null;
+  const load = (module: string): Pkcs11Api =>
+    new Proxy(loadPkcs11Module(module), {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (fault !== null && property === fault.method) {
+            const { rv } = fault;
+            fault = null;
+            throw new pkcs11js.Pkcs11Error(rv, pkcs11js[rv], String(property));
+          }
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+  const config = {
+    module: hsm.module,
+    tokenLabel: hsm.label,
+    pin: { env: PIN_ENV },
+    stkLabel: 'ledger-stk',
+    callTimeoutMs: 10_000,
+  };
+  const store = new MemoryEventStore();
+  let ledger: Ledger;
+
+  before(async () => {
+    const systemKeys = new Pkcs11KeyProvider(config, { load });
+    (await systemKeys.createSystemKey()).dispose();
+    ledger = await Ledger.open({ store, provider: new GeneratedKeyProvider({ systemKeys }) });
+    await ledger.initialise();
+  });
+
+  after(async () => {
+    await ledger.close();
+  });
+
+  it('enable-key-management: the wrap fails in the token → ERR_PKCS11_DEVICE, nothing written; then it works', async () => {
+    const head = await store.headPosition();
+    fault = { method: 'C_Encrypt', rv: 'CKR_DEVICE_REMOVED' };
+    await rejectsWithCode(ledger.admin.enableKeyManagement(TENANT, 'orders'), 'ERR_PKCS11_DEVICE');
+    assert.equal(fault, null, 'the fault was injected');
+    assert.equal(await store.headPosition(), head, 'nothing was written');
+    assert.deepEqual(await ledger.admin.getManagedKeys(TENANT, 'orders'), []);
+    const enabled = await ledger.admin.enableKeyManagement(TENANT, 'orders');
+    assert.equal(enabled.marker, 'ACTIVE');
+  });
+
+  it('rotate-managed-key: a session lost in the wrap → nothing written, the current key stays ACTIVE', async () => {
+    const before = await ledger.admin.getManagedKeys(TENANT, 'orders');
+    const head = await store.headPosition();
+    fault = { method: 'C_Encrypt', rv: 'CKR_SESSION_HANDLE_INVALID' };
+    await rejectsWithCode(ledger.admin.rotateManagedKey(TENANT, 'orders'), 'ERR_PKCS11_DEVICE');
+    assert.equal(await store.headPosition(), head, 'nothing was written');
+    assert.deepEqual(await ledger.admin.getManagedKeys(TENANT, 'orders'), before);
+    await ledger.admin.rotateManagedKey(TENANT, 'orders');
+    const after = await ledger.admin.getManagedKeys(TENANT, 'orders');
+    assert.deepEqual(after.map((k) => k.state).sort(), ['ACTIVE', 'INACTIVE']);
+  });
+
+  it('rotate-stk: the token fails while creating the next key → nothing recorded; a retry rotates', async () => {
+    const head = await store.headPosition();
+    fault = { method: 'C_GenerateKey', rv: 'CKR_DEVICE_REMOVED' };
+    await rejectsWithCode(ledger.admin.rotateSTK(), 'ERR_PKCS11_DEVICE');
+    assert.equal(await store.headPosition(), head, 'nothing was written');
+    const rotated = await ledger.admin.rotateSTK();
+    assert.equal(rotated.changed, true);
+    assert.equal(rotated.sequence, 2);
+  });
+});
+
+describe('destroy-stk rules', () => {
+  it('refuses an unknown identity, a key not retired, and a provider whose keys an operator manages', async () => {
+    const scripted = new ScriptedProvider();
+    // The same provider without destroySystemKey: its system keys are the operator's.
+    const provider: ManagedKeyProvider = {
+      kind: 'operator-managed',
+      getSystemKey: () => scripted.getSystemKey(),
+      unwrapSystemKey: (metadata) => scripted.unwrapSystemKey(metadata),
+      getManagedKey: (scope) => scripted.getManagedKey(scope),
+      unwrapKey: (metadata) => scripted.unwrapKey(metadata),
+      close: () => scripted.close(),
+    };
+    const ledger = await Ledger.open({ store: new MemoryEventStore(), provider });
+    try {
+      await ledger.initialise();
+      const first = ledger.systemKeys()[0]?.identity ?? '';
+      await rejectsWithCode(
+        ledger.rewrap.destroyRetiredSystemKey('0000000000000000'),
+        'ERR_SYSTEM_KEY_NOT_FOUND',
+      );
+      await rejectsWithCode(ledger.rewrap.destroyRetiredSystemKey('not-hex'), 'ERR_INVALID_ARGUMENT');
+      await rejectsWithCode(ledger.rewrap.destroyRetiredSystemKey(first), 'ERR_SYSTEM_KEY_NOT_RETIRED');
+      scripted.rotateSystemKey('stk-2');
+      await ledger.admin.rotateSTK();
+      await ledger.rewrap.retireSystemKey(first);
+      await rejectsWithCode(ledger.rewrap.destroyRetiredSystemKey(first), 'ERR_INVALID_ARGUMENT');
+    } finally {
+      await ledger.close();
+    }
+  });
+});
