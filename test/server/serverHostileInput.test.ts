@@ -240,12 +240,24 @@ describe('the server under hostile HTTP input (fast-check)', () => {
         });
         check(answer, `${op.name} ${JSON.stringify(json).slice(0, 200)}`);
         assert.ok(answer.status >= 400, `${op.name} accepted ${JSON.stringify(json).slice(0, 200)}`);
-        assert.equal(answer.status, withCredential ? answer.status : 401);
+        if (!withCredential) assert.equal(answer.json?.code, 'ERR_UNAUTHENTICATED', answer.text);
+        else if (answer.status === 413) assert.equal(answer.json?.code, 'ERR_PAYLOAD_TOO_LARGE');
+        else assert.equal(answer.json?.code, 'ERR_INVALID_ARGUMENT', answer.text);
         await healthy();
       }),
       { numRuns: 150 },
     );
     assert.equal(await s.head(), head, 'nothing may be written');
+  });
+
+  it('a URL the router cannot decode: 400 problem with the request id, authenticated or not', async () => {
+    for (const token of [undefined, admin]) {
+      const answer = await s.call('GET', '/v1/%E2%82', token === undefined ? {} : { token });
+      check(answer, 'bad url');
+      assert.equal(answer.status, 400, answer.text);
+      assert.equal(answer.json.code, 'ERR_INVALID_ARGUMENT');
+      assert.equal(answer.json.requestId, answer.headers['x-request-id']);
+    }
   });
 
   it('oversized bodies: 413 problem, nothing written', async () => {
