@@ -106,8 +106,8 @@ exec "$node" "$cli" "$@" --server "$(cat "${serverFile}")" --token-file tour.tok
 
     let compared = 0;
     for (const doc of commands.slice(1)) {
-      const l = local.run(doc);
-      const r = remote.run(doc);
+      // Side by side: the two ledgers are independent.
+      const [l, r] = await Promise.all([local.runAsync(doc), remote.runAsync(doc)]);
       const what = `${doc.where}: ${r.command}`;
       assert.equal(r.code, l.code, `${what}\nlocal: ${l.stderr}\nremote: ${r.stderr}`);
       if (PROCESS_LOCAL.test(doc.command)) continue;
