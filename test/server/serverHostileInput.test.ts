@@ -279,7 +279,7 @@ describe('the server under hostile HTTP input (fast-check)', () => {
         if (withCredential && name !== 'nope') assert.equal(answer.status, 413, answer.text);
         await healthy();
       }),
-      { numRuns: 30 },
+      { numRuns: 50 },
     );
     assert.equal(await s.head(), head, 'nothing may be written');
   });
@@ -365,7 +365,7 @@ describe('the server under hostile HTTP input (fast-check)', () => {
         checkRaw(text, `${name} length ${length} of ${payload.length}`);
         await healthy();
       }),
-      { numRuns: 40 },
+      { numRuns: 100 },
     );
     assert.equal(await s.head(), head, 'nothing may be written');
   });
