@@ -4,7 +4,12 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
 import type { ServerLimits } from '../host/serverConfig.js';
 import type { Ledger } from '../ledger/ledger.js';
@@ -102,6 +107,12 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
     return503OnClosing: true,
     clientErrorHandler: (error: Error & { code?: string }, socket: Socket) => {
       clientError(error, socket, limits.requestTimeoutMs);
+    },
+    // A URL the router cannot decode (`/v1/%E2%82`) is refused before any hook or the error handler
+    // runs; without this Fastify answers its own JSON, not a problem document (issue 12 fuzzing).
+    frameworkErrors: (_error: Error, _request: unknown, reply: FastifyReply) => {
+      reply.header('x-request-id', String(reply.request.id));
+      sendProblem(reply, new KeyledgerError('ERR_INVALID_ARGUMENT', 'the request URL is malformed', {}));
     },
   }) as unknown as FastifyInstance;
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -131,6 +131,29 @@ export class DocSession {
   }
 
   run(doc: DocCommand): { code: number | null; stdout: string; stderr: string; command: string } {
+    const { command, script, options } = this.#prepare(doc);
+    const result = spawnSync('bash', ['-o', 'pipefail', '-c', script], { ...options, encoding: 'utf8' });
+    const stdout = result.stdout ?? '';
+    this.#learn(doc.shown, stdout);
+    return { code: result.status, stdout, stderr: result.stderr ?? '', command };
+  }
+
+  /** The same, without blocking: two sessions can walk a doc side by side. */
+  runAsync(
+    doc: DocCommand,
+  ): Promise<{ code: number | null; stdout: string; stderr: string; command: string }> {
+    const { command, script, options } = this.#prepare(doc);
+    return new Promise((resolve, reject) => {
+      execFile('bash', ['-o', 'pipefail', '-c', script], options, (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
+        if (error !== null && code === null && !error.killed) return reject(error);
+        this.#learn(doc.shown, stdout);
+        resolve({ code, stdout, stderr, command });
+      });
+    });
+  }
+
+  #prepare(doc: DocCommand) {
     const command = this.substitute(doc.command);
     // A file read with `<` that is missing: made with random bytes, as a user would have a file there.
     for (const match of command.matchAll(/<\s*([\w./-]+)/g)) {
@@ -141,9 +164,8 @@ export class DocSession {
     const script = follows
       ? `timeout -s TERM 3 ${command}; s=$?; [ $s -eq 124 ] && exit 0; exit $s`
       : command;
-    const result = spawnSync('bash', ['-o', 'pipefail', '-c', script], {
+    const options = {
       cwd: this.#dir,
-      encoding: 'utf8',
       env: {
         ...process.env,
         PATH: `${this.#bin}:${process.env.PATH ?? ''}`,
@@ -151,10 +173,9 @@ export class DocSession {
         KEYLEDGER_ACTOR: 'alice',
       },
       timeout: 60_000,
-    });
-    const stdout = result.stdout ?? '';
-    this.#learn(doc.shown, stdout);
-    return { code: result.status, stdout, stderr: result.stderr ?? '', command };
+      maxBuffer: 64 * 1024 * 1024,
+    };
+    return { command, script, options };
   }
 
   /** Lines the shown output up with the real one: the n-th token of a kind stands for the n-th. */
