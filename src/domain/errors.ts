@@ -18,8 +18,8 @@ const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 const none = z.strictObject({});
 
 /**
- * Every error code: its category and the one shape of its `details`, a zod schema the coming HTTP
- * API can publish (z.toJSONSchema). A field is optional where the code's causes differ in what they
+ * Every error code: its category and the one shape of its `details`, a zod schema the HTTP API
+ * publishes (z.toJSONSchema). A field is optional where the code's causes differ in what they
  * can name (e.g. a key by metadata hash, or by key id when only that is known). Details are plain
  * JSON scalars: never key bytes, never a password.
  */
