@@ -9,12 +9,12 @@ import {
   type CallOptions,
   checkRequestId,
   type InputOf,
-  type KeyledgerApi,
   operationOfKind,
   type UnaryName,
   type WatchItem,
 } from '../operations/keyledgerApi.js';
 import type { OutputOf } from '../operations/operations.js';
+import { OperationsApi } from '../operations/operationsApi.js';
 import {
   type KeyledgerClientOptions,
   type ResolvedClientOptions,
@@ -36,11 +36,12 @@ const REASON = /^[\x20-\x7e]{0,1024}$/;
  * server threw; an unreachable server is ERR_SERVER_UNAVAILABLE. The actor of every event written is
  * the principal the token or certificate authenticates: there is no way to pass one.
  */
-export class KeyledgerClient implements KeyledgerApi {
+export class KeyledgerClient extends OperationsApi {
   readonly #options: ResolvedClientOptions;
   readonly #transport: HttpTransport;
 
   constructor(options: KeyledgerClientOptions) {
+    super();
     this.#options = resolveClientOptions(options);
     this.#transport = new HttpTransport(this.#options);
   }
@@ -60,30 +61,6 @@ export class KeyledgerClient implements KeyledgerApi {
     });
     await this.#transport.expectOk(response);
     return (await this.#transport.readJson(response)) as OutputOf<N>;
-  }
-
-  encrypt(
-    input: InputOf<'encrypt'>,
-    data: Uint8Array,
-    options?: CallOptions,
-  ): Promise<BytesResult<'encrypt'>> {
-    return this.#jsonBytes('encrypt', input, data, options);
-  }
-
-  decrypt(
-    input: InputOf<'decrypt'>,
-    data: Uint8Array,
-    options?: CallOptions,
-  ): Promise<BytesResult<'decrypt'>> {
-    return this.#jsonBytes('decrypt', input, data, options);
-  }
-
-  encryptStream(input: InputOf<'encrypt'>, options?: CallOptions): ByteTransfer<'encrypt'> {
-    return this.stream('encrypt', input, options);
-  }
-
-  decryptStream(input: InputOf<'decrypt'>, options?: CallOptions): ByteTransfer<'decrypt'> {
-    return this.stream('decrypt', input, options);
   }
 
   stream<N extends BytesName>(name: N, input: InputOf<N>, options?: CallOptions): ByteTransfer<N> {
@@ -112,7 +89,7 @@ export class KeyledgerClient implements KeyledgerApi {
   }
 
   /** The JSON form: the bytes as base64 in the body and in the answer (bounded by the server's body limit). */
-  async #jsonBytes<N extends 'encrypt' | 'decrypt'>(
+  protected async bytes<N extends 'encrypt' | 'decrypt'>(
     name: N,
     input: InputOf<N>,
     data: Uint8Array,

@@ -82,6 +82,16 @@ export function wrapDek(stk: SecretBytes, dek: SecretBytes, binding: DekBinding)
  * recorded checksum of the key. Every failure is the same ERR_KEY_UNWRAP_FAILED. A version-1 wrap
  * is bound to `legacyIdentity` (the STK's checksum, what ledgers recorded then) when it is given.
  */
+/** The one error of every wrapped DEK that does not verify (software or in a token). */
+export function unwrapFailed(binding: DekBinding, cause?: unknown): KeyledgerError {
+  return new KeyledgerError(
+    'ERR_KEY_UNWRAP_FAILED',
+    'wrapped key material does not verify under its system key',
+    { metadataHash: binding.metadataHash, stkIdentity: binding.stkIdentity },
+    { cause },
+  );
+}
+
 export function unwrapDek(
   stk: SecretBytes,
   wrapped: string,
@@ -90,12 +100,7 @@ export function unwrapDek(
   legacyIdentity?: string,
 ): SecretBytes {
   const fail = (cause?: unknown): never => {
-    throw new KeyledgerError(
-      'ERR_KEY_UNWRAP_FAILED',
-      'wrapped key material does not verify under its system key',
-      { metadataHash: binding.metadataHash, stkIdentity: binding.stkIdentity },
-      { cause },
-    );
+    throw unwrapFailed(binding, cause);
   };
   const bytes = Buffer.from(wrapped, 'base64');
   const version = bytes[0];

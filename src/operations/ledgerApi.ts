@@ -8,7 +8,6 @@ import {
   type CallOptions,
   checkRequestId,
   type InputOf,
-  type KeyledgerApi,
   operationOfKind,
   type UnaryName,
   type WatchItem,
@@ -17,6 +16,7 @@ import { LedgerHost } from './ledgerHost.js';
 import type { ByteStreams, OperationHost, StoreAccess } from './operation.js';
 import { prepareInput } from './operationInput.js';
 import type { OutputOf } from './operations.js';
+import { OperationsApi } from './operationsApi.js';
 
 export interface LedgerApiOptions {
   /** The ledger the operations run on; it stays the caller's to close. */
@@ -33,10 +33,11 @@ type Run = (prepared: unknown, host: OperationHost, streams?: ByteStreams) => un
  * KeyledgerApi in process: each call runs the operation's `prepare` and `run` on the ledger, as the
  * CLI and the server do, so results and error codes are the operation table's own.
  */
-export class LedgerApi implements KeyledgerApi {
+export class LedgerApi extends OperationsApi {
   readonly #options: LedgerApiOptions;
 
   constructor(options: LedgerApiOptions) {
+    super();
     this.#options = options;
   }
 
@@ -44,30 +45,6 @@ export class LedgerApi implements KeyledgerApi {
     const operation = operationOfKind(name, 'unary');
     const prepared = prepareInput(operation, input);
     return (await (operation.run as Run)(prepared, this.#host(options))) as OutputOf<N>;
-  }
-
-  encrypt(
-    input: InputOf<'encrypt'>,
-    data: Uint8Array,
-    options?: CallOptions,
-  ): Promise<BytesResult<'encrypt'>> {
-    return this.#inMemory('encrypt', input, data, options);
-  }
-
-  decrypt(
-    input: InputOf<'decrypt'>,
-    data: Uint8Array,
-    options?: CallOptions,
-  ): Promise<BytesResult<'decrypt'>> {
-    return this.#inMemory('decrypt', input, data, options);
-  }
-
-  encryptStream(input: InputOf<'encrypt'>, options?: CallOptions): ByteTransfer<'encrypt'> {
-    return this.stream('encrypt', input, options);
-  }
-
-  decryptStream(input: InputOf<'decrypt'>, options?: CallOptions): ByteTransfer<'decrypt'> {
-    return this.stream('decrypt', input, options);
   }
 
   stream<N extends BytesName>(name: N, input: InputOf<N>, options?: CallOptions): ByteTransfer<N> {
@@ -106,7 +83,7 @@ export class LedgerApi implements KeyledgerApi {
     });
   }
 
-  async #inMemory<N extends 'encrypt' | 'decrypt'>(
+  protected async bytes<N extends 'encrypt' | 'decrypt'>(
     name: N,
     input: InputOf<N>,
     data: Uint8Array,

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CLI_BIN, cliHarness, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
+import { cliHarness, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
 import { httpsCall } from '../helpers/httpsCall.js';
+import { type ServeProcess, startServeProcess } from '../helpers/serveProcess.js';
 import { makeTestCertificates, type TestCertificates } from '../helpers/testCertificates.js';
 import { AUDIENCE, ISSUER, type JwtIssuer, makeJwtIssuer } from '../helpers/testJwt.js';
 
@@ -13,55 +12,15 @@ import { AUDIENCE, ISSUER, type JwtIssuer, makeJwtIssuer } from '../helpers/test
 const { ok, refused, env: ENV } = cliHarness();
 const T1 = Buffer.from('tenant-1').toString('base64');
 
-interface Served {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly url: string;
-  stderr(): string;
-  /** SIGTERM; resolves with the exit code. */
-  stop(): Promise<number | null>;
-}
-
-/** Starts `keyledger serve …` and waits for its first stdout line, `listening <url>`. */
-async function serve(cwd: string, args: readonly string[]): Promise<Served> {
-  const child = spawn(process.execPath, [CLI_BIN, 'serve', ...args], { cwd, env: ENV });
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString('utf8');
-  });
-  const exited = once(child, 'exit');
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line; stderr: ${stderr}`)), 20_000);
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-      const line = stdout.split('\n')[0];
-      if (stdout.includes('\n')) {
-        clearTimeout(timer);
-        const match = /^listening (https?:\/\/127\.0\.0\.1:(\d+))$/.exec(line ?? '');
-        if (match?.[1] === undefined || match[2] === '0') reject(new Error(`first line: ${line}`));
-        else resolve(match[1]);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`exited ${code} before listening: ${stderr}`)));
-  });
-  return {
-    child,
-    url,
-    stderr: () => stderr,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null && !child.killed) child.kill('SIGTERM');
-      const [code] = await exited;
-      return code as number | null;
-    },
-  };
-}
+/** The built CLI's `keyledger serve` with the harness's environment. */
+const serve = (cwd: string, args: readonly string[]) => startServeProcess(cwd, args, ENV);
 
 describe('keyledger serve (the built CLI)', () => {
   const dirs = tempDirs('kl-serve-');
   let dir: string;
   let certs: TestCertificates;
   let issuer: JwtIssuer;
-  const running: Served[] = [];
+  const running: ServeProcess[] = [];
 
   before(async () => {
     requireBuiltCli();

@@ -31,8 +31,9 @@ export async function startServeProcess(
       if (!stdout.includes('\n')) return;
       clearTimeout(timer);
       const line = stdout.split('\n')[0] ?? '';
-      const match = /^listening (https?:\/\/127\.0\.0\.1:\d+)$/.exec(line);
-      if (match?.[1] === undefined) reject(new Error(`first line: ${line}`));
+      // The real port, never the 0 it was asked to listen on.
+      const match = /^listening (https?:\/\/127\.0\.0\.1:(\d+))$/.exec(line);
+      if (match?.[1] === undefined || match[2] === '0') reject(new Error(`first line: ${line}`));
       else resolve(match[1]);
     });
     child.once('exit', (code) => reject(new Error(`exited ${code} before listening: ${stderr}`)));

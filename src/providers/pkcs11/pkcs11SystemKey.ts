@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import { constantTimeEqualStrings } from '../../crypto/constantTime.js';
-import { DEK_WRAP_LABEL, type DekBinding, dekWrapAad } from '../../crypto/dekWrap.js';
+import { DEK_WRAP_LABEL, type DekBinding, dekWrapAad, unwrapFailed } from '../../crypto/dekWrap.js';
 import { keyChecksum } from '../../crypto/keyChecksum.js';
 import type { SystemKeyHandle } from '../../crypto/systemKeyHandle.js';
 import { STK_IDENTITY_LABEL } from '../../crypto/systemKeyIdentity.js';
@@ -152,12 +152,7 @@ function unwrapInToken(
   expectedChecksum: string | null,
 ): SecretBytes {
   const fail = (cause?: unknown): never => {
-    throw new KeyledgerError(
-      'ERR_KEY_UNWRAP_FAILED',
-      'wrapped key material does not verify under its system key',
-      { metadataHash: binding.metadataHash, stkIdentity: binding.stkIdentity },
-      { cause },
-    );
+    throw unwrapFailed(binding, cause);
   };
   const bytes = Buffer.from(wrapped, 'base64');
   if (bytes.length !== WRAPPED_BYTES || bytes[0] !== TOKEN_WRAP_VERSION) return fail();
