@@ -146,7 +146,12 @@ async function bytes(
   }
   const transfer = client.stream(name, input as never, options);
   // audit-export reads no input: stdin is left alone.
-  const source = name === 'audit-export' ? Readable.from([]) : streams.input;
+  const source =
+    name === 'audit-export'
+      ? Readable.from([])
+      : Buffer.isBuffer(streams.input)
+        ? Readable.from([streams.input])
+        : streams.input;
   const piped = pipeline(source, transfer.stream, (chunks: AsyncIterable<Buffer>) =>
     into(chunks, streams.output),
   );

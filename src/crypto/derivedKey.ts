@@ -1,4 +1,4 @@
-import { hkdfSync } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { SecretBytes } from '../secrets/secretBytes.js';
 
 /**
@@ -14,17 +14,36 @@ export interface DerivedKey {
   readonly commitment: Buffer;
 }
 
-function info(label: string, mode: number, keyId: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from(label, 'ascii'), Buffer.of(0, mode), keyId]);
+const KEY_LABEL = Buffer.from('keyledger-v1 key', 'ascii');
+const COMMIT_LABEL = Buffer.from('keyledger-v1 commit', 'ascii');
+const SHA256_BYTES = 32;
+const FIRST_BLOCK = Buffer.of(1);
+
+/**
+ * RFC 5869 written out with HMAC-SHA256 rather than two `hkdfSync` calls: both outputs share one
+ * extract (same DEK, same salt), and a 32-byte output is one expand block, so a derivation is three
+ * HMACs instead of four plus the KeyObjects `hkdfSync` makes — it runs once per message and is most
+ * of a small message's cost. test/unit/derivedKey.test.ts checks it against `hkdfSync`.
+ */
+export function deriveKey(dek: SecretBytes, salt: Buffer, keyId: Uint8Array, mode: number): DerivedKey {
+  const prk = createHmac('sha256', salt.length === 0 ? Buffer.alloc(SHA256_BYTES) : salt)
+    .update(dek.expose())
+    .digest();
+  try {
+    const suffix = Buffer.of(0, mode);
+    return {
+      salt,
+      key: expandOneBlock(prk, KEY_LABEL, suffix, keyId),
+      commitment: expandOneBlock(prk, COMMIT_LABEL, suffix, keyId),
+    };
+  } finally {
+    prk.fill(0);
+  }
 }
 
-export function deriveKey(dek: SecretBytes, salt: Buffer, keyId: Uint8Array, mode: number): DerivedKey {
-  const ikm = dek.expose();
-  return {
-    salt,
-    key: Buffer.from(hkdfSync('sha256', ikm, salt, info('keyledger-v1 key', mode, keyId), 32)),
-    commitment: Buffer.from(hkdfSync('sha256', ikm, salt, info('keyledger-v1 commit', mode, keyId), 32)),
-  };
+/** T(1) = HMAC(PRK, info ‖ 0x01): the first 32 bytes of HKDF-Expand(PRK, info). */
+function expandOneBlock(prk: Buffer, label: Buffer, suffix: Buffer, keyId: Uint8Array): Buffer {
+  return createHmac('sha256', prk).update(label).update(suffix).update(keyId).update(FIRST_BLOCK).digest();
 }
 
 export function zeroDerived(derived: DerivedKey): void {

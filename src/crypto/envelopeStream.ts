@@ -10,7 +10,8 @@ import {
   STREAM_MIN_CHUNK_BYTES,
 } from './envelopeFormat.js';
 import { scopeCheckOf } from './expectedScope.js';
-import type { KeySource } from './keySource.js';
+import { type ActiveResolution, type KeySource, liveActiveKey, type ResolutionTarget } from './keySource.js';
+import { StreamSealer } from './streamSealer.js';
 
 export interface EnvelopeStreamsOptions {
   /**
@@ -100,8 +101,44 @@ export class EnvelopeStreams {
    * namespaces throw here; a target without an ACTIVE key errors the stream before it reads.
    */
   encryptStream(options: StreamEncryptOptions): Duplex {
+    const { target, aad, chunkSize } = this.#encryptArguments(options, 'encryptStream');
+    return new EncryptStream(this.#keys, target, aad, chunkSize, this.#maxChunks);
+  }
+
+  /**
+   * The stream format of a whole buffer at once, byte for byte what `encryptStream` makes of it
+   * (with its own salt and nonce prefix), without stream machinery: for input already in memory,
+   * such as the HTTP API's JSON form. Answers the ciphertext and the scope and key it is under.
+   */
+  async encryptBuffer(
+    data: Uint8Array,
+    options: StreamEncryptOptions,
+  ): Promise<{ readonly ciphertext: Buffer; readonly resolution: ActiveResolution }> {
+    if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
+    const { target, aad, chunkSize } = this.#encryptArguments(options, 'encryptBuffer');
+    const resolution = await liveActiveKey(this.#keys, target);
+    // Synchronous from here: the key cannot leave L1 (and be zeroed) before it is used.
+    const sealer = new StreamSealer(resolution.key, aad, chunkSize, this.#maxChunks);
+    try {
+      const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      const pieces: Buffer[] = [sealer.header];
+      const full = Math.floor(input.length / chunkSize);
+      for (let i = 0; i < full; i++) {
+        pieces.push(...sealer.seal(input.subarray(i * chunkSize, (i + 1) * chunkSize), false));
+      }
+      pieces.push(...sealer.seal(input.subarray(full * chunkSize), true));
+      return { ciphertext: Buffer.concat(pieces), resolution };
+    } finally {
+      sealer.zero();
+    }
+  }
+
+  #encryptArguments(
+    options: StreamEncryptOptions,
+    name: string,
+  ): { target: ResolutionTarget; aad: Buffer; chunkSize: number } {
     if (typeof options?.custodian !== 'string' || !Array.isArray(options.namespaces)) {
-      throw new TypeError('encryptStream needs { custodian, namespaces }');
+      throw new TypeError(`${name} needs { custodian, namespaces }`);
     }
     const chunkSize = options.chunkSize ?? STREAM_DEFAULT_CHUNK_BYTES;
     if (
@@ -111,9 +148,11 @@ export class EnvelopeStreams {
     ) {
       throw new TypeError(`chunkSize must be an integer from ${STREAM_MIN_CHUNK_BYTES} to 16 MiB`);
     }
-    const aad = copyAad(options.aad);
-    const target = this.#keys.target(options.custodian, options.namespaces);
-    return new EncryptStream(this.#keys, target, aad, chunkSize, this.#maxChunks);
+    return {
+      target: this.#keys.target(options.custodian, options.namespaces),
+      aad: copyAad(options.aad),
+      chunkSize,
+    };
   }
 
   /**

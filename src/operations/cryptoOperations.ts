@@ -1,8 +1,9 @@
 import { once } from 'node:events';
-import type { Duplex } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Duplex, Writable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { EnvelopeStreams } from '../crypto/envelopeStream.js';
+import type { ActiveResolution } from '../crypto/keySource.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { custodianField, parseCustodianArg } from './identityArgs.js';
 import { type ByteStreams, defineOperation } from './operation.js';
@@ -21,17 +22,33 @@ function aadBytes(text: string | undefined): Buffer | undefined {
  * destroyed: on the CLI it is the process's stdout, and a failure is reported on stderr.
  */
 async function pump(streams: ByteStreams | undefined, transform: Duplex): Promise<void> {
-  if (streams === undefined) throw new TypeError('encrypt and decrypt stream their input and output');
-  const output = streams.output;
-  await pipeline(streams.input, transform, async (source: AsyncIterable<Buffer>) => {
+  const { input, output } = streamsOf(streams);
+  if (Buffer.isBuffer(input)) {
+    // A whole input: no pipeline machinery, the transform's output goes straight to the output.
+    transform.on('data', (chunk: Buffer) => output.write(chunk));
+    transform.end(input);
+    await finished(transform);
+    await flushed(output);
+    return;
+  }
+  await pipeline(input, transform, async (source: AsyncIterable<Buffer>) => {
     for await (const chunk of source) {
       if (!output.write(chunk)) await once(output, 'drain');
     }
-    // Everything written has been handed on before we return.
-    await new Promise<void>((resolve, reject) =>
-      output.write(Buffer.alloc(0), (error) => (error ? reject(error) : resolve())),
-    );
+    await flushed(output);
   });
+}
+
+function streamsOf(streams: ByteStreams | undefined): ByteStreams {
+  if (streams === undefined) throw new TypeError('encrypt and decrypt stream their input and output');
+  return streams;
+}
+
+/** Everything written to `output` has been handed on. */
+function flushed(output: Writable): Promise<void> {
+  return new Promise<void>((resolve, reject) =>
+    output.write(Buffer.alloc(0), (error) => (error ? reject(error) : resolve())),
+  );
 }
 
 export const encrypt = defineOperation({
@@ -67,6 +84,18 @@ export const encrypt = defineOperation({
       );
     }
     const resolver = (await host.ledger()).resolver;
+    const { input, output } = streamsOf(streams);
+    if (Buffer.isBuffer(input)) {
+      const envelope = new EnvelopeStreams(resolver);
+      const { ciphertext, resolution } = await envelope.encryptBuffer(input, {
+        custodian,
+        namespaces,
+        ...(aad === undefined ? {} : { aad }),
+      });
+      output.write(ciphertext);
+      await flushed(output);
+      return keyOf(resolution);
+    }
     const r = await resolver.resolveActive(resolver.target(custodian, namespaces));
     if (r === null) {
       throw new KeyledgerError(
@@ -83,14 +112,18 @@ export const encrypt = defineOperation({
       ...(aad === undefined ? {} : { aad }),
     });
     await pump(streams, encrypting);
-    return {
-      custodian: r.scope.custodian,
-      namespace: r.scope.namespace,
-      keyId: r.key.keyId,
-      metadataHash: r.key.metadataHash,
-    };
+    return keyOf(r);
   },
 });
+
+function keyOf(r: ActiveResolution) {
+  return {
+    custodian: r.scope.custodian,
+    namespace: r.scope.namespace,
+    keyId: r.key.keyId,
+    metadataHash: r.key.metadataHash,
+  };
+}
 
 export const decrypt = defineOperation({
   name: 'decrypt',

@@ -1,4 +1,4 @@
-import { Duplex, PassThrough, Readable, Writable } from 'node:stream';
+import { Duplex, PassThrough, Writable } from 'node:stream';
 import { defer, type Observable } from 'rxjs';
 import type { Ledger } from '../ledger/ledger.js';
 import {
@@ -99,7 +99,7 @@ export class LedgerApi extends OperationsApi {
       },
     });
     const result = await (operation.run as Run)(prepared, this.#host(options), {
-      input: Readable.from([Buffer.from(data.buffer, data.byteOffset, data.byteLength)]),
+      input: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
       output,
     });
     return { result: result as OutputOf<N>, data: Buffer.concat(parts) };

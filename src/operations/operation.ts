@@ -47,9 +47,12 @@ export interface FileVerifier {
   readonly anchorFile: string | undefined;
 }
 
-/** The byte streams of a `bytes` operation. */
+/**
+ * The byte streams of a `bytes` operation. An input already whole in memory (the HTTP API's JSON
+ * form) comes as a Buffer, so the operation can process it in one go instead of through streams.
+ */
 export interface ByteStreams {
-  readonly input: Readable;
+  readonly input: Readable | Buffer;
   readonly output: Writable;
 }
 

@@ -63,7 +63,7 @@ async function jsonForm(
       callback();
     },
   });
-  const input = Readable.from(takesData ? [Buffer.from(data as string, 'base64')] : []);
+  const input = Buffer.from(takesData ? (data as string) : '', 'base64');
   const result = await runChecked(operation, checked, hostFor(server, request, reply), { input, output });
   reply.header('content-type', 'application/json; charset=utf-8');
   return JSON.stringify({ ...(result as object), data: Buffer.concat(chunks).toString('base64') });

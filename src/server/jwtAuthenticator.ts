@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, type JSONWebKeySet, errors as joseErrors, jwtVerify } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { KeyledgerError } from '../domain/errors.js';
 import type { Grant, Principal } from '../domain/grants.js';
 import type { JwtAuthConfig } from '../host/serverConfig.js';
@@ -33,7 +35,17 @@ export function jwtAuthenticator(config: JwtAuthConfig): (token: string) => Prom
       { cause: error },
     );
   }
+  // A verified token is remembered (by its SHA-256, never the token itself) for at most a minute
+  // and never past its own `exp`: a client sends the same JWT with every request, and verifying an
+  // ECDSA or RSA signature costs more than the rest of a small request. A miss verifies in full.
+  const verified = new LRUCache<string, { readonly principal: Principal; readonly until: number }>({
+    max: VERIFIED_MAX,
+  });
   return async (token) => {
+    const digest = createHash('sha256').update(token).digest('base64');
+    const known = verified.get(digest);
+    const now = Date.now();
+    if (known !== undefined && now < known.until) return known.principal;
     let payload: Record<string, unknown>;
     try {
       ({ payload } = await jwtVerify(token, keys, {
@@ -42,15 +54,26 @@ export function jwtAuthenticator(config: JwtAuthConfig): (token: string) => Prom
         requiredClaims: ['exp'],
       }));
     } catch (error) {
+      verified.delete(digest);
       throw unauthenticated('jwt', reasonOf(error));
     }
     const name = payload[config.principalClaim];
     if (typeof name !== 'string' || name.length === 0 || name.length > 256) {
       throw unauthenticated('jwt', 'no-principal');
     }
-    return { name, grants: grantsOf(payload[config.grantsClaim]), method: 'jwt' };
+    const principal: Principal = { name, grants: grantsOf(payload[config.grantsClaim]), method: 'jwt' };
+    // jwtVerify required `exp` and checked it is in the future.
+    verified.set(digest, {
+      principal,
+      until: Math.min((payload.exp as number) * 1000, now + VERIFIED_FOR_MS),
+    });
+    return principal;
   };
 }
+
+/** How long a verified JWT is taken on its hash, at most (its `exp` may end it sooner). */
+export const VERIFIED_FOR_MS = 60_000;
+const VERIFIED_MAX = 10_000;
 
 function grantsOf(claim: unknown): Grant[] {
   if (claim === undefined) return [];

@@ -15,20 +15,31 @@ export interface ServerContext {
  * complete, so a long operation stops at its next safe point.
  */
 export function hostFor(server: ServerContext, request: FastifyRequest, reply: FastifyReply): ServerHost {
-  const abort = new AbortController();
-  // The response (not the socket, which keep-alive shares between requests) closes once per request;
-  // closed before it finished means the client went away.
+  // Made only when an operation asks for it (few do; an AbortSignal costs more than a small request's
+  // crypto). The response (not the socket, which keep-alive shares between requests) closes once per
+  // request; closed before it finished means the client went away.
+  let abort: AbortController | null = null;
+  let gone = false;
   const response = reply.raw;
   response.once('close', () => {
-    if (!response.writableFinished) abort.abort();
+    if (response.writableFinished) return;
+    gone = true;
+    abort?.abort();
   });
+  const signal = (): AbortSignal => {
+    if (abort === null) {
+      abort = new AbortController();
+      if (gone) abort.abort();
+    }
+    return abort.signal;
+  };
   return new ServerHost({
     ledger: server.ledger,
     storeAccess: server.storeAccess,
     principal: principalOf(request),
     reason: reasonOf(request),
     requestId: String(request.id),
-    signal: abort.signal,
+    signal,
   });
 }
 

@@ -8,8 +8,8 @@ export interface ServerHostOptions {
   readonly principal: Principal;
   readonly reason: string | undefined;
   readonly requestId: string;
-  /** Aborted when the client goes away. */
-  readonly signal: AbortSignal;
+  /** Aborted when the client goes away (made on first use). */
+  readonly signal: () => AbortSignal;
 }
 
 /**
@@ -23,7 +23,6 @@ export class ServerHost implements OperationHost {
   readonly actor: string;
   readonly reason: string | undefined;
   readonly correlationId: string;
-  readonly signal: AbortSignal;
   readonly local = null;
 
   constructor(options: ServerHostOptions) {
@@ -31,7 +30,10 @@ export class ServerHost implements OperationHost {
     this.actor = options.principal.name;
     this.reason = options.reason;
     this.correlationId = options.requestId;
-    this.signal = options.signal;
+  }
+
+  get signal(): AbortSignal {
+    return this.#options.signal();
   }
 
   async ledger(): Promise<Ledger> {
