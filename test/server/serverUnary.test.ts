@@ -55,6 +55,17 @@ describe('the server: unary operations over HTTPS', () => {
         { token: await s.jwt('ops', ['admin:*'], { exp: Math.floor(Date.now() / 1000) - 60 }) },
         'expired',
       ));
+    it('a JWT accepted once is refused after its exp, though it was remembered', async () => {
+      const exp = Math.floor(Date.now() / 1000) + 2;
+      const token = await s.jwt('brief', ['read:*'], { exp });
+      const first = await s.call('POST', '/v1/list-scopes', { token, json: {} });
+      assert.equal(first.status, 200, first.text);
+      // The verified-token cache must not outlive the token's own expiry.
+      await new Promise((resolve) => setTimeout(resolve, exp * 1000 - Date.now() + 1100));
+      const answer = await s.call('POST', '/v1/list-scopes', { token, json: {} });
+      problem(answer, 401, 'ERR_UNAUTHENTICATED');
+      assert.equal(answer.json.details.reason, 'expired');
+    });
     it('a JWT for another audience', async () =>
       refused({ token: await s.jwt('ops', ['admin:*'], { aud: `${AUDIENCE}-other` }) }, 'bad-aud'));
     it('a JWT of another issuer', async () =>

@@ -168,6 +168,26 @@ describe('envelope streams', () => {
     assert.deepEqual(await ok(streams.decryptStream(), ct, [1]), pt);
   });
 
+  it('encryptBuffer makes the same format from a whole buffer: same lengths, decrypted by the stream', async () => {
+    for (const n of [0, 1, C - 1, C, C + 1, 2 * C, 5 * C + 3]) {
+      const pt = randomBytes(n);
+      for (const aad of [undefined, Buffer.from('table=orders;row=42')]) {
+        const options = { ...TARGET, chunkSize: C, ...(aad === undefined ? {} : { aad }) };
+        const { ciphertext, resolution } = await streams.encryptBuffer(pt, options);
+        assert.equal(ciphertext.length, sizeFor(n, C), `length for ${n}`);
+        assert.equal(ciphertext.readUInt32BE(L.chunkSize), C);
+        assert.equal(ciphertext.toString('hex', L.keyId, L.keyId + 16), resolution.key.keyId);
+        assert.deepEqual(await ok(dec(aad), ciphertext, [7, C + 16]), pt, `n=${n}`);
+      }
+    }
+    await assert.rejects(
+      streams.encryptBuffer(randomBytes(8), { custodian: CUST, namespaces: ['nowhere'] }),
+      {
+        code: 'ERR_NO_ACTIVE_KEY',
+      },
+    );
+  });
+
   it('writes the documented header: magic, version, mode 2, key id, fresh salt and nonce prefix', async () => {
     const pt = randomBytes(40);
     const a = await ok(enc(), pt);
