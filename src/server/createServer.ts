@@ -17,6 +17,7 @@ import type { StoreAccess } from '../operations/operation.js';
 import type { AccessLog } from './accessLog.js';
 import { type AuthOptions, authenticator } from './authenticate.js';
 import { registerBytesRoute } from './bytesRoutes.js';
+import { EventFeed } from './eventFeed.js';
 import { registerEventsRoute } from './eventsRoute.js';
 import { registerHealthRoutes } from './healthRoutes.js';
 import { requireTlsOffLoopback, urlOf } from './listenAddress.js';
@@ -76,6 +77,7 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
     open: new Set<ServerResponse>(),
     max: limits.maxSseConnections,
     heartbeatMs: options.heartbeatMs,
+    feed: new EventFeed(ledger),
     onCountChange: (count: number) => metrics.sseConnections.set(count),
   };
   const serverOptions = {
@@ -174,7 +176,7 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
     if (operation.kind === 'unary') registerUnaryRoute(app, server, operation);
     else if (operation.kind === 'bytes') registerBytesRoute(app, server, operation, limits.streamBodyBytes);
   }
-  registerEventsRoute(app, server, sse);
+  registerEventsRoute(app, sse);
   registerHealthRoutes(app, ledger, storeAccess.store);
   const openApi = JSON.stringify(openApiDocument(options.version ?? '0.0.0'));
   app.get('/v1/openapi.json', async (_request, reply) => {

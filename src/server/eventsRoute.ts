@@ -1,18 +1,22 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import type { Observable, Subscription } from 'rxjs';
+import type { Subscription } from 'rxjs';
 import { KeyledgerError } from '../domain/errors.js';
 import { custodiansAllowed } from '../domain/grants.js';
+import { scopeKey } from '../domain/identities.js';
 import { parseInput } from '../operations/operationInput.js';
 import { watch } from '../operations/queryOperations.js';
+import type { EventFeed, FeedEvent } from './eventFeed.js';
 import { contextOf, principalOf } from './requestContext.js';
-import { hostFor, noteOperation, type ServerContext } from './serverContext.js';
+import { noteOperation } from './serverContext.js';
 
 export interface EventStreams {
   /** Open streams, ended by a shutdown. */
   readonly open: Set<ServerResponse>;
   readonly max: number;
   readonly heartbeatMs: number;
+  /** The one live subscription every stream reads from. */
+  readonly feed: EventFeed;
   onCountChange(count: number): void;
 }
 
@@ -22,23 +26,14 @@ export interface EventStreams {
  */
 const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
 
-interface WatchItem {
-  readonly position: string;
-  readonly type: string;
-  readonly data: Record<string, unknown>;
-}
-
 /**
  * `GET /v1/events`: the `watch` operation as server-sent events. `Last-Event-ID` (else `from`)
  * resumes strictly after a position, so a reconnecting client sees no gap and no duplicate. Only
  * the events of custodians the principal may audit are sent; an event about no scope (system keys,
- * checkpoints) only to a principal who may audit every custodian.
+ * checkpoints) only to a principal who may audit every custodian. The input is `watch`'s; the
+ * events come from the server's shared feed (eventFeed.ts), not one store subscription per stream.
  */
-export function registerEventsRoute(
-  app: FastifyInstance,
-  server: ServerContext,
-  streams: EventStreams,
-): void {
+export function registerEventsRoute(app: FastifyInstance, streams: EventStreams): void {
   app.get('/v1/events', async (request, reply) => {
     noteOperation(request, watch.name, null);
     const principal = principalOf(request);
@@ -66,7 +61,12 @@ export function registerEventsRoute(
         resource: 'event streams',
       });
     }
-    const events = watch.run(prepared, hostFor(server, request, reply)) as Observable<WatchItem>;
+    const types = prepared.types === undefined ? null : new Set<string>(prepared.types);
+    const scopes = prepared.scopes === undefined ? null : new Set(prepared.scopes.map(scopeKey));
+    const wanted = (event: FeedEvent) =>
+      (types === null || types.has(event.type)) &&
+      (scopes === null || (event.scopeKey !== null && scopes.has(event.scopeKey))) &&
+      mayAudit(allowed, event);
     const raw = reply.raw;
     reply.hijack();
     raw.writeHead(200, {
@@ -87,10 +87,10 @@ export function registerEventsRoute(
       if (streams.open.delete(raw)) streams.onCountChange(streams.open.size);
     };
     raw.once('close', stop);
-    subscription = events.subscribe({
+    subscription = streams.feed.events(prepared.from).subscribe({
       next: (event) => {
-        if (!mayAudit(allowed, event)) return;
-        raw.write(`id: ${event.position}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+        if (!wanted(event)) return;
+        raw.write(event.frame);
         if (raw.writableLength > MAX_UNSENT_BYTES) {
           stop();
           raw.destroy();
@@ -111,8 +111,7 @@ export function registerEventsRoute(
   });
 }
 
-function mayAudit(allowed: '*' | ReadonlySet<string>, event: WatchItem): boolean {
+function mayAudit(allowed: '*' | ReadonlySet<string>, event: FeedEvent): boolean {
   if (allowed === '*') return true;
-  const custodian = event.data.custodian;
-  return typeof custodian === 'string' && allowed.has(custodian);
+  return event.custodian !== null && allowed.has(event.custodian);
 }
