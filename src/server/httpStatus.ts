@@ -25,6 +25,10 @@ export function httpStatusOf(code: ErrorCode): number {
     case 'ERR_SERVER_BUSY':
     case 'ERR_STORE_UNAVAILABLE':
       return 503;
+    // The scope's state, not the server, stops it (its keys are disabled or it was never enabled):
+    // the caller can act on it, as on a refusal by the ledger's rules.
+    case 'ERR_NO_ACTIVE_KEY':
+      return 409;
     default:
       break;
   }

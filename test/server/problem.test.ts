@@ -19,6 +19,7 @@ describe('problems: the HTTP status of every code, and ERR_INTERNAL for the rest
       ERR_REQUEST_TIMEOUT: 408,
       ERR_KEY_ALREADY_DISABLED: 409,
       ERR_TOKEN_REVOKED: 409,
+      ERR_NO_ACTIVE_KEY: 409,
       ERR_PAYLOAD_TOO_LARGE: 413,
       ERR_RATE_LIMITED: 429,
       ERR_INTERNAL: 500,

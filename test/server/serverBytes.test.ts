@@ -100,6 +100,25 @@ describe('the server: bytes operations (encrypt, decrypt, audit-export)', () => 
     );
   });
 
+  it('encrypt for a scope with no ACTIVE key is 409 ERR_NO_ACTIVE_KEY, in both forms', async () => {
+    const token = await s.jwt('app-3', ['encrypt:*']);
+    const nowhere = Buffer.from('tenant-never-enabled').toString('base64');
+    problem(
+      await s.call('POST', '/v1/encrypt', { token, json: { custodian: nowhere, data: 'aGk=' } }),
+      409,
+      'ERR_NO_ACTIVE_KEY',
+    );
+    problem(
+      await s.call('POST', `/v1/encrypt?custodian=${encodeURIComponent(nowhere)}`, {
+        token,
+        body: Buffer.from('hi'),
+        contentType: OCTETS,
+      }),
+      409,
+      'ERR_NO_ACTIVE_KEY',
+    );
+  });
+
   it('streamed form: raw bytes in and out, the result as the Keyledger-Result trailer', async () => {
     const plaintext = randomBytes(300 * 1024);
     const enc = await s.jwt('app-1', [`encrypt:${T1}`]);
