@@ -15,6 +15,7 @@ import {
 } from '../operations/keyledgerApi.js';
 import type { OutputOf } from '../operations/operations.js';
 import { OperationsApi } from '../operations/operationsApi.js';
+import { encodeReasonHeader } from '../operations/reasonHeader.js';
 import {
   type KeyledgerClientOptions,
   type ResolvedClientOptions,
@@ -28,7 +29,6 @@ import { remoteEvents } from './remoteEvents.js';
 export type { KeyledgerClientOptions } from './clientOptions.js';
 
 // A reason travels in a header: printable ASCII only (the server reads header bytes as Latin-1).
-const REASON = /^[\x20-\x7e]{0,1024}$/;
 
 /**
  * KeyledgerApi over the HTTPS API of `keyledger serve` (docs/api.md): the same operations, results
@@ -163,14 +163,7 @@ function headersOf(options: CallOptions | undefined): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = {};
   const reason = options?.reason;
   if (reason !== undefined && reason !== '') {
-    if (!REASON.test(reason)) {
-      throw new KeyledgerError(
-        'ERR_INVALID_ARGUMENT',
-        'a reason sent to a server takes at most 1024 printable ASCII characters',
-        { reason: reason.length },
-      );
-    }
-    headers['keyledger-reason'] = reason;
+    headers['keyledger-reason'] = encodeReasonHeader(reason);
   }
   const requestId = checkRequestId(options?.requestId);
   if (requestId !== undefined) headers['x-request-id'] = requestId;

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyRequest } from 'fastify';
-import { KeyledgerError } from '../domain/errors.js';
 import type { Principal } from '../domain/grants.js';
+import { decodeReasonHeader } from '../operations/reasonHeader.js';
 
 /** What the server learns about a request as it goes, for its handler, access log and metrics. */
 export interface RequestContext {
@@ -41,14 +41,9 @@ export function requestIdOf(request: IncomingMessage): string {
   return typeof given === 'string' && VISIBLE_ASCII.test(given) ? given : randomUUID();
 }
 
-/** `Keyledger-Reason`, recorded as the events' reason (at most 1024 characters, as an event holds). */
+/** `Keyledger-Reason`, recorded as the events' reason (percent-escapes decoded: reasonHeader.ts). */
 export function reasonOf(request: FastifyRequest): string | undefined {
   const reason = request.headers['keyledger-reason'];
   if (typeof reason !== 'string' || reason.length === 0) return undefined;
-  if (reason.length > 1024) {
-    throw new KeyledgerError('ERR_INVALID_ARGUMENT', 'Keyledger-Reason takes at most 1024 characters', {
-      'Keyledger-Reason': reason.length,
-    });
-  }
-  return reason;
+  return decodeReasonHeader(reason);
 }

@@ -117,7 +117,9 @@ export function testKeyledgerApi(name: string, factory: () => Promise<ApiTarget>
         );
 
         t.provider.setKey(keyScope(TENANT, 'orders'), 'k2');
-        const rotated = await t.api.call('rotate-managed-key', { scope: SCOPE });
+        // Any text is a reason: non-ASCII, a literal %, something that looks like an escape.
+        const reason = 'Schlüssel für Q3 — 100% rollout %41 ✓';
+        const rotated = await t.api.call('rotate-managed-key', { scope: SCOPE }, { reason });
         assert.equal(rotated.rotated, true);
         assert.deepEqual(
           rotated.keys.map((k) => k.state),
@@ -144,6 +146,7 @@ export function testKeyledgerApi(name: string, factory: () => Promise<ApiTarget>
           'every event names the target’s actor',
         );
         assert.equal(history[0]?.reason, 'onboarding');
+        assert.equal(history[1]?.reason, reason, 'the reason arrives exactly as given');
         assert.equal(history[0]?.correlationId, 'onboard-tenant-1', 'the request id is the correlation id');
         assert.notEqual(history[1]?.correlationId, 'onboard-tenant-1');
         const ofKey = await t.api.call('history', { scope: SCOPE, key: k1.keyId });

@@ -147,6 +147,17 @@ describe('the server: unary operations over HTTPS', () => {
       problem(answer, 400, 'ERR_INVALID_ARGUMENT');
       assert.equal(await s.head(), head);
     });
+    it('a Keyledger-Reason whose percent-escapes are not UTF-8', async () => {
+      const head = await s.head();
+      const token = await s.jwt('ops', ['admin:*']);
+      const answer = await s.call('POST', '/v1/enable-key-management', {
+        token,
+        json: { scope: `${T1}:bad-escape` },
+        headers: { 'keyledger-reason': 'broken %C3%28 escape' },
+      });
+      problem(answer, 400, 'ERR_INVALID_ARGUMENT');
+      assert.equal(await s.head(), head);
+    });
     it('a scope the operation’s own checks refuse', async () => {
       const head = await s.head();
       const token = await s.jwt('ops', ['admin:*']);
@@ -225,7 +236,7 @@ describe('the server: unary operations over HTTPS', () => {
       json: { scope: ORDERS },
       headers: {
         'x-request-id': 'req-enable-1',
-        'keyledger-reason': 'onboarding tenant-1',
+        'keyledger-reason': 'onboarding tenant-1: 100% %C3%A9',
         'keyledger-actor': 'mallory',
         'x-keyledger-actor': 'mallory',
       },
@@ -241,7 +252,8 @@ describe('the server: unary operations over HTTPS', () => {
     assert.ok(written.length > 0, history.text);
     for (const event of written) {
       assert.equal(event.actor, 'ops-1');
-      assert.equal(event.reason, 'onboarding tenant-1');
+      // Escapes decoded; a % not followed by two hex digits kept.
+      assert.equal(event.reason, 'onboarding tenant-1: 100% é');
     }
     const entry = await s.logEntry('req-enable-1');
     assert.equal(entry?.principal, 'ops-1');
