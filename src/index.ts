@@ -20,7 +20,7 @@ export { type VerifyAuditFileOptions, verifyAuditFile } from './audit/verifyAudi
 export type { ProblemKind, VerifyProblem } from './audit/verifyProblem.js';
 export type { VerifiedCheckpoint, VerifyReport } from './audit/verifyReport.js';
 export { type VerifyStoreOptions, verifyStore } from './audit/verifyStore.js';
-export { type CacheMetrics, type LayerCounters, toPrometheus } from './cache/cacheMetrics.js';
+export type { CacheMetrics, LayerCounters } from './cache/cacheMetrics.js';
 export type { KeyCacheOptions } from './cache/keyCache.js';
 export { KeyledgerClient, type KeyledgerClientOptions } from './client/keyledgerClient.js';
 export { DecryptionFailedError } from './crypto/decryptionFailedError.js';

@@ -1,3 +1,4 @@
+export { registerCacheMetrics } from '../cache/cacheCollectors.js';
 export type { AccessLog, AccessLogEntry } from './accessLog.js';
 export { stderrAccessLog } from './accessLog.js';
 export type { AuthOptions } from './authenticate.js';

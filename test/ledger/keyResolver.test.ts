@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { toPrometheus } from '../../src/cache/cacheMetrics.js';
+import { Registry } from 'prom-client';
+import { registerCacheMetrics } from '../../src/cache/cacheCollectors.js';
 import type { KeyCacheOptions } from '../../src/cache/keyCache.js';
 import type { ActiveResolution, CachedKey } from '../../src/crypto/keySource.js';
 import { type KeyScope, keyScope } from '../../src/domain/identities.js';
@@ -937,7 +938,9 @@ describe('KeyResolver: metrics', () => {
     assert.ok(m.l1.invalidations >= 2, 'the old key and the resolution');
     assert.equal(m.appliedPosition, env.ledger.position);
 
-    const text = toPrometheus(m);
+    const registry = new Registry();
+    registerCacheMetrics(registry, () => r.metrics());
+    const text = await registry.metrics();
     assert.match(text, new RegExp(`^keyledger_applied_position ${env.ledger.position}$`, 'm'));
     assert.match(text, /^keyledger_cache_hits_total\{layer="l1"\} 2$/m);
   });

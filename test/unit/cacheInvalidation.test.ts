@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Registry } from 'prom-client';
+import { registerCacheMetrics } from '../../src/cache/cacheCollectors.js';
 import { type Invalidation, invalidationsFor } from '../../src/cache/cacheInvalidation.js';
-import { type CacheMetrics, toPrometheus } from '../../src/cache/cacheMetrics.js';
+import type { CacheMetrics } from '../../src/cache/cacheMetrics.js';
 import {
   type DomainEvent,
   LEDGER_EVENT_TYPES,
@@ -302,7 +304,8 @@ function parseExposition(text: string): Map<string, Family> {
     return f;
   };
   const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
-  for (const line of text.slice(0, -1).split('\n')) {
+  // Empty lines are allowed (and ignored) by the exposition format; prom-client puts one between families.
+  for (const line of text.split('\n').filter((l) => l !== '')) {
     const help = new RegExp(`^# HELP (${NAME}) (.+)$`).exec(line);
     const type = new RegExp(`^# TYPE (${NAME}) (counter|gauge|histogram|summary|untyped)$`).exec(line);
     const sample = new RegExp(
@@ -341,9 +344,16 @@ function perLayer(f: Family | undefined): Record<string, string> {
   return out;
 }
 
-describe('toPrometheus', () => {
-  it('writes valid exposition text: HELP and TYPE for every family, samples after them', () => {
-    const families = parseExposition(toPrometheus(METRICS));
+/** The exposition text of a registry holding the cache metrics of `metrics`. */
+async function exposition(metrics: CacheMetrics, prefix?: string): Promise<string> {
+  const registry = new Registry();
+  registerCacheMetrics(registry, () => metrics, prefix);
+  return registry.metrics();
+}
+
+describe('registerCacheMetrics (prom-client)', () => {
+  it('writes valid exposition text: HELP and TYPE for every family, samples after them', async () => {
+    const families = parseExposition(await exposition(METRICS));
     for (const [name, f] of families) {
       assert.ok(name.startsWith('keyledger_'), name);
       assert.ok(f.help !== undefined && f.help.length > 0, `HELP for ${name}`);
@@ -353,8 +363,8 @@ describe('toPrometheus', () => {
     }
   });
 
-  it('has one sample per layer for each counter, with the metrics values', () => {
-    const families = parseExposition(toPrometheus(METRICS));
+  it('has one sample per layer for each counter, with the metrics values', async () => {
+    const families = parseExposition(await exposition(METRICS));
     const layers = ['l1', 'l2', 'l3'] as const;
     for (const [family, field] of [
       ['keyledger_cache_hits_total', 'hits'],
@@ -373,8 +383,8 @@ describe('toPrometheus', () => {
     assert.deepEqual(perLayer(families.get('keyledger_provider_failures_total')), { l3: '9' });
   });
 
-  it('writes the gauges: L1 sizes, negative entries and the applied position (exact for big positions)', () => {
-    const families = parseExposition(toPrometheus(METRICS));
+  it('writes the gauges: L1 sizes, negative entries and the applied position', async () => {
+    const families = parseExposition(await exposition(METRICS));
     const gauge = (name: string) => {
       const f = families.get(name);
       assert.equal(f?.type, 'gauge', name);
@@ -385,11 +395,12 @@ describe('toPrometheus', () => {
     assert.equal(gauge('keyledger_cache_keys'), '7');
     assert.equal(gauge('keyledger_cache_resolutions'), '3');
     assert.equal(gauge('keyledger_cache_negative_entries'), '2');
-    assert.equal(gauge('keyledger_applied_position'), (2n ** 60n + 1n).toString());
+    // Prometheus values are float64: a position past 2^53 is shown to float precision.
+    assert.equal(Number(gauge('keyledger_applied_position')), Number(2n ** 60n + 1n));
   });
 
-  it('uses the given prefix for every family', () => {
-    const families = parseExposition(toPrometheus(METRICS, 'kl_test'));
+  it('uses the given prefix for every family', async () => {
+    const families = parseExposition(await exposition(METRICS, 'kl_test'));
     assert.ok(families.size >= 9);
     for (const name of families.keys()) assert.ok(name.startsWith('kl_test_'), name);
   });
