@@ -158,7 +158,7 @@ async function run(): Promise<BenchResult> {
     const rate = (name: string): number => median(wraps[name] ?? resolves[name] ?? []);
     const row = (metric: string, name: string): Row => ({ metric, value: fmtOps(rate(name)) });
     const rows: Row[] = [
-      row('wrap, SoftHSM2 (C_EncryptInit + C_Encrypt, AES-GCM)', 'pkcs11 wrap'),
+      row('wrap, SoftHSM2 (C_EncryptInit + C_Encrypt in one worker message, AES-GCM)', 'pkcs11 wrap'),
       row('wrap, keystore STK in process (HKDF + AES-GCM)', 'keystore wrap'),
       {
         metric: 'wrap: keystore ÷ SoftHSM2',

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pkcs11js from 'pkcs11js';
@@ -9,15 +10,12 @@ import { keyScope } from '../../src/domain/identities.js';
 import { metadataHashOf } from '../../src/domain/keyDigests.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
 import { formatSystemKeyMetadata } from '../../src/providers/keyMetadata.js';
-import type { Pkcs11Config } from '../../src/providers/pkcs11/pkcs11Config.js';
+import { type Pkcs11Config, readPin } from '../../src/providers/pkcs11/pkcs11Config.js';
 import { Pkcs11KeyProvider } from '../../src/providers/pkcs11/pkcs11KeyProvider.js';
-import {
-  loadPkcs11Module,
-  type Pkcs11Api,
-  releasePkcs11Module,
-} from '../../src/providers/pkcs11/pkcs11Module.js';
+import { loadPkcs11Module, releasePkcs11Module } from '../../src/providers/pkcs11/pkcs11Module.js';
 import { workerPkcs11 } from '../../src/providers/pkcs11/pkcs11Worker.js';
 import { SecretBytes } from '../../src/secrets/secretBytes.js';
+import { faultyPkcs11 } from '../helpers/faultyPkcs11.js';
 import { createSoftHsmToken } from '../helpers/softHsm.js';
 import { rejectsWithCode, testKeyProvider, throwsWithCode } from './keyProvider.contract.js';
 
@@ -72,7 +70,7 @@ testKeyProvider('generated over pkcs11 (SoftHSM2)', async () => {
 
 /** Runs `fn` on a logged-in session of the shared module, outside the provider. */
 function withRawSession<T>(fn: (api: pkcs11js.PKCS11, session: Buffer) => T): T {
-  const api = loadPkcs11Module(hsm.module) as pkcs11js.PKCS11;
+  const api = loadPkcs11Module(hsm.module) as unknown as pkcs11js.PKCS11;
   try {
     const slot = api.C_GetSlotList(true).find((s) => api.C_GetTokenInfo(s).label.trimEnd() === hsm.label);
     assert.ok(slot !== undefined);
@@ -342,48 +340,148 @@ module.exports = { PKCS11, Pkcs11Error };`,
     ['CKR_SESSION_HANDLE_INVALID', 'C_Decrypt'],
     ['CKR_DEVICE_REMOVED', 'C_Sign'],
   ] as const) {
-    it(`${name} in ${method} is ERR_PKCS11_DEVICE, and the next call reopens sessions and works`, async () => {
-      let armed = false;
-      const opened: string[] = [];
-      const load = (module: string): Pkcs11Api => {
-        const real = loadPkcs11Module(module);
-        return new Proxy(real, {
-          get(target, property, receiver) {
-            const value = Reflect.get(target, property, receiver) as unknown;
-            if (typeof value !== 'function') return value;
-            return (...args: unknown[]) => {
-              if (property === 'C_OpenSession') opened.push('open');
-              if (armed && property === method) {
-                armed = false;
-                throw new pkcs11js.Pkcs11Error(name, pkcs11js[name], method);
-              }
-              return (value as (...a: unknown[]) => unknown).apply(target, args);
-            };
-          },
-        });
-      };
-      const provider = new Pkcs11KeyProvider(config({ stkLabel: 'own-stk' }), { load });
+    it(`${name} in ${method} (inside the worker) is ERR_PKCS11_DEVICE, and the next call reopens sessions and works`, async () => {
+      const faulty = faultyPkcs11(hsm.dir, hsm.module);
+      const provider = new Pkcs11KeyProvider(config({ stkLabel: 'own-stk' }), { load: () => faulty.api });
       try {
         const handle = await provider.getSystemKey();
         const key = dek();
         const wrapped = handle.wrap(key, binding);
-        const sessionsBefore = opened.length;
-        armed = true;
+        const sessionsBefore = faulty.opened();
+        faulty.arm(method, name);
         const step = (): unknown =>
           method === 'C_Encrypt'
             ? handle.wrap(key, binding)
             : method === 'C_Decrypt'
               ? handle.unwrap(wrapped, binding, null)
               : handle.mac('purpose', Buffer.from('m'));
+        const started = Date.now();
         throwsWithCode(step, 'ERR_PKCS11_DEVICE');
-        assert.equal(armed, false, 'the fault was injected');
+        assert.ok(Date.now() - started < 5_000, 'the failure is an answer, not a wait for the deadline');
+        assert.equal(faulty.armed(), false, 'the fault was injected');
+        assert.ok(
+          faulty.api.sharedSecrets().every((b) => b === 0),
+          'no DEK bytes left in shared memory',
+        );
         // The next call recovers on a new session.
         step();
         assert.ok(handle.unwrap(handle.wrap(key, binding), binding, null).equals(key));
-        assert.ok(opened.length > sessionsBefore, 'a new session was opened');
+        assert.ok(faulty.opened() > sessionsBefore, 'a new session was opened');
       } finally {
         await provider.close();
+        faulty.close();
       }
     });
   }
+
+  it('a module failing at a deadline inside a wrap: ERR_PKCS11_TIMEOUT near the deadline, then recovery', async () => {
+    // C_Encrypt of the first wrap never returns: the worker is abandoned, a new one loads the
+    // module again (the binding hangs once per process, so the new worker's calls answer).
+    const bindingFile = join(hsm.dir, 'hungEncrypt.cjs');
+    const hungOnce = join(hsm.dir, 'hung-encrypt-once');
+    writeFileSync(
+      bindingFile,
+      `const fs = require('node:fs');
+const real = require(${JSON.stringify(createRequire(import.meta.url).resolve('pkcs11js'))});
+class PKCS11 {
+  constructor() {
+    const inner = new real.PKCS11();
+    return new Proxy(inner, { get(target, property) {
+      const value = target[property];
+      if (typeof value !== 'function') return value;
+      return (...args) => {
+        if (property === 'C_Encrypt' && !fs.existsSync(${JSON.stringify(hungOnce)})) {
+          fs.writeFileSync(${JSON.stringify(hungOnce)}, '');
+          for (;;) {}
+        }
+        return value.apply(target, args);
+      };
+    } });
+  }
+}
+module.exports = { PKCS11, Pkcs11Error: real.Pkcs11Error };`,
+    );
+    const api = workerPkcs11(500, bindingFile);
+    api.load(hsm.module);
+    try {
+      api.C_Initialize();
+    } catch (error) {
+      if ((error as { code?: number }).code !== pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw error;
+    }
+    const provider = new Pkcs11KeyProvider(config({ stkLabel: 'own-stk', callTimeoutMs: 500 }), {
+      load: () => api,
+    });
+    try {
+      const handle = await provider.getSystemKey();
+      const key = dek();
+      const started = Date.now();
+      assert.throws(
+        () => handle.wrap(key, binding),
+        (error: unknown) => {
+          const e = error as { code?: string; details?: unknown };
+          assert.equal(e.code, 'ERR_PKCS11_TIMEOUT');
+          assert.deepEqual(e.details, { tokenLabel: hsm.label, operation: 'C_Encrypt', ms: 500 });
+          return true;
+        },
+      );
+      assert.ok(Date.now() - started < 5_000, 'the call ends near its deadline');
+      assert.ok(
+        api.sharedSecrets().every((b) => b === 0),
+        'the DEK is zeroed even after a deadline',
+      );
+      assert.ok(handle.unwrap(handle.wrap(key, binding), binding, null).equals(key));
+    } finally {
+      await provider.close();
+      api.close();
+    }
+  });
+});
+
+describe('secrets crossing to the worker thread', () => {
+  it('the DEK (in and out) lies in shared memory during the call and is zeroed after it; so is the PIN', async () => {
+    const faulty = faultyPkcs11(hsm.dir, hsm.module);
+    const provider = new Pkcs11KeyProvider(config({ stkLabel: 'own-stk' }), { load: () => faulty.api });
+    try {
+      // The first call logs in: the PIN crossed in shared memory and is gone from it.
+      const handle = await provider.getSystemKey();
+      assert.ok(
+        faulty.api.sharedSecrets().every((b) => b === 0),
+        'no PIN bytes left',
+      );
+      const key = SecretBytes.copyOf(Buffer.alloc(32, 0xa5));
+      const wrapped = handle.wrap(key, binding);
+      assert.deepEqual(faulty.secretArguments(), ['C_Encrypt:true']);
+      assert.ok(
+        faulty.api.sharedSecrets().every((b) => b === 0),
+        'no DEK bytes left after a wrap',
+      );
+      const back = handle.unwrap(wrapped, binding, keyChecksum(key));
+      assert.deepEqual(faulty.secretArguments(), ['C_Decrypt:true']);
+      assert.ok(back.equals(key));
+      assert.ok(
+        faulty.api.sharedSecrets().every((b) => b === 0),
+        'no DEK bytes left after an unwrap',
+      );
+      // A failed unwrap (wrong binding) leaves nothing either.
+      throwsWithCode(
+        () => handle.unwrap(wrapped, { ...binding, metadataHash: metadataHashOf('other') }, null),
+        'ERR_KEY_UNWRAP_FAILED',
+      );
+      assert.ok(
+        faulty.api.sharedSecrets().every((b) => b === 0),
+        'no bytes left after a failed unwrap',
+      );
+    } finally {
+      await provider.close();
+      faulty.close();
+    }
+  });
+
+  it("readPin gives bytes: a file's trailing newline is dropped, the bytes are the PIN", () => {
+    const file = join(hsm.dir, 'pin-bytes');
+    writeFileSync(file, 'pin-\u00e9\r\n', { mode: 0o600 });
+    const pin = readPin({ file }, hsm.label);
+    assert.ok(Buffer.isBuffer(pin));
+    assert.equal(pin.toString('utf8'), 'pin-\u00e9');
+  });
 });

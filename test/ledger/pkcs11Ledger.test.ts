@@ -1,19 +1,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import pkcs11js from 'pkcs11js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
 import type { ManagedKeyProvider } from '../../src/providers/managedKeyProvider.js';
 import { Pkcs11KeyProvider } from '../../src/providers/pkcs11/pkcs11KeyProvider.js';
-import { loadPkcs11Module, type Pkcs11Api } from '../../src/providers/pkcs11/pkcs11Module.js';
+import type { Pkcs11Api } from '../../src/providers/pkcs11/pkcs11Module.js';
 import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
 import { rejectsWithCode } from '../contract/keyProvider.contract.js';
+import { faultyPkcs11 } from '../helpers/faultyPkcs11.js';
 import { ScriptedProvider } from '../helpers/scriptedProvider.js';
 import { createSoftHsmToken } from '../helpers/softHsm.js';
 
 /**
  * A ledger whose system key is in a SoftHSM2 token, with the token failing mid-operation (a wrapper
- * around the real pkcs11js object injects the return value): the failing command is refused with
+ * around the real pkcs11js object inside the module's worker thread injects the return value): the failing command is refused with
  * ERR_PKCS11_DEVICE and writes nothing, and the next one works on reopened sessions.
  */
 
@@ -26,25 +26,11 @@ after(() => {
 });
 
 const TENANT = Buffer.from('hsm-ledger-tenant').toString('base64');
-type Fault = { method: keyof Pkcs11Api; rv: 'CKR_DEVICE_REMOVED' | 'CKR_SESSION_HANDLE_INVALID' } | null;
 
 describe('a ledger on a PKCS#11 token whose device fails mid-operation', () => {
-  let fault: Fault = null;
-  const load = (module: string): Pkcs11Api =>
-    new Proxy(loadPkcs11Module(module), {
-      get(target, property, receiver) {
-        const value = Reflect.get(target, property, receiver) as unknown;
-        if (typeof value !== 'function') return value;
-        return (...args: unknown[]) => {
-          if (fault !== null && property === fault.method) {
-            const { rv } = fault;
-            fault = null;
-            throw new pkcs11js.Pkcs11Error(rv, pkcs11js[rv], String(property));
-          }
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
-    });
+  // The fault is injected inside the module's worker thread, where wrap and unwrap run.
+  const faulty = faultyPkcs11(hsm.dir, hsm.module);
+  const load = (): Pkcs11Api => faulty.api;
   const config = {
     module: hsm.module,
     tokenLabel: hsm.label,
@@ -64,13 +50,14 @@ describe('a ledger on a PKCS#11 token whose device fails mid-operation', () => {
 
   after(async () => {
     await ledger.close();
+    faulty.close();
   });
 
   it('enable-key-management: the wrap fails in the token → ERR_PKCS11_DEVICE, nothing written; then it works', async () => {
     const head = await store.headPosition();
-    fault = { method: 'C_Encrypt', rv: 'CKR_DEVICE_REMOVED' };
+    faulty.arm('C_Encrypt', 'CKR_DEVICE_REMOVED');
     await rejectsWithCode(ledger.admin.enableKeyManagement(TENANT, 'orders'), 'ERR_PKCS11_DEVICE');
-    assert.equal(fault, null, 'the fault was injected');
+    assert.equal(faulty.armed(), false, 'the fault was injected');
     assert.equal(await store.headPosition(), head, 'nothing was written');
     assert.deepEqual(await ledger.admin.getManagedKeys(TENANT, 'orders'), []);
     const enabled = await ledger.admin.enableKeyManagement(TENANT, 'orders');
@@ -80,7 +67,7 @@ describe('a ledger on a PKCS#11 token whose device fails mid-operation', () => {
   it('rotate-managed-key: a session lost in the wrap → nothing written, the current key stays ACTIVE', async () => {
     const before = await ledger.admin.getManagedKeys(TENANT, 'orders');
     const head = await store.headPosition();
-    fault = { method: 'C_Encrypt', rv: 'CKR_SESSION_HANDLE_INVALID' };
+    faulty.arm('C_Encrypt', 'CKR_SESSION_HANDLE_INVALID');
     await rejectsWithCode(ledger.admin.rotateManagedKey(TENANT, 'orders'), 'ERR_PKCS11_DEVICE');
     assert.equal(await store.headPosition(), head, 'nothing was written');
     assert.deepEqual(await ledger.admin.getManagedKeys(TENANT, 'orders'), before);
@@ -91,7 +78,7 @@ describe('a ledger on a PKCS#11 token whose device fails mid-operation', () => {
 
   it('rotate-stk: the token fails while creating the next key → nothing recorded; a retry rotates', async () => {
     const head = await store.headPosition();
-    fault = { method: 'C_GenerateKey', rv: 'CKR_DEVICE_REMOVED' };
+    faulty.arm('C_GenerateKey', 'CKR_DEVICE_REMOVED');
     await rejectsWithCode(ledger.admin.rotateSTK(), 'ERR_PKCS11_DEVICE');
     assert.equal(await store.headPosition(), head, 'nothing was written');
     const rotated = await ledger.admin.rotateSTK();
