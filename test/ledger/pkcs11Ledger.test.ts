@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
+import { verifyAuditFile } from '../../src/audit/verifyAuditFile.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
 import type { ManagedKeyProvider } from '../../src/providers/managedKeyProvider.js';
@@ -41,11 +45,15 @@ describe('a ledger on a PKCS#11 token whose device fails mid-operation', () => {
   const store = new MemoryEventStore();
   let ledger: Ledger;
 
+  let systemKeys: Pkcs11KeyProvider;
+
   before(async () => {
-    const systemKeys = new Pkcs11KeyProvider(config, { load });
+    systemKeys = new Pkcs11KeyProvider(config, { load });
     (await systemKeys.createSystemKey()).dispose();
     ledger = await Ledger.open({ store, provider: new GeneratedKeyProvider({ systemKeys }) });
     await ledger.initialise();
+    // A checkpoint MACed in the token under STK v1, which the last test destroys.
+    await ledger.checkpoint();
   });
 
   after(async () => {
@@ -84,6 +92,49 @@ describe('a ledger on a PKCS#11 token whose device fails mid-operation', () => {
     const rotated = await ledger.admin.rotateSTK();
     assert.equal(rotated.changed, true);
     assert.equal(rotated.sequence, 2);
+  });
+
+  it('destroy-stk: a token failing to destroy writes nothing; a crash after destroying is completed by a re-run; verify and the offline check accept SystemKeyDestroyed', async () => {
+    const first = ledger.systemKeys()[0];
+    assert.ok(first !== undefined);
+    await ledger.rewrap.start();
+    await ledger.rewrap.retireSystemKey(first.identity);
+    let head = await store.headPosition();
+    faulty.arm('C_DestroyObject', 'CKR_DEVICE_REMOVED');
+    await rejectsWithCode(ledger.rewrap.destroyRetiredSystemKey(first.identity), 'ERR_PKCS11_DEVICE');
+    assert.equal(faulty.armed(), false, 'the fault was injected');
+    assert.equal(await store.headPosition(), head, 'nothing was written');
+    assert.deepEqual(await systemKeys.systemKeyVersions(), [1, 2], 'nothing was destroyed');
+
+    // A crash between destroying and recording: the objects are gone, no event.
+    await systemKeys.destroySystemKey(first.metadata);
+    assert.deepEqual(await systemKeys.systemKeyVersions(), [2]);
+    assert.equal(await store.headPosition(), head);
+    assert.equal(ledger.systemKeys()[0]?.destroyedAt, null);
+    // The re-run finds nothing left to destroy and records it.
+    const done = await ledger.rewrap.destroyRetiredSystemKey(first.identity, { reason: 'token clean-up' });
+    assert.equal(done.changed, true);
+    const last = (await store.readStream(ledger.streamNames.system)).at(-1);
+    assert.equal(last?.type, 'SystemKeyDestroyed');
+    assert.deepEqual(last?.data, { identity: first.identity, sequence: 1, metadata: first.metadata });
+    head = await store.headPosition();
+    assert.equal((await ledger.rewrap.destroyRetiredSystemKey(first.identity)).changed, false);
+    assert.equal(await store.headPosition(), head, 'a second re-run writes nothing');
+
+    await ledger.checkpoint();
+    const report = await ledger.verify();
+    assert.equal(report.ok, true);
+    assert.ok(report.macsUnavailable >= 1, 'the checkpoint under the destroyed STK is unavailable');
+    assert.ok(report.macsVerified >= 1);
+    const file = join(hsm.dir, 'export.jsonl');
+    const out = createWriteStream(file);
+    await ledger.exportAudit(out);
+    out.end();
+    await finished(out);
+    const offline = await verifyAuditFile(file, { provider: systemKeys });
+    assert.equal(offline.ok, true);
+    assert.ok(offline.macsUnavailable >= 1, 'the token no longer has STK v1: unavailable, not an error');
+    assert.ok(offline.macsVerified >= 1);
   });
 });
 
