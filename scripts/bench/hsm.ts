@@ -164,7 +164,7 @@ async function run(): Promise<BenchResult> {
         metric: 'wrap: keystore ÷ SoftHSM2',
         value: `${ratio(wraps['keystore wrap'] ?? [], wraps['pkcs11 wrap'] ?? []).toFixed(1)}×`,
       },
-      row('unwrap, SoftHSM2 (C_DecryptInit + C_Decrypt)', 'pkcs11 unwrap'),
+      row('unwrap, SoftHSM2 (C_DecryptInit + C_Decrypt in one worker message)', 'pkcs11 unwrap'),
       row('unwrap, keystore STK in process', 'keystore unwrap'),
       {
         metric: 'unwrap: keystore ÷ SoftHSM2',

@@ -24,6 +24,12 @@ import { rejectsWithCode, testKeyProvider, throwsWithCode } from './keyProvider.
 const hsm = createSoftHsmToken('kl-contract', '1111-contract');
 const PIN_TOKEN = 'kl-pin';
 hsm.addToken(PIN_TOKEN, '2222-right-pin');
+// Longer than the shared buffer a worker starts with (64 bytes): the buffer grows for it.
+const LONG_PIN_TOKEN = 'kl-long-pin';
+const LONG_PIN = 'long-pin-'.repeat(12);
+hsm.addToken(LONG_PIN_TOKEN, LONG_PIN);
+const LONG_PIN_ENV = 'KEYLEDGER_TEST_HSM_LONG_PIN';
+process.env[LONG_PIN_ENV] = LONG_PIN;
 const PIN_ENV = 'KEYLEDGER_TEST_HSM_PIN';
 const WRONG_PIN_ENV = 'KEYLEDGER_TEST_HSM_WRONG_PIN';
 process.env[PIN_ENV] = hsm.pin;
@@ -32,6 +38,7 @@ process.env[WRONG_PIN_ENV] = 'not-the-pin';
 after(() => {
   delete process.env[PIN_ENV];
   delete process.env[WRONG_PIN_ENV];
+  delete process.env[LONG_PIN_ENV];
   hsm.remove();
 });
 
@@ -470,6 +477,27 @@ describe('secrets crossing to the worker thread', () => {
       assert.ok(
         faulty.api.sharedSecrets().every((b) => b === 0),
         'no bytes left after a failed unwrap',
+      );
+    } finally {
+      await provider.close();
+      faulty.close();
+    }
+  });
+
+  it('a PIN longer than the shared buffer logs in through a larger one, zeroed after', async () => {
+    const faulty = faultyPkcs11(hsm.dir, hsm.module);
+    const provider = new Pkcs11KeyProvider(
+      config({ tokenLabel: LONG_PIN_TOKEN, pin: { env: LONG_PIN_ENV }, stkLabel: 'long-stk' }),
+      { load: () => faulty.api },
+    );
+    try {
+      // Logged in (a refused PIN would be ERR_PKCS11_PIN); the token simply has no STK yet.
+      await rejectsWithCode(provider.getSystemKey(), 'ERR_PKCS11_KEY_NOT_FOUND');
+      const shared = faulty.api.sharedSecrets();
+      assert.ok(shared.length >= Buffer.byteLength(LONG_PIN));
+      assert.ok(
+        shared.every((b) => b === 0),
+        'no PIN bytes left',
       );
     } finally {
       await provider.close();

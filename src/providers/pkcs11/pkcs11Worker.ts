@@ -56,6 +56,9 @@ export interface Pkcs11SequenceCalls {
 
 export type WorkerPkcs11 = pkcs11js.PKCS11 & Pkcs11SequenceCalls;
 
+/** Bound on a worker thread's start (Node's bootstrap and loading the binding). */
+const WORKER_START_MS = 30_000;
+
 /** Enough for a DEK and its GCM tag; a longer PIN gets a larger buffer. */
 const SECRET_BYTES = 64;
 
@@ -110,6 +113,12 @@ export function workerPkcs11(timeoutMs: number, binding: string = PKCS11JS): Wor
     // The worker must not keep the process alive, nor crash it when abandoned.
     worker.unref();
     worker.on('error', () => {});
+    // Booting a thread is not a Cryptoki call: on a loaded machine it can take longer than a short
+    // callTimeoutMs, so it has its own bound and the first call's deadline starts after it.
+    if (Atomics.wait(flag, 0, 0, Math.max(timeoutMs, WORKER_START_MS)) === 'timed-out') {
+      void worker.terminate();
+      throw new Pkcs11DeadlineError('worker start');
+    }
     return { worker, port: port1, flag };
   };
   /** `load` and `C_Initialize` as made: a worker that replaces an abandoned one repeats them. */

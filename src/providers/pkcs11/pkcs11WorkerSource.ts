@@ -81,4 +81,7 @@ port.on('message', (message) => {
   Atomics.store(flag, 0, 1);
   Atomics.notify(flag, 0);
 });
+// Ready: the caller's first call deadline starts after the thread is up, not while it boots.
+Atomics.store(flag, 0, 1);
+Atomics.notify(flag, 0);
 `;
