@@ -19,10 +19,18 @@
  */
 export const PKCS11_WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
-const pkcs11js = require(workerData.binding);
 const { port, flag } = workerData;
 let secret = workerData.secret;
-const api = new pkcs11js.PKCS11();
+// A binding that does not load is every call's answer, not a worker that never says it is ready.
+let pkcs11js = { Pkcs11Error: class {} };
+let api = null;
+let loadError = null;
+try {
+  pkcs11js = require(workerData.binding);
+  api = new pkcs11js.PKCS11();
+} catch (e) {
+  loadError = e;
+}
 const toBuffers = (v) =>
   v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength)
   : Array.isArray(v) ? v.map(toBuffers)
@@ -72,6 +80,7 @@ port.on('message', (message) => {
   calling = null;
   let reply;
   try {
+    if (loadError !== null) throw loadError;
     const args = toBuffers(message.args);
     reply = { value: message.op !== undefined ? ops[message.op](...args) : call(message.method, ...args) };
   } catch (e) {
