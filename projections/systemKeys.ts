@@ -10,6 +10,8 @@ export interface SystemKeyView {
   readonly recordedAt: string;
   /** When it was retired (SystemKeyRetired): never fetched or wrapped under again. Null while in service. */
   readonly retiredAt: string | null;
+  /** When its objects were destroyed in the provider (SystemKeyDestroyed). Null while they exist. */
+  readonly destroyedAt: string | null;
 }
 
 /**
@@ -36,6 +38,14 @@ export function evolveSystemKeys(view: SystemKeysView, event: LedgerEvent): Syst
     const keys = view.keys.map(retire);
     return { position: event.position, keys, latest: keys.at(-1) ?? null };
   }
+  if (event.type === 'SystemKeyDestroyed') {
+    const destroy = (k: SystemKeyView): SystemKeyView =>
+      k.identity === event.data.identity && k.destroyedAt === null
+        ? { ...k, destroyedAt: event.meta.occurredAt }
+        : k;
+    const keys = view.keys.map(destroy);
+    return { position: event.position, keys, latest: keys.at(-1) ?? null };
+  }
   if (event.type !== 'SystemKeyRecorded' && event.type !== 'SystemKeyRotated') {
     return { ...view, position: event.position };
   }
@@ -47,6 +57,7 @@ export function evolveSystemKeys(view: SystemKeysView, event: LedgerEvent): Syst
     metadataHash,
     recordedAt: event.meta.occurredAt,
     retiredAt: null,
+    destroyedAt: null,
   };
   return { position: event.position, keys: [...view.keys, key], latest: key };
 }
@@ -61,7 +72,7 @@ export function isSystemKeyRetired(view: SystemKeysView, identity: string): bool
 }
 
 /** Bump whenever the view's shape or a fold's meaning changes: older snapshots are then replayed. */
-export const SYSTEM_KEYS_SNAPSHOT_VERSION = 2;
+export const SYSTEM_KEYS_SNAPSHOT_VERSION = 3;
 
 const snapshotSchema = z.strictObject({
   version: z.literal(SYSTEM_KEYS_SNAPSHOT_VERSION),
@@ -73,6 +84,7 @@ const snapshotSchema = z.strictObject({
       metadataHash: z.string().transform(parseMetadataHash),
       recordedAt: z.string(),
       retiredAt: z.string().nullable(),
+      destroyedAt: z.string().nullable(),
     }),
   ),
 });

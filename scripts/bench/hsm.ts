@@ -158,13 +158,13 @@ async function run(): Promise<BenchResult> {
     const rate = (name: string): number => median(wraps[name] ?? resolves[name] ?? []);
     const row = (metric: string, name: string): Row => ({ metric, value: fmtOps(rate(name)) });
     const rows: Row[] = [
-      row('wrap, SoftHSM2 (C_EncryptInit + C_Encrypt, AES-GCM)', 'pkcs11 wrap'),
+      row('wrap, SoftHSM2 (C_EncryptInit + C_Encrypt in one worker message, AES-GCM)', 'pkcs11 wrap'),
       row('wrap, keystore STK in process (HKDF + AES-GCM)', 'keystore wrap'),
       {
         metric: 'wrap: keystore ÷ SoftHSM2',
         value: `${ratio(wraps['keystore wrap'] ?? [], wraps['pkcs11 wrap'] ?? []).toFixed(1)}×`,
       },
-      row('unwrap, SoftHSM2 (C_DecryptInit + C_Decrypt)', 'pkcs11 unwrap'),
+      row('unwrap, SoftHSM2 (C_DecryptInit + C_Decrypt in one worker message)', 'pkcs11 unwrap'),
       row('unwrap, keystore STK in process', 'keystore unwrap'),
       {
         metric: 'unwrap: keystore ÷ SoftHSM2',

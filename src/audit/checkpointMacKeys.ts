@@ -84,6 +84,8 @@ const GONE = new Set([
   'ERR_SYSTEM_KEY_RETIRED',
   // Metadata naming a key the provider does not serve as a system key (e.g. a data key's alias).
   'ERR_SYSTEM_KEY_NOT_CONFIGURED',
+  // An HSM's system key destroyed in the token (destroy-stk, SystemKeyDestroyed).
+  'ERR_PKCS11_KEY_NOT_FOUND',
 ]);
 
 /**

@@ -78,6 +78,8 @@ export function invalidationsFor(event: LedgerEvent): Invalidation[] {
     // Retiring an STK happens only once no key's material is under it: no DEK changes. Rewrap
     // campaign events are bookkeeping; the material they move arrives as KeyMaterialWrapped.
     case 'SystemKeyRetired':
+    // Destroyed only once retired, so no DEK the caches hold is under it.
+    case 'SystemKeyDestroyed':
     case 'RewrapStarted':
     case 'RewrapProgressed':
     case 'RewrapRetargeted':

@@ -312,7 +312,12 @@ export const VIEWS: Views = {
     },
   },
   'retire-stk': { text: (r) => `system key #${r.sequence} (${r.identity}) retired\n` },
-  'destroy-stk': { text: (r) => `system key #${r.sequence} (${r.identity}) destroyed in the provider\n` },
+  'destroy-stk': {
+    text: (r) =>
+      r.changed
+        ? `system key #${r.sequence} (${r.identity}) destroyed in the provider and recorded\n`
+        : `system key #${r.sequence} (${r.identity}) is recorded as destroyed already; nothing done\n`,
+  },
   checkpoint: {
     text: (r) =>
       r === null

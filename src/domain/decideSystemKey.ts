@@ -56,3 +56,46 @@ export function decideRotateSystemKey(
     },
   ];
 }
+
+/** What destroying a system key must know: every recorded system key and what became of it. */
+export interface DestroyFacts {
+  readonly identity: string;
+  /** Every recorded system key, in sequence order. */
+  readonly systemKeys: readonly {
+    readonly sequence: number;
+    readonly identity: string;
+    readonly metadata: string;
+    readonly retired: boolean;
+    readonly destroyed: boolean;
+  }[];
+}
+
+/**
+ * destroy-stk: a retired system key's objects are destroyed in the provider that made them, and
+ * SystemKeyDestroyed records it (who and why are the event's actor and reason). Refused for a key
+ * never recorded (ERR_SYSTEM_KEY_NOT_FOUND) and one not retired (ERR_SYSTEM_KEY_NOT_RETIRED: it may
+ * still unwrap something). A key recorded as destroyed already → nothing: the command is re-run
+ * after a crash between destroying and recording (the caller destroys first), so repeating it
+ * must be harmless.
+ */
+export function decideDestroySystemKey(facts: DestroyFacts): EventOf<'SystemKeyDestroyed'>[] {
+  const { identity } = facts;
+  const recorded = facts.systemKeys.filter((k) => k.identity === identity);
+  const last = recorded.at(-1);
+  if (last === undefined) {
+    throw new KeyledgerError('ERR_SYSTEM_KEY_NOT_FOUND', `no system key ${identity} is recorded`, {
+      identity,
+    });
+  }
+  if (recorded.some((k) => k.destroyed)) return [];
+  if (!recorded.some((k) => k.retired)) {
+    throw new KeyledgerError(
+      'ERR_SYSTEM_KEY_NOT_RETIRED',
+      `system key #${last.sequence} (${identity}) is not retired; rewrap and retire-stk first`,
+      { identity, sequence: last.sequence },
+    );
+  }
+  return [
+    { type: 'SystemKeyDestroyed', data: { identity, sequence: last.sequence, metadata: last.metadata } },
+  ];
+}

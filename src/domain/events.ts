@@ -133,6 +133,18 @@ export const eventDataSchemas = {
     sequence: z.number().int().min(1),
   }),
   /**
+   * A retired system key whose objects were destroyed in the provider that made them (an HSM's
+   * token objects, destroy-stk): nothing it wrapped or MACed can be unwrapped or checked again.
+   * `metadata` names the objects as SystemKeyRecorded/Rotated did; who and why are the actor and
+   * reason. Written after the provider destroyed them (a crash between leaves a retired key whose
+   * objects are gone, and re-running destroy-stk records it).
+   */
+  SystemKeyDestroyed: z.strictObject({
+    identity: hex16,
+    sequence: z.number().int().min(1),
+    metadata: z.string().min(1).max(4096),
+  }),
+  /**
    * A rewrap campaign (stream `<prefix>rewrap`): every key's material moves under the target STK,
    * in key id order. `keys` counts the keys with material when the campaign (or pass) began.
    */

@@ -243,13 +243,14 @@ export class Ledger {
     return this.#lifecycle.initialise(this.#context(options));
   }
 
-  /** Every recorded system key (identity, sequence, metadata, retirement); never key bytes. */
+  /** Every recorded system key (identity, sequence, metadata, retirement, destruction); never key bytes. */
   systemKeys(): readonly {
     sequence: number;
     identity: string;
     metadata: string;
     recordedAt: string;
     retiredAt: string | null;
+    destroyedAt: string | null;
   }[] {
     return this.#projector.systemKeys.keys;
   }

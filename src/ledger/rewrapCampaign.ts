@@ -24,7 +24,7 @@ import type { LedgerProjector } from './ledgerProjector.js';
 import { MaterialRewrap } from './materialRewrap.js';
 import type { OperationOptions } from './operationOptions.js';
 import type { SystemKeyHandles } from './systemKeyHandles.js';
-import type { RetireResult, SystemKeyLifecycle } from './systemKeyLifecycle.js';
+import type { DestroyResult, RetireResult, SystemKeyLifecycle } from './systemKeyLifecycle.js';
 
 /** Keys per batch (one checkpoint event each) unless the caller says otherwise. */
 export const DEFAULT_REWRAP_BATCH_SIZE = 100;
@@ -187,16 +187,17 @@ export class RewrapCampaigns {
   }
 
   /**
+   * Destroys a retired system key in the provider that made it and records SystemKeyDestroyed
+   * (SystemKeyLifecycle.destroyRetired, which says when it is refused).
+   */
+  destroyRetiredSystemKey(identity: string, options?: OperationOptions): Promise<DestroyResult> {
+    return this.#d.lifecycle.destroyRetired(identity, this.#d.context(options));
+  }
+
+  /**
    * Retires a system key (SystemKeyLifecycle.retire, which says when it is refused): the campaigns
    * say whether any key's material is still under it or an unfinished campaign targets it.
    */
-  /** Deletes a retired system key from the provider that made it (SystemKeyLifecycle.destroyRetired). */
-  destroyRetiredSystemKey(
-    identity: string,
-  ): Promise<{ readonly identity: string; readonly sequence: number }> {
-    return this.#d.lifecycle.destroyRetired(identity);
-  }
-
   retireSystemKey(identity: string, options?: OperationOptions): Promise<RetireResult> {
     return this.#d.lifecycle.retire(identity, this.#d.context(options), async (stk) => {
       await this.#catchUp();

@@ -73,6 +73,17 @@ export class SystemKeyHandles {
         identity,
       });
     }
+    // Refused before the provider is asked: a retired key may be destroyed there (destroy-stk),
+    // and its answer for a key it no longer has is its own error, not ERR_SYSTEM_KEY_RETIRED.
+    if (recorded.retiredAt !== null) {
+      throw new KeyledgerError(
+        'ERR_SYSTEM_KEY_RETIRED',
+        `system key ${identity} is retired and is not used again`,
+        {
+          identity,
+        },
+      );
+    }
     const fetched = await this.#provider.unwrapSystemKey(recorded.metadata);
     // The handle answers under the identity recorded for it (a version-1 one on older ledgers).
     const handle = fetched.bind(identity);

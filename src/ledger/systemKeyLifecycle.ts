@@ -1,6 +1,12 @@
 import type { RewrapCampaign } from '../domain/decideRewrap.js';
 import { decideRetireSystemKey } from '../domain/decideRewrap.js';
-import { decideInitialise, decideRotateSystemKey, type SystemKeyFacts } from '../domain/decideSystemKey.js';
+import {
+  type DestroyFacts,
+  decideDestroySystemKey,
+  decideInitialise,
+  decideRotateSystemKey,
+  type SystemKeyFacts,
+} from '../domain/decideSystemKey.js';
 import { KeyledgerError } from '../domain/errors.js';
 import type { DomainEvent } from '../domain/events.js';
 import { metadataHashOf } from '../domain/keyDigests.js';
@@ -15,6 +21,14 @@ export interface SystemKeyChange {
   readonly sequence: number;
   readonly identity: string;
   /** Global position written (null when nothing changed). */
+  readonly position: bigint | null;
+}
+
+export interface DestroyResult {
+  readonly identity: string;
+  readonly sequence: number;
+  /** False when the key was recorded as destroyed already (nothing done, nothing written). */
+  readonly changed: boolean;
   readonly position: bigint | null;
 }
 
@@ -43,7 +57,7 @@ const STK_IDENTITY = /^[0-9a-f]{16}$/;
 
 /**
  * The system keys' lifecycle, every write of the system stream: record the first (init), record
- * the provider's new one (rotateSTK), retire an old one. The decisions are the pure deciders'
+ * the provider's new one (rotateSTK), retire an old one, destroy a retired one in the provider. The decisions are the pure deciders'
  * (decideSystemKey, decideRetireSystemKey); the handles the keys are used through are
  * in SystemKeyHandles.
  */
@@ -125,12 +139,20 @@ export class SystemKeyLifecycle {
   }
 
   /**
-   * Deletes a retired system key from a provider that made it (an HSM's key objects). Refused for
+   * Destroys a retired system key in the provider that made it (an HSM's key objects) and records
+   * SystemKeyDestroyed (actor, reason, identity, sequence, metadata naming the objects). Refused for
    * a key the ledger never recorded (ERR_SYSTEM_KEY_NOT_FOUND), one not retired
    * (ERR_SYSTEM_KEY_NOT_RETIRED: it may still unwrap something), and by providers whose keys an
-   * operator manages (ERR_INVALID_ARGUMENT). Writes no event: the retirement is the ledger's record.
+   * operator manages (ERR_INVALID_ARGUMENT); nothing is destroyed or written then.
+   *
+   * Destroy first, then record. A crash (or a failing token) between the two leaves a retired key
+   * whose objects are gone and no event: the ledger then claims less than happened, never more, and
+   * re-running destroy-stk finds the objects already gone (the provider skips them) and records the
+   * event. Recording first would, on the same crash, leave the ledger saying a key is destroyed
+   * while the token still holds it. A key already recorded as destroyed is left alone: nothing is
+   * written and `changed` is false.
    */
-  async destroyRetired(identity: string): Promise<{ readonly identity: string; readonly sequence: number }> {
+  async destroyRetired(identity: string, context: OperationContext): Promise<DestroyResult> {
     if (!STK_IDENTITY.test(identity)) {
       throw new KeyledgerError(
         'ERR_INVALID_ARGUMENT',
@@ -140,20 +162,27 @@ export class SystemKeyLifecycle {
         },
       );
     }
-    const last = (await this.#d.journal.store.readStream(this.#d.names.system)).at(-1);
-    if (last !== undefined) await this.#d.projector.waitForPosition(last.position);
-    const key = this.#d.projector.systemKeys.keys.find((k) => k.identity === identity);
-    if (key === undefined) {
-      throw new KeyledgerError('ERR_SYSTEM_KEY_NOT_FOUND', `no system key ${identity} is recorded`, {
-        identity,
-      });
-    }
-    if (key.retiredAt === null) {
-      throw new KeyledgerError(
-        'ERR_SYSTEM_KEY_NOT_RETIRED',
-        `system key #${key.sequence} (${identity}) is not retired; rewrap and retire-stk first`,
-        { identity, sequence: key.sequence },
-      );
+    const facts = (): DestroyFacts => ({
+      identity,
+      systemKeys: this.#d.projector.systemKeys.keys.map((k) => ({
+        sequence: k.sequence,
+        identity: k.identity,
+        metadata: k.metadata,
+        retired: k.retiredAt !== null,
+        destroyed: k.destroyedAt !== null,
+      })),
+    });
+    const load = async (): Promise<Loaded<null>> => {
+      const last = (await this.#d.journal.store.readStream(this.#d.names.system)).at(-1);
+      if (last !== undefined) await this.#d.projector.waitForPosition(last.position);
+      return { state: null, expected: expectedAfter(last?.revision ?? null) };
+    };
+    // Decided once before the token is touched: a refusal destroys nothing.
+    await load();
+    const [decided] = decideDestroySystemKey(facts());
+    if (decided === undefined) {
+      const key = this.#d.projector.systemKeys.keys.find((k) => k.identity === identity);
+      return { identity, sequence: key?.sequence ?? 0, changed: false, position: null };
     }
     const { provider } = this.#d;
     if (provider.destroySystemKey === undefined) {
@@ -163,8 +192,20 @@ export class SystemKeyLifecycle {
         { provider: provider.kind },
       );
     }
-    await provider.destroySystemKey(key.metadata);
-    return { identity, sequence: key.sequence };
+    await provider.destroySystemKey(decided.data.metadata);
+    // Decided again against the stream as it is now: another process may have recorded it meanwhile.
+    const written = await decideAndAppend(this.#d.journal, {
+      stream: this.#d.names.system,
+      context,
+      load,
+      decide: () => decideDestroySystemKey(facts()),
+    });
+    return {
+      identity,
+      sequence: decided.data.sequence,
+      changed: written.position !== null,
+      position: written.position,
+    };
   }
 
   async #record(

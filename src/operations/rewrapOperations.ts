@@ -126,19 +126,19 @@ export const destroyStk = defineOperation({
   name: 'destroy-stk',
   summary: 'delete a retired system key from the HSM that holds it',
   description:
-    "Only a retired system key (retire-stk), and only with a provider that makes its own system keys\n(pkcs11): its key objects are destroyed in the token. No event is written; the retirement is the\nledger's record.",
+    'Only a retired system key (retire-stk), and only with a provider that makes its own system keys\n(pkcs11): its key objects are destroyed in the token, then SystemKeyDestroyed is recorded (who,\nwhy, which key). Run again after a failure between the two, it records what is left to record.',
   input: z.strictObject({
     identity: z.string().min(1).describe('the system key’s identity (16 hex digits)'),
   }),
   permission: 'admin',
   custodianOf: () => null,
-  writes: false,
+  writes: true,
   kind: 'unary',
   opens: 'ledger',
   cli: { positionals: ['identity'] },
   prepare: (input) => input.identity,
   async run(identity, host) {
-    return plain(await (await host.ledger()).rewrap.destroyRetiredSystemKey(identity));
+    return plain(await (await host.ledger()).rewrap.destroyRetiredSystemKey(identity, actedBy(host)));
   },
 });
 

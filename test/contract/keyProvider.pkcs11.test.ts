@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pkcs11js from 'pkcs11js';
 import { keyChecksum } from '../../src/crypto/keyChecksum.js';
@@ -11,12 +9,7 @@ import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKey
 import { formatSystemKeyMetadata } from '../../src/providers/keyMetadata.js';
 import type { Pkcs11Config } from '../../src/providers/pkcs11/pkcs11Config.js';
 import { Pkcs11KeyProvider } from '../../src/providers/pkcs11/pkcs11KeyProvider.js';
-import {
-  loadPkcs11Module,
-  type Pkcs11Api,
-  releasePkcs11Module,
-} from '../../src/providers/pkcs11/pkcs11Module.js';
-import { workerPkcs11 } from '../../src/providers/pkcs11/pkcs11Worker.js';
+import { loadPkcs11Module, releasePkcs11Module } from '../../src/providers/pkcs11/pkcs11Module.js';
 import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import { createSoftHsmToken } from '../helpers/softHsm.js';
 import { rejectsWithCode, testKeyProvider, throwsWithCode } from './keyProvider.contract.js';
@@ -72,7 +65,7 @@ testKeyProvider('generated over pkcs11 (SoftHSM2)', async () => {
 
 /** Runs `fn` on a logged-in session of the shared module, outside the provider. */
 function withRawSession<T>(fn: (api: pkcs11js.PKCS11, session: Buffer) => T): T {
-  const api = loadPkcs11Module(hsm.module) as pkcs11js.PKCS11;
+  const api = loadPkcs11Module(hsm.module) as unknown as pkcs11js.PKCS11;
   try {
     const slot = api.C_GetSlotList(true).find((s) => api.C_GetTokenInfo(s).label.trimEnd() === hsm.label);
     assert.ok(slot !== undefined);
@@ -296,94 +289,4 @@ describe('Pkcs11KeyProvider faults', () => {
     });
     await provider.close();
   });
-
-  it('a module that does not answer fails the call with ERR_PKCS11_TIMEOUT at its deadline; the next call works', async () => {
-    // A stand-in for a module that hangs once: the first slot list never returns, later ones list
-    // no slots; every call needs the module loaded (so a new worker must load it again).
-    const binding = join(hsm.dir, 'hungPkcs11.cjs');
-    const hungOnce = join(hsm.dir, 'hung-once');
-    writeFileSync(
-      binding,
-      `const fs = require('node:fs');
-class Pkcs11Error extends Error { constructor(m, code, method) { super(m); this.code = code; this.method = method; } }
-class PKCS11 {
-  load() { this.loaded = true; }
-  C_Initialize() {} C_Finalize() {} close() {}
-  C_GetSlotList() {
-    if (!this.loaded) throw new Pkcs11Error('CKR_CRYPTOKI_NOT_INITIALIZED', 0x190, 'C_GetSlotList');
-    if (!fs.existsSync(${JSON.stringify(hungOnce)})) { fs.writeFileSync(${JSON.stringify(hungOnce)}, ''); for (;;) {} }
-    return [];
-  }
-}
-module.exports = { PKCS11, Pkcs11Error };`,
-    );
-    const api = workerPkcs11(200, binding);
-    api.load('hung-module');
-    const provider = new Pkcs11KeyProvider(config({ callTimeoutMs: 200 }), { load: () => api });
-    try {
-      const started = Date.now();
-      await assert.rejects(provider.getSystemKey(), (error: unknown) => {
-        const e = error as { code?: string; details?: unknown };
-        assert.equal(e.code, 'ERR_PKCS11_TIMEOUT');
-        assert.deepEqual(e.details, { tokenLabel: hsm.label, operation: 'C_GetSlotList', ms: 200 });
-        return true;
-      });
-      assert.ok(Date.now() - started < 5_000, 'the call ends near its deadline');
-      // A new worker, the module loaded again: an answer (no slots), not a hang or a raw error.
-      await rejectsWithCode(provider.getSystemKey(), 'ERR_PKCS11_TOKEN_NOT_FOUND');
-    } finally {
-      await provider.close();
-      api.close();
-    }
-  });
-
-  for (const [name, method] of [
-    ['CKR_DEVICE_REMOVED', 'C_Encrypt'],
-    ['CKR_SESSION_HANDLE_INVALID', 'C_Decrypt'],
-    ['CKR_DEVICE_REMOVED', 'C_Sign'],
-  ] as const) {
-    it(`${name} in ${method} is ERR_PKCS11_DEVICE, and the next call reopens sessions and works`, async () => {
-      let armed = false;
-      const opened: string[] = [];
-      const load = (module: string): Pkcs11Api => {
-        const real = loadPkcs11Module(module);
-        return new Proxy(real, {
-          get(target, property, receiver) {
-            const value = Reflect.get(target, property, receiver) as unknown;
-            if (typeof value !== 'function') return value;
-            return (...args: unknown[]) => {
-              if (property === 'C_OpenSession') opened.push('open');
-              if (armed && property === method) {
-                armed = false;
-                throw new pkcs11js.Pkcs11Error(name, pkcs11js[name], method);
-              }
-              return (value as (...a: unknown[]) => unknown).apply(target, args);
-            };
-          },
-        });
-      };
-      const provider = new Pkcs11KeyProvider(config({ stkLabel: 'own-stk' }), { load });
-      try {
-        const handle = await provider.getSystemKey();
-        const key = dek();
-        const wrapped = handle.wrap(key, binding);
-        const sessionsBefore = opened.length;
-        armed = true;
-        const step = (): unknown =>
-          method === 'C_Encrypt'
-            ? handle.wrap(key, binding)
-            : method === 'C_Decrypt'
-              ? handle.unwrap(wrapped, binding, null)
-              : handle.mac('purpose', Buffer.from('m'));
-        throwsWithCode(step, 'ERR_PKCS11_DEVICE');
-        assert.equal(armed, false, 'the fault was injected');
-        // The next call recovers on a new session.
-        step();
-        assert.ok(handle.unwrap(handle.wrap(key, binding), binding, null).equals(key));
-        assert.ok(opened.length > sessionsBefore, 'a new session was opened');
-      } finally {
-        await provider.close();
-      }
-    });
-  }
 });

@@ -93,7 +93,22 @@ describe('keyledger on a PKCS#11 token (SoftHSM2)', () => {
     assert.ok(status().every((k) => k.stkIdentity === rotated.identity));
     await refused(dir, ['destroy-stk', rotated.identity], 'ERR_SYSTEM_KEY_NOT_RETIRED', 2);
     assert.match(ok(dir, ['retire-stk', oldStk]), /retired/);
-    assert.match(ok(dir, ['destroy-stk', oldStk]), /destroyed/);
+    assert.match(
+      ok(dir, ['destroy-stk', oldStk, '--reason', 'token clean-up']),
+      /destroyed in the provider and recorded/,
+    );
+    // Recorded: a re-run does nothing, and the event is in the ledger with its reason.
+    const again = JSON.parse(ok(dir, ['destroy-stk', oldStk, '--json'])) as { changed: boolean };
+    assert.equal(again.changed, false);
+    const exported = ok(dir, ['audit', 'export']);
+    const destroyed = exported
+      .split('\n')
+      .filter((line) => line.includes('"SystemKeyDestroyed"'))
+      .map((line) => JSON.parse(line) as { data: { identity: string }; metadata: { reason: string } });
+    assert.deepEqual(
+      destroyed.map((e) => [e.data.identity, e.metadata.reason]),
+      [[oldStk, 'token clean-up']],
+    );
     assert.equal(ok(dir, ['decrypt'], { input: sealed }), data.toString());
     ok(dir, ['checkpoint']);
     assert.match(ok(dir, ['verify']), /^verified/u);

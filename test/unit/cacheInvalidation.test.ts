@@ -219,6 +219,11 @@ describe('invalidationsFor: system-key and material events', () => {
   it('SystemKeyRetired and rewrap campaign events: nothing (no DEK changes; moved material arrives as KeyMaterialWrapped)', () => {
     const campaignId = '11111111-1111-4111-8111-111111111111';
     expectInvalidations({ type: 'SystemKeyRetired', data: { identity: STK, sequence: 1 } }, []);
+    // Destroyed only once retired: no cached DEK is under it.
+    expectInvalidations(
+      { type: 'SystemKeyDestroyed', data: { identity: STK, sequence: 1, metadata: '{"KeyAlias":"stk-1"}' } },
+      [],
+    );
     expectInvalidations(
       { type: 'RewrapStarted', data: { campaignId, targetStkIdentity: OTHER_STK, keys: 2 } },
       [],

@@ -1,12 +1,20 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  emptySystemKeysView,
+  evolveSystemKeys,
+  systemKeysFromSnapshot,
+  systemKeysToSnapshot,
+} from '../../projections/systemKeys.js';
+import {
+  type DestroyFacts,
+  decideDestroySystemKey,
   decideInitialise,
   decideRotateSystemKey,
   type LatestSystemKey,
   type SystemKeyFacts,
 } from '../../src/domain/decideSystemKey.js';
-import { type DomainEvent, eventDataSchemas } from '../../src/domain/events.js';
+import { type DomainEvent, eventDataSchemas, type LedgerEvent } from '../../src/domain/events.js';
 import { metadataHashOf } from '../../src/domain/keyDigests.js';
 import { checksumFor, throwsCode } from '../helpers/domainFixtures.js';
 
@@ -116,5 +124,118 @@ describe('decideRotateSystemKey', () => {
     assert.deepEqual(events, [
       { type: 'SystemKeyRotated', data: { sequence: 2, ...renamed, previousIdentity: first.identity } },
     ]);
+  });
+});
+
+describe('decideDestroySystemKey', () => {
+  const old = systemKey('stk1');
+  const current = systemKey('stk2');
+  const keys = (oldState: { retired: boolean; destroyed: boolean }): DestroyFacts['systemKeys'] => [
+    { sequence: 1, identity: old.identity, metadata: old.metadata, ...oldState },
+    { sequence: 2, identity: current.identity, metadata: current.metadata, retired: false, destroyed: false },
+  ];
+
+  it('given a retired system key, when destroyed, then SystemKeyDestroyed names it (identity, sequence, metadata)', () => {
+    const events = decideDestroySystemKey({
+      identity: old.identity,
+      systemKeys: keys({ retired: true, destroyed: false }),
+    });
+    assert.deepEqual(events, [
+      {
+        type: 'SystemKeyDestroyed',
+        data: { identity: old.identity, sequence: 1, metadata: old.metadata },
+      },
+    ]);
+    assertStorable(events);
+  });
+
+  it('given a system key not retired (old or current), when destroyed, then ERR_SYSTEM_KEY_NOT_RETIRED', () => {
+    throwsCode(
+      () =>
+        decideDestroySystemKey({
+          identity: old.identity,
+          systemKeys: keys({ retired: false, destroyed: false }),
+        }),
+      'ERR_SYSTEM_KEY_NOT_RETIRED',
+      { identity: old.identity, sequence: 1 },
+    );
+    throwsCode(
+      () =>
+        decideDestroySystemKey({
+          identity: current.identity,
+          systemKeys: keys({ retired: true, destroyed: false }),
+        }),
+      'ERR_SYSTEM_KEY_NOT_RETIRED',
+      { identity: current.identity, sequence: 2 },
+    );
+  });
+
+  it('given an identity never recorded, when destroyed, then ERR_SYSTEM_KEY_NOT_FOUND', () => {
+    throwsCode(
+      () =>
+        decideDestroySystemKey({
+          identity: systemKey('never').identity,
+          systemKeys: keys({ retired: true, destroyed: false }),
+        }),
+      'ERR_SYSTEM_KEY_NOT_FOUND',
+    );
+  });
+
+  it('given a key recorded as destroyed already, when destroyed again, then nothing (a re-run is harmless)', () => {
+    assert.deepEqual(
+      decideDestroySystemKey({
+        identity: old.identity,
+        systemKeys: keys({ retired: true, destroyed: true }),
+      }),
+      [],
+    );
+  });
+});
+
+describe('the systemKeys projection and SystemKeyDestroyed', () => {
+  it('marks the key destroyed at the event time, keeps it listed, and survives a snapshot', () => {
+    const meta = (occurredAt: string) => ({
+      schemaVersion: 1,
+      actor: 'admin',
+      reason: 'token clean-up',
+      correlationId: 'c',
+      causationId: null,
+      occurredAt,
+    });
+    const stk = systemKey('stk1');
+    const at = (position: number, event: DomainEvent, occurredAt: string): LedgerEvent =>
+      ({
+        ...event,
+        eventId: `00000000-0000-4000-8000-00000000000${position}`,
+        streamName: 'kl-system',
+        revision: BigInt(position - 1),
+        position: BigInt(position),
+        meta: meta(occurredAt),
+      }) as unknown as LedgerEvent;
+    let view = emptySystemKeysView();
+    for (const event of [
+      at(
+        1,
+        { type: 'SystemKeyRecorded', data: { sequence: 1, ...stk, previousIdentity: null } },
+        '2026-12-01T00:00:00.000Z',
+      ),
+      at(
+        2,
+        { type: 'SystemKeyRetired', data: { identity: stk.identity, sequence: 1 } },
+        '2026-12-02T00:00:00.000Z',
+      ),
+      at(
+        3,
+        { type: 'SystemKeyDestroyed', data: { identity: stk.identity, sequence: 1, metadata: stk.metadata } },
+        '2026-12-03T00:00:00.000Z',
+      ),
+    ]) {
+      view = evolveSystemKeys(view, event);
+    }
+    assert.equal(view.keys.length, 1);
+    assert.equal(view.keys[0]?.retiredAt, '2026-12-02T00:00:00.000Z');
+    assert.equal(view.keys[0]?.destroyedAt, '2026-12-03T00:00:00.000Z');
+    const restored = systemKeysFromSnapshot(systemKeysToSnapshot(view), view.position);
+    assert.deepEqual(restored?.keys, view.keys);
   });
 });

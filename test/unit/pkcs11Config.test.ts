@@ -38,7 +38,7 @@ describe('the pkcs11 config section', () => {
   it('reads the PIN from a 0600 file, refuses a readable one, and reports a missing one without the PIN', () => {
     const file = join(dir, 'token.pin');
     writeFileSync(file, '9876-secret\n', { mode: 0o600 });
-    assert.equal(readPin({ file }, 'kl'), '9876-secret');
+    assert.equal(readPin({ file }, 'kl').toString('utf8'), '9876-secret');
     chmodSync(file, 0o644);
     throwsWithCode(() => readPin({ file }, 'kl'), 'ERR_INVALID_CONFIG');
     throwsWithCode(() => readPin({ file: join(dir, 'absent') }, 'kl'), 'ERR_PKCS11_PIN');

@@ -64,8 +64,13 @@ export function resolvePkcs11Config(raw: unknown, baseDir: string): Pkcs11Config
   };
 }
 
-/** The PIN, read when logging in and not kept. A PIN file others can read is refused. */
-export function readPin(source: PinSource, tokenLabel: string): string {
+/**
+ * The PIN's bytes, read when logging in and not kept: the caller zeroes them once C_Login is done.
+ * A file is read as bytes and never decoded here, so no JS string of it is made on this thread
+ * (pkcs11js itself needs one inside its worker, pkcs11WorkerSource.ts). A variable's value is a
+ * string already, in process.env, which keyledger cannot wipe. A PIN file others can read is refused.
+ */
+export function readPin(source: PinSource, tokenLabel: string): Buffer {
   const missing = (cause?: unknown): never => {
     throw new KeyledgerError(
       'ERR_PKCS11_PIN',
@@ -80,7 +85,7 @@ export function readPin(source: PinSource, tokenLabel: string): string {
   };
   if ('env' in source) {
     const value = process.env[source.env];
-    return value === undefined || value === '' ? missing() : value;
+    return value === undefined || value === '' ? missing() : Buffer.from(value, 'utf8');
   }
   let mode: number;
   try {
@@ -96,10 +101,21 @@ export function readPin(source: PinSource, tokenLabel: string): string {
       { file: source.file, mode: octal },
     );
   }
+  let bytes: Buffer;
   try {
-    const pin = readFileSync(source.file, 'utf8').replace(/\r?\n$/, '');
-    return pin === '' ? missing() : pin;
+    bytes = readFileSync(source.file);
   } catch (error) {
     return missing(error);
   }
+  // One trailing newline (\n or \r\n) is the editor's, not the PIN's; it is zeroed too.
+  let end = bytes.length;
+  if (bytes[end - 1] === 0x0a) end -= bytes[end - 2] === 0x0d ? 2 : 1;
+  if (end === 0) {
+    bytes.fill(0);
+    return missing();
+  }
+  if (end === bytes.length) return bytes;
+  const pin = Buffer.from(bytes.subarray(0, end));
+  bytes.fill(0);
+  return pin;
 }

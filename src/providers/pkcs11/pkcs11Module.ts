@@ -2,36 +2,34 @@ import { existsSync } from 'node:fs';
 import pkcs11js from 'pkcs11js';
 import { KeyledgerError } from '../../domain/errors.js';
 import { DEFAULT_CALL_TIMEOUT_MS } from './pkcs11Config.js';
-import { workerPkcs11 } from './pkcs11Worker.js';
+import { type Pkcs11SequenceCalls, type WorkerPkcs11, workerPkcs11 } from './pkcs11Worker.js';
 
-/** What the provider uses of a pkcs11js PKCS11 object (tests wrap one to inject faults). */
-export type Pkcs11Api = Pick<
-  pkcs11js.PKCS11,
-  | 'C_GetSlotList'
-  | 'C_GetTokenInfo'
-  | 'C_OpenSession'
-  | 'C_CloseSession'
-  | 'C_Login'
-  | 'C_FindObjectsInit'
-  | 'C_FindObjects'
-  | 'C_FindObjectsFinal'
-  | 'C_GetAttributeValue'
-  | 'C_GenerateKey'
-  | 'C_DestroyObject'
-  | 'C_EncryptInit'
-  | 'C_Encrypt'
-  | 'C_DecryptInit'
-  | 'C_Decrypt'
-  | 'C_SignInit'
-  | 'C_Sign'
->;
+/**
+ * What the provider uses of a module on its worker thread (pkcs11Worker.ts): single Cryptoki calls
+ * for sessions and objects, and one-message sequences for wrap, unwrap, MAC and login. Tests make
+ * one with a binding that injects faults inside the worker.
+ */
+export type Pkcs11Api = Pkcs11SequenceCalls &
+  Pick<
+    pkcs11js.PKCS11,
+    | 'C_GetSlotList'
+    | 'C_GetTokenInfo'
+    | 'C_OpenSession'
+    | 'C_CloseSession'
+    | 'C_FindObjectsInit'
+    | 'C_FindObjects'
+    | 'C_FindObjectsFinal'
+    | 'C_GetAttributeValue'
+    | 'C_GenerateKey'
+    | 'C_DestroyObject'
+  >;
 
 /**
  * A loaded, initialised module is shared by every provider of the process: PKCS#11 allows one
  * C_Initialize per process and module, and a login is per application, not per session.
  */
 interface LoadedModule {
-  readonly api: pkcs11js.PKCS11;
+  readonly api: WorkerPkcs11;
   users: number;
 }
 

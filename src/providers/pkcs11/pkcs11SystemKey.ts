@@ -6,7 +6,7 @@ import { keyChecksum } from '../../crypto/keyChecksum.js';
 import type { SystemKeyHandle } from '../../crypto/systemKeyHandle.js';
 import { STK_IDENTITY_LABEL } from '../../crypto/systemKeyIdentity.js';
 import { KeyledgerError } from '../../domain/errors.js';
-import { SecretBytes } from '../../secrets/secretBytes.js';
+import type { SecretBytes } from '../../secrets/secretBytes.js';
 import type { Pkcs11Token } from './pkcs11Token.js';
 
 /**
@@ -49,10 +49,7 @@ export function pkcs11SystemKey(
     const key = requireKey(token, labels.mac);
     return token.use(
       'C_Sign',
-      (api, session) => {
-        api.C_SignInit(session, { mechanism: pkcs11js.CKM_SHA256_HMAC }, key);
-        return Buffer.from(api.C_Sign(session, input, Buffer.alloc(32)));
-      },
+      (api, session) => api.sign(session, { mechanism: pkcs11js.CKM_SHA256_HMAC }, key, input, 32),
       (rv, error) => notPermitted(token, rv, labels.mac, 'CKA_SIGN', error),
     );
   };
@@ -124,24 +121,21 @@ function gcm(nonce: Buffer, binding: DekBinding): pkcs11js.Mechanism {
   };
 }
 
+/**
+ * Each of wrap and unwrap is one message to the module's worker (init and the single-part call run
+ * there); the DEK crosses in shared memory that both threads zero after the call (pkcs11Worker.ts).
+ */
 function wrapInToken(token: Pkcs11Token, label: string, dek: SecretBytes, binding: DekBinding): string {
   if (dek.length !== DEK_BYTES) throw new TypeError(`a DEK must be ${DEK_BYTES} bytes`);
   const key = requireKey(token, label);
   const nonce = randomBytes(NONCE_BYTES);
-  const plain = Buffer.from(dek.expose());
-  try {
-    const body = token.use(
-      'C_Encrypt',
-      (api, session) => {
-        api.C_EncryptInit(session, gcm(nonce, binding), key);
-        return Buffer.from(api.C_Encrypt(session, plain, Buffer.alloc(DEK_BYTES + TAG_BYTES)));
-      },
-      (rv, error) => notPermitted(token, rv, label, 'CKA_ENCRYPT', error),
-    );
-    return Buffer.concat([Buffer.of(TOKEN_WRAP_VERSION), nonce, body]).toString('base64');
-  } finally {
-    plain.fill(0);
-  }
+  const body = token.use(
+    'C_Encrypt',
+    (api, session) =>
+      api.encryptSecret(session, gcm(nonce, binding), key, dek.expose(), DEK_BYTES + TAG_BYTES),
+    (rv, error) => notPermitted(token, rv, label, 'CKA_ENCRYPT', error),
+  );
+  return Buffer.concat([Buffer.of(TOKEN_WRAP_VERSION), nonce, body]).toString('base64');
 }
 
 function unwrapInToken(
@@ -157,37 +151,36 @@ function unwrapInToken(
   const bytes = Buffer.from(wrapped, 'base64');
   if (bytes.length !== WRAPPED_BYTES || bytes[0] !== TOKEN_WRAP_VERSION) return fail();
   const key = requireKey(token, label);
-  const nonce = bytes.subarray(1, 1 + NONCE_BYTES);
-  const out = Buffer.alloc(DEK_BYTES + TAG_BYTES);
-  let dek: SecretBytes;
-  let started = false;
-  try {
-    const plain = token.use(
-      'C_Decrypt',
-      (api, session) => {
-        api.C_DecryptInit(session, gcm(Buffer.from(nonce), binding), key);
-        started = true;
-        return api.C_Decrypt(session, bytes.subarray(1 + NONCE_BYTES), out);
-      },
-      (rv, error) =>
-        rv === pkcs11js.CKR_ENCRYPTED_DATA_INVALID ||
-        rv === pkcs11js.CKR_ENCRYPTED_DATA_LEN_RANGE ||
-        // SoftHSM2 reports a GCM tag mismatch as CKR_GENERAL_ERROR; a lost device or session has
-        // its own codes (handled before this), so a general error of a started decryption is a tag.
-        (started && rv === pkcs11js.CKR_GENERAL_ERROR)
-          ? // A wrong tag: wrong STK, wrong binding or tampered, all one failure.
-            new KeyledgerError(
-              'ERR_KEY_UNWRAP_FAILED',
-              'wrapped key material does not verify under its system key',
-              { metadataHash: binding.metadataHash, stkIdentity: binding.stkIdentity },
-              { cause: error },
-            )
-          : notPermitted(token, rv, label, 'CKA_DECRYPT', error),
-    );
-    if (plain.length !== DEK_BYTES) return fail();
-    dek = SecretBytes.copyOf(plain);
-  } finally {
-    out.fill(0);
+  const nonce = Buffer.from(bytes.subarray(1, 1 + NONCE_BYTES));
+  const dek = token.use(
+    'C_Decrypt',
+    (api, session) =>
+      api.decryptSecret(
+        session,
+        gcm(nonce, binding),
+        key,
+        bytes.subarray(1 + NONCE_BYTES),
+        DEK_BYTES + TAG_BYTES,
+      ),
+    (rv, error) =>
+      rv === pkcs11js.CKR_ENCRYPTED_DATA_INVALID ||
+      rv === pkcs11js.CKR_ENCRYPTED_DATA_LEN_RANGE ||
+      // SoftHSM2 reports a GCM tag mismatch as CKR_GENERAL_ERROR; a lost device or session has
+      // its own codes (handled before this), so a general error of C_Decrypt itself (not of
+      // C_DecryptInit) is a tag.
+      (rv === pkcs11js.CKR_GENERAL_ERROR && (error as { method?: string }).method === 'C_Decrypt')
+        ? // A wrong tag: wrong STK, wrong binding or tampered, all one failure.
+          new KeyledgerError(
+            'ERR_KEY_UNWRAP_FAILED',
+            'wrapped key material does not verify under its system key',
+            { metadataHash: binding.metadataHash, stkIdentity: binding.stkIdentity },
+            { cause: error },
+          )
+        : notPermitted(token, rv, label, 'CKA_DECRYPT', error),
+  );
+  if (dek.length !== DEK_BYTES) {
+    dek.zero();
+    return fail();
   }
   if (expectedChecksum !== null && !constantTimeEqualStrings(keyChecksum(dek), expectedChecksum)) {
     dek.zero();

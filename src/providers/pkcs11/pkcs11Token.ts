@@ -183,7 +183,7 @@ export class Pkcs11Token {
     const pinDetails = 'env' in source ? { pinEnv: source.env } : { pinFile: source.file };
     const pin = readPin(source, tokenLabel);
     try {
-      this.#api.C_Login(session, pkcs11js.CKU_USER, pin);
+      this.#api.login(session, pkcs11js.CKU_USER, pin);
     } catch (error) {
       const rv = returnValueOf(error);
       // Another provider of this process logged in first: the login is the application's.
@@ -200,6 +200,9 @@ export class Pkcs11Token {
         );
       }
       throw this.#device('C_Login', rv?.name ?? 'unknown', error);
+    } finally {
+      // The PIN is not kept: one login serves the process until the token is lost.
+      pin.fill(0);
     }
     this.#loggedIn = true;
   }
