@@ -1,4 +1,4 @@
-import { authorize, type Permission, type Principal } from '../domain/grants.js';
+import { authorize, type Grant, type Permission, type Principal } from '../domain/grants.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { OperationHost, StoreAccess } from '../operations/operation.js';
 
@@ -25,6 +25,7 @@ export class ServerHost implements OperationHost {
   readonly correlationId: string;
   readonly signal: AbortSignal;
   readonly local = null;
+  readonly grants: readonly Grant[];
 
   constructor(options: ServerHostOptions) {
     this.#options = options;
@@ -32,6 +33,7 @@ export class ServerHost implements OperationHost {
     this.reason = options.reason;
     this.correlationId = options.requestId;
     this.signal = options.signal;
+    this.grants = options.principal.grants;
   }
 
   async ledger(): Promise<Ledger> {
