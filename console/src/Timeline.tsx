@@ -176,8 +176,11 @@ export function Timeline({ entries, cut }: { entries: readonly HistoryEntry[]; c
           class="tip"
           role="status"
           style={{
-            left: `${(Math.min(x(focus.index), WIDTH - 200) / WIDTH) * 100}%`,
-            top: `${((TOP + (focusLane + 1) * LANE) / height) * 100}%`,
+            // Beside the mark (left of it near the right edge), centred on its lane.
+            ...(x(focus.index) < WIDTH - 340
+              ? { left: `${((x(focus.index) + 14) / WIDTH) * 100}%` }
+              : { right: `${((WIDTH - x(focus.index) + 14) / WIDTH) * 100}%` }),
+            top: `${((TOP + (focusLane + 0.5) * LANE) / height) * 100}%`,
           }}
         >
           <strong>{focused.type}</strong>

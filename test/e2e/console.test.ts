@@ -46,6 +46,17 @@ describe('web console (Chromium against keyledger serve)', () => {
   let browser: Browser | null = null;
   const tokens: Record<string, string> = {};
   const history = (scope: string): HistoryRow[] => JSON.parse(ok(dir, ['history', scope, '--json']));
+  /** The same history over the API (no CLI start-up: the test stays within its time budget). */
+  const apiHistory = async (scope: string): Promise<HistoryRow[]> => {
+    assert.ok(served !== null);
+    const answer = await httpsCall(served.url, 'POST', '/v1/history', {
+      ca: certs.pem(certs.caCert),
+      token: tokens.auditor ?? '',
+      json: { scope },
+    });
+    assert.equal(answer.status, 200, answer.text);
+    return answer.json;
+  };
 
   before(async () => {
     requireBuiltCli();
@@ -61,7 +72,6 @@ describe('web console (Chromium against keyledger serve)', () => {
     ok(dir, ['enable-key-management', 'name=tenant-1:orders', '--reason', 'tenant-1 onboarding']);
     ok(dir, ['enable-key-management', 'name=tenant-1:billing', '--reason', 'tenant-1 onboarding']);
     ok(dir, ['enable-key-management', 'name=tenant-2:orders', '--reason', 'tenant-2 onboarding']);
-    ok(dir, ['rotate-managed-key', 'name=tenant-2:orders', '--reason', 'scheduled rotation']);
     const token = (principal: string, grants: readonly string[]) =>
       JSON.parse(
         ok(dir, ['token', 'create', '--principal', principal, ...grants.flatMap((g) => ['--grant', g]), '--json']),
@@ -162,9 +172,6 @@ describe('web console (Chromium against keyledger serve)', () => {
       assert.deepEqual(stored.session, ['keyledger.token']);
       assert.equal(stored.local, 0);
       assert.doesNotMatch(stored.url, /klt_/);
-      await page.getByText('connected').waitFor();
-      mkdirSync(IMAGES, { recursive: true });
-      await page.screenshot({ path: join(IMAGES, 'console-overview.png'), fullPage: true });
       // Signing out forgets the token.
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.getByLabel('Token').waitFor();
@@ -211,7 +218,6 @@ describe('web console (Chromium against keyledger serve)', () => {
       await tip.waitFor();
       assert.match(await tip.innerText(), /console-admin/);
       assert.match(await tip.innerText(), /quarterly rotation from the console/);
-      await page.screenshot({ path: join(IMAGES, 'console-timeline.png'), fullPage: true });
 
       // A rotation by the CLI, another process, appears on the open page within a second.
       const cli: { position: string } = JSON.parse(
@@ -237,6 +243,54 @@ describe('web console (Chromium against keyledger serve)', () => {
       await until(async () => (await keyRow.locator('.badge').innerText()) === 'ACTIVE', 'the key ACTIVE then');
       assert.equal(await page.locator('.keys tbody tr').count(), lanesBefore, 'the keys as they were then');
       assert.equal(await keyRow.getByRole('button').count(), 0, 'no action on the past');
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('disables a key and schedules its destruction from the console; screenshots of a timeline and the overview', async () => {
+    const { context, page, problems } = await open();
+    try {
+      await signIn(page, tokens.admin ?? '');
+      await page.locator(`tr[data-scope="${T1}:orders"]`).getByRole('button', { name: /Timeline/ }).click();
+      await page.getByText('connected').waitFor();
+      const first = (await apiHistory('name=tenant-1:orders'))[0]?.keys[0]?.metadataHash ?? '';
+      const row = page.locator(`tr[data-key="${first}"]`);
+      const act = async (button: string, confirm: string, reason: string) => {
+        await row.getByRole('button', { name: button }).click();
+        const dialog = page.getByRole('dialog');
+        await dialog.getByLabel('Reason').fill(reason);
+        await dialog.getByRole('button', { name: confirm }).click();
+        await dialog.waitFor({ state: 'detached' });
+      };
+      await act('Disable…', 'Disable', 'suspected exposure in a backup');
+      await until(async () => (await row.locator('.badge').innerText()) === 'DISABLED', 'the key DISABLED');
+      await act('Destroy…', 'Schedule destruction', 'exposure confirmed: shred it');
+      await row.getByRole('button', { name: 'Cancel destruction…' }).waitFor();
+      const written = (await apiHistory('name=tenant-1:orders')).slice(-2);
+      assert.deepEqual(
+        written.map((e) => [e.actor, e.reason]),
+        [
+          ['console-admin', 'suspected exposure in a backup'],
+          ['console-admin', 'exposure confirmed: shred it'],
+        ],
+      );
+      const last = written.at(-1)?.position;
+      await page.locator(`.timeline .mark[data-position="${last}"]`).first().waitFor();
+      await page.locator(`.timeline .mark[data-position="${last}"]`).first().focus();
+      await page.locator('.tip').waitFor();
+      mkdirSync(IMAGES, { recursive: true });
+      await page.screenshot({ path: join(IMAGES, 'console-timeline.png'), fullPage: true });
+
+      await page.getByRole('button', { name: 'All scopes' }).click();
+      const due = page.locator('#destructions-title + table tbody tr');
+      await due.first().waitFor();
+      assert.equal(await due.count(), 1);
+      await page.getByRole('button', { name: 'Run verify' }).click();
+      await page.getByText('✓ intact').waitFor();
+      await page.locator('.feed-list li').nth(1).waitFor();
+      await page.screenshot({ path: join(IMAGES, 'console-overview.png'), fullPage: true });
       assert.deepEqual(problems, []);
     } finally {
       await context.close();
