@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { cliHarness, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
 import { httpsCall } from '../helpers/httpsCall.js';
 import { type ServeProcess, startServeProcess } from '../helpers/serveProcess.js';
@@ -28,6 +28,11 @@ async function until(condition: () => Promise<boolean>, what: string, timeoutMs 
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** A locator's text (its textContent: playwright's, not the DOM's innerText). */
+async function text(locator: Locator): Promise<string> {
+  return (await locator.textContent()) ?? '';
 }
 
 interface HistoryRow {
@@ -74,7 +79,14 @@ describe('web console (Chromium against keyledger serve)', () => {
     ok(dir, ['enable-key-management', 'name=tenant-2:orders', '--reason', 'tenant-2 onboarding']);
     const token = (principal: string, grants: readonly string[]) =>
       JSON.parse(
-        ok(dir, ['token', 'create', '--principal', principal, ...grants.flatMap((g) => ['--grant', g]), '--json']),
+        ok(dir, [
+          'token',
+          'create',
+          '--principal',
+          principal,
+          ...grants.flatMap((g) => ['--grant', g]),
+          '--json',
+        ]),
       ).token as string;
     tokens.admin = token('console-admin', ['admin:*']);
     tokens.auditor = token('auditor-1', ['audit:*']);
@@ -140,7 +152,7 @@ describe('web console (Chromium against keyledger serve)', () => {
       await page.getByRole('button', { name: 'Sign in' }).click();
       const alert = page.getByRole('alert');
       await alert.waitFor();
-      assert.match(await alert.innerText(), /ERR_UNAUTHENTICATED/);
+      assert.match(await text(alert), /ERR_UNAUTHENTICATED/);
       assert.deepEqual(
         await page.evaluate('[sessionStorage.length, localStorage.length]'),
         [0, 0],
@@ -158,11 +170,13 @@ describe('web console (Chromium against keyledger serve)', () => {
     try {
       await signIn(page, tokens.admin ?? '');
       await page.locator('tr[data-scope]').first().waitFor();
-      const listed = await page.locator('tr[data-scope]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-scope')));
+      const listed = await page
+        .locator('tr[data-scope]')
+        .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-scope')));
       assert.deepEqual(new Set(listed), new Set([`${T1}:orders`, `${T1}:billing`, `${T2}:orders`]));
-      assert.match(await page.locator('.principal').innerText(), /console-admin/);
+      assert.match(await text(page.locator('.principal')), /console-admin/);
       const row = page.locator(`tr[data-scope="${T2}:orders"]`);
-      assert.match(await row.innerText(), /tenant-2/);
+      assert.match(await text(row), /tenant-2/);
       // The integrity panel ran verify; the system keys panel lists STK #1.
       await page.getByText('✓ intact').waitFor();
       await page.locator('#stk-title').waitFor();
@@ -186,7 +200,10 @@ describe('web console (Chromium against keyledger serve)', () => {
     const { context, page, problems } = await open();
     try {
       await signIn(page, tokens.admin ?? '');
-      await page.locator(`tr[data-scope="${T1}:orders"]`).getByRole('button', { name: /Timeline/ }).click();
+      await page
+        .locator(`tr[data-scope="${T1}:orders"]`)
+        .getByRole('button', { name: /Timeline/ })
+        .click();
       await page.locator('#timeline-title').waitFor();
       await page.getByText('connected').waitFor();
       const lanes = page.locator('.timeline g.lane');
@@ -207,8 +224,8 @@ describe('web console (Chromium against keyledger serve)', () => {
       assert.equal(rotated?.reason, 'quarterly rotation from the console');
       const row = page.locator(`tr[data-position="${rotated?.position}"]`);
       await row.waitFor();
-      assert.equal(await row.locator('.actor').innerText(), 'console-admin');
-      assert.equal(await row.locator('.reason').innerText(), 'quarterly rotation from the console');
+      assert.equal(await text(row.locator('.actor')), 'console-admin');
+      assert.equal(await text(row.locator('.reason')), 'quarterly rotation from the console');
       const consoleKey = rotated?.keys.find((k) => k.to === 'ACTIVE')?.metadataHash;
       assert.ok(consoleKey !== undefined);
 
@@ -216,8 +233,8 @@ describe('web console (Chromium against keyledger serve)', () => {
       await page.locator(`.timeline .mark[data-position="${rotated?.position}"]`).first().focus();
       const tip = page.locator('.tip');
       await tip.waitFor();
-      assert.match(await tip.innerText(), /console-admin/);
-      assert.match(await tip.innerText(), /quarterly rotation from the console/);
+      assert.match(await text(tip), /console-admin/);
+      assert.match(await text(tip), /quarterly rotation from the console/);
 
       // A rotation by the CLI, another process, appears on the open page within a second.
       const cli: { position: string } = JSON.parse(
@@ -228,7 +245,10 @@ describe('web console (Chromium against keyledger serve)', () => {
       await page.locator(`tr[data-position="${cli.position}"]`).waitFor({ timeout: 1000 });
       const seenAfter = Date.now() - started;
       assert.ok(seenAfter <= 1000, `seen after ${seenAfter} ms`);
-      assert.match(await page.locator(`tr[data-position="${cli.position}"] .reason`).innerText(), /rotation by the CLI/);
+      assert.match(
+        await text(page.locator(`tr[data-position="${cli.position}"] .reason`)),
+        /rotation by the CLI/,
+      );
       await until(async () => (await lanes.count()) === lanesBefore + 2, 'two lanes more');
 
       // As of the event before the CLI's rotation: the console's key is still the ACTIVE one.
@@ -238,9 +258,9 @@ describe('web console (Chromium against keyledger serve)', () => {
       await page.keyboard.press('ArrowLeft'); // the event before it
       const tag = page.locator('.asof-tag');
       await tag.waitFor();
-      assert.match(await tag.innerText(), new RegExp(`position ${rotated?.position}\\b`));
+      assert.match(await text(tag), new RegExp(`position ${rotated?.position}\\b`));
       const keyRow = page.locator(`tr[data-key="${consoleKey}"]`);
-      await until(async () => (await keyRow.locator('.badge').innerText()) === 'ACTIVE', 'the key ACTIVE then');
+      await until(async () => (await text(keyRow.locator('.badge'))) === 'ACTIVE', 'the key ACTIVE then');
       assert.equal(await page.locator('.keys tbody tr').count(), lanesBefore, 'the keys as they were then');
       assert.equal(await keyRow.getByRole('button').count(), 0, 'no action on the past');
       assert.deepEqual(problems, []);
@@ -253,7 +273,10 @@ describe('web console (Chromium against keyledger serve)', () => {
     const { context, page, problems } = await open();
     try {
       await signIn(page, tokens.admin ?? '');
-      await page.locator(`tr[data-scope="${T1}:orders"]`).getByRole('button', { name: /Timeline/ }).click();
+      await page
+        .locator(`tr[data-scope="${T1}:orders"]`)
+        .getByRole('button', { name: /Timeline/ })
+        .click();
       await page.getByText('connected').waitFor();
       const first = (await apiHistory('name=tenant-1:orders'))[0]?.keys[0]?.metadataHash ?? '';
       const row = page.locator(`tr[data-key="${first}"]`);
@@ -265,7 +288,7 @@ describe('web console (Chromium against keyledger serve)', () => {
         await dialog.waitFor({ state: 'detached' });
       };
       await act('Disable…', 'Disable', 'suspected exposure in a backup');
-      await until(async () => (await row.locator('.badge').innerText()) === 'DISABLED', 'the key DISABLED');
+      await until(async () => (await text(row.locator('.badge'))) === 'DISABLED', 'the key DISABLED');
       await act('Destroy…', 'Schedule destruction', 'exposure confirmed: shred it');
       await row.getByRole('button', { name: 'Cancel destruction…' }).waitFor();
       const written = (await apiHistory('name=tenant-1:orders')).slice(-2);
@@ -304,7 +327,10 @@ describe('web console (Chromium against keyledger serve)', () => {
       await page.locator('tr[data-scope]').first().waitFor();
       assert.equal(await page.locator('tr[data-scope]').count(), 3);
       assert.equal(await page.locator('#new-scope').count(), 0);
-      await page.locator(`tr[data-scope="${T1}:orders"]`).getByRole('button', { name: /Timeline/ }).click();
+      await page
+        .locator(`tr[data-scope="${T1}:orders"]`)
+        .getByRole('button', { name: /Timeline/ })
+        .click();
       await page.locator('.history tbody tr').first().waitFor();
       await page.locator('.keys tbody tr').first().waitFor();
       await page.locator('.mark').first().waitFor();
@@ -323,11 +349,16 @@ describe('web console (Chromium against keyledger serve)', () => {
     try {
       await signIn(page, tokens.tenant ?? '');
       await page.locator('tr[data-scope]').first().waitFor();
-      const listed = await page.locator('tr[data-scope]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-scope')));
+      const listed = await page
+        .locator('tr[data-scope]')
+        .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-scope')));
       assert.deepEqual(new Set(listed), new Set([`${T1}:orders`, `${T1}:billing`]));
       // Ledger-wide panels say what they need instead of failing.
       await page.getByText('Needs an audit grant over every custodian (*).').waitFor();
-      await page.locator(`tr[data-scope="${T1}:billing"]`).getByRole('button', { name: /Timeline/ }).click();
+      await page
+        .locator(`tr[data-scope="${T1}:billing"]`)
+        .getByRole('button', { name: /Timeline/ })
+        .click();
       await page.getByRole('button', { name: 'Rotate key…' }).waitFor();
       assert.deepEqual(problems, []);
     } finally {
@@ -338,7 +369,11 @@ describe('web console (Chromium against keyledger serve)', () => {
   it('whoami answers every authenticated principal; list-scopes --custodian is checked on that custodian', async () => {
     assert.ok(served !== null);
     const ca = certs.pem(certs.caCert);
-    const me = await httpsCall(served.url, 'POST', '/v1/whoami', { ca, token: tokens.encryptOnly ?? '', json: {} });
+    const me = await httpsCall(served.url, 'POST', '/v1/whoami', {
+      ca,
+      token: tokens.encryptOnly ?? '',
+      json: {},
+    });
     assert.equal(me.status, 200, me.text);
     assert.deepEqual(me.json, { principal: 'app-1', grants: [`encrypt:${T1}`] });
     const anonymous = await httpsCall(served.url, 'POST', '/v1/whoami', { ca, json: {} });
