@@ -48,7 +48,19 @@ await keyledger([
 ]);
 await keyledger(['history', scope]);
 await keyledger(['show-key-status', scope]);
+const created = JSON.parse(
+  await keyledger(['token', 'create', '--principal', 'demo-admin', '--grant', 'admin:*', '--json'], false),
+) as { token: string };
 const bin = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 console.log(
   `\nThe ledger is in ${join(dir, '.keyledger')}. Go on from there with:\n  cd ${dir} && node ${bin} --help`,
+);
+console.log(
+  [
+    '',
+    'Open the web console on this ledger:',
+    `  cd ${dir} && node ${bin} serve --listen 127.0.0.1:8443`,
+    '  then browse to http://127.0.0.1:8443/ and sign in with this API token (admin:*, made for the demo):',
+    `  ${created.token}`,
+  ].join('\n'),
 );

@@ -72,7 +72,7 @@ function variantHelp(command: CommandSpec, variant: Variant): string[] {
   if (options.length > 0) lines.push('', '  options:', ...optionLines(options).map((l) => `  ${l}`));
   lines.push(
     '',
-    `  operation ${op.name}: permission ${op.permission}, ${op.writes ? 'writes to the ledger' : 'writes nothing'}`,
+    `  operation ${op.name}: permission ${'aboutCaller' in op && op.aboutCaller === true ? 'none (any authenticated principal)' : op.permission}, ${op.writes ? 'writes to the ledger' : 'writes nothing'}`,
   );
   return lines;
 }

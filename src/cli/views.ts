@@ -351,4 +351,8 @@ export const VIEWS: Views = {
   },
   'destruction-receipts': { text: receiptTable },
   ...TOKEN_VIEWS,
+  whoami: {
+    text: (r) =>
+      `principal  ${r.principal ?? '-'}\ngrants     ${r.grants === null ? 'none apply (local: your own files and keys)' : r.grants.join(', ')}\n`,
+  },
 };

@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Observable } from 'rxjs';
 import type { z } from 'zod';
-import type { Permission } from '../domain/grants.js';
+import type { Grant, Permission } from '../domain/grants.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
@@ -111,6 +111,11 @@ export interface OperationHost {
    * (the CLI runs with the caller's own files and keys).
    */
   authorize?(permission: Permission, custodian: string): void;
+  /**
+   * The caller's grants, as a server authenticated them (`whoami` answers them). Absent: the caller
+   * runs with its own files and keys, where no grant applies (the CLI, a library user).
+   */
+  readonly grants?: readonly Grant[] | undefined;
   /** Stops a long operation at its next safe point (rewrap: the next batch boundary). */
   readonly signal: AbortSignal;
   /** Progress of a long operation. */
@@ -161,6 +166,11 @@ export interface Operation<
   /** The input, plain JSON data. Every field has a `.describe()` text: it is the option's help. */
   readonly input: z.ZodObject;
   readonly permission: Permission;
+  /**
+   * Answers only about the caller itself (`whoami`): every authenticated principal may run it,
+   * whatever its grants; `permission` is then nominal.
+   */
+  readonly aboutCaller?: boolean;
   /** The custodian (base64) the operation applies to, for a grant per custodian; null: ledger-wide. */
   custodianOf(input: I): string | null;
   /**

@@ -10,6 +10,7 @@ import { plain } from './plain.js';
 import { QUERY_OPERATIONS } from './queryOperations.js';
 import { REWRAP_OPERATIONS } from './rewrapOperations.js';
 import { TOKEN_OPERATIONS } from './tokenOperations.js';
+import { whoami } from './whoamiOperation.js';
 
 export const init = defineOperation({
   name: 'init',
@@ -86,6 +87,7 @@ export const OPERATIONS = [
   ...AUDIT_OPERATIONS,
   ...DESTROY_OPERATIONS,
   ...TOKEN_OPERATIONS,
+  whoami,
 ] as const;
 
 export type AnyOperation = (typeof OPERATIONS)[number];

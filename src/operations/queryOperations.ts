@@ -77,15 +77,22 @@ export const scopeAsOf = defineOperation({
 export const listScopes = defineOperation({
   name: 'list-scopes',
   summary: 'every scope the ledger knows, with its marker and ACTIVE key',
-  input: z.strictObject({}),
+  description:
+    'With --custodian, only that custodian’s scopes: what a principal granted one custodian may list\n(without it, listing needs a grant over every custodian).',
+  input: z.strictObject({
+    custodian: custodianField.describe('only this custodian’s scopes (base64, * or name=<plain>)').optional(),
+  }),
   permission: 'read',
-  custodianOf: () => null,
+  custodianOf: (input) => (input.custodian === undefined ? null : parseCustodianArg(input.custodian)),
   writes: false,
   kind: 'unary',
   opens: 'ledger',
-  prepare: () => null,
-  async run(_p, host) {
-    const scopes = (await host.ledger()).admin.listScopes();
+  cli: { placeholders: { custodian: 'custodian' } },
+  prepare: (input) => (input.custodian === undefined ? null : parseCustodianArg(input.custodian)),
+  async run(custodian, host) {
+    const scopes = (await host.ledger()).admin
+      .listScopes()
+      .filter((s) => custodian === null || s.custodian === custodian);
     return plain(scopes.map((s) => ({ ...s, keys: s.keys.map(keyOut) })));
   },
 });

@@ -17,6 +17,7 @@ import type { StoreAccess } from '../operations/operation.js';
 import type { AccessLog } from './accessLog.js';
 import { type AuthOptions, authenticator } from './authenticate.js';
 import { registerBytesRoute } from './bytesRoutes.js';
+import { CONSOLE_ROUTES, defaultConsoleDir, registerConsoleRoutes } from './consoleRoutes.js';
 import { EventFeed } from './eventFeed.js';
 import { registerEventsRoute } from './eventsRoute.js';
 import { registerHealthRoutes } from './healthRoutes.js';
@@ -51,6 +52,11 @@ export interface ServerOptions {
   readonly accessLog: AccessLog;
   /** Reported in the OpenAPI document. */
   readonly version?: string;
+  /**
+   * The built web console served at `/` (scripts/build-console.mjs); default: the one in the package
+   * (dist/console); null: none (`/` is a 404).
+   */
+  readonly consoleDir?: string | null;
 }
 
 export interface KeyledgerServer {
@@ -66,7 +72,14 @@ export interface KeyledgerServer {
 }
 
 /** The routes answered without authentication; every other route needs it (deny by default). */
-const OPEN_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics', '/v1/openapi.json']);
+const OPEN_ROUTES: ReadonlySet<string> = new Set([
+  '/healthz',
+  '/readyz',
+  '/metrics',
+  '/v1/openapi.json',
+  // The web console's static files: the page signs in against /v1 itself.
+  ...CONSOLE_ROUTES,
+]);
 
 /** The key service over HTTPS: every served operation of the table on one Ledger (docs/api.md). */
 export async function createServer(options: ServerOptions): Promise<KeyledgerServer> {
@@ -178,6 +191,7 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
   }
   registerEventsRoute(app, sse);
   registerHealthRoutes(app, ledger, storeAccess.store);
+  registerConsoleRoutes(app, options.consoleDir === undefined ? defaultConsoleDir() : options.consoleDir);
   const openApi = JSON.stringify(openApiDocument(options.version ?? '0.0.0'));
   app.get('/v1/openapi.json', async (_request, reply) => {
     reply.header('content-type', 'application/json; charset=utf-8');

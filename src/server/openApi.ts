@@ -42,7 +42,8 @@ function unaryPath(op: AnyOperation): Json {
       operationId: op.name,
       summary: op.summary,
       ...(op.description === undefined ? {} : { description: op.description }),
-      'x-keyledger-permission': op.permission,
+      // An operation about the caller itself (whoami) needs no grant: any authenticated principal.
+      'x-keyledger-permission': 'aboutCaller' in op && op.aboutCaller === true ? 'any' : op.permission,
       'x-keyledger-writes': op.writes,
       requestBody: { required: false, content: { 'application/json': { schema: schemaOf(op.input) } } },
       responses: {

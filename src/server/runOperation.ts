@@ -24,6 +24,7 @@ export function checkRequest(operation: Operation, raw: unknown, principal: Prin
   // Named by the content: checked by the host once known; a principal who may do it for no
   // custodian at all is refused before anything is read.
   const allowed = custodiansAllowed(principal.grants, operation.permission);
+  if (operation.aboutCaller === true) return { input, prepared, custodian };
   if (!fromContent || (allowed !== '*' && allowed.size === 0)) {
     authorize(principal, operation.permission, custodian);
   }

@@ -1,4 +1,4 @@
-import { authorize, type Permission, type Principal } from '../domain/grants.js';
+import { authorize, type Grant, type Permission, type Principal } from '../domain/grants.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { OperationHost, StoreAccess } from '../operations/operation.js';
 
@@ -24,12 +24,14 @@ export class ServerHost implements OperationHost {
   readonly reason: string | undefined;
   readonly correlationId: string;
   readonly local = null;
+  readonly grants: readonly Grant[];
 
   constructor(options: ServerHostOptions) {
     this.#options = options;
     this.actor = options.principal.name;
     this.reason = options.reason;
     this.correlationId = options.requestId;
+    this.grants = options.principal.grants;
   }
 
   get signal(): AbortSignal {

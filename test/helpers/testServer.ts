@@ -48,6 +48,8 @@ export interface TestServerOptions {
   readonly principalFrom?: 'subject' | 'san';
   readonly tokens?: TokenChecker;
   readonly heartbeatMs?: number;
+  /** The web console's files (default: the built one in dist/console, when there is one). */
+  readonly consoleDir?: string | null;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -86,6 +88,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     heartbeatMs: options.heartbeatMs ?? 15_000,
     accessLog: (entry) => log.push(entry),
+    ...(options.consoleDir === undefined ? {} : { consoleDir: options.consoleDir }),
   });
   const url = await server.listen('127.0.0.1', 0);
   const ca = certs.pem(certs.caCert);

@@ -209,6 +209,11 @@ describe('the operation table', () => {
     assert.equal(ledger.tokens.check(token.token).ok, true);
     await run('token-list', {});
     await run('token-revoke', { id: token.tokenId });
+    // Run locally no grant applies: whoami says so (null), not "no grants".
+    const me = await run('whoami', {});
+    assert.equal(me.grants, null);
+    const one = await run('list-scopes', { custodian: 'name=tenant-1' });
+    assert.ok(one.every((s: { custodian: string }) => s.custodian === CUST));
     await ledger.close();
     assert.deepEqual(
       OPERATIONS.map((o) => o.name).filter((name) => !ran.has(name)),
