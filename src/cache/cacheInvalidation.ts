@@ -90,6 +90,10 @@ export function invalidationsFor(event: LedgerEvent): Invalidation[] {
     case 'ApiTokenCreated':
     case 'ApiTokenRevoked':
       return [];
+    // A rotation policy says when to rotate; the rotation itself is the scope event that changes keys.
+    case 'RotationPolicySet':
+    case 'RotationPolicyCleared':
+      return [];
     default: {
       const unreachable: never = event;
       return unreachable;

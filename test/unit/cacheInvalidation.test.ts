@@ -266,6 +266,15 @@ describe('invalidationsFor: system-key and material events', () => {
     expectInvalidations({ type: 'ApiTokenRevoked', data: { tokenId } }, []);
   });
 
+  it('rotation policy events: nothing (a policy says when to rotate; the rotation is a scope event)', () => {
+    const target = { kind: 'default' as const };
+    expectInvalidations(
+      { type: 'RotationPolicySet', data: { target, periodMs: 86_400_000, disableInactiveAfterMs: null } },
+      [],
+    );
+    expectInvalidations({ type: 'RotationPolicyCleared', data: { target } }, []);
+  });
+
   it('every ledger event type has a case above', () => {
     assert.deepEqual([...covered].sort(), [...LEDGER_EVENT_TYPES].sort());
   });

@@ -93,6 +93,8 @@ const SAMPLES: { readonly [C in ErrorCode]: ErrorDetailsOf<C> } = {
   ERR_INTERNAL: {},
   ERR_TOKEN_NOT_FOUND: { tokenId: '0123456789abcdef' },
   ERR_TOKEN_REVOKED: { tokenId: '0123456789abcdef' },
+  ERR_ROTATION_POLICY_NOT_FOUND: { target: 'scope', scope: 'Kg==:orders' },
+  ERR_DUE_ROTATION_FAILED: { failed: 1, firstCode: 'ERR_PROVIDER_FAILED', firstTarget: 'Kg==:orders' },
   ERR_FORBIDDEN: { principal: 'app-1', permission: 'decrypt', custodian: 'dGVuYW50LTE=' },
   ERR_LEDGER_TAMPERED: { position: '7', stream: 'kl-system', kind: 'bad-mac' },
   ERR_STORE_UNAVAILABLE: { operation: 'append', url: 'esdb://localhost:2113', waitedMs: 5000 },
