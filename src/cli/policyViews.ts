@@ -42,23 +42,25 @@ export function rotationNote(r: Rotation): string {
   return `rotation: ${terms(r.policy)} (${whose}); ${due}\n`;
 }
 
-/** show-key-status: the keys with their ages. */
+/** show-key-status: the keys with their ages (the key table of the other commands plus AGE). */
 export function keyAgeTable(
   keys: readonly {
     custodian: string;
     namespace: string;
     state: string;
     metadataHash: string;
+    checksum: string;
     ageMs: number;
     refreshedAt: string;
   }[],
 ): string {
   return table(
-    ['SCOPE', 'STATE', 'METADATA HASH', 'AGE', 'REFRESHED'],
+    ['SCOPE', 'STATE', 'METADATA HASH', 'CHECKSUM', 'AGE', 'REFRESHED'],
     keys.map((k) => [
       `${k.custodian}:${k.namespace}`,
       k.state,
       k.metadataHash,
+      k.checksum,
       formatAge(k.ageMs),
       k.refreshedAt,
     ]),
