@@ -24,7 +24,8 @@ export function invalidationsFor(event: LedgerEvent): Invalidation[] {
   switch (event.type) {
     case 'KeyManagementEnabled':
     case 'ManagedKeyRotated':
-    case 'ManagedKeySet': {
+    case 'ManagedKeySet':
+    case 'ManagedKeyImported': {
       const sk = scopeKey(event.data);
       const out: Invalidation[] = [
         { kind: 'scope', scopeKey: sk },

@@ -230,6 +230,10 @@ export const VIEWS: Views = {
     json: (r) => r.keys,
   },
   'set-managed-key': { text: (r) => keyTable(r.keys), json: (r) => r.keys },
+  'import-managed-key': {
+    text: (r) =>
+      `${keyTable([r.key])}${r.position === null ? 'already imported in that state: nothing written\n' : ''}`,
+  },
   'rotate-stk': {
     text: (r) =>
       r.changed

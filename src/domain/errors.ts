@@ -307,6 +307,11 @@ export const ERRORS = {
     category: 'rule',
     details: z.strictObject({ target: str, scope: scope.optional() }),
   },
+  // import-managed-key: the key is already recorded under another scope (a key never serves two).
+  ERR_KEY_IN_OTHER_SCOPE: {
+    category: 'rule',
+    details: z.strictObject({ scope, otherScope: scope, checksum: str }),
+  },
   // rotate-due-keys ran and some due action failed (the others were done): what, and the first failure.
   ERR_DUE_ROTATION_FAILED: {
     category: 'fault',

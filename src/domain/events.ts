@@ -92,6 +92,18 @@ export const eventDataSchemas = {
   ManagedKeyRotated: z.strictObject({ ...scoped, key: keyRecordSchema, previousKeyId: keyId.nullable() }),
   ManagedKeySet: z.strictObject({ ...scoped, key: keyRecordSchema, previousKeyId: keyId.nullable() }),
   ManagedKeyDisabled: z.strictObject({ ...scoped, keyId, previousState: keyState }),
+  /**
+   * A key that existed before the ledger (e.g. an old master key or per-table key in a keystore),
+   * recorded as ACTIVE (it then replaces the ACTIVE key, as set does) or INACTIVE (decrypt only).
+   * `origin` says where it came from: the keystore alias and the key's checksum, never its bytes.
+   */
+  ManagedKeyImported: z.strictObject({
+    ...scoped,
+    key: keyRecordSchema,
+    state: z.enum(['ACTIVE', 'INACTIVE']),
+    previousKeyId: keyId.nullable(),
+    origin: z.strictObject({ alias: z.string().min(1).max(255), checksum: hex16 }),
+  }),
   ManagedKeyReenabled: z.strictObject({ ...scoped, keyId }),
   ManagedKeyRefreshed: z.strictObject({
     ...scoped,
@@ -277,6 +289,7 @@ export const SCOPE_EVENT_TYPES = [
   'KeyManagementDisabled',
   'ManagedKeyRotated',
   'ManagedKeySet',
+  'ManagedKeyImported',
   'ManagedKeyDisabled',
   'ManagedKeyReenabled',
   'ManagedKeyRefreshed',

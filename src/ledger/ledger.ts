@@ -26,6 +26,7 @@ import type { EventStore } from '../store/eventStore.js';
 import { ApiTokens } from './apiTokens.js';
 import { DueRotations } from './dueRotations.js';
 import { KeyDestruction } from './keyDestruction.js';
+import { KeyImports } from './keyImports.js';
 import { type ScopeStatusAsOf, toKeyInfo } from './keyInfo.js';
 import { KeymetaAdmin } from './keymetaAdmin.js';
 import { KeyResolver, type KeyResolverOptions } from './keyResolver.js';
@@ -108,6 +109,8 @@ export class Ledger {
   readonly rotationPolicies: RotationPolicies;
   /** What the rotation policies say is due, and doing it (rotate-due-keys). */
   readonly dueRotations: DueRotations;
+  /** Adopting keys that existed before the ledger (import-managed-key, docs/migration.md). */
+  readonly imports: KeyImports;
   /** Every stream and snapshot name of this ledger. */
   readonly streamNames: StreamNames;
   readonly #cache: KeyCache;
@@ -194,6 +197,14 @@ export class Ledger {
       context,
     });
     this.tokens = new ApiTokens({ journal, names, projector, context });
+    this.imports = new KeyImports({
+      journal,
+      names,
+      provider: options.provider,
+      projector,
+      systemKeys: this.#systemKeys,
+      scopes,
+    });
     this.rotationPolicies = new RotationPolicies({ journal, names, projector, context });
     this.dueRotations = new DueRotations({
       journal,

@@ -210,6 +210,13 @@ describe('the operation table', () => {
     const destroyed = await run('destroy-due-keys', {});
     assert.equal(destroyed.destroyed.length, 1);
     await run('destruction-receipts', { scope: `${CUST}:orders` });
+    provider.setKey(keyScope(CUST, 'legacy-source'), 'legacy-1');
+    const imported = await run('import-managed-key', {
+      scope: `${CUST}:legacy`,
+      alias: 'legacy-1',
+      inactive: true,
+    });
+    assert.equal(imported.key.state, 'INACTIVE');
     const policy = await run('set-rotation-policy', {
       target: `${CUST}:orders`,
       period: '90d',

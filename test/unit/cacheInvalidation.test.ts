@@ -89,6 +89,23 @@ describe('invalidationsFor: scope events', () => {
     expectInvalidations(keySet(SCOPE, 'k2', null), [scopeInv(), keyInv('k2')]);
   });
 
+  it('ManagedKeyImported: as ManagedKeySet (the scope, the key, the previous ACTIVE key)', () => {
+    const { key } = keySet(SCOPE, 'k2', 'k1').data;
+    expectInvalidations(
+      {
+        type: 'ManagedKeyImported',
+        data: {
+          ...SCOPE,
+          key,
+          state: 'ACTIVE',
+          previousKeyId: keySet(SCOPE, 'k2', 'k1').data.previousKeyId,
+          origin: { alias: 'k2', checksum: key.checksum },
+        },
+      },
+      [scopeInv(), keyInv('k2'), keyInv('k1')],
+    );
+  });
+
   it('KeyManagementEnableFailed (FAILED or DISABLED marker): the scope only', () => {
     expectInvalidations(enableFailed(SCOPE, 'FAILED'), [scopeInv()]);
     expectInvalidations(enableFailed(SCOPE, 'DISABLED'), [scopeInv()]);

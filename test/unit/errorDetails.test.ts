@@ -94,6 +94,7 @@ const SAMPLES: { readonly [C in ErrorCode]: ErrorDetailsOf<C> } = {
   ERR_TOKEN_NOT_FOUND: { tokenId: '0123456789abcdef' },
   ERR_TOKEN_REVOKED: { tokenId: '0123456789abcdef' },
   ERR_ROTATION_POLICY_NOT_FOUND: { target: 'scope', scope: 'Kg==:orders' },
+  ERR_KEY_IN_OTHER_SCOPE: { scope: 'Kg==:orders', otherScope: 'Kg==:billing', checksum: '0123456789abcdef' },
   ERR_DUE_ROTATION_FAILED: { failed: 1, firstCode: 'ERR_PROVIDER_FAILED', firstTarget: 'Kg==:orders' },
   ERR_FORBIDDEN: { principal: 'app-1', permission: 'decrypt', custodian: 'dGVuYW50LTE=' },
   ERR_LEDGER_TAMPERED: { position: '7', stream: 'kl-system', kind: 'bad-mac' },
