@@ -31,7 +31,7 @@ export interface ImportResult {
 }
 
 /** Keystore aliases as keytool writes them (PKCS#12 friendly names), lower-cased by the provider. */
-const ALIAS = /^[^\s\u0000-\u001f]{1,255}$/;
+const ALIAS = /^[^\s\p{Cc}]{1,255}$/u;
 
 /**
  * import-managed-key (docs/migration.md): a key that already exists in the provider under a
