@@ -51,6 +51,7 @@ export function evolveKeymeta(view: KeymetaView, event: LedgerEvent): KeymetaVie
     case 'KeyManagementDisabled':
     case 'ManagedKeyRotated':
     case 'ManagedKeySet':
+    case 'ManagedKeyImported':
     case 'ManagedKeyDisabled':
     case 'ManagedKeyReenabled':
     case 'ManagedKeyRefreshed':
@@ -99,6 +100,7 @@ function scopeEvent(view: KeymetaView, event: ScopeEvent & LedgerEvent): void {
     case 'KeyManagementEnabled':
     case 'ManagedKeyRotated':
     case 'ManagedKeySet':
+    case 'ManagedKeyImported':
       // Only events that carry a key record bring a key into a scope.
       view.keyIndex.set(event.data.key.keyId, sk);
       break;

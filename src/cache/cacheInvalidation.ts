@@ -24,7 +24,8 @@ export function invalidationsFor(event: LedgerEvent): Invalidation[] {
   switch (event.type) {
     case 'KeyManagementEnabled':
     case 'ManagedKeyRotated':
-    case 'ManagedKeySet': {
+    case 'ManagedKeySet':
+    case 'ManagedKeyImported': {
       const sk = scopeKey(event.data);
       const out: Invalidation[] = [
         { kind: 'scope', scopeKey: sk },
@@ -91,6 +92,10 @@ export function invalidationsFor(event: LedgerEvent): Invalidation[] {
     // API tokens authenticate callers of the service; they are no keys.
     case 'ApiTokenCreated':
     case 'ApiTokenRevoked':
+      return [];
+    // A rotation policy says when to rotate; the rotation itself is the scope event that changes keys.
+    case 'RotationPolicySet':
+    case 'RotationPolicyCleared':
       return [];
     default: {
       const unreachable: never = event;

@@ -12,7 +12,12 @@ export class ProgressView {
     this.#io = io;
   }
 
-  update(c: Progress): void {
+  update(report: Progress): void {
+    if (report.task === 'rotate-due-keys') {
+      this.#due(report.done, report.total);
+      return;
+    }
+    const c = report;
     const total = Math.max(c.keys, c.done);
     const fraction = total === 0 ? 1 : c.done / total;
     const percent = Math.floor(fraction * 100);
@@ -27,6 +32,18 @@ export class ProgressView {
         `rewrap ${c.campaignId}: ${c.done}/${total} keys (${percent}%), ${c.rewrapped} re-wrapped, ${c.skipped} skipped\n`,
       );
     }
+  }
+
+  /** rotate-due-keys: a bar on a terminal only; its result lists every action anyway. */
+  #due(done: number, total: number): void {
+    if (!this.#io.isTty) return;
+    const fraction = total === 0 ? 1 : done / total;
+    const filled = Math.round(fraction * BAR_WIDTH);
+    const bar = `${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}`;
+    this.#io.stdout(
+      `\r\x1b[2Krotate-due-keys [${bar}] ${String(Math.floor(fraction * 100)).padStart(3)}% ${done}/${total}`,
+    );
+    this.#drawn = true;
   }
 
   end(): void {

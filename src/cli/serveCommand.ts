@@ -8,6 +8,7 @@ import { storeAccessOf } from '../host/storeAccess.js';
 import { parseGrant } from '../operations/grantArgs.js';
 import {
   createServer,
+  DueRotationTimer,
   type KeyledgerServer,
   parseListen,
   requireTlsOffLoopback,
@@ -121,6 +122,7 @@ export async function serve(invocation: ServeInvocation, io: CliIo): Promise<num
   let opened: OpenLedger | null = null;
   let access: ReturnType<typeof storeAccessOf> | null = null;
   let server: KeyledgerServer | null = null;
+  let dueRotations: DueRotationTimer | null = null;
   try {
     // Everything that can be wrong with the configuration is refused before the store is opened.
     const config = loadConfig(configPathOf(global, io.cwd)).server;
@@ -149,14 +151,25 @@ export async function serve(invocation: ServeInvocation, io: CliIo): Promise<num
     const stopped = untilSignal();
     const url = await server.listen(listen.host, listen.port);
     io.stdout(`listening ${url}\n`);
+    if (config.rotateDueKeysEveryMs !== null) {
+      dueRotations = new DueRotationTimer({
+        ledger: opened.ledger,
+        everyMs: config.rotateDueKeysEveryMs,
+        log: (line) => io.stderr(`${JSON.stringify(line)}\n`),
+      });
+      dueRotations.start();
+    }
     const signal = await stopped;
     io.stderr(`${signal}: stopping (in-flight requests get ${config.limits.shutdownMs} ms)\n`);
+    await dueRotations?.stop();
+    dueRotations = null;
     await server.close();
     server = null;
     return 0;
   } catch (error) {
     return reportError(io, error, global.json);
   } finally {
+    await dueRotations?.stop().catch(() => undefined);
     await server?.close().catch(() => undefined);
     await access?.close().catch(() => undefined);
     await opened?.close().catch(() => undefined);

@@ -6,6 +6,7 @@ import type { Ledger } from '../ledger/ledger.js';
 import { parseScopeArg } from '../operations/identityArgs.js';
 import type { OperationName, OutputOf } from '../operations/operations.js';
 import { table } from './output.js';
+import { keyAgeTable, POLICY_VIEWS, rotationNote } from './policyViews.js';
 import { TOKEN_VIEWS } from './tokenViews.js';
 
 /**
@@ -229,6 +230,10 @@ export const VIEWS: Views = {
     json: (r) => r.keys,
   },
   'set-managed-key': { text: (r) => keyTable(r.keys), json: (r) => r.keys },
+  'import-managed-key': {
+    text: (r) =>
+      `${keyTable([r.key])}${r.position === null ? 'already imported in that state: nothing written\n' : ''}`,
+  },
   'rotate-stk': {
     text: (r) =>
       r.changed
@@ -239,7 +244,7 @@ export const VIEWS: Views = {
   'clear-cache': { text: (r) => `cache clear recorded at position ${r.position}\n` },
   'show-key-status': {
     text: (r) =>
-      `${r.custodian}:${r.namespace}: marker ${r.marker ?? '-'}\n${keyTable(r.keys)}${destructionNotes(r.keys)}`,
+      `${r.custodian}:${r.namespace}: marker ${r.marker ?? '-'}\n${keyAgeTable(r.keys)}${destructionNotes(r.keys)}${rotationNote(r.rotation)}`,
     json: (r) => r.keys,
   },
   'scope-as-of': {
@@ -350,6 +355,7 @@ export const VIEWS: Views = {
         .join('')}`,
   },
   'destruction-receipts': { text: receiptTable },
+  ...POLICY_VIEWS,
   ...TOKEN_VIEWS,
   whoami: {
     text: (r) =>

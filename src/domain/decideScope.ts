@@ -1,4 +1,5 @@
 import { type DestroyCommand, decideDestroy } from './decideDestroy.js';
+import { decideImport, type ImportCommand } from './decideImport.js';
 import { KeyledgerError } from './errors.js';
 import type { DomainEvent, EventOf, KeyRecord, ScopeEvent } from './events.js';
 import { formatScope, type KeyId, type KeyScope, type MetadataHash, sameScope } from './identities.js';
@@ -31,6 +32,7 @@ export type ScopeCommand =
   | { readonly type: 'DisableManagedKey'; readonly metadataHash: MetadataHash }
   | { readonly type: 'EnableManagedKey'; readonly metadataHash: MetadataHash }
   | { readonly type: 'RefreshManagedKeys'; readonly answers: ReadonlyMap<KeyId, KeyFacts> }
+  | ImportCommand
   | DestroyCommand;
 
 /** Enabling an already enabled scope (marker ACTIVE with an ACTIVE key) is a no-op: no provider call. */
@@ -89,6 +91,10 @@ export function decideScope(state: ScopeState, command: ScopeCommand): ScopeEven
       return decideReenableKey(state, command.metadataHash);
     case 'RefreshManagedKeys':
       return decideRefresh(state, command.answers);
+    case 'ImportManagedKey':
+      return decideImport(state, command, (facts) =>
+        recordFor(state, checkAnswer(state, facts), command.stkIdentity),
+      );
     case 'ScheduleKeyDestruction':
     case 'CancelKeyDestruction':
     case 'DestroyDueKey':
@@ -414,7 +420,8 @@ export function newKeysIn(state: ScopeState, events: readonly DomainEvent[]): Ke
     if (
       (event.type === 'KeyManagementEnabled' ||
         event.type === 'ManagedKeyRotated' ||
-        event.type === 'ManagedKeySet') &&
+        event.type === 'ManagedKeySet' ||
+        event.type === 'ManagedKeyImported') &&
       !state.keys.has(event.data.key.keyId)
     ) {
       records.push(event.data.key);

@@ -301,6 +301,22 @@ export const ERRORS = {
   // API tokens (decideApiToken.ts): revoking a token the ledger never recorded, or one already revoked.
   ERR_TOKEN_NOT_FOUND: { category: 'rule', details: z.strictObject({ tokenId: str }) },
   ERR_TOKEN_REVOKED: { category: 'rule', details: z.strictObject({ tokenId: str }) },
+  // Rotation policies (decideRotationPolicy.ts): clearing a policy the target does not have.
+  // `target` is `scope`, `default` or `system`; `scope` names the scope for the first.
+  ERR_ROTATION_POLICY_NOT_FOUND: {
+    category: 'rule',
+    details: z.strictObject({ target: str, scope: scope.optional() }),
+  },
+  // import-managed-key: the key is already recorded under another scope (a key never serves two).
+  ERR_KEY_IN_OTHER_SCOPE: {
+    category: 'rule',
+    details: z.strictObject({ scope, otherScope: scope, checksum: str }),
+  },
+  // rotate-due-keys ran and some due action failed (the others were done): what, and the first failure.
+  ERR_DUE_ROTATION_FAILED: {
+    category: 'fault',
+    details: z.strictObject({ failed: int, firstCode: str, firstTarget: str }),
+  },
   // Anything not a KeyledgerError, reported at an edge (CLI, HTTP) by its class name and message only.
   ERR_INTERNAL: { category: 'fault', details: none },
 } as const satisfies Record<string, { category: ErrorCategory; details: z.ZodType }>;

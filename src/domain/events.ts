@@ -68,6 +68,19 @@ const systemKeyData = z.strictObject({
   previousIdentity: hex16.nullable(),
 });
 
+/** Whose rotation policy: one scope's, the default of every scope without one, or the system key's. */
+const rotationPolicyTarget = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('scope'), custodian, namespace }),
+  z.strictObject({ kind: z.literal('default') }),
+  z.strictObject({ kind: z.literal('system') }),
+]);
+/** A policy's durations: whole milliseconds, 1 s to 10 years (what `--period 90d` parses to). */
+const policyDuration = z
+  .number()
+  .int()
+  .min(1000)
+  .max(3650 * 86_400_000);
+
 export const eventDataSchemas = {
   KeyManagementEnabled: z.strictObject({ ...scoped, key: keyRecordSchema, previousKeyId: keyId.nullable() }),
   KeyManagementEnableFailed: z.strictObject({
@@ -79,6 +92,18 @@ export const eventDataSchemas = {
   ManagedKeyRotated: z.strictObject({ ...scoped, key: keyRecordSchema, previousKeyId: keyId.nullable() }),
   ManagedKeySet: z.strictObject({ ...scoped, key: keyRecordSchema, previousKeyId: keyId.nullable() }),
   ManagedKeyDisabled: z.strictObject({ ...scoped, keyId, previousState: keyState }),
+  /**
+   * A key that existed before the ledger (e.g. an old master key or per-table key in a keystore),
+   * recorded as ACTIVE (it then replaces the ACTIVE key, as set does) or INACTIVE (decrypt only).
+   * `origin` says where it came from: the keystore alias and the key's checksum, never its bytes.
+   */
+  ManagedKeyImported: z.strictObject({
+    ...scoped,
+    key: keyRecordSchema,
+    state: z.enum(['ACTIVE', 'INACTIVE']),
+    previousKeyId: keyId.nullable(),
+    origin: z.strictObject({ alias: z.string().min(1).max(255), checksum: hex16 }),
+  }),
   ManagedKeyReenabled: z.strictObject({ ...scoped, keyId }),
   ManagedKeyRefreshed: z.strictObject({
     ...scoped,
@@ -179,6 +204,18 @@ export const eventDataSchemas = {
   /** The token no longer authenticates anyone; who revoked it is the event's actor. */
   ApiTokenRevoked: z.strictObject({ tokenId }),
   /**
+   * A rotation policy (stream `<prefix>policies`, docs/audit.md): rotate the target's ACTIVE key
+   * once it has been ACTIVE for `periodMs`, and (scopes) disable INACTIVE keys after
+   * `disableInactiveAfterMs`. Setting it again replaces it; who and why are the event's metadata.
+   */
+  RotationPolicySet: z.strictObject({
+    target: rotationPolicyTarget,
+    periodMs: policyDuration,
+    disableInactiveAfterMs: policyDuration.nullable(),
+  }),
+  /** The target has no policy of its own any more (a scope then follows the default, if any). */
+  RotationPolicyCleared: z.strictObject({ target: rotationPolicyTarget }),
+  /**
    * Tamper evidence (stream `<prefix>checkpoints`, docs/audit.md): the head of every stream written
    * in (previousPosition, coveredPosition], MACed under system key `stkIdentity`. Positions and
    * revisions are decimal strings (bigints).
@@ -264,6 +301,7 @@ export const SCOPE_EVENT_TYPES = [
   'KeyManagementDisabled',
   'ManagedKeyRotated',
   'ManagedKeySet',
+  'ManagedKeyImported',
   'ManagedKeyDisabled',
   'ManagedKeyReenabled',
   'ManagedKeyRefreshed',
@@ -288,6 +326,13 @@ export const API_TOKEN_EVENT_TYPES = [
   'ApiTokenRevoked',
 ] as const satisfies readonly LedgerEventType[];
 export type ApiTokenEvent = EventOf<(typeof API_TOKEN_EVENT_TYPES)[number]>;
+
+/** The events of the rotation policy stream. */
+export const ROTATION_POLICY_EVENT_TYPES = [
+  'RotationPolicySet',
+  'RotationPolicyCleared',
+] as const satisfies readonly LedgerEventType[];
+export type RotationPolicyEvent = EventOf<(typeof ROTATION_POLICY_EVENT_TYPES)[number]>;
 
 export function isLedgerEventType(type: string): type is LedgerEventType {
   return Object.hasOwn(eventDataSchemas, type);

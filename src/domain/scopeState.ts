@@ -165,6 +165,28 @@ export function evolveScope(state: ScopeState, event: ScopeEvent, at: string, re
       activeKeyId = record.keyId;
       break;
     }
+    case 'ManagedKeyImported': {
+      const record = event.data.key;
+      if (event.data.state === 'ACTIVE') {
+        keys = activate(keys, activeKeyId, record, at);
+        marker = 'ACTIVE';
+        activeKeyId = record.keyId;
+      } else if (!keys.has(record.keyId)) {
+        keys = withKey(keys, {
+          keyId: record.keyId,
+          metadata: record.metadata,
+          metadataHash: record.metadataHash,
+          checksum: record.checksum,
+          stkIdentity: record.stkIdentity,
+          state: 'INACTIVE',
+          createdAt: at,
+          refreshedAt: at,
+          updatedAt: at,
+          destruction: null,
+        });
+      }
+      break;
+    }
     case 'KeyManagementEnableFailed':
       marker = event.data.marker;
       break;

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { GRACE_PERIOD_FORMAT, parseGracePeriod } from '../operations/gracePeriod.js';
 
 /**
  * The `server` section of keyledger.config.json: how `keyledger serve` listens, authenticates and
@@ -58,6 +59,24 @@ export const serverSectionSchema = z.strictObject({
     })
     .optional(),
   heartbeatMs: z.number().int().min(1).optional(),
+  /**
+   * How often `keyledger serve` runs rotate-due-keys (docs/configuration.md): `{ "every": "1h" }`
+   * (the default), or `"off"`. Several servers on one store may all run it: each due scope is
+   * rotated once.
+   */
+  rotateDueKeys: z
+    .union([
+      z.literal('off'),
+      z.strictObject({
+        every: z.string().transform((value, ctx) => {
+          const ms = parseGracePeriod(value);
+          if (ms !== null && ms >= 1000) return ms;
+          ctx.issues.push({ code: 'custom', input: value, message: `${GRACE_PERIOD_FORMAT}, at least 1s` });
+          return z.NEVER;
+        }),
+      }),
+    ])
+    .optional(),
 });
 
 export type ServerSection = z.infer<typeof serverSectionSchema>;
@@ -93,7 +112,12 @@ export interface ServerConfig {
   readonly mtls: MtlsAuthConfig | null;
   readonly limits: ServerLimits;
   readonly heartbeatMs: number;
+  /** How often serve runs rotate-due-keys, in milliseconds; null: never. */
+  readonly rotateDueKeysEveryMs: number | null;
 }
+
+/** rotate-due-keys in serve: hourly unless the config says otherwise. */
+export const DEFAULT_ROTATE_DUE_KEYS_MS = 3_600_000;
 
 export const DEFAULT_LISTEN = '127.0.0.1:8443';
 
@@ -145,5 +169,7 @@ export function resolveServerConfig(section: ServerSection | undefined, baseDir:
       shutdownMs: limits.shutdownMs ?? DEFAULT_LIMITS.shutdownMs,
     },
     heartbeatMs: s.heartbeatMs ?? 15_000,
+    rotateDueKeysEveryMs:
+      s.rotateDueKeys === 'off' ? null : (s.rotateDueKeys?.every ?? DEFAULT_ROTATE_DUE_KEYS_MS),
   };
 }

@@ -18,6 +18,8 @@ export interface StreamNames {
   readonly rewrap: string;
   /** The service's API tokens: created and revoked (src/domain/decideApiToken.ts). */
   readonly tokens: string;
+  /** Rotation policies: set and cleared, per scope, default and system key (src/domain/decideRotationPolicy.ts). */
+  readonly policies: string;
   material(keyId: KeyId): string;
   /** The key id a material stream belongs to (as material() wrote it), or null for any other stream. */
   materialKeyOf(stream: string): string | null;
@@ -52,6 +54,7 @@ export function streamNames(prefix: string): StreamNames {
     checkpoints: `${prefix}checkpoints`,
     rewrap: `${prefix}rewrap`,
     tokens: `${prefix}tokens`,
+    policies: `${prefix}policies`,
     keymetaSnapshot: `${prefix}keymeta`,
     checkpointHint: `${prefix}checkpoint-hint`,
     asOfIndex: asOfIndexName(prefix),

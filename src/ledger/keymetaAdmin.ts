@@ -108,6 +108,11 @@ export class KeymetaAdmin {
     return { ...scope, marker: state.marker, keys: [...state.keys.values()].map((k) => toKeyInfo(k, scope)) };
   }
 
+  /** This process's view of a scope, as the decider folds it (rotation status reads it). */
+  scopeState(scope: KeyScope): ScopeState {
+    return this.#d.scopes.view(scope);
+  }
+
   /** Every scope the ledger knows, with its marker and keys. */
   listScopes(): ScopeStatus[] {
     return [...this.#d.projector.keymeta.scopes.values()].map((s) => ({
@@ -137,8 +142,10 @@ export class KeymetaAdmin {
     namespace: string | undefined,
     metadataHash: string,
     options?: OperationOptions,
+    /** Checked against the scope on every try: false writes nothing (rotate-due-keys: still due). */
+    onlyIf?: (state: ScopeState, now: Date) => boolean,
   ): Promise<KeyResult> {
-    return this.#changeKey(custodian, namespace, metadataHash, options, 'DisableManagedKey');
+    return this.#changeKey(custodian, namespace, metadataHash, options, 'DisableManagedKey', onlyIf);
   }
 
   /** keyledger's addition: DISABLED → INACTIVE (decrypts again; never straight back to ACTIVE). */
@@ -151,14 +158,20 @@ export class KeymetaAdmin {
     return this.#changeKey(custodian, namespace, metadataHash, options, 'EnableManagedKey');
   }
 
-  /** The new ACTIVE key, or null when the provider had no new ACTIVE key (nothing recorded). */
+  /**
+   * The new ACTIVE key, or null when the provider had no new ACTIVE key (nothing recorded). With
+   * `onlyIf`, nothing is recorded either unless it holds for the scope as each try decides on it
+   * (rotate-due-keys: the rotation is still due, no other process made it meanwhile).
+   */
   async rotateManagedKey(
     custodian: string,
     namespace?: string,
     options?: OperationOptions,
+    onlyIf?: (state: ScopeState, now: Date) => boolean,
   ): Promise<KeyResult | null> {
     const { scope, context, stk, state } = await this.#d.scopes.begin(custodian, namespace, options);
     assertCanRotate(state);
+    if (onlyIf !== undefined && !onlyIf(state, this.#d.journal.now())) return null;
     const answer = this.#notASystemKey(checkProviderAnswer(await this.#d.provider.getManagedKey(scope)));
     return this.#withKeys(answer, async (keys) => {
       const position = await this.#commit(
@@ -167,6 +180,7 @@ export class KeymetaAdmin {
         context,
         () => ({ type: 'RotateManagedKey', answer: answer?.facts ?? null, stkIdentity: stk.identity }),
         { stk, keys },
+        onlyIf,
       );
       return position === null ? null : { position, key: this.#activeInfo(scope) };
     });
@@ -288,10 +302,18 @@ export class KeymetaAdmin {
     metadataHash: string,
     options: OperationOptions | undefined,
     type: 'DisableManagedKey' | 'EnableManagedKey',
+    onlyIf?: (state: ScopeState, now: Date) => boolean,
   ): Promise<KeyResult> {
     const hash: MetadataHash = parseMetadataHash(metadataHash);
     const { scope, context, state } = await this.#d.scopes.begin(custodian, namespace, options);
-    const position = await this.#commit(scope, state, context, () => ({ type, metadataHash: hash }));
+    const position = await this.#commit(
+      scope,
+      state,
+      context,
+      () => ({ type, metadataHash: hash }),
+      undefined,
+      onlyIf,
+    );
     const key = findKeyByHash(this.#d.scopes.view(scope), hash);
     if (key === null)
       throw new KeyledgerError('ERR_KEY_NOT_FOUND', `no key ${hash} in ${formatScope(scope)}`, {
@@ -312,9 +334,15 @@ export class KeymetaAdmin {
     context: OperationContext,
     command: (now: Date) => ScopeCommand,
     material?: NewKeyMaterial,
+    onlyIf?: (state: ScopeState, now: Date) => boolean,
   ): Promise<bigint | null> {
-    const written = await this.#d.scopes.commit(scope, initial, context, command, (events, state, now) =>
-      this.#materials.write(newKeysIn(state, events), scope, context, now, material),
+    const written = await this.#d.scopes.commit(
+      scope,
+      initial,
+      context,
+      command,
+      (events, state, now) => this.#materials.write(newKeysIn(state, events), scope, context, now, material),
+      onlyIf,
     );
     return written.position;
   }

@@ -24,7 +24,9 @@ import { DEFAULT_PREFIX, type StreamNames, streamNames } from '../journal/stream
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
 import { ApiTokens } from './apiTokens.js';
+import { DueRotations } from './dueRotations.js';
 import { KeyDestruction } from './keyDestruction.js';
+import { KeyImports } from './keyImports.js';
 import { type ScopeStatusAsOf, toKeyInfo } from './keyInfo.js';
 import { KeymetaAdmin } from './keymetaAdmin.js';
 import { KeyResolver, type KeyResolverOptions } from './keyResolver.js';
@@ -33,6 +35,7 @@ import { LedgerProjector } from './ledgerProjector.js';
 import type { OperationOptions } from './operationOptions.js';
 import { refuseRetiredSystemKeys } from './retiredSystemKeys.js';
 import { RewrapCampaigns } from './rewrapCampaign.js';
+import { RotationPolicies } from './rotationPolicies.js';
 import { ScopeWriter } from './scopeWriter.js';
 import { SystemKeyHandles } from './systemKeyHandles.js';
 import { type SystemKeyChange, SystemKeyLifecycle } from './systemKeyLifecycle.js';
@@ -102,6 +105,12 @@ export class Ledger {
   readonly rewrap: RewrapCampaigns;
   /** The service's API tokens: create, list, revoke, and check a presented token. */
   readonly tokens: ApiTokens;
+  /** Rotation policies per scope, default and system key: set, clear, list, their history. */
+  readonly rotationPolicies: RotationPolicies;
+  /** What the rotation policies say is due, and doing it (rotate-due-keys). */
+  readonly dueRotations: DueRotations;
+  /** Adopting keys that existed before the ledger (import-managed-key, docs/migration.md). */
+  readonly imports: KeyImports;
   /** Every stream and snapshot name of this ledger. */
   readonly streamNames: StreamNames;
   readonly #cache: KeyCache;
@@ -188,6 +197,23 @@ export class Ledger {
       context,
     });
     this.tokens = new ApiTokens({ journal, names, projector, context });
+    this.imports = new KeyImports({
+      journal,
+      names,
+      provider: options.provider,
+      projector,
+      systemKeys: this.#systemKeys,
+      scopes,
+    });
+    this.rotationPolicies = new RotationPolicies({ journal, names, projector, context });
+    this.dueRotations = new DueRotations({
+      journal,
+      projector,
+      admin: this.admin,
+      lifecycle: this.#lifecycle,
+      policies: this.rotationPolicies,
+      context,
+    });
     // Invalidation runs inside event application, before anyone waiting for that position wakes.
     projector.onApplied((event) => {
       this.resolver.apply(event);

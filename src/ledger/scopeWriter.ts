@@ -88,6 +88,12 @@ export class ScopeWriter {
     /** Gets the time the events will carry (a scheduled destruction's due time counts from it). */
     command: (now: Date) => ScopeCommand | Promise<ScopeCommand>,
     beforeAppend?: (events: readonly ScopeEvent[], state: ScopeState, now: Date) => Promise<void>,
+    /**
+     * A condition checked on every try against the scope as folded, before deciding: false writes
+     * nothing. A due rotation passes one, so a process that lost the race to another's rotation
+     * finds the new key not due and stops there (no second rotation).
+     */
+    onlyIf?: (state: ScopeState, now: Date) => boolean,
   ): Promise<Written<ScopeState, ScopeEvent>> {
     const load = async (state: ScopeState) => ({ state, expected: expectedAfter(state.revision) });
     return decideAndAppend<ScopeState, ScopeEvent>(this.#d.journal, {
@@ -95,7 +101,8 @@ export class ScopeWriter {
       context,
       initial: { state: initial, expected: expectedAfter(initial.revision) },
       load: async () => load(await this.load(scope)),
-      decide: async (state, now) => decideScope(state, await command(now)),
+      decide: async (state, now) =>
+        onlyIf !== undefined && !onlyIf(state, now) ? [] : decideScope(state, await command(now)),
       beforeAppend,
     });
   }

@@ -1,3 +1,4 @@
+import type { SystemKeyView } from '../../projections/systemKeys.js';
 import type { RewrapCampaign } from '../domain/decideRewrap.js';
 import { decideRetireSystemKey } from '../domain/decideRewrap.js';
 import {
@@ -79,8 +80,19 @@ export class SystemKeyLifecycle {
    * its current key is not recorded yet (an earlier rotation that created it and then failed to
    * record): so a retried rotate-stk records that key instead of making another.
    */
-  async rotate(context: OperationContext): Promise<SystemKeyChange> {
+  async rotate(
+    context: OperationContext,
+    /**
+     * Checked against the latest recorded system key on every try, before deciding: false records
+     * nothing (rotate-due-keys: another process rotated first). Also checked before a provider
+     * that makes its own keys is asked for a new one.
+     */
+    onlyIf?: (latest: SystemKeyView | null, now: Date) => boolean,
+  ): Promise<SystemKeyChange> {
     const { provider } = this.#d;
+    if (onlyIf !== undefined && !onlyIf(this.#d.projector.latestSystemKey(), this.#d.journal.now())) {
+      return this.#unchanged();
+    }
     if (provider.createSystemKey !== undefined) {
       const current = await provider.getSystemKey();
       const recorded = this.#d.projector.latestSystemKey();
@@ -88,9 +100,21 @@ export class SystemKeyLifecycle {
       current.dispose();
       if (known) (await provider.createSystemKey()).dispose();
     }
-    return this.#record(context, (facts) =>
-      decideRotateSystemKey(this.#d.projector.latestSystemKey(), facts),
+    return this.#record(context, (facts, now) =>
+      onlyIf !== undefined && !onlyIf(this.#d.projector.latestSystemKey(), now)
+        ? []
+        : decideRotateSystemKey(this.#d.projector.latestSystemKey(), facts),
     );
+  }
+
+  #unchanged(): SystemKeyChange {
+    const latest = this.#d.projector.latestSystemKey();
+    return {
+      changed: false,
+      sequence: latest?.sequence ?? 0,
+      identity: latest?.identity ?? '',
+      position: null,
+    };
   }
 
   /**
@@ -210,7 +234,7 @@ export class SystemKeyLifecycle {
 
   async #record(
     context: OperationContext,
-    decide: (facts: SystemKeyFacts) => DomainEvent[],
+    decide: (facts: SystemKeyFacts, now: Date) => DomainEvent[],
   ): Promise<SystemKeyChange> {
     const handle = await this.#d.provider.getSystemKey();
     // The latest STK recorded under its version-1 identity is still the same key: keep its name.
@@ -231,7 +255,7 @@ export class SystemKeyLifecycle {
         if (last !== undefined) await this.#d.projector.waitForPosition(last.position);
         return { state: null, expected: expectedAfter(last?.revision ?? null) };
       },
-      decide: () => decide(facts),
+      decide: (_state, now) => decide(facts, now),
     });
     const latest = this.#d.projector.latestSystemKey();
     return {

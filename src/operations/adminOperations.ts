@@ -236,6 +236,40 @@ export const clearCache = defineOperation({
   },
 });
 
+export const importManagedKey = defineOperation({
+  name: 'import-managed-key',
+  summary: 'record a key that already exists under a keystore alias as a key of a scope',
+  description:
+    'Records ManagedKeyImported with its origin (alias, checksum). ACTIVE (the default) makes it the\nscope’s ACTIVE key, as set-managed-key does; --inactive records it for decryption only. A key\nalready recorded under another scope is refused (ERR_KEY_IN_OTHER_SCOPE). docs/migration.md.',
+  input: z.strictObject({
+    scope: scopeField,
+    alias: z.string().min(1).max(255).describe('the keystore alias of the key'),
+    inactive: z.boolean().optional().describe('record it INACTIVE (decrypt only) instead of ACTIVE'),
+  }),
+  permission: 'admin',
+  custodianOf: custodianOfScope,
+  writes: true,
+  kind: 'unary',
+  opens: 'ledger',
+  cli: { positionals: ['scope'] },
+  prepare: (input) => ({
+    scope: scopeOf(input),
+    alias: input.alias,
+    as: input.inactive === true ? ('INACTIVE' as const) : ('ACTIVE' as const),
+  }),
+  async run({ scope, alias, as }, host) {
+    const ledger = await host.ledger();
+    const r = await ledger.imports.importManagedKey(
+      scope.custodian,
+      scope.namespace,
+      alias,
+      as,
+      actedBy(host),
+    );
+    return plain({ position: r.position, key: keyOut(r.key) });
+  },
+});
+
 export const ADMIN_OPERATIONS = [
   enableKeyManagement,
   disableKeyManagement,
@@ -244,6 +278,7 @@ export const ADMIN_OPERATIONS = [
   rotateManagedKey,
   refreshManagedKeys,
   setManagedKey,
+  importManagedKey,
   rotateStk,
   ejectCacheEntry,
   clearCache,

@@ -82,13 +82,23 @@ export interface Pkcs11InitSetup {
   readonly stkLabel: string | undefined;
 }
 
-/** A progress report of a long operation (rewrap). */
-export interface Progress {
+/** A progress report of a long operation: a rewrap campaign's, or rotate-due-keys'. */
+export type Progress = RewrapProgress | DueWorkProgress;
+
+export interface RewrapProgress {
+  readonly task?: 'rewrap';
   readonly campaignId: string;
   readonly keys: number;
   readonly done: number;
   readonly rewrapped: number;
   readonly skipped: number;
+}
+
+/** rotate-due-keys: `done` of `total` due actions run (a terminal shows a bar; nothing else does). */
+export interface DueWorkProgress {
+  readonly task: 'rotate-due-keys';
+  readonly done: number;
+  readonly total: number;
 }
 
 /**

@@ -7,6 +7,7 @@ import { CRYPTO_OPERATIONS } from './cryptoOperations.js';
 import { DESTROY_OPERATIONS } from './destroyOperations.js';
 import { defineOperation, type Pkcs11InitSetup } from './operation.js';
 import { plain } from './plain.js';
+import { POLICY_OPERATIONS } from './policyOperations.js';
 import { QUERY_OPERATIONS } from './queryOperations.js';
 import { REWRAP_OPERATIONS } from './rewrapOperations.js';
 import { TOKEN_OPERATIONS } from './tokenOperations.js';
@@ -86,6 +87,7 @@ export const OPERATIONS = [
   ...REWRAP_OPERATIONS,
   ...AUDIT_OPERATIONS,
   ...DESTROY_OPERATIONS,
+  ...POLICY_OPERATIONS,
   ...TOKEN_OPERATIONS,
   whoami,
 ] as const;

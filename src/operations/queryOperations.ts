@@ -32,7 +32,7 @@ const custodianOfScope = (input: { scope: string }) => parseScopeArg(input.scope
 
 export const showKeyStatus = defineOperation({
   name: 'show-key-status',
-  summary: 'a scope’s marker and keys',
+  summary: 'a scope’s marker and keys, their ages, and its next rotation due',
   input: z.strictObject({ scope: scopeField }),
   permission: 'read',
   custodianOf: custodianOfScope,
@@ -42,8 +42,14 @@ export const showKeyStatus = defineOperation({
   cli: { positionals: ['scope'] },
   prepare: (input) => parseScopeArg(input.scope),
   async run(scope, host) {
-    const status = await (await host.ledger()).admin.getScopeStatus(scope.custodian, scope.namespace);
-    return plain({ ...status, keys: status.keys.map(keyOut) });
+    const ledger = await host.ledger();
+    const status = await ledger.admin.getScopeStatus(scope.custodian, scope.namespace);
+    const { keyAgesMs, ...rotation } = await ledger.dueRotations.scopeRotation(scope);
+    return plain({
+      ...status,
+      keys: status.keys.map((k) => ({ ...keyOut(k), ageMs: keyAgesMs[k.keyId] ?? 0 })),
+      rotation,
+    });
   },
 });
 

@@ -69,6 +69,16 @@ describe('the operation table', () => {
       code: 'ERR_INVALID_ARGUMENT',
     });
     assert.throws(() => prepare('token-revoke', { id: 'not-an-id' }), { code: 'ERR_INVALID_ARGUMENT' });
+    assert.throws(() => prepare('set-rotation-policy', { target: CUST, period: '90' }), {
+      code: 'ERR_INVALID_ARGUMENT',
+    });
+    assert.throws(() => prepare('set-rotation-policy', { target: CUST, period: '0s' }), {
+      code: 'ERR_INVALID_ARGUMENT',
+    });
+    assert.throws(() => prepare('clear-rotation-policy', { target: '@everyone' }), {
+      code: 'ERR_INVALID_CUSTODIAN',
+    });
+    assert.deepEqual(prepare('clear-rotation-policy', { target: '@stk' }), { kind: 'system' });
     assert.deepEqual(prepare('show-key-status', { scope: 'name=tenant-1:orders' }), scope);
     assert.deepEqual(prepare('show-key-status', { scope: 'name=acme:a:b' }), {
       custodian: Buffer.from('acme').toString('base64'),
@@ -200,6 +210,24 @@ describe('the operation table', () => {
     const destroyed = await run('destroy-due-keys', {});
     assert.equal(destroyed.destroyed.length, 1);
     await run('destruction-receipts', { scope: `${CUST}:orders` });
+    provider.setKey(keyScope(CUST, 'legacy-source'), 'legacy-1');
+    const imported = await run('import-managed-key', {
+      scope: `${CUST}:legacy`,
+      alias: 'legacy-1',
+      inactive: true,
+    });
+    assert.equal(imported.key.state, 'INACTIVE');
+    const policy = await run('set-rotation-policy', {
+      target: `${CUST}:orders`,
+      period: '90d',
+      disableInactiveAfter: '30d',
+    });
+    assert.equal(policy.changed, true);
+    await run('list-rotation-policies', {});
+    const due = await run('rotate-due-keys', { dryRun: true });
+    assert.deepEqual(due.results, [], 'nothing is 90 days old');
+    await run('rotation-policy-history', { target: `${CUST}:orders` });
+    await run('clear-rotation-policy', { target: `${CUST}:orders` });
     await run('disable-key-management', { scope: `${CUST}:orders` });
     const token = await run('token-create', {
       principal: 'app-1',

@@ -91,6 +91,23 @@ describe('invalidationsFor: scope events', () => {
     expectInvalidations(keySet(SCOPE, 'k2', null), [scopeInv(), keyInv('k2')]);
   });
 
+  it('ManagedKeyImported: as ManagedKeySet (the scope, the key, the previous ACTIVE key)', () => {
+    const { key } = keySet(SCOPE, 'k2', 'k1').data;
+    expectInvalidations(
+      {
+        type: 'ManagedKeyImported',
+        data: {
+          ...SCOPE,
+          key,
+          state: 'ACTIVE',
+          previousKeyId: keySet(SCOPE, 'k2', 'k1').data.previousKeyId,
+          origin: { alias: 'k2', checksum: key.checksum },
+        },
+      },
+      [scopeInv(), keyInv('k2'), keyInv('k1')],
+    );
+  });
+
   it('KeyManagementEnableFailed (FAILED or DISABLED marker): the scope only', () => {
     expectInvalidations(enableFailed(SCOPE, 'FAILED'), [scopeInv()]);
     expectInvalidations(enableFailed(SCOPE, 'DISABLED'), [scopeInv()]);
@@ -271,6 +288,15 @@ describe('invalidationsFor: system-key and material events', () => {
       [],
     );
     expectInvalidations({ type: 'ApiTokenRevoked', data: { tokenId } }, []);
+  });
+
+  it('rotation policy events: nothing (a policy says when to rotate; the rotation is a scope event)', () => {
+    const target = { kind: 'default' as const };
+    expectInvalidations(
+      { type: 'RotationPolicySet', data: { target, periodMs: 86_400_000, disableInactiveAfterMs: null } },
+      [],
+    );
+    expectInvalidations({ type: 'RotationPolicyCleared', data: { target } }, []);
   });
 
   it('every ledger event type has a case above', () => {
