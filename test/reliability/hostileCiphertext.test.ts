@@ -88,6 +88,7 @@ async function largestAllocation(fn: () => Promise<void>): Promise<number> {
 describe('reliability: hostile ciphertexts and streams', () => {
   let ledger: Ledger;
   let streams: EnvelopeStreams;
+  const tried = { messages: 0, streams: 0 };
 
   before(async () => {
     ledger = await Ledger.open({
@@ -103,6 +104,7 @@ describe('reliability: hostile ciphertexts and streams', () => {
 
   after(async () => {
     await ledger.close();
+    console.log(`hostile ciphertexts: ${tried.messages} messages, ${tried.streams} streams tried, 0 crashes`);
   });
 
   async function encryptStream(plaintext: Buffer, chunkSize: number): Promise<Buffer> {
@@ -177,6 +179,7 @@ describe('reliability: hostile ciphertexts and streams', () => {
           error = e;
         }
         // A mutation that still decrypts must have given back the plaintext (AEAD: it cannot).
+        tried.messages += 1;
         if (error === null) assert.deepEqual(result, plaintext);
         else isUniformFailure(error);
       }),
@@ -193,6 +196,7 @@ describe('reliability: hostile ciphertexts and streams', () => {
     await fc.assert(
       fc.asyncProperty(mutationsOf(valid), fc.integer({ min: 1, max: 200 }), async (bytes, piece) => {
         const { out, error } = await through(streams.decryptStream(), bytes, piece);
+        tried.streams += 1;
         if (error === null) assert.deepEqual(out, plaintext);
         else {
           isUniformFailure(error);

@@ -322,5 +322,8 @@ describe('reliability: hostile PKCS#12 keystores', () => {
       { numRuns: scaled(400, 20_000), seed: Number(process.env.KEYLEDGER_FC_SEED ?? Date.now() % 2 ** 31) },
     );
     assert.ok(results + errors > 0);
+    console.log(
+      `hostile keystores: ${results + errors} tried, ${errors} typed errors, ${results} read, 0 crashes`,
+    );
   });
 });
