@@ -78,6 +78,66 @@ describe('reliability: provider faults under concurrent load', () => {
     }
   });
 
+  it('a scope the provider fails on is recorded FAILED within the deadline, and refresh recovers it', async () => {
+    const store = new MemoryEventStore();
+    const scripted = new ScriptedProvider();
+    const provider = new FaultyProvider(scripted);
+    const ledger = await Ledger.open({
+      store,
+      provider,
+      actor: 'faults',
+      resolver: { dynamicLookup: true, providerTimeoutMs: 100 },
+    });
+    opened.push(ledger);
+    await ledger.initialise();
+    const target = { custodian: CUST, namespaces: ['cold'] };
+    scripted.setKey(at('cold'), 'k-cold');
+    provider.health = 'hang';
+    // The resolver's deadline timer does not hold the process open (a server's socket does); this does.
+    const keepAlive = setInterval(() => {}, 20);
+    // Concurrent encrypts under a fresh scope while the provider hangs: each ends, typed, near the
+    // 100 ms deadline (generous slack for a loaded machine), none waits for the provider.
+    let timings: number[];
+    try {
+      timings = await Promise.all(
+        Array.from({ length: scaled(50, 1000) }, async () => {
+          const started = performance.now();
+          await assert.rejects(ledger.envelope.encrypt(Buffer.from('x'), target), (error) =>
+            isKeyledgerError(error),
+          );
+          return performance.now() - started;
+        }),
+      );
+    } finally {
+      clearInterval(keepAlive);
+    }
+    assert.ok(Math.max(...timings) < 5000, `slowest refusal ${Math.max(...timings).toFixed(0)} ms`);
+    provider.recover();
+    // The dynamic lookup's answer never arrived in time: FAILED is what the ledger holds now, or
+    // nothing yet; either way a refresh with the provider back makes the key ACTIVE.
+    await ledger.admin.refreshManagedKeys(CUST, 'cold').catch(() => null);
+    let status = await ledger.admin.getScopeStatus(CUST, 'cold');
+    if (status.marker !== 'ACTIVE') {
+      await ledger.admin.enableKeyManagement(CUST, 'cold');
+      status = await ledger.admin.getScopeStatus(CUST, 'cold');
+    }
+    assert.equal(status.marker, 'ACTIVE');
+    assert.equal(status.keys.filter((k) => k.state === 'ACTIVE').length, 1);
+    const ct = await ledger.envelope.encrypt(Buffer.from('after'), target);
+    assert.deepEqual(await ledger.envelope.decrypt(ct), Buffer.from('after'));
+
+    // An unknown scope the provider answers FAILED for is recorded FAILED, then recovered by refresh.
+    await assert.rejects(
+      ledger.envelope.encrypt(Buffer.from('x'), { custodian: CUST, namespaces: ['later'] }),
+      (error) => isKeyledgerError(error, 'ERR_NO_ACTIVE_KEY'),
+    );
+    assert.equal((await ledger.admin.getScopeStatus(CUST, 'later')).marker, 'FAILED');
+    scripted.setKey(at('later'), 'k-later');
+    await ledger.admin.refreshManagedKeys(CUST, 'later');
+    assert.equal((await ledger.admin.getScopeStatus(CUST, 'later')).marker, 'ACTIVE');
+    await ledger.envelope.encrypt(Buffer.from('x'), { custodian: CUST, namespaces: ['later'] });
+  });
+
   it('wrong answers are refused, write nothing, and leave the current key in use', async () => {
     const { store, scripted, ledger } = await setup();
     const before = await ledger.envelope.encrypt(Buffer.from('before'), {
