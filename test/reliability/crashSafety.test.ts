@@ -30,6 +30,8 @@ import { RELIABILITY_FULL, scaled } from './reliabilityScale.js';
 
 const CHILD = fileURLToPath(new URL('../fixtures/crashChild.ts', import.meta.url));
 const KILLS = scaled(8, 200);
+const RACERS = 8;
+const RACE_MS = scaled(3000, 60_000);
 const PASSWORD = 'crash-Test1';
 
 interface Ack {
@@ -132,6 +134,7 @@ describe('reliability: crash safety on sqlite (SIGKILL during admin operations)'
   const keystorePath = join(dir, 'keys.p12');
   const passwordFile = join(dir, 'password');
   const victims: Victim[] = [];
+  let keystoreWritten = false;
 
   after(async () => {
     for (const victim of victims) {
@@ -142,6 +145,24 @@ describe('reliability: crash safety on sqlite (SIGKILL during admin operations)'
     }
     rmSync(dir, { recursive: true, force: true });
   });
+
+  function writeKeystore(): void {
+    if (keystoreWritten) return;
+    keystoreWritten = true;
+    writeFileSync(passwordFile, PASSWORD, { mode: 0o600 });
+    writeFileSync(
+      keystorePath,
+      writePkcs12SecretKeys(
+        ['stk-a', 'stk-b'].map((alias) => ({
+          alias,
+          key: SecretBytes.adopt(new Uint8Array(randomBytes(32))),
+        })),
+        PASSWORD,
+        { iterations: 1000 },
+      ),
+      { mode: 0o600 },
+    );
+  }
 
   function provider(alias: string) {
     return new GeneratedKeyProvider({
@@ -159,16 +180,15 @@ describe('reliability: crash safety on sqlite (SIGKILL during admin operations)'
     });
   }
 
-  function victim(run: number): Victim {
-    const alias = aliasFor(run);
-    const started = new Victim([db, keystorePath, passwordFile, alias, otherAlias(alias), String(run + 1)]);
+  function victim(run: number, path = db, alias = aliasFor(run)): Victim {
+    const started = new Victim([path, keystorePath, passwordFile, alias, otherAlias(alias), String(run + 1)]);
     victims.push(started);
     return started;
   }
 
   /** Every check after a kill; returns the number of events in the store. */
-  async function check(acked: readonly Ack[], alias: string, what: string): Promise<number> {
-    const store = SqliteEventStore.open(db, { pollIntervalMs: 5 });
+  async function check(acked: readonly Ack[], alias: string, what: string, path = db): Promise<number> {
+    const store = SqliteEventStore.open(path, { pollIntervalMs: 5 });
     const ledgers: Ledger[] = [];
     try {
       const events: RecordedEvent[] = [];
@@ -223,19 +243,7 @@ describe('reliability: crash safety on sqlite (SIGKILL during admin operations)'
   it(`survives ${KILLS} SIGKILLs with nothing lost`, {
     timeout: RELIABILITY_FULL ? 7_200_000 : 300_000,
   }, async () => {
-    writeFileSync(passwordFile, PASSWORD, { mode: 0o600 });
-    writeFileSync(
-      keystorePath,
-      writePkcs12SecretKeys(
-        ['stk-a', 'stk-b'].map((alias) => ({
-          alias,
-          key: SecretBytes.adopt(new Uint8Array(randomBytes(32))),
-        })),
-        PASSWORD,
-        { iterations: 1000 },
-      ),
-      { mode: 0o600 },
-    );
+    writeKeystore();
     const acked: Ack[] = [];
     let killsWithAcks = 0;
     let events = 0;
@@ -263,5 +271,33 @@ describe('reliability: crash safety on sqlite (SIGKILL during admin operations)'
       `crash safety: ${KILLS} kills (${killsWithAcks} mid-run), ${acked.length} acknowledged operations, ${events} events; ${JSON.stringify(Object.fromEntries(ops))}`,
     );
     assert.ok(acked.length > 0, 'the children acknowledged nothing: the test proved nothing');
+  });
+
+  it(`${RACERS} processes racing random admin operations for ${RACE_MS / 1000} s, then all killed`, {
+    timeout: RELIABILITY_FULL ? 1_800_000 : 300_000,
+  }, async () => {
+    writeKeystore();
+    const path = join(dir, 'race.db');
+    // Created here first: eight processes creating one new file at once fail with "database is
+    // locked" in SqliteEventStore.open (a finding, reported in BENCHMARKS.md; not fixed here).
+    await SqliteEventStore.open(path).close();
+    // One system key alias for all: which STK is current is not what this race is about.
+    const racers = Array.from({ length: RACERS }, (_, i) => victim(1000 + i, path, 'stk-a'));
+    await Promise.all(racers.map((racer) => racer.waitFor('loaded')));
+    for (const racer of racers) racer.process.stdin.write('go\n');
+    await sleep(RACE_MS);
+    for (const racer of racers) racer.process.kill('SIGKILL');
+    await Promise.all(racers.map((racer) => racer.exited));
+    for (const racer of racers) {
+      assert.equal(racer.process.signalCode, 'SIGKILL', `a racer ended by itself: ${racer.stderr}`);
+    }
+    const acked = racers.flatMap((racer) => racer.acks);
+    const refused = racers.flatMap((racer) => racer.lines.filter((line) => 'refused' in line));
+    const events = await check(acked, 'stk-a', 'after the race', path);
+    const conflicts = refused.filter((line) => line.refused === 'ERR_VERSION_CONFLICT').length;
+    console.log(
+      `races (sqlite): ${RACERS} processes, ${acked.length} acknowledged operations, ${refused.length} refused (${conflicts} ERR_VERSION_CONFLICT), ${events} events, 0 invariant violations`,
+    );
+    assert.ok(acked.length > RACERS, 'the racers acknowledged almost nothing: the test proved little');
   });
 });
