@@ -26,6 +26,8 @@ import { RELIABILITY_FULL, scaled } from './reliabilityScale.js';
  * store opens; no event is partial or duplicated (ids unique, every stream's revisions contiguous);
  * every operation the child acknowledged is in the history; the projection rebuilt from the first
  * event equals the one resumed from the snapshot; no scope has two ACTIVE keys; verify passes.
+ * Then races (issue 15, part 2, sqlite): eight such children at once on one file, all killed after a
+ * fixed time, and the same checks.
  */
 
 const CHILD = fileURLToPath(new URL('../fixtures/crashChild.ts', import.meta.url));
