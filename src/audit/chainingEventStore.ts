@@ -1,7 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { LRUCache } from 'lru-cache';
 import { isKeyledgerError, KeyledgerError, VersionConflictError } from '../domain/errors.js';
-import { MAX_DECISIONS } from '../journal/retryOnConflict.js';
+import { retryPolicyFor } from '../journal/retryPolicy.js';
 import type { AppendResult, EventToAppend, ExpectedRevision, RecordedEvent } from '../store/eventStore.js';
 import { ForwardingEventStore } from '../store/forwardingEventStore.js';
 import { chainedMetadata, eventHash } from './hashChain.js';
@@ -103,16 +102,17 @@ export class ChainingEventStore extends ForwardingEventStore {
     if (typeof expected === 'bigint' || expected === 'no_stream') return once();
     // `any` / `stream_exists` promise the caller no check, so a race lost on the exact revision we
     // chose is ours to retry, from where the conflict says the stream is.
+    const policy = retryPolicyFor(this);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await once();
+        return await policy.timed(once);
       } catch (error) {
-        if (!isKeyledgerError(error, 'ERR_VERSION_CONFLICT') || attempt >= MAX_DECISIONS) throw error;
+        if (!isKeyledgerError(error, 'ERR_VERSION_CONFLICT') || attempt >= policy.maxDecisions) throw error;
         const actual = error.details.actual;
         if (typeof actual === 'string' && /^[0-9]+$/.test(actual)) this.#tails.set(stream, BigInt(actual));
         // An adapter that does not say where the stream is: read it whole (this sets the hint).
         else if ((await this.#readLast(stream)) === null) this.#tails.delete(stream);
-        await sleep(Math.random() * Math.min(50, 2 ** attempt));
+        await policy.backOff(attempt);
       }
     }
   }

@@ -25,6 +25,9 @@ import {
 import { type DecryptionKeyInfo, inExpectedScope, keyInfoOf, type ScopeCheck } from './expectedScope.js';
 import { type KeySource, liveKeyForDecrypt } from './keySource.js';
 
+/** The first record buffer's size before chunk 0 authenticates the header (see #reserve). */
+const FIRST_RECORD_START_BYTES = 64 * 1024;
+
 /** A decrypting stream (EnvelopeStreams.decryptStream; the format is described there). */
 export class DecryptStream extends ChunkedDuplex {
   readonly #keys: KeySource;
@@ -74,15 +77,34 @@ export class DecryptStream extends ChunkedDuplex {
       this.#open(input.subarray(offset, offset + size), false);
       return size;
     }
-    this.#record ??= Buffer.alloc(size);
     const n = Math.min(size - this.#filled, available);
-    input.copy(this.#record, this.#filled, offset, offset + n);
+    const record = this.#reserve(this.#filled + n);
+    input.copy(record, this.#filled, offset, offset + n);
     this.#filled += n;
     if (this.#filled === size) {
       this.#filled = 0;
-      this.#open(this.#record, false);
+      this.#open(record, false);
     }
     return n;
+  }
+
+  /**
+   * The record buffer, with room for `needed` bytes. The chunk size comes from the header, which is
+   * only authenticated as the chunks' AAD: until chunk 0's tag verifies, an edited size (up to 16 MiB)
+   * must not cost 16 MiB, so until then the buffer grows with the bytes that actually arrived
+   * (doubling, so the copying stays linear). From chunk 1 on the size is proven and allocated at once.
+   */
+  #reserve(needed: number): Buffer {
+    const record = this.#record;
+    if (record !== null && record.length >= needed) return record;
+    const capacity =
+      this.#index > 0
+        ? this.#recordSize
+        : Math.min(this.#recordSize, Math.max(needed, 2 * (record?.length ?? 0), FIRST_RECORD_START_BYTES));
+    const grown = Buffer.alloc(capacity);
+    if (record !== null) record.copy(grown, 0, 0, this.#filled);
+    this.#record = grown;
+    return grown;
   }
 
   protected finish(): void {

@@ -175,6 +175,8 @@ export const ERRORS = {
       prf: str.optional(),
       cipher: str.optional(),
       iv: int.optional(),
+      /** Which of the reader's bounds the file broke (src/providers/keystore/keystoreLimits.ts). */
+      limit: z.enum(['fileBytes', 'entries', 'iterations', 'oidBytes', 'oidArcBytes', 'nesting']).optional(),
     }),
   },
   ERR_KEYSTORE_ALIAS_NOT_FOUND: { category: 'fault', details: z.strictObject({ path: str, alias: str }) },

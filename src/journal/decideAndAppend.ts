@@ -1,6 +1,7 @@
 import type { AppendResult, EventStore, EventToAppend, ExpectedRevision } from '../store/eventStore.js';
 import { type JournalEvent, type OperationContext, toStoredEvents } from './eventFactory.js';
 import { retryOnConflict } from './retryOnConflict.js';
+import { retryPolicyFor } from './retryPolicy.js';
 
 /** This process's read models: a write returns once they include it (read-your-writes). */
 export interface AppliedView {
@@ -110,6 +111,7 @@ export async function decideAndAppend<S, E extends JournalEvent>(
     async () => {
       afterConflict = true;
     },
+    retryPolicyFor(journal.store),
   );
 }
 

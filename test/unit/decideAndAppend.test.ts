@@ -8,7 +8,7 @@ import {
   type Journal,
 } from '../../src/journal/decideAndAppend.js';
 import { deterministicEventId, type OperationContext } from '../../src/journal/eventFactory.js';
-import { MAX_DECISIONS } from '../../src/journal/retryOnConflict.js';
+import { retryPolicyFor } from '../../src/journal/retryPolicy.js';
 import type { RecordedEvent } from '../../src/store/eventStore.js';
 import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
 
@@ -95,7 +95,7 @@ describe('decideAndAppend (the one write path)', () => {
     assert.deepEqual(log, ['load', 'decide 0', 'reload', 'decide 1']);
   });
 
-  it('uses the caller’s first state without loading, and gives up after MAX_DECISIONS lost races', async () => {
+  it('uses the caller’s first state without loading, and gives up after the policy’s maxDecisions lost races', async () => {
     const store = new MemoryEventStore();
     const log: string[] = [];
     const plan = counterPlan(store, 's', log);
@@ -116,7 +116,7 @@ describe('decideAndAppend (the one write path)', () => {
       }),
       (error) => isKeyledgerError(error, 'ERR_VERSION_CONFLICT'),
     );
-    assert.equal(log.filter((l) => l === 'reload').length, MAX_DECISIONS - 1);
+    assert.equal(log.filter((l) => l === 'reload').length, retryPolicyFor(store).maxDecisions - 1);
     assert.equal(log[0], 'decide 0', 'the first try decided on the initial state');
     assert.equal((await store.readStream('s')).length, 1);
   });

@@ -5,10 +5,16 @@
  * integers) instead of guessing what a BER writer meant.
  */
 
+import { KEYSTORE_LIMITS, type KeystoreLimit } from './keystoreLimits.js';
+
 export class DerError extends Error {
-  constructor(message: string) {
+  /** Set when the input broke one of the reader's bounds rather than DER itself. */
+  readonly limit: KeystoreLimit | undefined;
+
+  constructor(message: string, limit?: KeystoreLimit) {
     super(message);
     this.name = 'DerError';
+    this.limit = limit;
   }
 }
 
@@ -45,11 +51,22 @@ export class DerReader {
   readonly #buf: Uint8Array;
   #pos: number;
   readonly #end: number;
+  readonly #depth: number;
 
-  constructor(buf: Uint8Array) {
+  /** `depth` counts the constructed elements around `buf`; readers over nested content pass theirs on. */
+  constructor(buf: Uint8Array, depth = 0) {
+    if (depth > KEYSTORE_LIMITS.nesting) {
+      throw new DerError(`nesting deeper than ${KEYSTORE_LIMITS.nesting} levels`, 'nesting');
+    }
     this.#buf = buf;
     this.#pos = 0;
     this.#end = buf.length;
+    this.#depth = depth;
+  }
+
+  /** A reader over content found inside this one, one level deeper. */
+  nested(content: Uint8Array): DerReader {
+    return new DerReader(content, this.#depth + 1);
   }
 
   get done(): boolean {
@@ -106,16 +123,16 @@ export class DerReader {
   }
 
   sequence(): DerReader {
-    return new DerReader(this.expect(TAG.SEQUENCE, 'SEQUENCE').content);
+    return this.nested(this.expect(TAG.SEQUENCE, 'SEQUENCE').content);
   }
 
   set(): DerReader {
-    return new DerReader(this.expect(TAG.SET, 'SET').content);
+    return this.nested(this.expect(TAG.SET, 'SET').content);
   }
 
   /** `[n] EXPLICIT`: a reader over the wrapped element(s). */
   explicit(n: number): DerReader {
-    return new DerReader(this.expect(contextTag(n, true), `[${n}]`).content);
+    return this.nested(this.expect(contextTag(n, true), `[${n}]`).content);
   }
 
   /**
@@ -184,18 +201,31 @@ export class DerReader {
   }
 }
 
+/** Bounded before decoding: bigint arithmetic over one long arc is quadratic in its length. */
 export function decodeOid(content: Uint8Array): string {
   if (content.length === 0) throw new DerError('empty OBJECT IDENTIFIER');
+  if (content.length > KEYSTORE_LIMITS.oidBytes) {
+    throw new DerError(`OBJECT IDENTIFIER longer than ${KEYSTORE_LIMITS.oidBytes} bytes`, 'oidBytes');
+  }
   const arcs: bigint[] = [];
   let value = 0n;
   let inArc = false;
+  let arcBytes = 0;
   for (const byte of content) {
     if (!inArc && byte === 0x80) throw new DerError('non-minimal OBJECT IDENTIFIER arc');
+    arcBytes += 1;
+    if (arcBytes > KEYSTORE_LIMITS.oidArcBytes) {
+      throw new DerError(
+        `OBJECT IDENTIFIER arc longer than ${KEYSTORE_LIMITS.oidArcBytes} bytes`,
+        'oidArcBytes',
+      );
+    }
     value = (value << 7n) | BigInt(byte & 0x7f);
     inArc = (byte & 0x80) !== 0;
     if (!inArc) {
       arcs.push(value);
       value = 0n;
+      arcBytes = 0;
     }
   }
   if (inArc) throw new DerError('truncated OBJECT IDENTIFIER arc');

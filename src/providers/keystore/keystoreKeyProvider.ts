@@ -11,12 +11,15 @@ import {
 } from '../keyMetadata.js';
 import type { ManagedKeyData, ManagedKeyProvider } from '../managedKeyProvider.js';
 import { type KeystoreConfig, readPassword } from './keystoreConfig.js';
-import { readPkcs12SecretKeys } from './pkcs12.js';
+import { KEYSTORE_LIMITS } from './keystoreLimits.js';
+import { openPkcs12Keystore, type Pkcs12Keystore, tooLarge } from './openPkcs12Keystore.js';
 
 interface LoadedKeystore {
   readonly mtimeMs: number;
   readonly size: number;
-  readonly keys: ReadonlyMap<string, SecretBytes>;
+  readonly store: Pkcs12Keystore;
+  /** Keys decrypted so far: an entry is decrypted the first time it is asked for, not at load. */
+  readonly keys: Map<string, SecretBytes>;
 }
 
 /**
@@ -98,13 +101,13 @@ export class KeystoreKeyProvider implements ManagedKeyProvider {
 
   #answer(scope: KeyScope, alias: string, active: boolean): ManagedKeyData {
     const metadata = formatKeyMetadata({ kind: 'alias', alias, scope });
-    const key = this.#load().keys.get(alias);
+    const key = this.#key(alias);
     if (key === undefined) return { ...scope, state: active ? 'FAILED' : 'DISABLED', metadata, key: null };
     return { ...scope, state: active ? 'ACTIVE' : 'INACTIVE', metadata, key: key.clone() };
   }
 
   #systemKey(alias: string): SystemKeyHandle {
-    const key = this.#load().keys.get(alias);
+    const key = this.#key(alias);
     if (key === undefined) {
       throw new KeyledgerError(
         'ERR_KEYSTORE_ALIAS_NOT_FOUND',
@@ -120,6 +123,16 @@ export class KeystoreKeyProvider implements ManagedKeyProvider {
       );
     }
     return softwareSystemKey(formatSystemKeyMetadata(alias), key.clone());
+  }
+
+  #key(alias: string): SecretBytes | undefined {
+    const loaded = this.#load();
+    const cached = loaded.keys.get(alias);
+    if (cached !== undefined || !loaded.store.has(alias)) return cached;
+    const entry = loaded.store.secretKey(alias, readPassword(this.#config.password));
+    if (entry === undefined) return undefined;
+    loaded.keys.set(alias, entry.key);
+    return entry.key;
   }
 
   #load(): LoadedKeystore {
@@ -138,13 +151,11 @@ export class KeystoreKeyProvider implements ManagedKeyProvider {
     if (this.#loaded !== null && this.#loaded.mtimeMs === stat.mtimeMs && this.#loaded.size === stat.size) {
       return this.#loaded;
     }
-    const entries = readPkcs12SecretKeys(readFileSync(path), readPassword(this.#config.password));
+    // Checked before reading, so an oversized file is never pulled into memory.
+    if (stat.size > KEYSTORE_LIMITS.fileBytes) throw tooLarge();
+    const store = openPkcs12Keystore(readFileSync(path), readPassword(this.#config.password));
     this.#forget();
-    this.#loaded = {
-      mtimeMs: stat.mtimeMs,
-      size: stat.size,
-      keys: new Map(entries.map((e) => [e.alias.toLowerCase(), e.key])),
-    };
+    this.#loaded = { mtimeMs: stat.mtimeMs, size: stat.size, store, keys: new Map() };
     return this.#loaded;
   }
 

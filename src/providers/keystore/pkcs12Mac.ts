@@ -1,11 +1,12 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { type DerReader, encodeOid, integer, nullValue, octetString, sequence, TAG } from './der.js';
 import { keystoreFormatError, keystorePasswordError } from './keystoreErrors.js';
+import { KEYSTORE_LIMITS } from './keystoreLimits.js';
 import { OID } from './oids.js';
 import { PKCS12_MAC_KEY_ID, type Pkcs12Hash, pkcs12Kdf, pkcs12PasswordBytes } from './pkcs12Kdf.js';
 
-/** Java refuses counts above this too (PKCS12KeyStore.MAX_ITERATION_COUNT); it also bounds the work a hostile file can demand. */
-export const MAX_ITERATIONS = 5_000_000;
+/** The ceiling on PBKDF2 and MAC iteration counts, for reading and writing alike (see keystoreLimits.ts). */
+export const MAX_ITERATIONS = KEYSTORE_LIMITS.iterations;
 
 const MAC_HASHES: Readonly<Record<Pkcs12Hash, { readonly oid: string; readonly size: number }>> = {
   sha1: { oid: OID.sha1, size: 20 },
@@ -66,8 +67,14 @@ export function encodeMacData(password: string, iterations: number, authSafe: Ui
 }
 
 export function checkIterations(iterations: number, what: string): void {
-  if (iterations < 1 || iterations > MAX_ITERATIONS) {
+  if (iterations < 1) {
     throw keystoreFormatError(`${what} iteration count out of the supported range`, { iterations });
+  }
+  if (iterations > MAX_ITERATIONS) {
+    throw keystoreFormatError(`${what} iteration count above the ceiling of ${MAX_ITERATIONS}`, {
+      iterations,
+      limit: 'iterations',
+    });
   }
 }
 
