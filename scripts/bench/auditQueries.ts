@@ -6,7 +6,8 @@
  * written straight into sqlite by auditLedger.ts. Figures, each against a baseline from the same
  * process and the same file:
  *  (a) replay: readAll → parseLedgerEvent (every event checked in full: hand-written checks for the
- *      common types, zod for the rest) → evolveKeymeta, in events/s, against a raw readAll
+ *      common types, zod for the rest) → KeymetaReplay (the replay fold; the reference fold
+ *      evolveKeymeta is timed alone on events in memory), in events/s, against a raw readAll
  *      of the same events (the floor any replay pays); also Ledger.open's catch-up (the projector:
  *      keymeta, system keys, cache invalidation) with snapshots and the as-of series off.
  *  (b) as-of: Ledger.open once more with the series on (the default), which leaves a historic
@@ -19,6 +20,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { emptyKeymetaView, evolveKeymeta } from '../../projections/keymeta.js';
+import { KeymetaReplay } from '../../projections/keymetaReplay.js';
 import { loadAsOfIndex } from '../../src/audit/asOfSnapshots.js';
 import { verifyStore } from '../../src/audit/verifyStore.js';
 import { parseLedgerEvent } from '../../src/domain/events.js';
@@ -45,6 +47,8 @@ const EVENTS = Number(process.env.BENCH_AUDIT_EVENTS ?? 1_000_000);
 /** About 50 events per scope over the year: enable, rotations, many refreshes. */
 const SCOPES = Math.max(100, Math.floor(EVENTS / 50));
 const TARGET_EVENTS_PER_S = 300_000;
+/** Issue 17: the replay at this fraction of the raw read of the same events. */
+const TARGET_RAW_RATIO = 0.8;
 /** Replays of the whole ledger, alternating with raw reads: fewer on a big ledger, for the runtime. */
 const ROUNDS = EVENTS > 200_000 ? 2 : 3;
 /** As-of queries at random times and as many at random positions; the first of each is also replayed. */
@@ -75,16 +79,16 @@ async function parseRead(store: SqliteEventStore): Promise<number> {
 
 /** The keymeta projection from the first event up to `target` (everything when undefined). */
 async function replay(store: SqliteEventStore, target?: bigint | Date) {
-  const view = emptyKeymetaView();
+  const fold = new KeymetaReplay(emptyKeymetaView());
   let n = 0;
   for await (const recorded of store.readAll({ streamPrefix: PREFIX })) {
     if (typeof target === 'bigint' && recorded.position > target) break;
     const event = parseLedgerEvent(recorded);
     if (target instanceof Date && Date.parse(event.meta.occurredAt) > target.getTime()) break;
-    evolveKeymeta(view, event);
+    fold.apply(event);
     n++;
   }
-  return { view, n };
+  return { view: fold.view(), n };
 }
 
 /**
@@ -97,6 +101,7 @@ async function breakdown(store: SqliteEventStore): Promise<Row[]> {
     records.push(recorded);
   const parseRates: number[] = [];
   const foldRates: number[] = [];
+  const replayRates: number[] = [];
   for (let round = 0; round < 3; round++) {
     const parsed = await timed(async () => records.map(parseLedgerEvent));
     parseRates.push(perSecond(records.length, parsed.seconds));
@@ -106,6 +111,12 @@ async function breakdown(store: SqliteEventStore): Promise<Row[]> {
       return view;
     });
     foldRates.push(perSecond(records.length, folded.seconds));
+    const replayed = await timed(async () => {
+      const fold = new KeymetaReplay(emptyKeymetaView());
+      for (const event of parsed.value) fold.apply(event);
+      return fold.view();
+    });
+    replayRates.push(perSecond(records.length, replayed.seconds));
   }
   return [
     {
@@ -113,8 +124,12 @@ async function breakdown(store: SqliteEventStore): Promise<Row[]> {
       value: fmtOps(median(parseRates)).replace('ops', 'events'),
     },
     {
-      metric: 'a. of which: evolveKeymeta alone over the parsed events',
+      metric: 'a. of which: evolveKeymeta alone over the parsed events (the reference fold)',
       value: fmtOps(median(foldRates)).replace('ops', 'events'),
+    },
+    {
+      metric: 'a. of which: KeymetaReplay alone over the parsed events (the replay fold)',
+      value: fmtOps(median(replayRates)).replace('ops', 'events'),
     },
   ];
 }
@@ -161,10 +176,10 @@ async function bench(): Promise<BenchResult> {
           value: `${fmtOps(parsedRate).replace('ops', 'events')} (${(parsedRate / rawRate).toFixed(2)}× raw readAll)`,
         },
         {
-          metric: 'a. keymeta replay: readAll → parseLedgerEvent → evolveKeymeta',
+          metric: 'a. keymeta replay: readAll → parseLedgerEvent → KeymetaReplay',
           value: `${fmtOps(replayRate).replace('ops', 'events')} (${(replayRate / rawRate).toFixed(2)}× raw readAll)`,
-          target: `≥ ${TARGET_EVENTS_PER_S / 1000}k events/s`,
-          met: replayRate >= TARGET_EVENTS_PER_S,
+          target: `≥ ${TARGET_EVENTS_PER_S / 1000}k events/s and ≥ ${TARGET_RAW_RATIO}× raw`,
+          met: replayRate >= TARGET_EVENTS_PER_S && replayRate / rawRate >= TARGET_RAW_RATIO,
         },
       );
       notes.push(`view after replay: ${viewSize} entries (scopes + keys)`);

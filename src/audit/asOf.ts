@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { emptyKeymetaView, evolveKeymeta, type KeymetaView, scopeOf } from '../../projections/keymeta.js';
+import { KeymetaReplay } from '../../projections/keymetaReplay.js';
 import { keymetaFromSnapshot } from '../../projections/keymetaSnapshot.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { type LedgerEvent, parseEventOf, parseLedgerEvent, SCOPE_EVENT_TYPES } from '../domain/events.js';
@@ -166,13 +167,16 @@ export async function keymetaAsOf(
   check: AsOfSnapshotCheck,
 ): Promise<KeymetaAsOf> {
   await checkTarget(store, prefix, target, now);
-  const view = await startingView(store, prefix, target, check);
-  for await (const recorded of store.readAll({ after: view.position, streamPrefix: prefix })) {
+  // The starting view is this query's own (loaded or empty): the replay works on it in place and
+  // hands it out once, at the answer.
+  const replay = new KeymetaReplay(await startingView(store, prefix, target, check));
+  for await (const recorded of store.readAll({ after: replay.position, streamPrefix: prefix })) {
     if (typeof target === 'bigint' && recorded.position > target) break;
     const event = parseLedgerEvent(recorded);
     if (!eventWithin(event, target)) break;
-    evolveKeymeta(view, event);
+    replay.apply(event);
   }
+  const view = replay.view();
   return { target, position: typeof target === 'bigint' ? target : view.position, scopes: view.scopes };
 }
 

@@ -1,4 +1,11 @@
-import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  type CipherGCM,
+  createCipheriv,
+  createDecipheriv,
+  randomBytes,
+  randomFillSync,
+  timingSafeEqual,
+} from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { DecryptionFailedError } from './decryptionFailedError.js';
 import { type DerivedKey, deriveKey, zeroDerived } from './derivedKey.js';
@@ -68,6 +75,8 @@ const DEFAULT_MESSAGES_PER_DERIVED_KEY = 2 ** 24;
 const MAX_TARGETS = 1024;
 const DERIVED_PER_KEY = 64;
 const EMPTY = Buffer.alloc(0);
+/** Nonces drawn from the CSPRNG per call (341 messages' worth). */
+const NONCE_POOL_BYTES = 341 * NONCE_BYTES;
 
 /**
  * Envelope encryption with the ledger's keys: `encrypt` picks the key through the resolver's
@@ -86,6 +95,11 @@ export class Envelope {
   readonly #encrypting = new Map<CachedKey, EncryptState>();
   readonly #decrypting = new Map<CachedKey, LRUCache<string, DerivedKey>>();
   readonly #unsubscribe: () => void;
+  /** Scratch space of `encrypt` (see #nextNonce and encrypt): never handed out. */
+  readonly #header = Buffer.alloc(MESSAGE_HEADER_BYTES);
+  readonly #nonce = Buffer.alloc(NONCE_BYTES);
+  readonly #nonces = Buffer.alloc(NONCE_POOL_BYTES);
+  #nonceAt = NONCE_POOL_BYTES;
   /** The key and derived key of the last message decrypted (see decrypt). */
   #lastDecrypt: { readonly key: CachedKey; readonly keyId: Buffer; readonly derived: DerivedKey } | null =
     null;
@@ -110,40 +124,86 @@ export class Envelope {
     for (const key of [...this.#encrypting.keys(), ...this.#decrypting.keys()]) this.#forget(key);
   }
 
-  /** Encrypts one message; the ciphertext is one buffer (header ‖ ciphertext ‖ tag). */
+  /**
+   * Encrypts one message; the ciphertext is one buffer (header ‖ ciphertext ‖ tag), allocated once
+   * at its full size: header and tag are written into it, the body copied in from the cipher's
+   * output (Node's cipher cannot write into a caller's buffer, so one copy is the least there is).
+   */
   async encrypt(plaintext: Uint8Array, options: EncryptOptions): Promise<Buffer> {
-    const [header, body, tag] = await this.encryptParts(plaintext, options);
-    return Buffer.concat([header, body, tag], header.length + body.length + tag.length);
+    const target = this.#checkEncrypt(plaintext, options);
+    let resolution = this.#keys.peekActive(target);
+    if (resolution == null || resolution.key.key.isZeroed)
+      resolution = await liveActiveKey(this.#keys, target);
+    // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
+    const state = this.#encryptState(resolution.key);
+    const out = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES + plaintext.length + TAG_BYTES);
+    // The header is built in a scratch buffer (the cipher copies its AAD at once), then copied in.
+    const header = this.#header;
+    const cipher = this.#startCipher(state, header, checkAad(options.aad));
+    out.set(header, 0);
+    // One copy of the body: Node's cipher cannot write into a caller's buffer (BENCHMARKS.md,
+    // issue 17, for what feeding it in pieces and a slab of outputs measured: no gain).
+    out.set(cipher.update(plaintext), MESSAGE_HEADER_BYTES);
+    // GCM emits everything from update(); final() only computes the tag.
+    cipher.final();
+    out.set(cipher.getAuthTag(), MESSAGE_HEADER_BYTES + plaintext.length);
+    return out;
   }
 
   /**
    * The same ciphertext as `encrypt`, as its three parts (header, ciphertext, tag) without joining
-   * them: Node's cipher cannot write into a caller's buffer, so one buffer costs a copy of the whole
-   * message, which a caller writing with writev, or into its own record layout, does not need.
+   * them, for a caller writing with writev or into its own record layout.
    */
   async encryptParts(plaintext: Uint8Array, options: EncryptOptions): Promise<[Buffer, Buffer, Buffer]> {
-    if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
-    if (typeof options !== 'object' || options === null) {
-      throw new TypeError('encrypt needs { custodian, namespaces }');
-    }
-    const aad = checkAad(options.aad);
-    const target = this.#target(options);
+    const target = this.#checkEncrypt(plaintext, options);
     let resolution = this.#keys.peekActive(target);
     if (resolution == null || resolution.key.key.isZeroed)
       resolution = await liveActiveKey(this.#keys, target);
     // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
     const state = this.#encryptState(resolution.key);
     const header = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES);
-    writePrefix(header, MODE_MESSAGE, state.keyId, state.derived.salt);
-    const nonce = randomBytes(NONCE_BYTES);
-    header.set(nonce, OFFSET_NONCE);
-    header.set(state.derived.commitment, OFFSET_COMMITMENT);
-    const cipher = createCipheriv('aes-256-gcm', state.derived.key, nonce);
-    cipher.setAAD(aad.length === 0 ? header : Buffer.concat([header, aad]));
+    const cipher = this.#startCipher(state, header, checkAad(options.aad));
     const body = cipher.update(plaintext);
     // GCM emits everything from update(); final() only computes the tag.
     cipher.final();
     return [header, body, cipher.getAuthTag()];
+  }
+
+  /** The arguments of an encrypt checked (TypeError on misuse); the target of its namespaces. */
+  #checkEncrypt(plaintext: Uint8Array, options: EncryptOptions): ResolutionTarget {
+    if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError('encrypt needs { custodian, namespaces }');
+    }
+    checkAad(options.aad);
+    return this.#target(options);
+  }
+
+  /** Writes the header into `header` (97 bytes) and answers a cipher with it (and `aad`) as AAD. */
+  #startCipher(state: EncryptState, header: Buffer, aad: Uint8Array): CipherGCM {
+    writePrefix(header, MODE_MESSAGE, state.keyId, state.derived.salt);
+    const nonce = this.#nextNonce();
+    header.set(nonce, OFFSET_NONCE);
+    header.set(state.derived.commitment, OFFSET_COMMITMENT);
+    const cipher = createCipheriv('aes-256-gcm', state.derived.key, nonce);
+    cipher.setAAD(aad.length === 0 ? header : Buffer.concat([header, aad]));
+    return cipher;
+  }
+
+  /**
+   * A fresh random nonce, from a pool the CSPRNG fills NONCE_POOL_BYTES at a time (one call and no
+   * allocation per message, where randomBytes made both). Each pool byte is used once; nonces are
+   * public (they are in every header), so a pool of them is nothing to protect. The answer is a
+   * scratch buffer, valid until the next call: the cipher copies its IV at once.
+   */
+  #nextNonce(): Buffer {
+    if (this.#nonceAt + NONCE_BYTES > this.#nonces.length) {
+      randomFillSync(this.#nonces);
+      this.#nonceAt = 0;
+    }
+    this.#nonces.copy(this.#nonce, 0, this.#nonceAt, this.#nonceAt + NONCE_BYTES);
+    this.#nonceAt += NONCE_BYTES;
+    return this.#nonce;
   }
 
   /** Decrypts one message; see DecryptOptions for the expected scope. */

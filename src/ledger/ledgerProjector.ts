@@ -7,6 +7,7 @@ import {
   evolveApiTokens,
 } from '../../projections/apiTokens.js';
 import { emptyKeymetaView, evolveKeymeta, type KeymetaView } from '../../projections/keymeta.js';
+import { KeymetaReplay } from '../../projections/keymetaReplay.js';
 import { keymetaFromSnapshot, keymetaToSnapshot } from '../../projections/keymetaSnapshot.js';
 import {
   emptySystemKeysView,
@@ -71,6 +72,11 @@ export class LedgerProjector {
   #lastEvent: (() => SealedEvent) | null = null;
   readonly #rejections: SnapshotRejection[] = [];
   #keymeta: KeymetaView = emptyKeymetaView();
+  /**
+   * While catching up (nobody holds the ledger yet), the keymeta view is folded by a replay that
+   * changes its own scope states in place; reading the view (the getter) is a boundary.
+   */
+  #replay: KeymetaReplay | null = null;
   #systemKeys: SystemKeysView = emptySystemKeysView();
   #apiTokens: ApiTokensView = emptyApiTokensView();
   #sinceSnapshot = 0;
@@ -121,6 +127,8 @@ export class LedgerProjector {
 
   get keymeta(): KeymetaView {
     this.#throwIfFailed();
+    // Whoever reads the view may keep its states: the replay must not change them from now on.
+    this.#replay?.view();
     return this.#keymeta;
   }
 
@@ -150,6 +158,7 @@ export class LedgerProjector {
     await this.#restore();
     await this.#asOf?.load();
     this.#catchingUp = true;
+    this.#replay = new KeymetaReplay(this.#keymeta);
     try {
       for await (const recorded of this.#store.readAll({
         after: this.position,
@@ -159,6 +168,8 @@ export class LedgerProjector {
         this.#throwIfFailed();
       }
     } finally {
+      this.#replay.view();
+      this.#replay = null;
       this.#catchingUp = false;
     }
     this.#subscription = this.#store
@@ -245,7 +256,8 @@ export class LedgerProjector {
       return;
     }
     this.#lastEvent = sealedEventOf(recorded);
-    this.#keymeta = evolveKeymeta(this.#keymeta, event);
+    if (this.#replay === null) this.#keymeta = evolveKeymeta(this.#keymeta, event);
+    else this.#replay.apply(event);
     this.#systemKeys = evolveSystemKeys(this.#systemKeys, event);
     this.#apiTokens = evolveApiTokens(this.#apiTokens, event);
     const occurredAt = Date.parse(event.meta.occurredAt);
