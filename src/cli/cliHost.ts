@@ -20,7 +20,6 @@ import type {
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
 import { openEventStore } from '../store/storeUrl.js';
-import { initLedger } from './initCommand.js';
 import type { CliIo } from './output.js';
 
 /**
@@ -111,7 +110,9 @@ export class CliHost implements OperationHost {
   }
 
   readonly local = {
-    init: (pkcs11: Pkcs11InitSetup | null) => initLedger(this.#global, this.#io.cwd, this.#io.env, pkcs11),
+    // init's modules (keystore writer, pkcs11 setup) load only for init.
+    init: async (pkcs11: Pkcs11InitSetup | null) =>
+      (await import('./initCommand.js')).initLedger(this.#global, this.#io.cwd, this.#io.env, pkcs11),
     resolvePath: (path: string) => resolve(this.#io.cwd, path),
     fileVerifier: async (): Promise<FileVerifier | null> => {
       const configPath = configPathOf(this.#global, this.#io.cwd);
