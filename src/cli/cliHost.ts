@@ -23,6 +23,30 @@ import { openEventStore } from '../store/storeUrl.js';
 import type { CliIo } from './output.js';
 
 /**
+ * The commands about one scope: the CLI opens a point ledger for them (LedgerOptions.view), which
+ * reads the system keys and that scope's streams instead of the whole view, so their cost does
+ * not grow with the number of scopes. Every other command (list, metrics, whole-ledger as-of,
+ * verify, destroy-due, rewrap, …) opens the whole view.
+ */
+export const POINT_OPERATIONS: ReadonlySet<string> = new Set([
+  'show-key-status',
+  'history',
+  'scope-as-of',
+  'enable-key-management',
+  'disable-key-management',
+  'disable-managed-key',
+  'enable-managed-key',
+  'rotate-managed-key',
+  'refresh-managed-keys',
+  'set-managed-key',
+  'destroy-managed-key',
+  'cancel-destroy',
+  'resolve',
+  'encrypt',
+  'decrypt',
+]);
+
+/**
  * The CLI's OperationHost: one process, one command. What an operation asks for is opened on first
  * use and closed by `close()`, whatever happened.
  */
@@ -37,7 +61,14 @@ export class CliHost implements OperationHost {
   readonly actor: string | undefined;
   readonly reason: string | undefined;
 
-  constructor(global: GlobalOptions & { readonly reason?: string }, io: CliIo) {
+  readonly #view: 'whole' | 'point';
+
+  constructor(
+    global: GlobalOptions & { readonly reason?: string },
+    io: CliIo,
+    { view = 'whole' }: { readonly view?: 'whole' | 'point' } = {},
+  ) {
+    this.#view = view;
     this.#global = global;
     this.#io = io;
     this.actor = global.actor;
@@ -73,7 +104,10 @@ export class CliHost implements OperationHost {
 
   async ledger(): Promise<Ledger> {
     if (this.#ledger === null) {
-      this.#ledger = openLedger(this.#global, this.#io.cwd, this.#io.env, { warn: this.#io.stderr });
+      this.#ledger = openLedger(this.#global, this.#io.cwd, this.#io.env, {
+        warn: this.#io.stderr,
+        view: this.#view,
+      });
       this.#ledger.then(
         (opened) => this.#closers.push(() => opened.close()),
         () => {},

@@ -3,7 +3,7 @@ import { Writable as WritableStream } from 'node:stream';
 import { isObservable, type Observable } from 'rxjs';
 import { KeyledgerError } from '../domain/errors.js';
 import { custodianHint, parseCustodianArg } from '../operations/identityArgs.js';
-import { CliHost } from './cliHost.js';
+import { CliHost, POINT_OPERATIONS } from './cliHost.js';
 import { completionScript } from './completion.js';
 import { commandHelp, globalUsage } from './help.js';
 import { type CliIo, escapeControl, toJson } from './output.js';
@@ -58,7 +58,7 @@ async function runOperation(invocation: Extract<Invocation, { kind: 'run' }>, io
   const { operation, input, global } = invocation;
   const view = VIEWS[operation.name] as View<unknown>;
   const out = (text: string) => io.stdout(global.json ? text : escapeControl(text));
-  const host = new CliHost(global, io);
+  const host = new CliHost(global, io, { view: POINT_OPERATIONS.has(operation.name) ? 'point' : 'whole' });
   let progress: ProgressView | null = null;
   let remote: RemoteTarget | null = null;
   const onSigint = () => {

@@ -104,13 +104,14 @@ export class KeymetaAdmin {
 
   async getScopeStatus(custodian: string, namespace?: string): Promise<ScopeStatus> {
     const scope = keyScope(custodian, namespace);
+    await this.#d.projector.ensureScope(scope);
     const state = this.#d.scopes.view(scope);
     return { ...scope, marker: state.marker, keys: [...state.keys.values()].map((k) => toKeyInfo(k, scope)) };
   }
 
   /** Every scope the ledger knows, with its marker and keys. */
   listScopes(): ScopeStatus[] {
-    return [...this.#d.projector.keymeta.scopes.values()].map((s) => ({
+    return [...this.#d.projector.wholeKeymeta('listScopes').scopes.values()].map((s) => ({
       ...s.scope,
       marker: s.marker,
       keys: [...s.keys.values()].map((k) => toKeyInfo(k, s.scope)),
