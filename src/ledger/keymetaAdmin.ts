@@ -30,6 +30,7 @@ import type { OperationContext } from '../journal/eventFactory.js';
 import type { StreamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { SecretBytes } from '../secrets/secretBytes.js';
+import { type BulkEnableOptions, enableMany } from './bulkEnable.js';
 import { type KeyInfo, type ScopeStatus, toKeyInfo } from './keyInfo.js';
 import { KeyMaterialStreams, type NewKeyMaterial } from './keyMaterialStreams.js';
 import type { LedgerProjector } from './ledgerProjector.js';
@@ -95,6 +96,18 @@ export class KeymetaAdmin {
       const position = await this.#commit(scope, state, context, () => command, { stk, keys });
       return this.#enableResult(scope, position);
     });
+  }
+
+  /**
+   * enableKeyManagement for many scopes (bulk onboarding), `concurrency` at a time (default 64);
+   * results in the order given. See bulkEnable.ts for failures and why this is faster.
+   */
+  enableKeyManagementMany(
+    scopes: readonly { readonly custodian: string; readonly namespace?: string }[],
+    options?: BulkEnableOptions,
+  ): Promise<EnableResult[]> {
+    const { concurrency, ...each } = options ?? {};
+    return enableMany(scopes, (s) => this.enableKeyManagement(s.custodian, s.namespace, each), concurrency);
   }
 
   /** All keys of a scope (markers excluded); never key bytes. */
