@@ -110,10 +110,15 @@ export class PointScopes {
       const byPosition = new Map<bigint, LedgerEvent>();
       for (const event of scopeEvents) byPosition.set(event.position, event);
       for (const stream of materials) for (const r of stream) byPosition.set(r.position, parseLedgerEvent(r));
+      // Keys introduced while reading (their lifecycle events are among the recent ones) count too.
       for (const event of recent) {
-        if (isScopeEvent(event) && scopeKeyOf(event.data.custodian, event.data.namespace) === sk)
-          byPosition.set(event.position, event);
-        else if (event.type === 'KeyMaterialWrapped' && keyIds.has(event.data.keyId))
+        if (!isScopeEvent(event) || scopeKeyOf(event.data.custodian, event.data.namespace) !== sk) continue;
+        byPosition.set(event.position, event);
+        const key = 'key' in event.data ? event.data.key : null;
+        if (key != null) keyIds.add(key.keyId);
+      }
+      for (const event of recent) {
+        if (event.type === 'KeyMaterialWrapped' && keyIds.has(event.data.keyId))
           byPosition.set(event.position, event);
       }
       const ordered = [...byPosition.values()]

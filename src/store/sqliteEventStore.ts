@@ -279,6 +279,8 @@ export class SqliteEventStore implements EventStore {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    // Appends made before close are written, as they were before group commit deferred them.
+    this.#commitPending();
     this.#closed = true;
     this.#poller.close();
     this.#subscriptions.close();

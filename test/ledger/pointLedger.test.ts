@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { keyScope } from '../../src/domain/identities.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
 import type { EventStore } from '../../src/store/eventStore.js';
@@ -27,8 +28,24 @@ function opener(store: EventStore, stks: ScriptedProvider) {
     });
 }
 
+/** Holds one read of `stream` back, after reading it, until released: a read that went stale. */
+class GatedStore extends MemoryEventStore {
+  gate: { readonly stream: string; reached(): void; readonly release: Promise<void> } | null = null;
+
+  override async readStream(stream: string, options?: { readonly fromRevision?: bigint }) {
+    const result = await super.readStream(stream, options);
+    const gate = this.gate;
+    if (gate !== null && gate.stream === stream) {
+      this.gate = null;
+      gate.reached();
+      await gate.release;
+    }
+    return result;
+  }
+}
+
 async function setup() {
-  const store = new MemoryEventStore();
+  const store = new GatedStore();
   const stks = new ScriptedProvider();
   const open = opener(store, stks);
   const whole = await open('whole');
@@ -129,6 +146,41 @@ describe('a point ledger', () => {
       assert.equal((await reader.envelope.decrypt(ciphertext)).toString(), 'hello');
     } finally {
       await reader.close();
+    }
+  });
+
+  it('a write that lands while the scope is being read is folded in, not lost', async () => {
+    const { store, open, whole } = await setup();
+    const point = await open('point');
+    try {
+      let reached = () => {};
+      let release = () => {};
+      const readDone = new Promise<void>((resolve) => {
+        reached = resolve;
+      });
+      store.gate = {
+        stream: whole.streamNames.scope(keyScope(CUST, 'ns-1')),
+        reached: () => reached(),
+        release: new Promise<void>((resolve) => {
+          release = resolve;
+        }),
+      };
+      const status = point.admin.getScopeStatus(CUST, 'ns-1');
+      await readDone;
+      // The read has its (now stale) events; another process rotates, and this one applies it.
+      const rotated = await whole.admin.rotateManagedKey(CUST, 'ns-1');
+      assert.ok(rotated?.position);
+      await point.waitForPosition(rotated.position);
+      release();
+      assert.deepEqual(await status, await whole.admin.getScopeStatus(CUST, 'ns-1'));
+      const ciphertext = await point.envelope.encrypt(Buffer.from('x'), {
+        custodian: CUST,
+        namespaces: ['ns-1'],
+      });
+      assert.equal((await whole.envelope.decrypt(ciphertext)).toString(), 'x');
+    } finally {
+      await point.close();
+      await whole.close();
     }
   });
 });
