@@ -193,6 +193,32 @@ export class KeymetaReplay {
         this.#view.keyIndex.set(record.keyId, sk);
         break;
       }
+      case 'ManagedKeyImported': {
+        // As evolveScope: ACTIVE is a rotation to the imported key; INACTIVE adds it if unknown.
+        const record = event.data.key;
+        this.#view.keyIndex.set(record.keyId, sk);
+        if (event.data.state === 'ACTIVE') {
+          this.#activate(scope, record, at);
+          scope.marker = 'ACTIVE';
+          scope.activeKeyId = record.keyId;
+        } else if (!scope.keys.has(record.keyId)) {
+          const key: ManagedKey = {
+            keyId: record.keyId,
+            metadata: record.metadata,
+            metadataHash: record.metadataHash,
+            checksum: record.checksum,
+            stkIdentity: record.stkIdentity,
+            state: 'INACTIVE',
+            createdAt: at,
+            refreshedAt: at,
+            updatedAt: at,
+            destruction: null,
+          };
+          this.#owned.add(key);
+          scope.keys.set(key.keyId, key);
+        }
+        break;
+      }
       case 'KeyManagementEnableFailed':
         scope.marker = event.data.marker;
         break;

@@ -77,6 +77,7 @@ export type {
   TokenCheck,
   TokenInfo,
 } from './ledger/apiTokens.js';
+export type { BulkEnableOptions } from './ledger/bulkEnable.js';
 export type {
   DestroyDueResult,
   DestructionReceipt,

@@ -24,6 +24,7 @@ const BENCHES = [
   'auditQueries',
   'server',
   'hsm',
+  'scale',
 ] as const;
 
 function runBench(name: string): Promise<BenchResult> {

@@ -20,8 +20,31 @@ import type {
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore } from '../store/eventStore.js';
 import { openEventStore } from '../store/storeUrl.js';
-import { initLedger } from './initCommand.js';
 import type { CliIo } from './output.js';
+
+/**
+ * The commands about one scope: the CLI opens a point ledger for them (LedgerOptions.view), which
+ * reads the system keys and that scope's streams instead of the whole view, so their cost does
+ * not grow with the number of scopes. Every other command (list, metrics, whole-ledger as-of,
+ * verify, destroy-due, rewrap, …) opens the whole view.
+ */
+export const POINT_OPERATIONS: ReadonlySet<string> = new Set([
+  'show-key-status',
+  'history',
+  'scope-as-of',
+  'enable-key-management',
+  'disable-key-management',
+  'disable-managed-key',
+  'enable-managed-key',
+  'rotate-managed-key',
+  'refresh-managed-keys',
+  'set-managed-key',
+  'destroy-managed-key',
+  'cancel-destroy',
+  'resolve',
+  'encrypt',
+  'decrypt',
+]);
 
 /**
  * The CLI's OperationHost: one process, one command. What an operation asks for is opened on first
@@ -38,7 +61,14 @@ export class CliHost implements OperationHost {
   readonly actor: string | undefined;
   readonly reason: string | undefined;
 
-  constructor(global: GlobalOptions & { readonly reason?: string }, io: CliIo) {
+  readonly #view: 'whole' | 'point';
+
+  constructor(
+    global: GlobalOptions & { readonly reason?: string },
+    io: CliIo,
+    { view = 'whole' }: { readonly view?: 'whole' | 'point' } = {},
+  ) {
+    this.#view = view;
     this.#global = global;
     this.#io = io;
     this.actor = global.actor;
@@ -74,7 +104,10 @@ export class CliHost implements OperationHost {
 
   async ledger(): Promise<Ledger> {
     if (this.#ledger === null) {
-      this.#ledger = openLedger(this.#global, this.#io.cwd, this.#io.env, { warn: this.#io.stderr });
+      this.#ledger = openLedger(this.#global, this.#io.cwd, this.#io.env, {
+        warn: this.#io.stderr,
+        view: this.#view,
+      });
       this.#ledger.then(
         (opened) => this.#closers.push(() => opened.close()),
         () => {},
@@ -111,7 +144,9 @@ export class CliHost implements OperationHost {
   }
 
   readonly local = {
-    init: (pkcs11: Pkcs11InitSetup | null) => initLedger(this.#global, this.#io.cwd, this.#io.env, pkcs11),
+    // init's modules (keystore writer, pkcs11 setup) load only for init.
+    init: async (pkcs11: Pkcs11InitSetup | null) =>
+      (await import('./initCommand.js')).initLedger(this.#global, this.#io.cwd, this.#io.env, pkcs11),
     resolvePath: (path: string) => resolve(this.#io.cwd, path),
     fileVerifier: async (): Promise<FileVerifier | null> => {
       const configPath = configPathOf(this.#global, this.#io.cwd);

@@ -3,15 +3,14 @@ import { Writable as WritableStream } from 'node:stream';
 import { isObservable, type Observable } from 'rxjs';
 import { KeyledgerError } from '../domain/errors.js';
 import { custodianHint, parseCustodianArg } from '../operations/identityArgs.js';
-import { CliHost } from './cliHost.js';
+import { CliHost, POINT_OPERATIONS } from './cliHost.js';
 import { completionScript } from './completion.js';
 import { commandHelp, globalUsage } from './help.js';
 import { type CliIo, escapeControl, toJson } from './output.js';
 import { type Invocation, parseCommandLine, wantsJson } from './parseCommandLine.js';
 import { ProgressView } from './progressView.js';
-import { type RemoteTarget, remoteTargetOf, runRemote } from './remoteOperation.js';
+import type { RemoteTarget } from './remoteOperation.js';
 import { reportError } from './reportError.js';
-import { serve } from './serveCommand.js';
 import { VIEWS, type View } from './views.js';
 
 /**
@@ -46,7 +45,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     case 'run':
       return runOperation(invocation, io);
     case 'serve':
-      return serve(invocation, io);
+      // The server's modules (Fastify, jose, prom-client) load only for serve.
+      return (await import('./serveCommand.js')).serve(invocation, io);
     default: {
       const unreachable: never = invocation;
       return unreachable;
@@ -58,7 +58,7 @@ async function runOperation(invocation: Extract<Invocation, { kind: 'run' }>, io
   const { operation, input, global } = invocation;
   const view = VIEWS[operation.name] as View<unknown>;
   const out = (text: string) => io.stdout(global.json ? text : escapeControl(text));
-  const host = new CliHost(global, io);
+  const host = new CliHost(global, io, { view: POINT_OPERATIONS.has(operation.name) ? 'point' : 'whole' });
   let progress: ProgressView | null = null;
   let remote: RemoteTarget | null = null;
   const onSigint = () => {
@@ -68,7 +68,12 @@ async function runOperation(invocation: Extract<Invocation, { kind: 'run' }>, io
   try {
     // Checked before anything is opened: bad input never touches the store.
     const prepared = (operation.prepare as (input: unknown) => unknown)(input);
-    remote = remoteTargetOf(global, operation, io);
+    // The HTTPS client loads only when a server is named (--server or KEYLEDGER_SERVER).
+    const remoting =
+      global.server !== undefined || (io.env.KEYLEDGER_SERVER ?? '') !== ''
+        ? await import('./remoteOperation.js')
+        : null;
+    remote = remoting?.remoteTargetOf(global, operation, io) ?? null;
     for (const hint of custodianHints(input)) io.stderr(`${escapeControl(hint)}\n`);
     const streams = operation.kind === 'bytes' ? byteStreams(io) : undefined;
     if (!global.json) {
@@ -85,7 +90,13 @@ async function runOperation(invocation: Extract<Invocation, { kind: 'run' }>, io
             host,
             streams,
           )
-        : runRemote(remote.client, operation, input, global.reason, streams);
+        : (remoting as typeof import('./remoteOperation.js')).runRemote(
+            remote.client,
+            operation,
+            input,
+            global.reason,
+            streams,
+          );
     if (isObservable(result)) {
       await follow(result, io, out);
       return 0;

@@ -61,7 +61,16 @@ export async function openLedger(
   options: GlobalOptions,
   cwd: string,
   env: Readonly<Record<string, string | undefined>>,
-  { purpose = 'use', warn }: { purpose?: 'use' | 'init'; warn?: (text: string) => void } = {},
+  {
+    purpose = 'use',
+    warn,
+    view = 'whole',
+  }: {
+    purpose?: 'use' | 'init';
+    warn?: (text: string) => void;
+    /** `point` for a one-shot command about one scope (LedgerOptions.view); default `whole`. */
+    view?: 'whole' | 'point';
+  } = {},
 ): Promise<OpenLedger> {
   const config = loadConfig(configPathOf(options, cwd));
   const location = storeLocationOf(options, cwd, env, config);
@@ -79,6 +88,7 @@ export async function openLedger(
       destroyGracePeriodMs: config.destroyGracePeriodMs,
       checkpointEvery: config.checkpointEvery,
       anchorFile: config.anchorFile,
+      view,
     });
     if (purpose === 'use' && !ledger.isInitialised && config.initialisedStore !== undefined) {
       await ledger.close();

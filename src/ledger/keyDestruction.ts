@@ -149,7 +149,7 @@ export class KeyDestruction {
     const now = this.#d.now();
     const due: { scope: KeyScope; keyId: KeyId }[] = [];
     const destroyedKeys: KeyId[] = [];
-    for (const scopeState of this.#d.projector.keymeta.scopes.values()) {
+    for (const scopeState of this.#d.projector.wholeKeymeta('destroyDueKeys').scopes.values()) {
       for (const key of dueDestructions(scopeState, now)) {
         due.push({ scope: scopeState.scope, keyId: key.keyId });
       }

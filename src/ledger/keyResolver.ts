@@ -169,6 +169,8 @@ export class KeyResolver {
   }
 
   async #resolveActiveMiss(target: ResolutionTarget): Promise<ActiveResolution | null> {
+    // A point ledger reads the candidate scopes into its view first (a no-op for the whole view).
+    for (const scope of target.scopes) await this.#projector.ensureScope(scope);
     const tried = new Set<ScopeKey>();
     for (let fetches = 0; ; fetches++) {
       const step = this.#activeStep(target, tried);
@@ -179,6 +181,7 @@ export class KeyResolver {
   }
 
   async #resolveKeyMiss(keyId: KeyId): Promise<CachedKey | null> {
+    await this.#projector.ensureKeyScope(keyId);
     for (let fetches = 0; ; fetches++) {
       const step = this.#keyStep(keyId);
       if (step.kind === 'done') return step.value;

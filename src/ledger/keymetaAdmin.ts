@@ -30,6 +30,7 @@ import type { OperationContext } from '../journal/eventFactory.js';
 import type { StreamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { SecretBytes } from '../secrets/secretBytes.js';
+import { type BulkEnableOptions, enableMany } from './bulkEnable.js';
 import { type KeyInfo, type ScopeStatus, toKeyInfo } from './keyInfo.js';
 import { KeyMaterialStreams, type NewKeyMaterial } from './keyMaterialStreams.js';
 import type { LedgerProjector } from './ledgerProjector.js';
@@ -97,6 +98,18 @@ export class KeymetaAdmin {
     });
   }
 
+  /**
+   * enableKeyManagement for many scopes (bulk onboarding), `concurrency` at a time (default 64);
+   * results in the order given. See bulkEnable.ts for failures and why this is faster.
+   */
+  enableKeyManagementMany(
+    scopes: readonly { readonly custodian: string; readonly namespace?: string }[],
+    options?: BulkEnableOptions,
+  ): Promise<EnableResult[]> {
+    const { concurrency, ...each } = options ?? {};
+    return enableMany(scopes, (s) => this.enableKeyManagement(s.custodian, s.namespace, each), concurrency);
+  }
+
   /** All keys of a scope (markers excluded); never key bytes. */
   async getManagedKeys(custodian: string, namespace?: string): Promise<KeyInfo[]> {
     return [...(await this.getScopeStatus(custodian, namespace)).keys];
@@ -104,6 +117,7 @@ export class KeymetaAdmin {
 
   async getScopeStatus(custodian: string, namespace?: string): Promise<ScopeStatus> {
     const scope = keyScope(custodian, namespace);
+    await this.#d.projector.ensureScope(scope);
     const state = this.#d.scopes.view(scope);
     return { ...scope, marker: state.marker, keys: [...state.keys.values()].map((k) => toKeyInfo(k, scope)) };
   }
@@ -115,7 +129,7 @@ export class KeymetaAdmin {
 
   /** Every scope the ledger knows, with its marker and keys. */
   listScopes(): ScopeStatus[] {
-    return [...this.#d.projector.keymeta.scopes.values()].map((s) => ({
+    return [...this.#d.projector.wholeKeymeta('listScopes').scopes.values()].map((s) => ({
       ...s.scope,
       marker: s.marker,
       keys: [...s.keys.values()].map((k) => toKeyInfo(k, s.scope)),

@@ -77,6 +77,15 @@ export interface LedgerOptions {
    * newest line, reporting `rollback` when the store is older. Default: none.
    */
   readonly anchorFile?: string;
+  /**
+   * `whole` (default): the whole keymeta view, restored from the snapshot and kept current, as a
+   * long-running process needs. `point`, for a one-shot command about one scope (the CLI's
+   * show-key-status, rotate, …): the system keys from their stream and each scope from its own
+   * streams when first used, so opening costs O(system keys), not O(ledger). A point ledger writes
+   * no snapshots and refuses what needs every scope (listScopes, destroyDueKeys, rewrap) with a
+   * TypeError.
+   */
+  readonly view?: 'whole' | 'point';
 }
 
 function defaultActor(): string {
@@ -238,6 +247,7 @@ export class Ledger {
       asOfEvery: options.asOfEvery,
       provider: options.provider,
       systemStream: names.system,
+      view: options.view === 'point' ? { kind: 'point', names } : { kind: 'whole' },
     });
     await projector.start();
     // Every append of the ledger goes through the hash chain (src/audit/chainingEventStore.ts).

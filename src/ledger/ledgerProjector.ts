@@ -29,8 +29,11 @@ import {
 } from '../audit/snapshotSeal.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { type LedgerEvent, parseLedgerEvent } from '../domain/events.js';
+import type { KeyScope } from '../domain/identities.js';
+import type { StreamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore, JsonValue, RecordedEvent, Snapshot } from '../store/eventStore.js';
+import { PointScopes } from './pointScopes.js';
 
 /** Rejections kept for the caller to see (a bound, not a log). */
 const MAX_REJECTIONS = 100;
@@ -48,6 +51,13 @@ export interface ProjectorOptions {
   /** Checks the stored snapshot's seal at start (src/audit/snapshotSeal.ts), with the system keys the system stream records. */
   readonly provider: ManagedKeyProvider;
   readonly systemStream: string;
+  /**
+   * `whole` (default): the whole keymeta view, restored from the snapshot and kept current.
+   * `point`, for a one-shot command about one scope: the system keys and API tokens from their
+   * streams, and only the scopes asked for (`ensureScope`), each from its own streams; no snapshot
+   * is read or written. A point view cannot list scopes or answer for the whole ledger.
+   */
+  readonly view?: { readonly kind: 'whole' } | { readonly kind: 'point'; readonly names: StreamNames };
 }
 
 type Waiter = { readonly position: bigint; resolve(): void; reject(error: unknown): void };
@@ -91,6 +101,8 @@ export class LedgerProjector {
   #failure: unknown = null;
   #waiters: Waiter[] = [];
   readonly #listeners = new Set<(event: LedgerEvent) => void>();
+  readonly #point: PointScopes | null;
+  readonly #pointNames: StreamNames | null;
 
   constructor(store: EventStore, prefix: string, options: ProjectorOptions) {
     this.#store = store;
@@ -99,8 +111,31 @@ export class LedgerProjector {
     this.#snapshotName = options.snapshotName;
     this.#provider = options.provider;
     this.#systemStream = options.systemStream;
-    const asOfEvery = options.asOfEvery ?? 10_000;
+    const view = options.view ?? { kind: 'whole' };
+    this.#pointNames = view.kind === 'point' ? view.names : null;
+    this.#point = view.kind === 'point' ? new PointScopes(store, view.names) : null;
+    const asOfEvery = this.#point !== null ? 0 : (options.asOfEvery ?? 10_000);
     this.#asOf = asOfEvery === 0 ? null : new AsOfSeriesWriter(store, prefix, asOfEvery);
+  }
+
+  /** Whether this is a point view (only the scopes asked for; see ProjectorOptions.view). */
+  get isPoint(): boolean {
+    return this.#point !== null;
+  }
+
+  /**
+   * Makes sure the view holds `scope` as the whole view would at this position: a no-op for a
+   * whole view; a point view reads the scope's streams the first time.
+   */
+  ensureScope(scope: KeyScope): Promise<void> {
+    this.#throwIfFailed();
+    return this.#point === null ? Promise.resolve() : this.#point.ensure(scope, () => this.#keymeta);
+  }
+
+  /** As ensureScope, for the scope that owns a key id (decrypt). */
+  ensureKeyScope(keyId: string): Promise<void> {
+    this.#throwIfFailed();
+    return this.#point === null ? Promise.resolve() : this.#point.ensureKey(keyId, () => this.#keymeta);
   }
 
   get position(): bigint {
@@ -132,6 +167,13 @@ export class LedgerProjector {
     return this.#keymeta;
   }
 
+  /** The whole keymeta view, for what reads every scope (list, due destructions, rewrap). */
+  wholeKeymeta(what: string): KeymetaView {
+    if (this.#point !== null)
+      throw new TypeError(`${what} needs the whole view; this ledger was opened as a point ledger`);
+    return this.keymeta;
+  }
+
   get systemKeys(): SystemKeysView {
     this.#throwIfFailed();
     return this.#systemKeys;
@@ -155,10 +197,12 @@ export class LedgerProjector {
 
   /** Restores the snapshot and catches up with the store; then follows it live. */
   async start(): Promise<void> {
-    await this.#restore();
+    if (this.#pointNames !== null) await this.#startPoint(this.#pointNames);
+    else await this.#restore();
     await this.#asOf?.load();
     this.#catchingUp = true;
-    this.#replay = new KeymetaReplay(this.#keymeta);
+    // A point ledger's view holds only the scopes it loaded: it folds event by event (accepts()).
+    this.#replay = this.#pointNames === null ? new KeymetaReplay(this.#keymeta) : null;
     try {
       for await (const recorded of this.#store.readAll({
         after: this.position,
@@ -168,7 +212,7 @@ export class LedgerProjector {
         this.#throwIfFailed();
       }
     } finally {
-      this.#replay.view();
+      this.#replay?.view();
       this.#replay = null;
       this.#catchingUp = false;
     }
@@ -198,6 +242,23 @@ export class LedgerProjector {
       this.#snapshotting = this.#snapshotting.then(() => asOf.flush()).catch(() => undefined);
     await this.#snapshotting;
     this.#fail(new KeyledgerError('ERR_STORE_CLOSED', 'the ledger is closed', {}));
+  }
+
+  /**
+   * A point view starts at the store's head with the system keys and API tokens folded from their
+   * own (short) streams; scopes come later, when asked for.
+   */
+  async #startPoint(names: StreamNames): Promise<void> {
+    const head = await this.#store.headPosition();
+    for (const stream of [names.system, names.tokens]) {
+      for (const recorded of await this.#store.readStream(stream)) {
+        if (recorded.position > head) break;
+        const event = parseLedgerEvent(recorded);
+        this.#systemKeys = evolveSystemKeys(this.#systemKeys, event);
+        this.#apiTokens = evolveApiTokens(this.#apiTokens, event);
+      }
+    }
+    this.#keymeta.position = head;
   }
 
   async #restore(): Promise<void> {
@@ -256,8 +317,10 @@ export class LedgerProjector {
       return;
     }
     this.#lastEvent = sealedEventOf(recorded);
-    if (this.#replay === null) this.#keymeta = evolveKeymeta(this.#keymeta, event);
-    else this.#replay.apply(event);
+    if (this.#replay !== null) this.#replay.apply(event);
+    else if (this.#point === null || this.#point.accepts(event))
+      this.#keymeta = evolveKeymeta(this.#keymeta, event);
+    else this.#keymeta.position = event.position;
     this.#systemKeys = evolveSystemKeys(this.#systemKeys, event);
     this.#apiTokens = evolveApiTokens(this.#apiTokens, event);
     const occurredAt = Date.parse(event.meta.occurredAt);
@@ -268,6 +331,7 @@ export class LedgerProjector {
     // A snapshot costs time proportional to the view, so one is taken only after at least as many
     // events as the view has entries (amortised O(1) per event), and never inside event
     // application: waiters are released first, and the snapshot is taken on a later turn.
+    if (this.#point !== null) return;
     if (++this.#sinceSnapshot >= Math.max(this.#snapshotEvery, this.#viewSize()) && !this.#snapshotDue) {
       this.#snapshotDue = true;
       setImmediate(() => {
@@ -311,6 +375,8 @@ export class LedgerProjector {
    */
   async snapshotNow(): Promise<void> {
     this.#throwIfFailed();
+    // A point view is partial: saved as the snapshot it would lose every other scope.
+    if (this.#point !== null) throw new TypeError('a point ledger takes no snapshots; open a whole ledger');
     await this.#takeSnapshot();
   }
 

@@ -353,7 +353,7 @@ export class RewrapCampaigns {
   }
 
   #materialFacts(): MaterialFact[] {
-    const view = this.#d.projector.keymeta;
+    const view = this.#d.projector.wholeKeymeta('a rewrap campaign');
     const facts: MaterialFact[] = [];
     for (const [keyId, material] of view.materials) {
       facts.push({

@@ -61,6 +61,8 @@ export class ScopeWriter {
    * without re-reading and re-parsing a long stream on every call.
    */
   async load(scope: KeyScope): Promise<ScopeState> {
+    // A point ledger reads the scope into its view first (a no-op for the whole view).
+    await this.#d.projector.ensureScope(scope);
     let state = this.view(scope);
     const fromRevision = state.revision === null ? 0n : state.revision + 1n;
     for (const recorded of await this.#d.journal.store.readStream(this.#d.names.scope(scope), {

@@ -1,9 +1,9 @@
-import { FORWARDS, START, WrongExpectedVersionError } from '@eventstore/db-client';
 import type { Observable } from 'rxjs';
 import { validateStreamName } from './adapterSupport.js';
 import { CatchUpReads } from './esdb/catchUpReads.js';
 import { EsdbAppender } from './esdb/esdbAppender.js';
 import { EsdbCalls } from './esdb/esdbCalls.js';
+import { esdbClient } from './esdb/esdbClient.js';
 import { isMissingStream } from './esdb/esdbErrors.js';
 import { headPosition } from './esdb/esdbHeads.js';
 import { EsdbSnapshots } from './esdb/esdbSnapshots.js';
@@ -101,8 +101,8 @@ export class EsdbEventStore implements EventStore {
       try {
         return await this.#calls.readFully(
           this.#calls.client.readStream(stream, {
-            direction: FORWARDS,
-            fromRevision: from === undefined || from <= 0n ? START : from,
+            direction: esdbClient().FORWARDS,
+            fromRevision: from === undefined || from <= 0n ? esdbClient().START : from,
           }),
         );
       } catch (error) {
@@ -143,7 +143,7 @@ export class EsdbEventStore implements EventStore {
         await this.#calls.client.deleteStream(stream);
       } catch (error) {
         // Absent or already deleted: nothing to do, as the port says.
-        if (isMissingStream(error) || error instanceof WrongExpectedVersionError) return;
+        if (isMissingStream(error) || error instanceof esdbClient().WrongExpectedVersionError) return;
         throw error;
       }
     });

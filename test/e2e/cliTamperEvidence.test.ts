@@ -63,14 +63,19 @@ describe('keyledger: snapshots and rollback (built CLI)', () => {
     assert.deepEqual([first.kind, first.stream, first.revision], ['rollback', NAMES.checkpoints, '2']);
   });
 
-  it('a tampered snapshot: the command works from the events and warns on stderr', () => {
+  it('a tampered snapshot: a whole-view command works from the events and warns on stderr', () => {
     const dir = copy();
     const db = ledgerDb(dir);
     editSnapshot(db, 'kl-keymeta', (s) => ({ ...s, position: s.position + 1000n }));
-    const run = keyledger(dir, ['show-key-status', `${TENANT}:orders`, '--json']);
+    const run = keyledger(dir, ['list-scopes', '--json']);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /^warning: snapshot kl-keymeta was not used \(snapshot-beyond-head\)/);
-    assert.equal((JSON.parse(run.stdout) as unknown[]).length, 3);
+    assert.ok((JSON.parse(run.stdout) as unknown[]).length > 0);
+    // A one-scope command reads the scope's own streams, never the snapshot: no warning to give.
+    const point = keyledger(dir, ['show-key-status', `${TENANT}:orders`, '--json']);
+    assert.equal(point.code, 0, point.stderr);
+    assert.equal(point.stderr, '');
+    assert.equal((JSON.parse(point.stdout) as unknown[]).length, 3);
     assert.equal(tampered(dir).kind, 'snapshot-beyond-head');
   });
 });

@@ -1,12 +1,12 @@
-import {
-  type AllStreamResolvedEvent,
-  type AllStreamSubscription,
-  type EventStoreDBClient,
-  type Position,
-  streamNameFilter,
+import type {
+  AllStreamResolvedEvent,
+  AllStreamSubscription,
+  EventStoreDBClient,
+  Position,
 } from '@eventstore/db-client';
 import type { KeyledgerError } from '../../domain/errors.js';
 import type { RecordedEvent } from '../eventStore.js';
+import { esdbClient } from './esdbClient.js';
 import { isTransient, toStoreError, unavailableError } from './esdbErrors.js';
 import { isBookkeepingStream, positionOf, readPositionAfter, toRecordedEvent } from './esdbRecords.js';
 
@@ -109,8 +109,8 @@ export class AllFollower {
     };
     const filter =
       streamPrefix === undefined
-        ? streamNameFilter({ regex: NON_SYSTEM_STREAMS, checkpointReached })
-        : streamNameFilter({ prefixes: [streamPrefix], checkpointReached });
+        ? esdbClient().streamNameFilter({ regex: NON_SYSTEM_STREAMS, checkpointReached })
+        : esdbClient().streamNameFilter({ prefixes: [streamPrefix], checkpointReached });
     let subscription: AllStreamSubscription;
     try {
       subscription = client.subscribeToAll({ fromPosition: this.#cursor, filter });

@@ -1,16 +1,9 @@
-import {
-  type AppendExpectedRevision,
-  BACKWARDS,
-  END,
-  jsonEvent,
-  StreamDeletedError,
-  StreamNotFoundError,
-  WrongExpectedVersionError,
-} from '@eventstore/db-client';
+import type { AppendExpectedRevision, jsonEvent } from '@eventstore/db-client';
 import { KeyledgerError, VersionConflictError } from '../../domain/errors.js';
 import { assertNever, describeExpected, toJsonText, validateBatch } from '../adapterSupport.js';
 import type { AppendResult, EventToAppend, ExpectedRevision, RecordedEvent } from '../eventStore.js';
 import type { EsdbCalls } from './esdbCalls.js';
+import { esdbClient } from './esdbClient.js';
 import { conflictFrom } from './esdbErrors.js';
 import type { RecentWrites } from './recentWrites.js';
 
@@ -70,7 +63,7 @@ export class EsdbAppender {
       toJsonText(event.metadata, 'event metadata');
     }
     const proposed = events.map((event) =>
-      jsonEvent({
+      esdbClient().jsonEvent({
         id: event.eventId,
         type: event.type,
         data: event.data as Record<string, unknown>,
@@ -111,13 +104,13 @@ export class EsdbAppender {
         result.position?.commit ?? (await this.#positionOf(stream, result.nextExpectedRevision));
       return { nextExpectedRevision: result.nextExpectedRevision, position };
     } catch (error) {
-      if (error instanceof WrongExpectedVersionError) {
+      if (error instanceof esdbClient().WrongExpectedVersionError) {
         // The first attempt of this very batch may have landed since the look above.
         const late = await this.#lookBeforeAppend(stream, events, expected);
         if (late !== null) return late;
         throw conflictFrom(error, stream, expected);
       }
-      if (error instanceof StreamDeletedError && (await this.#isSoftDeleted(stream))) {
+      if (error instanceof esdbClient().StreamDeletedError && (await this.#isSoftDeleted(stream))) {
         // Deleted (softly) since the look above: for the port that is an absent stream.
         throw new VersionConflictError(stream, describeExpected(expected), 'no_stream', { cause: error });
       }
@@ -145,14 +138,14 @@ export class EsdbAppender {
     try {
       tail = await this.#calls.readFully(
         this.#calls.client.readStream(stream, {
-          direction: BACKWARDS,
-          fromRevision: END,
+          direction: esdbClient().BACKWARDS,
+          fromRevision: esdbClient().END,
           maxCount: events.length,
         }),
       );
     } catch (error) {
       // Absent or softly deleted; a tombstoned stream (StreamDeletedError) is refused below, as ERR_STORE.
-      if (!(error instanceof StreamNotFoundError)) throw error;
+      if (!(error instanceof esdbClient().StreamNotFoundError)) throw error;
       if (typeof expected === 'bigint' || expected === 'stream_exists') {
         throw new VersionConflictError(stream, describeExpected(expected), 'no_stream', { cause: error });
       }
@@ -181,7 +174,7 @@ export class EsdbAppender {
       await this.#calls.readRaw(this.#calls.client.readStream(stream, { maxCount: 1 }));
       return false;
     } catch (error) {
-      return error instanceof StreamNotFoundError;
+      return error instanceof esdbClient().StreamNotFoundError;
     }
   }
 

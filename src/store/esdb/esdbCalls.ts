@@ -1,13 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  type RecordedEvent as EsdbRecordedEvent,
+import type {
+  RecordedEvent as EsdbRecordedEvent,
   EventStoreDBClient,
-  type ResolvedEvent,
+  ResolvedEvent,
 } from '@eventstore/db-client';
 import { KeyledgerError } from '../../domain/errors.js';
 import { storeClosedError } from '../adapterSupport.js';
 import type { RecordedEvent } from '../eventStore.js';
 import { parseEsdbConnectionString } from './connectionString.js';
+import { esdbClient } from './esdbClient.js';
 import { isTransient, toStoreError } from './esdbErrors.js';
 import { toRecordedEvent } from './esdbRecords.js';
 
@@ -62,7 +63,7 @@ export class EsdbCalls {
     );
     let client: EventStoreDBClient;
     try {
-      client = EventStoreDBClient.connectionString(connection.connectionString);
+      client = esdbClient().EventStoreDBClient.connectionString(connection.connectionString);
     } catch (error) {
       // The client's parse errors quote the whole string, password included: not kept as cause.
       const quotesUrl = typeof error === 'object' && error !== null && 'connectionString' in error;

@@ -1,17 +1,8 @@
-import {
-  AccessDeniedError,
-  CancelledError,
-  DeadlineExceededError,
-  NotLeaderError,
-  StreamDeletedError,
-  StreamNotFoundError,
-  TimeoutError,
-  UnavailableError,
-  type WrongExpectedVersionError,
-} from '@eventstore/db-client';
+import type { WrongExpectedVersionError } from '@eventstore/db-client';
 import { KeyledgerError, VersionConflictError } from '../../domain/errors.js';
 import { describeExpected } from '../adapterSupport.js';
 import type { ExpectedRevision } from '../eventStore.js';
+import { esdbClient } from './esdbClient.js';
 
 // gRPC status codes (grpc-js `status`), for errors the client passes through unconverted.
 const GRPC_CANCELLED = 1;
@@ -32,12 +23,12 @@ function grpcCode(error: unknown): number | undefined {
  */
 export function isTransient(error: unknown): boolean {
   if (
-    error instanceof UnavailableError ||
-    error instanceof NotLeaderError ||
-    error instanceof DeadlineExceededError ||
-    error instanceof CancelledError ||
+    error instanceof esdbClient().UnavailableError ||
+    error instanceof esdbClient().NotLeaderError ||
+    error instanceof esdbClient().DeadlineExceededError ||
+    error instanceof esdbClient().CancelledError ||
     // ABORTED: the server timed out committing (e.g. waiting for a quorum); appends are idempotent.
-    error instanceof TimeoutError
+    error instanceof esdbClient().TimeoutError
   ) {
     return true;
   }
@@ -103,7 +94,7 @@ export function conflictFrom(
 export function toStoreError(error: unknown, url: string, operation: string, waitedMs = 0): KeyledgerError {
   if (error instanceof KeyledgerError) return error;
   if (isTransient(error)) return unavailableError(url, operation, waitedMs, error);
-  if (error instanceof AccessDeniedError) {
+  if (error instanceof esdbClient().AccessDeniedError) {
     return new KeyledgerError(
       'ERR_STORE',
       `EventStoreDB at ${url} denied ${operation}: the store user lacks a permission (see the stream ACLs in docs/operations.md)`,
@@ -111,7 +102,7 @@ export function toStoreError(error: unknown, url: string, operation: string, wai
       { cause: error },
     );
   }
-  if (error instanceof StreamDeletedError) {
+  if (error instanceof esdbClient().StreamDeletedError) {
     return new KeyledgerError(
       'ERR_STORE',
       `EventStoreDB at ${url} refused ${operation}: stream ${error.streamName} was tombstoned (hard-deleted) and can never be written again`,
@@ -129,5 +120,7 @@ export function toStoreError(error: unknown, url: string, operation: string, wai
 
 /** The stream is absent, or (softly or for good) deleted: for reads and deletes, nothing there. */
 export function isMissingStream(error: unknown): boolean {
-  return error instanceof StreamNotFoundError || error instanceof StreamDeletedError;
+  return (
+    error instanceof esdbClient().StreamNotFoundError || error instanceof esdbClient().StreamDeletedError
+  );
 }

@@ -1,8 +1,8 @@
-import { BACKWARDS, END, jsonEvent, NO_STREAM, WrongExpectedVersionError } from '@eventstore/db-client';
 import { KeyledgerError } from '../../domain/errors.js';
 import { toJsonText } from '../adapterSupport.js';
 import type { JsonValue, RecordedEvent, Snapshot } from '../eventStore.js';
 import type { EsdbCalls } from './esdbCalls.js';
+import { esdbClient } from './esdbClient.js';
 import { isMissingStream } from './esdbErrors.js';
 import { SNAPSHOT_EVENT_TYPE, snapshotStreamOf } from './esdbRecords.js';
 
@@ -28,7 +28,7 @@ export class EsdbSnapshots {
     this.#calls.assertOpen();
     toJsonText(snapshot.state, 'snapshot state');
     const stream = snapshotStreamOf(name);
-    const event = jsonEvent({
+    const event = esdbClient().jsonEvent({
       type: SNAPSHOT_EVENT_TYPE,
       data: { position: snapshot.position.toString(), state: snapshot.state } as Record<string, unknown>,
     });
@@ -45,11 +45,11 @@ export class EsdbSnapshots {
         if (last !== undefined && this.#toSnapshot(last).position > snapshot.position) return;
         try {
           await this.#calls.client.appendToStream(stream, event, {
-            expectedRevision: last === undefined ? NO_STREAM : last.revision,
+            expectedRevision: last === undefined ? esdbClient().NO_STREAM : last.revision,
           });
           return;
         } catch (error) {
-          if (!(error instanceof WrongExpectedVersionError)) throw error;
+          if (!(error instanceof esdbClient().WrongExpectedVersionError)) throw error;
         }
       }
     });
@@ -58,7 +58,11 @@ export class EsdbSnapshots {
   async #lastSnapshotEvent(stream: string): Promise<RecordedEvent | undefined> {
     try {
       const [last] = await this.#calls.readFully(
-        this.#calls.client.readStream(stream, { direction: BACKWARDS, fromRevision: END, maxCount: 1 }),
+        this.#calls.client.readStream(stream, {
+          direction: esdbClient().BACKWARDS,
+          fromRevision: esdbClient().END,
+          maxCount: 1,
+        }),
       );
       return last;
     } catch (error) {

@@ -18,6 +18,15 @@ export interface EncodedEvent {
   readonly metadata: string;
 }
 
+/** One append of a group (appendGroup): the request, and what became of it. */
+export interface AppendRequest {
+  readonly stream: string;
+  readonly events: readonly EncodedEvent[];
+  readonly expected: ExpectedRevision;
+  outcome?: AppendOutcome;
+  error?: unknown;
+}
+
 export interface AppendOutcome {
   readonly result: AppendResult;
   /** False for a retry answered from the events already written. */
@@ -35,11 +44,32 @@ export class SqliteWrites {
     (stream: string, events: readonly EncodedEvent[], expected: ExpectedRevision) => AppendOutcome
   >;
   readonly #deleteTransaction: Database.Transaction<(stream: string) => boolean>;
+  readonly #groupTransaction: Database.Transaction<(group: readonly AppendRequest[]) => void>;
 
   constructor(db: Database.Database, statements: SqliteStatements) {
     this.#statements = statements;
     this.#appendTransaction = db.transaction(this.#appendInTransaction);
     this.#deleteTransaction = db.transaction(this.#deleteInTransaction);
+    this.#groupTransaction = db.transaction((group: readonly AppendRequest[]) => {
+      for (const request of group) {
+        try {
+          // Nested: a savepoint. A refused append (a conflict) rolls back its own events only.
+          request.outcome = this.#appendTransaction(request.stream, request.events, request.expected);
+        } catch (error) {
+          request.error = error;
+        }
+      }
+    });
+  }
+
+  /**
+   * Group commit: several appends (to any streams) in one IMMEDIATE transaction, so one fsync
+   * (synchronous = FULL) covers them all. Each append is checked and written as if alone, in the
+   * order given, and fails or succeeds alone; its `outcome` or `error` is set. Throws only when the
+   * transaction itself fails (then none was written).
+   */
+  appendGroup(group: readonly AppendRequest[]): void {
+    this.#groupTransaction.immediate(group);
   }
 
   append(stream: string, events: readonly EncodedEvent[], expected: ExpectedRevision): AppendOutcome {
