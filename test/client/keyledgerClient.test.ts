@@ -123,10 +123,15 @@ describe('KeyledgerClient against a scripted peer', () => {
     const proxy = await failure(() => client.call('metrics', {}));
     assert.equal(proxy.code, 'ERR_SERVER_UNAVAILABLE');
     assert.equal((proxy.details as { reason?: string }).reason, 'http-502');
+    // A header holds printable ASCII: anything else in a reason is sent percent-encoded.
+    await failure(() => client.call('clear-cache', {}, { reason: 'line\nbreak 100%' }));
+    assert.equal(seen.at(-1)?.headers['keyledger-reason'], 'line%0Abreak 100%25');
+    const sent = seen.length;
     assert.equal(
-      (await failure(() => client.call('clear-cache', {}, { reason: 'line\nbreak' }))).code,
+      (await failure(() => client.call('clear-cache', {}, { reason: 'x'.repeat(1025) }))).code,
       'ERR_INVALID_ARGUMENT',
     );
+    assert.equal(seen.length, sent, 'a reason too long for an event is not sent');
     assert.equal(
       (await failure(() => client.call('init' as 'clear-cache', {}))).code,
       'ERR_INVALID_ARGUMENT',

@@ -131,7 +131,11 @@ describe('help and completion, generated from the operation table', () => {
     ]) {
       assert.ok(commands.includes(name), name);
     }
-    assert.deepEqual(complete(['keyledger', 'rot']).sort(), ['rotate-managed-key', 'rotate-stk']);
+    assert.deepEqual(complete(['keyledger', 'rotate-']).sort(), [
+      'rotate-due-keys',
+      'rotate-managed-key',
+      'rotate-stk',
+    ]);
     const historyFlags = complete(['keyledger', 'history', '--']);
     assert.ok(historyFlags.includes('--key') && historyFlags.includes('--json'), historyFlags.join(' '));
     assert.ok(!historyFlags.includes('--grace'));
