@@ -1,11 +1,4 @@
-import {
-  type CipherGCM,
-  createCipheriv,
-  createDecipheriv,
-  randomBytes,
-  randomFillSync,
-  timingSafeEqual,
-} from 'node:crypto';
+import { type CipherGCM, createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { DecryptionFailedError } from './decryptionFailedError.js';
 import { type DerivedKey, deriveKey, zeroDerived } from './derivedKey.js';
@@ -33,6 +26,7 @@ import {
 } from './expectedScope.js';
 import type { CachedKey, ResolutionTarget } from './keySource.js';
 import { type KeySource, liveActiveKey, liveKeyForDecrypt } from './keySource.js';
+import { PublicRandomPool } from './publicRandomPool.js';
 
 export interface EnvelopeOptions {
   /**
@@ -98,8 +92,7 @@ export class Envelope {
   /** Scratch space of `encrypt` (see #nextNonce and encrypt): never handed out. */
   readonly #header = Buffer.alloc(MESSAGE_HEADER_BYTES);
   readonly #nonce = Buffer.alloc(NONCE_BYTES);
-  readonly #nonces = Buffer.alloc(NONCE_POOL_BYTES);
-  #nonceAt = NONCE_POOL_BYTES;
+  readonly #nonces = new PublicRandomPool(NONCE_POOL_BYTES);
   /** The key and derived key of the last message decrypted (see decrypt). */
   #lastDecrypt: { readonly key: CachedKey; readonly keyId: Buffer; readonly derived: DerivedKey } | null =
     null;
@@ -197,13 +190,7 @@ export class Envelope {
    * scratch buffer, valid until the next call: the cipher copies its IV at once.
    */
   #nextNonce(): Buffer {
-    if (this.#nonceAt + NONCE_BYTES > this.#nonces.length) {
-      randomFillSync(this.#nonces);
-      this.#nonceAt = 0;
-    }
-    this.#nonces.copy(this.#nonce, 0, this.#nonceAt, this.#nonceAt + NONCE_BYTES);
-    this.#nonceAt += NONCE_BYTES;
-    return this.#nonce;
+    return this.#nonces.fill(this.#nonce);
   }
 
   /** Decrypts one message; see DecryptOptions for the expected scope. */

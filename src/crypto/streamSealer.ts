@@ -1,4 +1,4 @@
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv } from 'node:crypto';
 import { KeyledgerError } from '../domain/errors.js';
 import { type DerivedKey, deriveKey, zeroDerived } from './derivedKey.js';
 import {
@@ -14,6 +14,9 @@ import {
   writeStreamNonce,
 } from './envelopeFormat.js';
 import type { CachedKey } from './keySource.js';
+import { PublicRandomPool } from './publicRandomPool.js';
+
+const RANDOM = new PublicRandomPool();
 
 /**
  * The synchronous core of stream-format encryption (the format is described in envelopeStream.ts):
@@ -34,8 +37,8 @@ export class StreamSealer {
 
   constructor(key: CachedKey, callerAad: Buffer, chunkSize: number, maxChunks: number) {
     const keyId = Buffer.from(key.keyId, 'hex');
-    // One draw for the salt and the nonce prefix: each randomBytes call is a system call.
-    const random = randomBytes(SALT_BYTES + STREAM_NONCE_PREFIX_BYTES);
+    // The salt and the nonce prefix are in the header: public, so from the pool.
+    const random = RANDOM.fill(Buffer.alloc(SALT_BYTES + STREAM_NONCE_PREFIX_BYTES));
     const derived = deriveKey(key.key, random.subarray(0, SALT_BYTES), keyId, MODE_STREAM);
     const header = Buffer.alloc(STREAM_HEADER_BYTES);
     writePrefix(header, MODE_STREAM, keyId, derived.salt);
