@@ -10,7 +10,7 @@ import type {
   ScopeKey,
   ScopeState,
 } from '../src/domain/index.js';
-import { emptyScopeState, scopeKeyOf } from '../src/domain/index.js';
+import { emptyScopeState, newKey, scopeKeyOf } from '../src/domain/index.js';
 import type { KeymetaView } from './keymeta.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -159,18 +159,7 @@ export class KeymetaReplay {
       this.#change(scope, known, 'ACTIVE', at, at, known.destruction);
       return;
     }
-    const key: ManagedKey = {
-      keyId: record.keyId,
-      metadata: record.metadata,
-      metadataHash: record.metadataHash,
-      checksum: record.checksum,
-      stkIdentity: record.stkIdentity,
-      state: 'ACTIVE',
-      createdAt: at,
-      refreshedAt: at,
-      updatedAt: at,
-      destruction: null,
-    };
+    const key = newKey(record, 'ACTIVE', at);
     this.#owned.add(key);
     scope.keys.set(key.keyId, key);
   }
@@ -202,18 +191,7 @@ export class KeymetaReplay {
           scope.marker = 'ACTIVE';
           scope.activeKeyId = record.keyId;
         } else if (!scope.keys.has(record.keyId)) {
-          const key: ManagedKey = {
-            keyId: record.keyId,
-            metadata: record.metadata,
-            metadataHash: record.metadataHash,
-            checksum: record.checksum,
-            stkIdentity: record.stkIdentity,
-            state: 'INACTIVE',
-            createdAt: at,
-            refreshedAt: at,
-            updatedAt: at,
-            destruction: null,
-          };
+          const key = newKey(record, 'INACTIVE', at);
           this.#owned.add(key);
           scope.keys.set(key.keyId, key);
         }

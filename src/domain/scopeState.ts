@@ -35,6 +35,22 @@ export interface ScopeState {
   readonly revision: bigint | null;
 }
 
+/** A key as it enters a scope: its record, in `state`, created, refreshed and updated `at`. */
+export function newKey(record: KeyRecord, state: 'ACTIVE' | 'INACTIVE', at: string): ManagedKey {
+  return {
+    keyId: record.keyId,
+    metadata: record.metadata,
+    metadataHash: record.metadataHash,
+    checksum: record.checksum,
+    stkIdentity: record.stkIdentity,
+    state,
+    createdAt: at,
+    refreshedAt: at,
+    updatedAt: at,
+    destruction: null,
+  };
+}
+
 export function emptyScopeState(scope: KeyScope): ScopeState {
   return {
     scope,
@@ -128,18 +144,7 @@ function activate(
   next.set(
     record.keyId,
     known === undefined
-      ? {
-          keyId: record.keyId,
-          metadata: record.metadata,
-          metadataHash: record.metadataHash,
-          checksum: record.checksum,
-          stkIdentity: record.stkIdentity,
-          state: 'ACTIVE',
-          createdAt: at,
-          refreshedAt: at,
-          updatedAt: at,
-          destruction: null,
-        }
+      ? newKey(record, 'ACTIVE', at)
       : changedKey(known, 'ACTIVE', at, at, known.destruction),
   );
   return next;
@@ -172,18 +177,7 @@ export function evolveScope(state: ScopeState, event: ScopeEvent, at: string, re
         marker = 'ACTIVE';
         activeKeyId = record.keyId;
       } else if (!keys.has(record.keyId)) {
-        keys = withKey(keys, {
-          keyId: record.keyId,
-          metadata: record.metadata,
-          metadataHash: record.metadataHash,
-          checksum: record.checksum,
-          stkIdentity: record.stkIdentity,
-          state: 'INACTIVE',
-          createdAt: at,
-          refreshedAt: at,
-          updatedAt: at,
-          destruction: null,
-        });
+        keys = withKey(keys, newKey(record, 'INACTIVE', at));
       }
       break;
     }
