@@ -41,6 +41,7 @@ export {
 export type { DecryptionKeyInfo, ExpectedScope } from './crypto/expectedScope.js';
 export { keyChecksum } from './crypto/keyChecksum.js';
 export type { ActiveResolution, CachedKey, ResolutionTarget } from './crypto/keySource.js';
+export { LEGACY_ALGORITHMS, type LegacyAlgorithm } from './crypto/legacyAesGcm.js';
 export type { SystemKeyHandle } from './crypto/systemKeyHandle.js';
 export { softwareSystemKey } from './crypto/systemKeyHandle.js';
 export { DEFAULT_DESTROY_GRACE_MS, materialHashOf } from './domain/decideDestroy.js';
@@ -89,6 +90,16 @@ export type { EnableResult, KeymetaAdmin, RefreshResult } from './ledger/keymeta
 export type { KeyResolver, KeyResolverOptions } from './ledger/keyResolver.js';
 export { Ledger, type LedgerOptions } from './ledger/ledger.js';
 export type { LedgerEventOf, LedgerEventsOptions } from './ledger/ledgerEvents.js';
+export type {
+  LegacyCampaignInfo,
+  LegacyDataResult,
+  LegacyRecord,
+  LegacyRecordResult,
+  LegacyReencryption,
+  LegacyReencryptions,
+  LegacyStartOptions,
+  ReencryptedBatch,
+} from './ledger/legacyReencryption.js';
 export { type DataLocation, namespaceCandidates } from './ledger/namespaceCandidates.js';
 export type { KeyResult, OperationOptions, WriteResult } from './ledger/operationOptions.js';
 export type {

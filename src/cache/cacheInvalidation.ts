@@ -97,6 +97,11 @@ export function invalidationsFor(event: LedgerEvent): Invalidation[] {
     case 'RotationPolicySet':
     case 'RotationPolicyCleared':
       return [];
+    // Re-encrypting legacy records is bookkeeping: no key changes.
+    case 'LegacyReencryptionStarted':
+    case 'LegacyReencryptionProgressed':
+    case 'LegacyReencryptionCompleted':
+      return [];
     default: {
       const unreachable: never = event;
       return unreachable;

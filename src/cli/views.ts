@@ -288,6 +288,24 @@ export const VIEWS: Views = {
   watch: { text: (event) => `${JSON.stringify(event)}\n` },
   encrypt: { text: () => '' },
   decrypt: { text: () => '' },
+  reencrypt: { text: () => '' },
+  'reencrypt-status': {
+    text: (campaigns) =>
+      table(
+        ['CAMPAIGN', 'SCOPE', 'LEGACY KEY', 'PROGRESS', 'FAILED', 'RESUME AFTER', 'STATE'],
+        campaigns.map((c) => [
+          c.campaign,
+          c.scope,
+          c.metadataHash,
+          `${c.reencrypted + c.skipped + c.failed}${c.total === null ? '' : `/${c.total}`}`,
+          c.failed === 0
+            ? '0'
+            : `${c.failed} (${c.failedIds.slice(0, 5).join(', ')}${c.failed > 5 ? ', …' : ''})`,
+          c.lastRecordId ?? '-',
+          c.completed ? 'completed' : 'unfinished',
+        ]),
+      ),
+  },
   'rewrap-start': rewrapView,
   'rewrap-resume': rewrapView,
   'rewrap-status': {

@@ -73,13 +73,17 @@ export const ERRORS = {
   },
   ERR_INVALID_TRANSITION: {
     category: 'rule',
-    // A key's state change (keyId, from, to) or a rewrap campaign's (campaignId, remaining).
+    // A key's state change (keyId, from, to), a rewrap campaign's (campaignId, remaining), or a
+    // legacy re-encryption's checkpoint out of order (campaign, batches recorded, batch given).
     details: z.strictObject({
       keyId: str.optional(),
       from: str.optional(),
       to: str.optional(),
       campaignId: str.optional(),
       remaining: int.optional(),
+      campaign: str.optional(),
+      batches: int.optional(),
+      batch: int.optional(),
     }),
   },
   ERR_SYSTEM_KEY_IN_USE: {
@@ -314,6 +318,20 @@ export const ERRORS = {
     category: 'rule',
     details: z.strictObject({ scope, otherScope: scope, checksum: str }),
   },
+  // reencrypt (legacy data): the key named is not one legacy data can be read under — unknown
+  // (scope and state null), not ACTIVE or INACTIVE, or not recorded by import-managed-key.
+  ERR_LEGACY_KEY_UNUSABLE: {
+    category: 'rule',
+    details: z.strictObject({
+      metadataHash,
+      scope: scope.nullable(),
+      state: str.nullable(),
+      imported: z.boolean(),
+    }),
+  },
+  // Legacy re-encryption campaigns (decideLegacyReencryption.ts): unknown, or completed already.
+  ERR_REENCRYPTION_NOT_FOUND: { category: 'rule', details: z.strictObject({ campaign: str }) },
+  ERR_REENCRYPTION_COMPLETED: { category: 'rule', details: z.strictObject({ campaign: str }) },
   // rotate-due-keys ran and some due action failed (the others were done): what, and the first failure.
   ERR_DUE_ROTATION_FAILED: {
     category: 'fault',

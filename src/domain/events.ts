@@ -33,6 +33,14 @@ const keyState = z.enum(KEY_STATES);
 export const REWRAP_CAMPAIGN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const campaignId = z.string().regex(REWRAP_CAMPAIGN_ID);
 const count = z.number().int().min(0);
+/** A legacy re-encryption campaign's name, as the caller chose it. */
+export const LEGACY_CAMPAIGN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const legacyCampaign = z.string().regex(LEGACY_CAMPAIGN_NAME);
+/** A record's id as the caller's store names it (a primary key, as text). */
+export const MAX_LEGACY_RECORD_ID = 256;
+const legacyRecordId = z.string().min(1).max(MAX_LEGACY_RECORD_ID);
+/** Records per batch of a legacy re-encryption (one checkpoint event each). */
+export const MAX_LEGACY_BATCH = 1000;
 const providerKeyState = z.enum(PROVIDER_KEY_STATES);
 /** A bigint as JSON holds it: a decimal string without leading zeros. */
 const decimalString = z.string().regex(/^(0|[1-9][0-9]{0,19})$/);
@@ -191,6 +199,40 @@ export const eventDataSchemas = {
   }),
   RewrapFinished: z.strictObject({ campaignId, rewrapped: count, skipped: count }),
   /**
+   * A legacy re-encryption campaign (stream `<prefix>reencryption`, docs/migration.md): records held
+   * elsewhere (a database), encrypted before the ledger under an imported key (`metadataHash`, of
+   * the scope), moved into keyledger's envelope under the scope's ACTIVE key, batch by batch.
+   * `total` is what the caller said it would visit (null: not said). Never record contents.
+   */
+  LegacyReencryptionStarted: z.strictObject({
+    campaign: legacyCampaign,
+    ...scoped,
+    keyId,
+    metadataHash,
+    algorithm: z.literal('aes-256-gcm'),
+    total: count.nullable(),
+  }),
+  /**
+   * A checkpoint after a batch the caller has stored: every record up to `lastRecordId` (in the
+   * caller's order) is done. Counts are the campaign's so far; `failedIds` are this batch's records
+   * that did not authenticate under the legacy key (reported, not retried).
+   */
+  LegacyReencryptionProgressed: z.strictObject({
+    campaign: legacyCampaign,
+    batch: z.number().int().min(1),
+    lastRecordId: legacyRecordId,
+    reencrypted: count,
+    failed: count,
+    skipped: count,
+    failedIds: z.array(legacyRecordId).max(MAX_LEGACY_BATCH),
+  }),
+  LegacyReencryptionCompleted: z.strictObject({
+    campaign: legacyCampaign,
+    reencrypted: count,
+    failed: count,
+    skipped: count,
+  }),
+  /**
    * An API token of the service (stream `<prefix>tokens`, docs/audit.md): who it speaks for and
    * what it may do. Only SHA-256 (hex) of the token's secret is recorded, never the token.
    */
@@ -319,6 +361,14 @@ export const REWRAP_EVENT_TYPES = [
   'RewrapFinished',
 ] as const satisfies readonly LedgerEventType[];
 export type RewrapEvent = EventOf<(typeof REWRAP_EVENT_TYPES)[number]>;
+
+/** The events of the legacy re-encryption stream. */
+export const LEGACY_REENCRYPTION_EVENT_TYPES = [
+  'LegacyReencryptionStarted',
+  'LegacyReencryptionProgressed',
+  'LegacyReencryptionCompleted',
+] as const satisfies readonly LedgerEventType[];
+export type LegacyReencryptionEvent = EventOf<(typeof LEGACY_REENCRYPTION_EVENT_TYPES)[number]>;
 
 /** The events of the API token stream. */
 export const API_TOKEN_EVENT_TYPES = [

@@ -20,6 +20,8 @@ export interface StreamNames {
   readonly tokens: string;
   /** Rotation policies: set and cleared, per scope, default and system key (src/domain/decideRotationPolicy.ts). */
   readonly policies: string;
+  /** Legacy re-encryption campaigns (src/domain/decideLegacyReencryption.ts). */
+  readonly reencryption: string;
   material(keyId: KeyId): string;
   /** The key id a material stream belongs to (as material() wrote it), or null for any other stream. */
   materialKeyOf(stream: string): string | null;
@@ -55,6 +57,7 @@ export function streamNames(prefix: string): StreamNames {
     rewrap: `${prefix}rewrap`,
     tokens: `${prefix}tokens`,
     policies: `${prefix}policies`,
+    reencryption: `${prefix}reencryption`,
     keymetaSnapshot: `${prefix}keymeta`,
     checkpointHint: `${prefix}checkpoint-hint`,
     asOfIndex: asOfIndexName(prefix),

@@ -32,6 +32,7 @@ import { KeymetaAdmin } from './keymetaAdmin.js';
 import { KeyResolver, type KeyResolverOptions } from './keyResolver.js';
 import { type LedgerEventOf, type LedgerEventsOptions, ledgerEvents } from './ledgerEvents.js';
 import { LedgerProjector } from './ledgerProjector.js';
+import { LegacyReencryptions } from './legacyReencryption.js';
 import type { OperationOptions } from './operationOptions.js';
 import { refuseRetiredSystemKeys } from './retiredSystemKeys.js';
 import { RewrapCampaigns } from './rewrapCampaign.js';
@@ -112,6 +113,8 @@ export class Ledger {
   readonly envelopeStreams: EnvelopeStreams;
   /** STK rewrap campaigns and system-key retirement. */
   readonly rewrap: RewrapCampaigns;
+  /** Re-encrypting data from before the ledger under imported keys (docs/migration.md). */
+  readonly legacyReencryption: LegacyReencryptions;
   /** The service's API tokens: create, list, revoke, and check a presented token. */
   readonly tokens: ApiTokens;
   /** Rotation policies per scope, default and system key: set, clear, list, their history. */
@@ -206,6 +209,15 @@ export class Ledger {
       context,
     });
     this.tokens = new ApiTokens({ journal, names, projector, context });
+    this.legacyReencryption = new LegacyReencryptions({
+      journal,
+      names,
+      projector,
+      keys: this.resolver,
+      envelope: this.envelope,
+      envelopeStreams: this.envelopeStreams,
+      context,
+    });
     this.imports = new KeyImports({
       journal,
       names,

@@ -37,7 +37,7 @@ export function isLocalOnly(name: string): name is LocalOnlyName {
  * The operations streaming bytes in and out, with a JSON result. Named here because an operation's
  * `kind` is not a literal type; test/operations/keyledgerApiNames.test.ts checks these against the table.
  */
-export const BYTES_OPERATIONS = ['encrypt', 'decrypt', 'audit-export'] as const;
+export const BYTES_OPERATIONS = ['encrypt', 'decrypt', 'audit-export', 'reencrypt'] as const;
 export type BytesName = (typeof BYTES_OPERATIONS)[number];
 /** The operations answering a stream of events (events$). */
 export const EVENTS_OPERATIONS = ['watch'] as const;

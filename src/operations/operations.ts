@@ -9,6 +9,7 @@ import { defineOperation, type Pkcs11InitSetup } from './operation.js';
 import { plain } from './plain.js';
 import { POLICY_OPERATIONS } from './policyOperations.js';
 import { QUERY_OPERATIONS } from './queryOperations.js';
+import { REENCRYPT_OPERATIONS } from './reencryptOperations.js';
 import { REWRAP_OPERATIONS } from './rewrapOperations.js';
 import { TOKEN_OPERATIONS } from './tokenOperations.js';
 import { whoami } from './whoamiOperation.js';
@@ -85,6 +86,7 @@ export const OPERATIONS = [
   ...QUERY_OPERATIONS,
   ...CRYPTO_OPERATIONS,
   ...REWRAP_OPERATIONS,
+  ...REENCRYPT_OPERATIONS,
   ...AUDIT_OPERATIONS,
   ...DESTROY_OPERATIONS,
   ...POLICY_OPERATIONS,

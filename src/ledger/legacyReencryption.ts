@@ -1,0 +1,492 @@
+import type { Envelope } from '../crypto/envelope.js';
+import { hasPrefix, MODE_MESSAGE, MODE_STREAM } from '../crypto/envelopeFormat.js';
+import type { EnvelopeStreams } from '../crypto/envelopeStream.js';
+import { type KeySource, liveKeyForDecrypt } from '../crypto/keySource.js';
+import { decryptLegacyAesGcm } from '../crypto/legacyAesGcm.js';
+import {
+  assertLegacyResumable,
+  checkCampaignName,
+  checkRecordId,
+  decideLegacyReencryption,
+  emptyLegacyReencryptionState,
+  evolveLegacyReencryption,
+  type LegacyCampaign,
+  type LegacyReencryptionCommand,
+  type LegacyReencryptionState,
+} from '../domain/decideLegacyReencryption.js';
+import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
+import {
+  LEGACY_REENCRYPTION_EVENT_TYPES,
+  type LegacyReencryptionEvent,
+  MAX_LEGACY_BATCH,
+  parseEventOf,
+  SCOPE_EVENT_TYPES,
+} from '../domain/events.js';
+import { formatScope, type KeyScope, parseMetadataHash } from '../domain/identities.js';
+import { findKeyByHash, type ManagedKey } from '../domain/scopeState.js';
+import { decideAndAppend, expectedAfter, type Journal } from '../journal/decideAndAppend.js';
+import type { OperationContext } from '../journal/eventFactory.js';
+import type { StreamNames } from '../journal/streamNames.js';
+import type { LedgerProjector } from './ledgerProjector.js';
+import type { OperationOptions } from './operationOptions.js';
+
+interface LegacyDeps {
+  readonly journal: Journal;
+  readonly names: StreamNames;
+  readonly projector: LedgerProjector;
+  readonly keys: KeySource;
+  readonly envelope: Envelope;
+  readonly envelopeStreams: EnvelopeStreams;
+  readonly context: (options: OperationOptions | undefined) => OperationContext;
+}
+
+/** A record opened under the legacy key (plaintext), or not (null; `already`: in keyledger's envelope). */
+interface Opened {
+  readonly id: string;
+  readonly plaintext: Buffer | null;
+  readonly aad?: Uint8Array;
+  readonly already?: boolean;
+}
+
+/** One record held elsewhere, in the legacy layout: its id in the caller's store, bytes, AAD. */
+export interface LegacyRecord {
+  readonly id: string;
+  readonly data: Uint8Array;
+  /** The AAD it was encrypted with; the new envelope is bound to the same AAD. */
+  readonly aad?: Uint8Array;
+}
+
+/**
+ * What became of one record. `reencrypted`: the new envelope (message format, ledger.envelope
+ * decrypts it) to store in its place. `failed`: it did not authenticate under the legacy key
+ * (corrupt, wrong key or AAD): ERR_DECRYPTION_FAILED, nothing else said. `skipped`: it is in
+ * keyledger's envelope already (a batch stored again after a crash before its checkpoint).
+ */
+export type LegacyRecordResult =
+  | { readonly id: string; readonly status: 'reencrypted'; readonly envelope: Buffer }
+  | { readonly id: string; readonly status: 'failed'; readonly code: 'ERR_DECRYPTION_FAILED' }
+  | { readonly id: string; readonly status: 'skipped' };
+
+export interface ReencryptedBatch {
+  readonly campaign: string;
+  /** The batch's number: the checkpoint this batch records. */
+  readonly batch: number;
+  readonly lastRecordId: string;
+  readonly results: readonly LegacyRecordResult[];
+}
+
+/** A campaign as results show it. */
+export interface LegacyCampaignInfo {
+  readonly campaign: string;
+  readonly scope: string;
+  readonly keyId: string;
+  readonly metadataHash: string;
+  readonly total: number | null;
+  readonly batches: number;
+  /** Where to continue: the records after this one (the caller's order); null: from the first. */
+  readonly lastRecordId: string | null;
+  readonly reencrypted: number;
+  readonly failed: number;
+  readonly skipped: number;
+  readonly failedIds: readonly string[];
+  readonly completed: boolean;
+  readonly startedAt: string;
+  readonly updatedAt: string;
+}
+
+export interface LegacyStartOptions extends OperationOptions {
+  /** How many records the caller expects to visit (shown with progress; not enforced). */
+  readonly total?: number;
+}
+
+/** What reencryptData did: the envelope, and the keys it came from and went to. */
+export interface LegacyDataResult {
+  readonly ciphertext: Buffer;
+  readonly scope: string;
+  readonly from: { readonly keyId: string; readonly metadataHash: string };
+  readonly to: { readonly keyId: string; readonly metadataHash: string };
+}
+
+function infoOf(c: LegacyCampaign): LegacyCampaignInfo {
+  return {
+    campaign: c.campaign,
+    scope: formatScope({ custodian: c.custodian, namespace: c.namespace }),
+    keyId: c.keyId,
+    metadataHash: c.metadataHash,
+    total: c.total,
+    batches: c.batches,
+    lastRecordId: c.lastRecordId,
+    reencrypted: c.reencrypted,
+    failed: c.failed,
+    skipped: c.skipped,
+    failedIds: c.failedIds,
+    completed: c.completed,
+    startedAt: c.startedAt,
+    updatedAt: c.updatedAt,
+  };
+}
+
+/**
+ * Re-encrypting legacy data (`ledger.legacyReencryption`, docs/migration.md): data encrypted before
+ * the ledger (src/crypto/legacyAesGcm.ts) under a key recorded by import-managed-key, moved into
+ * keyledger's envelope under its scope's ACTIVE key. A file or stream at a time (reencryptData,
+ * the `reencrypt` command), or records held elsewhere in campaigns whose progress is recorded on
+ * the re-encryption stream, resumable after a crash (rules in src/domain/decideLegacyReencryption.ts).
+ */
+export class LegacyReencryptions {
+  readonly #d: LegacyDeps;
+  #state: LegacyReencryptionState = emptyLegacyReencryptionState();
+
+  constructor(deps: LegacyDeps) {
+    this.#d = deps;
+  }
+
+  /**
+   * One legacy file (whole: its one tag is at the end) into the stream format `keyledger decrypt`
+   * reads, bound to the same AAD. `authorize` is asked about the key's custodian before any key is
+   * used (a server checks the caller's grants there). Writes no event.
+   */
+  async reencryptData(
+    metadataHash: string,
+    data: Uint8Array,
+    options: { readonly aad?: Uint8Array; readonly authorize?: (custodian: string) => void } = {},
+  ): Promise<LegacyDataResult> {
+    const { scope, key } = await this.#legacyKey(metadataHash);
+    options.authorize?.(scope.custodian);
+    const legacy = await this.#liveKey(key, scope);
+    // Synchronous from the lookup: the key cannot leave L1 (and be zeroed) before it is used.
+    const plaintext = decryptLegacyAesGcm(legacy.key, data, options.aad);
+    try {
+      const { ciphertext, resolution } = await this.#d.envelopeStreams.encryptBuffer(plaintext, {
+        custodian: scope.custodian,
+        namespaces: [scope.namespace],
+        ...(options.aad === undefined ? {} : { aad: options.aad }),
+      });
+      return {
+        ciphertext,
+        scope: formatScope(scope),
+        from: { keyId: key.keyId, metadataHash: key.metadataHash },
+        to: { keyId: resolution.key.keyId, metadataHash: resolution.key.metadataHash },
+      };
+    } finally {
+      plaintext.fill(0);
+    }
+  }
+
+  /** Starts a campaign named `campaign` for records under the imported key `metadataHash`. */
+  async start(
+    campaign: string,
+    metadataHash: string,
+    options: LegacyStartOptions = {},
+  ): Promise<LegacyReencryption> {
+    checkCampaignName(campaign);
+    const { scope, key } = await this.#legacyKey(metadataHash);
+    await this.#decideAndAppend(
+      {
+        type: 'StartLegacyReencryption',
+        campaign,
+        custodian: scope.custodian,
+        namespace: scope.namespace,
+        keyId: key.keyId,
+        metadataHash: key.metadataHash,
+        total: options.total ?? null,
+      },
+      options,
+    );
+    return new LegacyReencryption(this, campaign, options);
+  }
+
+  /**
+   * An unfinished campaign, to go on with: its `info.lastRecordId` says after which record (in the
+   * caller's order) to continue. ERR_REENCRYPTION_NOT_FOUND, ERR_REENCRYPTION_COMPLETED.
+   */
+  async resume(campaign: string, options: OperationOptions = {}): Promise<LegacyReencryption> {
+    checkCampaignName(campaign);
+    assertLegacyResumable(await this.#load(), campaign);
+    return new LegacyReencryption(this, campaign, options);
+  }
+
+  /** Every campaign, oldest first (or the one named). */
+  async status(campaign?: string): Promise<LegacyCampaignInfo[]> {
+    const state = await this.#load();
+    if (campaign === undefined) return [...state.campaigns.values()].map(infoOf);
+    const known = state.campaigns.get(campaign);
+    if (known === undefined) {
+      throw new KeyledgerError('ERR_REENCRYPTION_NOT_FOUND', `no re-encryption campaign ${campaign}`, {
+        campaign,
+      });
+    }
+    return [infoOf(known)];
+  }
+
+  /** @internal LegacyReencryption's: the campaign as recorded now. */
+  async campaignNow(campaign: string): Promise<LegacyCampaign> {
+    const known = (await this.#load()).campaigns.get(campaign);
+    if (known === undefined) {
+      throw new KeyledgerError('ERR_REENCRYPTION_NOT_FOUND', `no re-encryption campaign ${campaign}`, {
+        campaign,
+      });
+    }
+    return known;
+  }
+
+  /** @internal LegacyReencryption's: one batch through the legacy key and the envelope. */
+  async reencryptBatch(
+    campaign: LegacyCampaign,
+    records: readonly LegacyRecord[],
+  ): Promise<LegacyRecordResult[]> {
+    const scope = { custodian: campaign.custodian, namespace: campaign.namespace };
+    const legacy = await liveKeyForDecrypt(this.#d.keys, campaign.keyId);
+    if (legacy === null) throw unusable(campaign.metadataHash, scope, this.#stateOf(campaign), true);
+    // Every record is opened before the first await: the legacy key cannot leave L1 meanwhile.
+    const opened = records.map((r): Opened => {
+      try {
+        return { id: r.id, plaintext: decryptLegacyAesGcm(legacy.key, r.data, r.aad), ...aadOf(r) };
+      } catch (error) {
+        if (!isKeyledgerError(error, 'ERR_DECRYPTION_FAILED')) throw error;
+        const already = hasPrefix(r.data, MODE_MESSAGE) || hasPrefix(r.data, MODE_STREAM);
+        return { id: r.id, plaintext: null, already };
+      }
+    });
+    const results: LegacyRecordResult[] = [];
+    try {
+      for (const r of opened) {
+        if (r.plaintext !== null) {
+          const envelope = await this.#d.envelope.encrypt(r.plaintext, {
+            custodian: scope.custodian,
+            namespaces: [scope.namespace],
+            ...(r.aad === undefined ? {} : { aad: r.aad }),
+          });
+          results.push({ id: r.id, status: 'reencrypted', envelope });
+        } else if (r.already === true) {
+          results.push({ id: r.id, status: 'skipped' });
+        } else {
+          results.push({ id: r.id, status: 'failed', code: 'ERR_DECRYPTION_FAILED' });
+        }
+      }
+    } finally {
+      for (const r of opened) r.plaintext?.fill(0);
+    }
+    return results;
+  }
+
+  #stateOf(campaign: LegacyCampaign): string | null {
+    const view = this.#d.projector.keymeta;
+    const owner = view.keyIndex.get(campaign.keyId);
+    return (
+      (owner === undefined ? undefined : view.scopes.get(owner)?.keys.get(campaign.keyId)?.state) ?? null
+    );
+  }
+
+  /** @internal LegacyReencryption's: records a checkpoint or the completion. */
+  async record(command: LegacyReencryptionCommand, options: OperationOptions): Promise<LegacyCampaign> {
+    await this.#decideAndAppend(command, options);
+    return this.campaignNow(command.campaign);
+  }
+
+  /**
+   * The key named by `metadataHash` if legacy data may be read under it: a key of the ledger
+   * (whichever scope), ACTIVE or INACTIVE, recorded by import-managed-key. ERR_LEGACY_KEY_UNUSABLE.
+   */
+  async #legacyKey(metadataHash: string): Promise<{ scope: KeyScope; key: ManagedKey }> {
+    let hash: ReturnType<typeof parseMetadataHash>;
+    try {
+      hash = parseMetadataHash(metadataHash);
+    } catch {
+      throw unusable(metadataHash.slice(0, 128), null, null, false);
+    }
+    const view = this.#d.projector.wholeKeymeta('re-encrypting legacy data');
+    const found: { scope: KeyScope; key: ManagedKey }[] = [];
+    for (const state of view.scopes.values()) {
+      const key = findKeyByHash(state, hash);
+      if (key !== null) found.push({ scope: state.scope, key });
+    }
+    const only = found[0];
+    if (only === undefined || found.length > 1) throw unusable(hash, null, null, false);
+    const { scope, key } = only;
+    const imported = await this.#wasImported(scope, key);
+    if (!imported || (key.state !== 'ACTIVE' && key.state !== 'INACTIVE')) {
+      throw unusable(hash, scope, key.state, imported);
+    }
+    return only;
+  }
+
+  async #liveKey(key: ManagedKey, scope: KeyScope) {
+    const live = await liveKeyForDecrypt(this.#d.keys, key.keyId);
+    if (live === null) throw unusable(key.metadataHash, scope, key.state, true);
+    return live;
+  }
+
+  /** Whether the scope's stream records the key as imported (ManagedKeyImported). */
+  async #wasImported(scope: KeyScope, key: ManagedKey): Promise<boolean> {
+    for (const recorded of await this.#d.journal.store.readStream(this.#d.names.scope(scope))) {
+      if (recorded.type !== 'ManagedKeyImported') continue;
+      const event = parseEventOf(recorded, SCOPE_EVENT_TYPES);
+      if (event.type === 'ManagedKeyImported' && event.data.key.keyId === key.keyId) return true;
+    }
+    return false;
+  }
+
+  async #decideAndAppend(
+    command: LegacyReencryptionCommand,
+    options: OperationOptions,
+  ): Promise<readonly LegacyReencryptionEvent[]> {
+    if (this.#d.projector.latestSystemKey() === null) {
+      throw new KeyledgerError(
+        'ERR_LEDGER_NOT_INITIALISED',
+        'the ledger has no system key yet; run init',
+        {},
+      );
+    }
+    const written = await decideAndAppend<LegacyReencryptionState, LegacyReencryptionEvent>(this.#d.journal, {
+      stream: this.#d.names.reencryption,
+      context: this.#d.context(options),
+      load: async () => {
+        const state = await this.#load();
+        return { state, expected: expectedAfter(state.revision) };
+      },
+      decide: (state) => decideLegacyReencryption(state, command),
+    });
+    if (written.position !== null) await this.#load();
+    return written.events;
+  }
+
+  /** Folds what is new on the re-encryption stream into the state this instance keeps. */
+  async #load(): Promise<LegacyReencryptionState> {
+    const from = this.#state.revision === null ? 0n : this.#state.revision + 1n;
+    let state = this.#state;
+    const stream = this.#d.names.reencryption;
+    for (const recorded of await this.#d.journal.store.readStream(stream, { fromRevision: from })) {
+      if (state.revision !== null && recorded.revision <= state.revision) continue;
+      const event = parseEventOf(recorded, LEGACY_REENCRYPTION_EVENT_TYPES);
+      state = evolveLegacyReencryption(state, event, event.meta.occurredAt, event.revision);
+    }
+    // Concurrent loads fold prefixes of one stream: keep the longest.
+    if (state.revision !== null && (this.#state.revision === null || state.revision > this.#state.revision)) {
+      this.#state = state;
+    }
+    return this.#state;
+  }
+}
+
+/**
+ * One campaign being run: `reencrypt` a batch (no event), store its envelopes in place of the
+ * records, then `checkpoint` it; `run` does the three in order. A crash between storing and the
+ * checkpoint only makes the batch come round again: its records are then in keyledger's envelope
+ * already and come back `skipped`.
+ */
+export class LegacyReencryption {
+  readonly #owner: LegacyReencryptions;
+  readonly #options: OperationOptions;
+  readonly name: string;
+
+  constructor(owner: LegacyReencryptions, name: string, options: OperationOptions) {
+    this.#owner = owner;
+    this.name = name;
+    this.#options = {
+      ...(options.actor === undefined ? {} : { actor: options.actor }),
+      ...(options.reason === undefined ? {} : { reason: options.reason }),
+    };
+  }
+
+  /** The campaign as recorded now; `lastRecordId` is where to continue after. */
+  async info(): Promise<LegacyCampaignInfo> {
+    return infoOf(await this.#owner.campaignNow(this.name));
+  }
+
+  /**
+   * Re-encrypts a batch (1 to 1000 records, in the caller's order). A record that does not
+   * authenticate is reported by id and the rest go on; a key no longer usable (disabled meanwhile)
+   * stops with ERR_LEGACY_KEY_UNUSABLE. Records nothing: checkpoint the batch once stored.
+   */
+  async reencrypt(records: readonly LegacyRecord[]): Promise<ReencryptedBatch> {
+    if (!Array.isArray(records) || records.length === 0 || records.length > MAX_LEGACY_BATCH) {
+      throw new KeyledgerError('ERR_INVALID_ARGUMENT', `a batch has 1 to ${MAX_LEGACY_BATCH} records`, {
+        records: Array.isArray(records) ? records.length : null,
+      });
+    }
+    for (const r of records) {
+      checkRecordId(r?.id);
+      if (!(r.data instanceof Uint8Array)) throw new TypeError('a record’s data is a Uint8Array');
+      if (r.aad !== undefined && !(r.aad instanceof Uint8Array)) throw new TypeError('aad is a Uint8Array');
+    }
+    const campaign = assertOpen(await this.#owner.campaignNow(this.name));
+    const results = await this.#owner.reencryptBatch(campaign, records);
+    return {
+      campaign: this.name,
+      batch: campaign.batches + 1,
+      lastRecordId: (records.at(-1) as LegacyRecord).id,
+      results,
+    };
+  }
+
+  /** Records the batch as done (after the caller stored its envelopes): progress and failures by id. */
+  async checkpoint(batch: ReencryptedBatch): Promise<LegacyCampaignInfo> {
+    const count = (status: LegacyRecordResult['status']) =>
+      batch.results.filter((r) => r.status === status).length;
+    const recorded = await this.#owner.record(
+      {
+        type: 'RecordLegacyProgress',
+        campaign: this.name,
+        batch: batch.batch,
+        lastRecordId: batch.lastRecordId,
+        reencrypted: count('reencrypted'),
+        skipped: count('skipped'),
+        failedIds: batch.results.filter((r) => r.status === 'failed').map((r) => r.id),
+      },
+      this.#options,
+    );
+    return infoOf(recorded);
+  }
+
+  /** reencrypt → `store` (the caller writes the envelopes) → checkpoint. */
+  async run(
+    records: readonly LegacyRecord[],
+    store: (batch: ReencryptedBatch) => Promise<void>,
+  ): Promise<{ readonly batch: ReencryptedBatch; readonly progress: LegacyCampaignInfo }> {
+    const batch = await this.reencrypt(records);
+    await store(batch);
+    return { batch, progress: await this.checkpoint(batch) };
+  }
+
+  /** Records the campaign complete (every record visited); the counts are the recorded ones. */
+  async complete(): Promise<LegacyCampaignInfo> {
+    return infoOf(
+      await this.#owner.record({ type: 'CompleteLegacyReencryption', campaign: this.name }, this.#options),
+    );
+  }
+}
+
+function assertOpen(campaign: LegacyCampaign): LegacyCampaign {
+  if (campaign.completed) {
+    throw new KeyledgerError(
+      'ERR_REENCRYPTION_COMPLETED',
+      `re-encryption campaign ${campaign.campaign} has completed`,
+      { campaign: campaign.campaign },
+    );
+  }
+  return campaign;
+}
+
+function aadOf(r: LegacyRecord): { aad?: Uint8Array } {
+  return r.aad === undefined ? {} : { aad: r.aad };
+}
+
+function unusable(
+  metadataHash: string,
+  scope: KeyScope | null,
+  state: string | null,
+  imported: boolean,
+): KeyledgerError {
+  const where =
+    scope === null ? 'the ledger has no (single) key' : `key in ${formatScope(scope)} is ${state}`;
+  return new KeyledgerError(
+    'ERR_LEGACY_KEY_UNUSABLE',
+    scope === null
+      ? `${where} with metadata hash ${metadataHash}`
+      : imported
+        ? `legacy data cannot be read under ${metadataHash}: the ${where}`
+        : `legacy data is read only under keys recorded by import-managed-key; ${metadataHash} was not`,
+    { metadataHash, scope: scope === null ? null : formatScope(scope), state, imported },
+  );
+}
