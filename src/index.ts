@@ -92,13 +92,15 @@ export { Ledger, type LedgerOptions } from './ledger/ledger.js';
 export type { LedgerEventOf, LedgerEventsOptions } from './ledger/ledgerEvents.js';
 export type {
   LegacyCampaignInfo,
-  LegacyDataResult,
   LegacyRecord,
   LegacyRecordResult,
   LegacyReencryption,
+  ReencryptedBatch,
+} from './ledger/legacyCampaign.js';
+export type {
+  LegacyDataResult,
   LegacyReencryptions,
   LegacyStartOptions,
-  ReencryptedBatch,
 } from './ledger/legacyReencryption.js';
 export { type DataLocation, namespaceCandidates } from './ledger/namespaceCandidates.js';
 export type { KeyResult, OperationOptions, WriteResult } from './ledger/operationOptions.js';

@@ -1,4 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { z } from 'zod';
 import { LEGACY_ALGORITHMS } from '../crypto/legacyAesGcm.js';
@@ -47,6 +49,27 @@ function flushed(output: Writable): Promise<void> {
   );
 }
 
+/**
+ * `path` appears complete or not at all: written beside it under a temporary name, then renamed
+ * over it (atomic within a file system). A failure removes the temporary file.
+ */
+async function writeWhole(path: string, bytes: Buffer): Promise<void> {
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.partial`);
+  try {
+    await writeFile(temporary, bytes, { flag: 'wx' });
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw new KeyledgerError(
+      'ERR_INVALID_ARGUMENT',
+      `cannot write --out: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+      {
+        out: path,
+      },
+    );
+  }
+}
+
 function streamsOf(streams: ByteStreams | undefined): ByteStreams {
   if (streams === undefined) throw new TypeError('reencrypt streams its input and output');
   return streams;
@@ -62,6 +85,11 @@ export const reencrypt = defineOperation({
     key: z.string().min(1).describe('the metadata hash of the imported key the data is under'),
     aad: z.string().describe('associated data (UTF-8) the legacy data was encrypted with').optional(),
     aadFile: z.string().min(1).describe('a file holding the associated data (local CLI only)').optional(),
+    out: z
+      .string()
+      .min(1)
+      .describe('write to this file, which appears only once complete (local CLI only; default stdout)')
+      .optional(),
     maxBytes: z
       .int()
       .min(1, '--max-bytes takes an integer ≥ 1')
@@ -77,7 +105,14 @@ export const reencrypt = defineOperation({
   kind: 'bytes',
   opens: 'ledger',
   cli: {
-    placeholders: { legacy: 'layout', key: 'metadata-hash', aad: 'text', aadFile: 'file', maxBytes: 'n' },
+    placeholders: {
+      legacy: 'layout',
+      key: 'metadata-hash',
+      aad: 'text',
+      aadFile: 'file',
+      out: 'file',
+      maxBytes: 'n',
+    },
   },
   prepare: (input) => {
     if (input.aad !== undefined && input.aadFile !== undefined) {
@@ -88,12 +123,16 @@ export const reencrypt = defineOperation({
       key: input.key,
       aad: input.aad === undefined ? undefined : Buffer.from(input.aad, 'utf8'),
       aadFile: input.aadFile,
+      out: input.out,
       maxBytes: input.maxBytes ?? DEFAULT_LEGACY_MAX_BYTES,
     };
   },
-  async run({ key, aad, aadFile, maxBytes }, host, streams) {
+  async run({ key, aad, aadFile, out, maxBytes }, host, streams) {
     const { input, output } = streamsOf(streams);
-    if ((output as { isTTY?: boolean }).isTTY === true) {
+    if (out !== undefined && host.local === null) {
+      throw invalidArgument('--out writes a local file: read the result from the response instead');
+    }
+    if (out === undefined && (output as { isTTY?: boolean }).isTTY === true) {
       throw new KeyledgerError(
         'ERR_INVALID_ARGUMENT',
         'refusing to write ciphertext to a terminal; redirect stdout to a file or a pipe',
@@ -124,8 +163,12 @@ export const reencrypt = defineOperation({
           }),
     });
     // Only a whole, authenticated, re-encrypted result is written: in one piece, at the end.
-    output.write(result.ciphertext);
-    await flushed(output);
+    if (out !== undefined && host.local !== null) {
+      await writeWhole(host.local.resolvePath(out), result.ciphertext);
+    } else {
+      output.write(result.ciphertext);
+      await flushed(output);
+    }
     return plain({ scope: result.scope, from: result.from, to: result.to, bytes: result.ciphertext.length });
   },
 });
