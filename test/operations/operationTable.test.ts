@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -217,6 +218,33 @@ describe('the operation table', () => {
       inactive: true,
     });
     assert.equal(imported.key.state, 'INACTIVE');
+    // Legacy data under the imported key, re-encrypted under the scope's new ACTIVE key.
+    provider.setKey(keyScope(CUST, 'legacy'), 'legacy-2');
+    await run('enable-key-management', { scope: `${CUST}:legacy` });
+    const nonce = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', provider.bytesOf('legacy-1') ?? Buffer.alloc(32), nonce);
+    cipher.setAAD(Buffer.from('row-1'));
+    const legacyData = Buffer.concat([nonce, cipher.update('old row'), cipher.final(), cipher.getAuthTag()]);
+    const reencrypted = sink();
+    const moved = await run(
+      'reencrypt',
+      { legacy: 'aes-256-gcm', key: imported.key.metadataHash, aad: 'row-1' },
+      { input: Readable.from([legacyData]), output: reencrypted.output },
+    );
+    assert.equal(moved.from.metadataHash, imported.key.metadataHash);
+    const back = sink();
+    await run(
+      'decrypt',
+      { aad: 'row-1' },
+      { input: Readable.from([reencrypted.bytes()]), output: back.output },
+    );
+    assert.equal(back.bytes().toString(), 'old row');
+    await ledger.legacyReencryption.start('sample', imported.key.metadataHash);
+    const campaigns = await run('reencrypt-status', {});
+    assert.deepEqual(
+      campaigns.map((c: { campaign: string }) => c.campaign),
+      ['sample'],
+    );
     const policy = await run('set-rotation-policy', {
       target: `${CUST}:orders`,
       period: '90d',

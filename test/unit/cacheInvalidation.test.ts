@@ -299,6 +299,43 @@ describe('invalidationsFor: system-key and material events', () => {
     expectInvalidations({ type: 'RotationPolicyCleared', data: { target } }, []);
   });
 
+  it('legacy re-encryption events: nothing (bookkeeping; no key changes)', () => {
+    const campaign = 'orders-2019';
+    expectInvalidations(
+      {
+        type: 'LegacyReencryptionStarted',
+        data: {
+          campaign,
+          ...SCOPE,
+          keyId: keyIdFor(SCOPE, 'k1'),
+          metadataHash: hashFor(SCOPE, 'k1'),
+          algorithm: 'aes-256-gcm',
+          total: null,
+        },
+      },
+      [],
+    );
+    expectInvalidations(
+      {
+        type: 'LegacyReencryptionProgressed',
+        data: {
+          campaign,
+          batch: 1,
+          lastRecordId: 'r1',
+          reencrypted: 1,
+          failed: 0,
+          skipped: 0,
+          failedIds: [],
+        },
+      },
+      [],
+    );
+    expectInvalidations(
+      { type: 'LegacyReencryptionCompleted', data: { campaign, reencrypted: 1, failed: 0, skipped: 0 } },
+      [],
+    );
+  });
+
   it('every ledger event type has a case above', () => {
     assert.deepEqual([...covered].sort(), [...LEDGER_EVENT_TYPES].sort());
   });
