@@ -91,8 +91,8 @@ export class LegacyReencryptions {
     data: Uint8Array,
     options: { readonly aad?: Uint8Array; readonly authorize?: (custodian: string) => void } = {},
   ): Promise<LegacyDataResult> {
-    const { scope, key } = await this.#legacyKey(metadataHash);
-    options.authorize?.(scope.custodian);
+    // The caller's grant on the key's custodian is checked before anything about the key is said.
+    const { scope, key } = await this.#legacyKey(metadataHash, options.authorize);
     const legacy = await this.#liveKey(key, scope);
     // Synchronous from the lookup: the key cannot leave L1 (and be zeroed) before it is used.
     const plaintext = decryptLegacyAesGcm(legacy.key, data, options.aad);
@@ -228,7 +228,10 @@ export class LegacyReencryptions {
    * The key named by `metadataHash` if legacy data may be read under it: a key of the ledger
    * (whichever scope), ACTIVE or INACTIVE, recorded by import-managed-key. ERR_LEGACY_KEY_UNUSABLE.
    */
-  async #legacyKey(metadataHash: string): Promise<{ scope: KeyScope; key: ManagedKey }> {
+  async #legacyKey(
+    metadataHash: string,
+    authorize?: (custodian: string) => void,
+  ): Promise<{ scope: KeyScope; key: ManagedKey }> {
     let hash: ReturnType<typeof parseMetadataHash>;
     try {
       hash = parseMetadataHash(metadataHash);
@@ -244,6 +247,7 @@ export class LegacyReencryptions {
     const only = found[0];
     if (only === undefined || found.length > 1) throw unusable(hash, null, null, false);
     const { scope, key } = only;
+    authorize?.(scope.custodian);
     const imported = await this.#wasImported(scope, key);
     if (!imported || (key.state !== 'ACTIVE' && key.state !== 'INACTIVE')) {
       throw unusable(hash, scope, key.state, imported);

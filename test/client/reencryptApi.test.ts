@@ -138,3 +138,41 @@ for (const [name, factory] of Object.entries(targets)) {
     });
   });
 }
+
+describe('reencrypt over HTTPS: grants on the key’s custodian', () => {
+  it('a caller with decrypt and encrypt on another custodian only is refused (ERR_FORBIDDEN), nothing written', async () => {
+    const s = await startContractServer();
+    const admin = new KeyledgerClient({ url: s.url, token: await s.jwt('admin', ['admin:*']), ca: s.ca });
+    const other = Buffer.from('tenant-2').toString('base64');
+    const outsider = new KeyledgerClient({
+      url: s.url,
+      token: await s.jwt('outsider', [`decrypt:${other}`, `encrypt:${other}`]),
+      ca: s.ca,
+    });
+    try {
+      s.ledger.provider.setKey(keyScope(TENANT, 'legacy-source'), 'old-key');
+      const imported = await admin.call('import-managed-key', {
+        scope: `${TENANT}:archive`,
+        alias: 'old-key',
+        inactive: true,
+      });
+      const head = await s.ledger.head();
+      const transfer = outsider.stream('reencrypt', {
+        legacy: 'aes-256-gcm',
+        key: imported.key.metadataHash,
+      } as never);
+      const piped = pipeline(
+        Readable.from([randomBytes(64)]),
+        transfer.stream,
+        new Writable({ write: (_c, _e, cb) => cb() }),
+      ).catch(() => 'failed');
+      assert.equal(await codeOf(() => transfer.result), 'ERR_FORBIDDEN');
+      await piped;
+      assert.equal(await s.ledger.head(), head);
+    } finally {
+      await outsider.close();
+      await admin.close();
+      await s.stop();
+    }
+  });
+});
