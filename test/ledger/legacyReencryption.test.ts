@@ -184,6 +184,9 @@ describe('legacy re-encryption campaigns (records held elsewhere)', () => {
       const text = JSON.stringify(e.data);
       assert.ok(!text.includes(bytes) && !text.includes('row r'), `${e.type} holds no secrets`);
     }
+    // The campaign's events are chained and checkpointed like every other stream's.
+    await t.ledger.checkpoint();
+    assert.equal((await t.ledger.verify()).ok, true);
     await assert.rejects(campaign.complete(), (e: unknown) =>
       isKeyledgerError(e, 'ERR_REENCRYPTION_COMPLETED'),
     );
