@@ -23,9 +23,9 @@
  *   exit
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Session } from 'node:inspector/promises';
 import { createInterface } from 'node:readline';
 import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
