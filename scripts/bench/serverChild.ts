@@ -11,7 +11,7 @@
  * access log a no-op (the bare route has none either).
  *
  * stdout, one JSON line each; stdin, one command a line:
- *   (at start)         → {"ready": {url, bareUrl, bareStreamUrl, ca, admin, encryptor, auditor, custodian, namespace}}
+ *   (at start)         → {"ready": {url, bareUrl, bareStreamUrl, bareBusyUrl, ca, admin, encryptor, auditor, custodian, namespace}}
  *   rss-start          → {"rss": <now>} and starts sampling rss every 5 ms
  *   rss-stop           → {"before": n, "peak": n}
  *   cpu-start          → {"cpu": "started"}
@@ -85,6 +85,17 @@ bare.post('/bare', async (request, reply) => {
   reply.header('content-type', 'application/json; charset=utf-8');
   return `{"data":"${reply1KiB}"}`;
 });
+// The calibration route: the bare route plus a busy wait of `x-busy-us` microseconds of CPU, to
+// see what a given amount of per-request work costs in requests/s on this machine (the bound).
+bare.post('/bare-busy', async (request, reply) => {
+  if (typeof (request.body as { data?: unknown }).data !== 'string') reply.code(400);
+  const until = performance.now() + Number(request.headers['x-busy-us'] ?? 0) / 1000;
+  while (performance.now() < until) {
+    // spin
+  }
+  reply.header('content-type', 'application/json; charset=utf-8');
+  return `{"data":"${reply1KiB}"}`;
+});
 // The streamed baseline: the body echoed back as it arrives (HTTPS and HTTP plumbing, no crypto).
 bare.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
 bare.post('/bare-stream', async (request, reply) => {
@@ -107,6 +118,7 @@ send({
     url,
     bareUrl: `https://127.0.0.1:${barePort}/bare`,
     bareStreamUrl: `https://127.0.0.1:${barePort}/bare-stream`,
+    bareBusyUrl: `https://127.0.0.1:${barePort}/bare-busy`,
     ca: certs.pem(certs.caCert).toString(),
     admin,
     encryptor,

@@ -169,7 +169,10 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
   };
   app.addHook('onRoute', (route) => {
     const url = route.url;
-    const first: onRequestHookHandler = OPEN_ROUTES.has(url)
+    const open = OPEN_ROUTES.has(url);
+    // The open routes are not rate limited (the limit is per principal, and they have none).
+    if (open) route.config = { ...route.config, rateLimit: false };
+    const first: onRequestHookHandler = open
       ? (request, _reply, done) => {
           contextOf(request).route = url;
           done();
@@ -224,9 +227,16 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
     hook: 'preHandler',
     max: limits.rateLimit.max,
     timeWindow: limits.rateLimit.timeWindowMs,
-    // Per principal (authenticated before this runs); the open routes are not limited.
-    allowList: (request: FastifyRequest) => contextOf(request).principal === null,
+    // Per principal (authenticated before this runs on every route it applies to: the open routes
+    // opt out in the onRoute hook above, which runs before the plugin's).
     keyGenerator: (request: FastifyRequest) => contextOf(request).principal?.name ?? request.ip,
+    // A 429 says when to retry (and the limit); an allowed answer carries no x-ratelimit-* headers:
+    // three more headers on every response cost more than the limiter's own count.
+    addHeadersOnExceeding: {
+      'x-ratelimit-limit': false,
+      'x-ratelimit-remaining': false,
+      'x-ratelimit-reset': false,
+    },
     errorResponseBuilder: (_request: FastifyRequest, context: { max: number; ttl: number }) =>
       new KeyledgerError('ERR_RATE_LIMITED', `over the limit of ${context.max} requests`, {
         limit: context.max,
