@@ -330,7 +330,8 @@ function observe(
       durationMs: Math.round(seconds * 1e6) / 1e3,
     });
   };
-  response.once('close', done);
+  // A response closes once ('on', not 'once': no wrapper per request).
+  response.on('close', done);
 }
 
 /** Fastify's own failures (body parsing, limits) as the API's codes. */
