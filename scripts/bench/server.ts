@@ -45,6 +45,16 @@ const ROTATION_WARMUP = 5;
 /** The issue's targets. */
 const TARGET_RATIO = 0.5;
 const TARGET_DELIVERY_P99_MS = 50;
+/** `unary`: only the unary load (part 3), for repeated runs of the ratio; default: everything. */
+const ONLY = process.env.BENCH_SERVER_ONLY ?? 'all';
+/**
+ * Busy waits (µs, comma-separated) to add to the bare route, each measured like a route: what a
+ * given amount of server work per request costs in requests/s here (the bound). Default: none.
+ */
+const CALIBRATE = (process.env.BENCH_SERVER_CALIBRATE ?? '')
+  .split(',')
+  .filter((n) => n.trim() !== '')
+  .map(Number);
 
 function fmtMiB(bytes: number): string {
   return `${(bytes / MiB).toFixed(1)} MiB`;
@@ -60,6 +70,11 @@ function fmtLoad(): string {
     .join(', ');
 }
 
+/** A load run and the server process's CPU time per answered request (user + system, all threads). */
+interface Measured extends LoadResult {
+  readonly cpuMicros: number;
+}
+
 function fmtRun(r: LoadResult): string {
   return `${r.requestsPerSecond.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms`;
 }
@@ -73,95 +88,97 @@ export async function run(): Promise<BenchResult> {
   const call = (path: string, token: string, json: unknown) =>
     httpsCall(setup.url, 'POST', path, { ca, token, json });
   try {
-    // 1. Streamed encrypt through the API against the in-process stream, and the server's RSS.
-    const streamUrl = `${setup.url}/v1/encrypt?custodian=${encodeURIComponent(setup.custodian)}&namespace=${setup.namespace}`;
-    const upload = (total: number) => streamedUpload(streamUrl, { ca, token: setup.encryptor, total });
-    await upload(STREAM_WARMUP_BYTES);
-    await streamedUpload(setup.bareStreamUrl, { ca, token: setup.encryptor, total: STREAM_WARMUP_BYTES });
-    await child.ask(`inprocess ${STREAM_WARMUP_BYTES}`);
-    await child.ask('rss-start');
-    const api = await upload(STREAM_BYTES);
-    const apiRss = await child.ask<{ before: number; peak: number }>('rss-stop');
-    if (api.status !== 200 || api.result === undefined) {
-      throw new Error(`streamed encrypt: status ${api.status}, trailer ${api.result ?? 'missing'}`);
-    }
-    const echo = await streamedUpload(setup.bareStreamUrl, {
-      ca,
-      token: setup.encryptor,
-      total: STREAM_BYTES,
-    });
-    if (echo.status !== 200 || echo.outBytes !== STREAM_BYTES) {
-      throw new Error(`bare echo: status ${echo.status}, ${echo.outBytes} bytes back`);
-    }
-    const local = await child.ask<{ seconds: number; outBytes: number; before: number; peak: number }>(
-      `inprocess ${STREAM_BYTES}`,
-    );
-    if (local.outBytes !== api.outBytes) {
-      throw new Error(`ciphertext sizes differ: API ${api.outBytes}, in-process ${local.outBytes}`);
-    }
-    rows.push(
-      {
-        metric: `streamed encrypt through the API, ${fmtMiB(STREAM_BYTES)}`,
-        value: `${fmtMBps(STREAM_BYTES, api.seconds)} (${api.seconds.toFixed(2)} s); ${(local.seconds / api.seconds).toFixed(2)}× in-process`,
-      },
-      {
-        metric: `baseline: in-process encryptStream in the server process, ${fmtMiB(STREAM_BYTES)}`,
-        value: `${fmtMBps(STREAM_BYTES, local.seconds)} (${local.seconds.toFixed(2)} s)`,
-      },
-      {
-        metric: `baseline: bare Fastify HTTPS echo of an octet-stream body, ${fmtMiB(STREAM_BYTES)}`,
-        value: `${fmtMBps(STREAM_BYTES, echo.seconds)} (${echo.seconds.toFixed(2)} s); the API is ${(echo.seconds / api.seconds).toFixed(2)}× this`,
-      },
-      {
-        metric: `server peak RSS growth while serving ${fmtMiB(STREAM_BYTES)}`,
-        value: `+${fmtMiB(apiRss.peak - apiRss.before)} (${fmtMiB(apiRss.before)} → peak ${fmtMiB(apiRss.peak)})`,
-        // The body must not be held: growth well under its size (a few chunks and buffers).
-        target: `< ${fmtMiB(STREAM_BYTES / 4)} (¼ of the body)`,
-        met: apiRss.peak - apiRss.before < STREAM_BYTES / 4,
-      },
-      {
-        metric: `in-process peak RSS growth, ${fmtMiB(STREAM_BYTES)}`,
-        value: `+${fmtMiB(local.peak - local.before)}`,
-      },
-    );
+    if (ONLY !== 'unary') {
+      // 1. Streamed encrypt through the API against the in-process stream, and the server's RSS.
+      const streamUrl = `${setup.url}/v1/encrypt?custodian=${encodeURIComponent(setup.custodian)}&namespace=${setup.namespace}`;
+      const upload = (total: number) => streamedUpload(streamUrl, { ca, token: setup.encryptor, total });
+      await upload(STREAM_WARMUP_BYTES);
+      await streamedUpload(setup.bareStreamUrl, { ca, token: setup.encryptor, total: STREAM_WARMUP_BYTES });
+      await child.ask(`inprocess ${STREAM_WARMUP_BYTES}`);
+      await child.ask('rss-start');
+      const api = await upload(STREAM_BYTES);
+      const apiRss = await child.ask<{ before: number; peak: number }>('rss-stop');
+      if (api.status !== 200 || api.result === undefined) {
+        throw new Error(`streamed encrypt: status ${api.status}, trailer ${api.result ?? 'missing'}`);
+      }
+      const echo = await streamedUpload(setup.bareStreamUrl, {
+        ca,
+        token: setup.encryptor,
+        total: STREAM_BYTES,
+      });
+      if (echo.status !== 200 || echo.outBytes !== STREAM_BYTES) {
+        throw new Error(`bare echo: status ${echo.status}, ${echo.outBytes} bytes back`);
+      }
+      const local = await child.ask<{ seconds: number; outBytes: number; before: number; peak: number }>(
+        `inprocess ${STREAM_BYTES}`,
+      );
+      if (local.outBytes !== api.outBytes) {
+        throw new Error(`ciphertext sizes differ: API ${api.outBytes}, in-process ${local.outBytes}`);
+      }
+      rows.push(
+        {
+          metric: `streamed encrypt through the API, ${fmtMiB(STREAM_BYTES)}`,
+          value: `${fmtMBps(STREAM_BYTES, api.seconds)} (${api.seconds.toFixed(2)} s); ${(local.seconds / api.seconds).toFixed(2)}× in-process`,
+        },
+        {
+          metric: `baseline: in-process encryptStream in the server process, ${fmtMiB(STREAM_BYTES)}`,
+          value: `${fmtMBps(STREAM_BYTES, local.seconds)} (${local.seconds.toFixed(2)} s)`,
+        },
+        {
+          metric: `baseline: bare Fastify HTTPS echo of an octet-stream body, ${fmtMiB(STREAM_BYTES)}`,
+          value: `${fmtMBps(STREAM_BYTES, echo.seconds)} (${echo.seconds.toFixed(2)} s); the API is ${(echo.seconds / api.seconds).toFixed(2)}× this`,
+        },
+        {
+          metric: `server peak RSS growth while serving ${fmtMiB(STREAM_BYTES)}`,
+          value: `+${fmtMiB(apiRss.peak - apiRss.before)} (${fmtMiB(apiRss.before)} → peak ${fmtMiB(apiRss.peak)})`,
+          // The body must not be held: growth well under its size (a few chunks and buffers).
+          target: `< ${fmtMiB(STREAM_BYTES / 4)} (¼ of the body)`,
+          met: apiRss.peak - apiRss.before < STREAM_BYTES / 4,
+        },
+        {
+          metric: `in-process peak RSS growth, ${fmtMiB(STREAM_BYTES)}`,
+          value: `+${fmtMiB(local.peak - local.before)}`,
+        },
+      );
 
-    // 2. Rotation → delivery to SUBSCRIBERS event streams.
-    const scope = `${setup.custodian}:rotations`;
-    const enabled = await call('/v1/enable-key-management', setup.admin, { scope });
-    if (enabled.status !== 200) throw new Error(`enable-key-management: ${enabled.text}`);
-    const delivery = await rotationDelivery({
-      url: setup.url,
-      ca,
-      operator: setup.admin,
-      auditor: setup.auditor,
-      scope,
-      subscribers: SUBSCRIBERS,
-      warmup: ROTATION_WARMUP,
-      rotations: ROTATIONS,
-    });
-    const lost = delivery.latenciesMs.filter((ms) => Number.isNaN(ms)).length;
-    if (lost > 0) throw new Error(`${lost} deliveries without an arrival time`);
-    const p99 = quantile(delivery.latenciesMs, 0.99);
-    rows.push(
-      {
-        metric: `rotation → ${SUBSCRIBERS} SSE subscribers, ${ROTATIONS} rotations: p50`,
-        value: fmtMs(quantile(delivery.latenciesMs, 0.5)),
-      },
-      {
-        metric: `rotation → ${SUBSCRIBERS} SSE subscribers: p99 (max ${fmtMs(Math.max(...delivery.latenciesMs))})`,
-        value: fmtMs(p99),
-        target: `p99 < ${TARGET_DELIVERY_P99_MS} ms`,
-        met: p99 < TARGET_DELIVERY_P99_MS,
-      },
-      {
-        metric: 'per rotation, first / last subscriber reached: median',
-        value: `${fmtMs(median(delivery.firstMs))} / ${fmtMs(median(delivery.lastMs))}`,
-      },
-      {
-        metric: 'the rotation POST itself (start → answer): p50 / p99',
-        value: `${fmtMs(quantile(delivery.postMs, 0.5))} / ${fmtMs(quantile(delivery.postMs, 0.99))}`,
-      },
-    );
+      // 2. Rotation → delivery to SUBSCRIBERS event streams.
+      const scope = `${setup.custodian}:rotations`;
+      const enabled = await call('/v1/enable-key-management', setup.admin, { scope });
+      if (enabled.status !== 200) throw new Error(`enable-key-management: ${enabled.text}`);
+      const delivery = await rotationDelivery({
+        url: setup.url,
+        ca,
+        operator: setup.admin,
+        auditor: setup.auditor,
+        scope,
+        subscribers: SUBSCRIBERS,
+        warmup: ROTATION_WARMUP,
+        rotations: ROTATIONS,
+      });
+      const lost = delivery.latenciesMs.filter((ms) => Number.isNaN(ms)).length;
+      if (lost > 0) throw new Error(`${lost} deliveries without an arrival time`);
+      const p99 = quantile(delivery.latenciesMs, 0.99);
+      rows.push(
+        {
+          metric: `rotation → ${SUBSCRIBERS} SSE subscribers, ${ROTATIONS} rotations: p50`,
+          value: fmtMs(quantile(delivery.latenciesMs, 0.5)),
+        },
+        {
+          metric: `rotation → ${SUBSCRIBERS} SSE subscribers: p99 (max ${fmtMs(Math.max(...delivery.latenciesMs))})`,
+          value: fmtMs(p99),
+          target: `p99 < ${TARGET_DELIVERY_P99_MS} ms`,
+          met: p99 < TARGET_DELIVERY_P99_MS,
+        },
+        {
+          metric: 'per rotation, first / last subscriber reached: median',
+          value: `${fmtMs(median(delivery.firstMs))} / ${fmtMs(median(delivery.lastMs))}`,
+        },
+        {
+          metric: 'the rotation POST itself (start → answer): p50 / p99',
+          value: `${fmtMs(quantile(delivery.postMs, 0.5))} / ${fmtMs(quantile(delivery.postMs, 0.99))}`,
+        },
+      );
+    }
 
     // 3. Unary load with autocannon against the bare route.
     const plaintext = Buffer.alloc(1024, 'p').toString('base64');
@@ -188,7 +205,12 @@ export async function run(): Promise<BenchResult> {
       if (checked.status !== 200) throw new Error(`${path}: ${checked.text}`);
     }
 
-    const load = async (url: string, token: string | null, body: string): Promise<LoadResult> => {
+    const load = async (
+      url: string,
+      token: string | null,
+      body: string,
+      busyMicros = 0,
+    ): Promise<Measured> => {
       const options = {
         url,
         ca,
@@ -196,42 +218,54 @@ export async function run(): Promise<BenchResult> {
         headers: {
           'content-type': 'application/json',
           ...(token === null ? {} : { authorization: `Bearer ${token}` }),
+          ...(busyMicros === 0 ? {} : { 'x-busy-us': String(busyMicros) }),
         },
         body,
         connections: CONNECTIONS,
       };
       await httpLoad({ ...options, seconds: WARMUP_SECONDS });
+      await child.ask('cpu-start');
       const result = await httpLoad({ ...options, seconds: SECONDS });
+      const cpu = await child.ask<{ micros: number }>('cpu-stop');
       if (result.failed > 0)
         throw new Error(`${url}: ${result.failed} failed requests of ${result.ok + result.failed}`);
-      return result;
+      return { ...result, cpuMicros: cpu.micros / result.ok };
     };
     const bareBefore = await load(setup.bareUrl, null, encryptBody);
     const encryptJwt = await load(`${setup.url}/v1/encrypt`, setup.encryptor, encryptBody);
     const encryptToken = await load(`${setup.url}/v1/encrypt`, apiToken, encryptBody);
     const decrypt = await load(`${setup.url}/v1/decrypt`, setup.encryptor, decryptBody);
     const resolve = await load(`${setup.url}/v1/resolve`, setup.encryptor, resolveBody);
+    const calibration: [number, Measured][] = [];
+    for (const micros of CALIBRATE) {
+      calibration.push([micros, await load(setup.bareBusyUrl, null, encryptBody, micros)]);
+    }
     const bareAfter = await load(setup.bareUrl, null, encryptBody);
     const bare = (bareBefore.requestsPerSecond + bareAfter.requestsPerSecond) / 2;
+    const bareCpu = (bareBefore.cpuMicros + bareAfter.cpuMicros) / 2;
     const ratio = (r: LoadResult) => r.requestsPerSecond / bare;
-    const against = (metric: string, r: LoadResult, target: boolean): Row => ({
+    const against = (metric: string, r: Measured, target: boolean): Row => ({
       metric,
-      value: `${fmtRun(r)}; ${ratio(r).toFixed(2)}× bare`,
+      value: `${fmtRun(r)}; ${ratio(r).toFixed(2)}× bare; server CPU ${r.cpuMicros.toFixed(0)} µs/request (${(bareCpu / r.cpuMicros).toFixed(2)}× bare's)`,
       ...(target ? { target: `≥ ${TARGET_RATIO}× bare`, met: ratio(r) >= TARGET_RATIO } : {}),
     });
     rows.push(
       {
         metric: `baseline: bare Fastify HTTPS route, 1 KiB answer (before / after)`,
-        value: `${fmtRun(bareBefore)} / ${fmtRun(bareAfter)}; mean ${bare.toFixed(0)} req/s`,
+        value: `${fmtRun(bareBefore)} / ${fmtRun(bareAfter)}; mean ${bare.toFixed(0)} req/s; server CPU ${bareCpu.toFixed(0)} µs/request`,
       },
       against('POST /v1/encrypt 1 KiB (JSON, JWT)', encryptJwt, true),
       against('POST /v1/encrypt 1 KiB (JSON, API token)', encryptToken, false),
       against('POST /v1/decrypt 1 KiB (JSON, JWT)', decrypt, false),
       against('POST /v1/resolve (JWT)', resolve, false),
+      ...calibration.map(([micros, r]) =>
+        against(`calibration: the bare route + ${micros} µs of busy wait`, r, false),
+      ),
     );
     notes.push(
       `autocannon: ${CONNECTIONS} keep-alive connections, pipelining 1, ${WARMUP_SECONDS} s warm-up then ${SECONDS} s per route, in this process (the client) while the servers run in process ${child.pid}`,
       'bare route: same process, certificate and key as the keyledger server; parses the same JSON body, answers a fixed 1 KiB; no auth, no access log (the keyledger server logs to a no-op here)',
+      'server CPU: the server process’s user + system time over the measured seconds ÷ the requests answered (what the server spends per request, whatever the load generator beside it takes; “× bare’s” is bare ÷ route, comparable to the req/s ratio)',
       `SSE: ${SUBSCRIBERS} streams read in this process, rotations one at a time after ${ROTATION_WARMUP} warm-up rotations; the POST is on a keep-alive connection`,
       `load average (1, 5, 15 min) at end: ${fmtLoad()}`,
     );

@@ -11,14 +11,19 @@
  * access log a no-op (the bare route has none either).
  *
  * stdout, one JSON line each; stdin, one command a line:
- *   (at start)         → {"ready": {url, bareUrl, bareStreamUrl, ca, admin, encryptor, auditor, custodian, namespace}}
+ *   (at start)         → {"ready": {url, bareUrl, bareStreamUrl, bareBusyUrl, ca, admin, encryptor, auditor, custodian, namespace}}
  *   rss-start          → {"rss": <now>} and starts sampling rss every 5 ms
  *   rss-stop           → {"before": n, "peak": n}
+ *   cpu-start          → {"cpu": "started"}
+ *   cpu-stop           → {"micros": n}: the process's CPU time (user + system) since cpu-start
+ *   profile-start      → {"profile": "started"}: a CPU profile (node:inspector, 100 µs sampling)
+ *   profile-stop <file> → {"profile": file}: the profile written as a .cpuprofile
  *   inprocess <bytes>  → {"seconds": s, "outBytes": n, "before": n, "peak": n}: the same lazily
  *                        generated input through ledger.envelopeStreams.encryptStream into a sink
  *   exit
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -80,6 +85,17 @@ bare.post('/bare', async (request, reply) => {
   reply.header('content-type', 'application/json; charset=utf-8');
   return `{"data":"${reply1KiB}"}`;
 });
+// The calibration route: the bare route plus a busy wait of `x-busy-us` microseconds of CPU, to
+// see what a given amount of per-request work costs in requests/s on this machine (the bound).
+bare.post('/bare-busy', async (request, reply) => {
+  if (typeof (request.body as { data?: unknown }).data !== 'string') reply.code(400);
+  const until = performance.now() + Number(request.headers['x-busy-us'] ?? 0) / 1000;
+  while (performance.now() < until) {
+    // spin
+  }
+  reply.header('content-type', 'application/json; charset=utf-8');
+  return `{"data":"${reply1KiB}"}`;
+});
 // The streamed baseline: the body echoed back as it arrives (HTTPS and HTTP plumbing, no crypto).
 bare.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
 bare.post('/bare-stream', async (request, reply) => {
@@ -102,6 +118,7 @@ send({
     url,
     bareUrl: `https://127.0.0.1:${barePort}/bare`,
     bareStreamUrl: `https://127.0.0.1:${barePort}/bare-stream`,
+    bareBusyUrl: `https://127.0.0.1:${barePort}/bare-busy`,
     ca: certs.pem(certs.caCert).toString(),
     admin,
     encryptor,
@@ -112,6 +129,8 @@ send({
 });
 
 let sampler: RssSampler | null = null;
+let cpuFrom: NodeJS.CpuUsage | null = null;
+let profiler: Session | null = null;
 for await (const line of createInterface({ input: process.stdin })) {
   const [command, arg] = line.trim().split(' ');
   if (command === 'rss-start') {
@@ -121,6 +140,29 @@ for await (const line of createInterface({ input: process.stdin })) {
     const stopped = sampler?.stop();
     sampler = null;
     send(stopped ?? { error: 'not sampling' });
+  } else if (command === 'cpu-start') {
+    cpuFrom = process.cpuUsage();
+    send({ cpu: 'started' });
+  } else if (command === 'cpu-stop') {
+    // The server process's CPU time (user + system, all threads) since cpu-start: per request it
+    // is what the server spends whatever the load generator next to it takes.
+    const used = process.cpuUsage(cpuFrom ?? undefined);
+    cpuFrom = null;
+    send({ micros: used.user + used.system });
+  } else if (command === 'profile-start') {
+    // A CPU profile of the server process alone (node:inspector), for finding where a request's time goes.
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
+    await profiler.post('Profiler.start');
+    send({ profile: 'started' });
+  } else if (command === 'profile-stop') {
+    const taken = await profiler?.post('Profiler.stop');
+    profiler?.disconnect();
+    profiler = null;
+    if (taken !== undefined && arg !== undefined) writeFileSync(arg, JSON.stringify(taken.profile));
+    send({ profile: arg ?? null });
   } else if (command === 'inprocess') {
     const total = Number(arg);
     const rss = new RssSampler(5);

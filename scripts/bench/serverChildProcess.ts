@@ -10,6 +10,8 @@ export interface ServedSetup {
   readonly bareUrl: string;
   /** Echoes an octet-stream body back as it arrives. */
   readonly bareStreamUrl: string;
+  /** The bare route plus a busy wait of the `x-busy-us` header's microseconds (calibration). */
+  readonly bareBusyUrl: string;
   /** PEM of the CA that signed both servers' certificate. */
   readonly ca: string;
   /** JWTs made once, valid for hours: `admin:*`; `admin` over the custodian; `audit:*`. */

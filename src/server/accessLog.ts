@@ -16,7 +16,33 @@ export interface AccessLogEntry {
 
 export type AccessLog = (entry: AccessLogEntry) => void;
 
-/** JSON lines on stderr (stdout carries `listening <url>` only). */
-export const stderrAccessLog: AccessLog = (entry) => {
-  process.stderr.write(`${JSON.stringify({ level: 'info', msg: 'request', ...entry })}\n`);
-};
+/**
+ * JSON lines handed to `write` in batches: the lines of one event-loop turn go out as one write
+ * after it (setImmediate), not one write (on Linux a synchronous system call for a pipe or file)
+ * per request; a turn's lines are also written at process exit if the turn never ended.
+ */
+export function batchedJsonLines(write: (text: string) => void): AccessLog {
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length === 0) return;
+    const text = pending.join('');
+    pending = [];
+    write(text);
+  };
+  let hooked = false;
+  return (entry) => {
+    if (pending.length === 0) {
+      setImmediate(flush);
+      if (!hooked) {
+        hooked = true;
+        process.once('exit', flush);
+      }
+    }
+    pending.push(`${JSON.stringify({ level: 'info', msg: 'request', ...entry })}\n`);
+  };
+}
+
+/** JSON lines on stderr (stdout carries `listening <url>` only), batched per event-loop turn. */
+export const stderrAccessLog: AccessLog = batchedJsonLines((text) => {
+  process.stderr.write(text);
+});

@@ -19,7 +19,7 @@ export function authenticator(options: AuthOptions): Authenticate {
   const jwt = options.jwt ? jwtAuthenticator(options.jwt) : null;
   const tokens = options.tokens ?? null;
   const mtls = options.mtls ?? null;
-  return async ({ authorization, socket }): Promise<Principal> => {
+  return ({ authorization, socket }): Principal | Promise<Principal> => {
     if (authorization !== undefined) {
       const match = /^Bearer +([^\s]+) *$/i.exec(authorization);
       if (match?.[1] === undefined) throw unauthenticated('bearer', 'malformed');

@@ -19,8 +19,12 @@ export interface Credentials {
   readonly socket: TLSSocket | null;
 }
 
-/** Establishes the principal of a request or throws ERR_UNAUTHENTICATED. */
-export type Authenticate = (credentials: Credentials) => Promise<Principal>;
+/**
+ * Establishes the principal of a request or throws ERR_UNAUTHENTICATED (synchronously or as the
+ * promise's rejection). Synchronous when nothing needs waiting for (an API token, a client
+ * certificate, a JWT verified a moment ago): most requests then take no promise at all.
+ */
+export type Authenticate = (credentials: Credentials) => Principal | Promise<Principal>;
 
 /** The refusal every authenticator throws: the scheme tried and a fixed word, never the credential. */
 export function unauthenticated(scheme: string | undefined, reason: string): KeyledgerError {

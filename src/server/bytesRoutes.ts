@@ -67,7 +67,20 @@ async function jsonForm(
   const input = bytes ?? Buffer.alloc(0);
   const result = await runChecked(operation, checked, hostFor(server, request, reply), { input, output });
   reply.header('content-type', 'application/json; charset=utf-8');
-  return JSON.stringify({ ...(result as object), data: Buffer.concat(chunks).toString('base64') });
+  return withData(result, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+}
+
+/**
+ * The result object and the output's base64 as `data`, as one JSON text: the base64 (no character
+ * JSON escapes) is spliced in rather than copied into a new object that JSON.stringify scans again.
+ */
+export function withData(result: unknown, output: Buffer): string {
+  const data = output.toString('base64');
+  if (typeof result !== 'object' || result === null || Array.isArray(result) || 'data' in result) {
+    return JSON.stringify({ ...(result as object), data });
+  }
+  const json = JSON.stringify(result);
+  return json === '{}' ? `{"data":"${data}"}` : `${json.slice(0, -1)},"data":"${data}"}`;
 }
 
 const BASE64_TAIL = /^[A-Za-z0-9+/]{2}[A-Za-z0-9+/=]{2}$/;

@@ -9,8 +9,10 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  type onRequestHookHandler,
 } from 'fastify';
 import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
+import type { Principal } from '../domain/grants.js';
 import type { ServerLimits } from '../host/serverConfig.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { StoreAccess } from '../operations/operation.js';
@@ -24,7 +26,7 @@ import { registerHealthRoutes } from './healthRoutes.js';
 import { requireTlsOffLoopback, urlOf } from './listenAddress.js';
 import { openApiDocument } from './openApi.js';
 import { problemOf } from './problem.js';
-import { contextOf, requestIdOf } from './requestContext.js';
+import { contextOf, newContext, requestIdOf } from './requestContext.js';
 import { PROBLEM_TYPE, sendProblem } from './sendProblem.js';
 import { servedOperations } from './servedOperations.js';
 import { ServerMetrics } from './serverMetrics.js';
@@ -81,6 +83,9 @@ const OPEN_ROUTES: ReadonlySet<string> = new Set([
   ...CONSOLE_ROUTES,
 ]);
 
+/** The hooks the onRoute hook put first on a route. */
+const FIRST_HOOKS = new WeakSet<object>();
+
 /** The key service over HTTPS: every served operation of the table on one Ledger (docs/api.md). */
 export async function createServer(options: ServerOptions): Promise<KeyledgerServer> {
   const { ledger, storeAccess, limits } = options;
@@ -134,33 +139,82 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
   // The raw body of a streamed bytes request is handed on as is (its own limit, streamBodyBytes).
   app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
 
-  app.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', String(request.id));
+  // Every request, whatever answers it: its context, its id header, its access-log line and metrics.
+  app.decorateRequest('keyledger', null);
+  app.addHook('onRequest', (request, reply, done) => {
+    request.keyledger = newContext();
+    reply.header('x-request-id', request.id);
     observe(request, reply.raw, metrics, options.accessLog);
-    // By the matched route, not the URL text; an unmatched /v1 path is authenticated before its 404.
-    const route = request.routeOptions.url;
-    const open =
-      route === undefined ? !(request.url.split('?')[0] ?? '').startsWith('/v1/') : OPEN_ROUTES.has(route);
-    if (open) return;
+    done();
+  });
+  // Each route's own first hook names the route for the log and metrics and, on every route but the
+  // open ones, authenticates (deny by default: a route is open only by name). Decided once per route
+  // here, so that no request looks its route up.
+  const authenticateRequest = (request: FastifyRequest): Principal | Promise<Principal> => {
     try {
-      contextOf(request).principal = await authenticate({
+      const principal = authenticate({
         authorization: request.headers.authorization,
         socket: tls === null ? null : (request.raw.socket as TLSSocket),
       });
+      return principal instanceof Promise ? principal.catch(refused) : principal;
     } catch (error) {
-      if (isKeyledgerError(error, 'ERR_UNAUTHENTICATED')) {
-        metrics.authFailure(error.details.scheme ?? 'none', error.details.reason);
-      }
-      throw error;
+      throw refused(error);
     }
+  };
+  const refused = (error: unknown): never => {
+    if (isKeyledgerError(error, 'ERR_UNAUTHENTICATED')) {
+      metrics.authFailure(error.details.scheme ?? 'none', error.details.reason);
+    }
+    throw error;
+  };
+  app.addHook('onRoute', (route) => {
+    const url = route.url;
+    const open = OPEN_ROUTES.has(url);
+    // The open routes are not rate limited (the limit is per principal, and they have none).
+    if (open) route.config = { ...route.config, rateLimit: false };
+    const first: onRequestHookHandler = open
+      ? (request, _reply, done) => {
+          contextOf(request).route = url;
+          done();
+        }
+      : (request, _reply, done) => {
+          const context = contextOf(request);
+          context.route = url;
+          let principal: Principal | Promise<Principal>;
+          try {
+            principal = authenticateRequest(request);
+          } catch (error) {
+            done(error as FastifyError);
+            return;
+          }
+          if (principal instanceof Promise) {
+            principal.then(
+              (known) => {
+                context.principal = known;
+                done();
+              },
+              (error: FastifyError) => done(error),
+            );
+            return;
+          }
+          context.principal = principal;
+          done();
+        };
+    const own = route.onRequest === undefined ? [] : [route.onRequest].flat();
+    // A HEAD route made for a GET may come with the GET's hooks: one is enough.
+    if (own.some((hook) => FIRST_HOOKS.has(hook))) return;
+    FIRST_HOOKS.add(first);
+    route.onRequest = [first, ...own];
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const known = fromFastify(error, limits);
     contextOf(request).code = sendProblem(reply, known).code;
   });
-  app.setNotFoundHandler((request, reply) => {
+  app.setNotFoundHandler(async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
+    // An unmatched /v1 path is authenticated before its 404 (nothing about the API is told to strangers).
+    if (path.startsWith('/v1/')) contextOf(request).principal = await authenticateRequest(request);
     const error = new KeyledgerError('ERR_NOT_FOUND', `no route ${request.method} ${path.slice(0, 200)}`, {
       method: request.method,
       path: path.slice(0, 200),
@@ -173,9 +227,16 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
     hook: 'preHandler',
     max: limits.rateLimit.max,
     timeWindow: limits.rateLimit.timeWindowMs,
-    // Per principal (authenticated before this runs); the open routes are not limited.
-    allowList: (request: FastifyRequest) => contextOf(request).principal === null,
+    // Per principal (authenticated before this runs on every route it applies to: the open routes
+    // opt out in the onRoute hook above, which runs before the plugin's).
     keyGenerator: (request: FastifyRequest) => contextOf(request).principal?.name ?? request.ip,
+    // A 429 says when to retry (and the limit); an allowed answer carries no x-ratelimit-* headers:
+    // three more headers on every response cost more than the limiter's own count.
+    addHeadersOnExceeding: {
+      'x-ratelimit-limit': false,
+      'x-ratelimit-remaining': false,
+      'x-ratelimit-reset': false,
+    },
     errorResponseBuilder: (_request: FastifyRequest, context: { max: number; ttl: number }) =>
       new KeyledgerError('ERR_RATE_LIMITED', `over the limit of ${context.max} requests`, {
         limit: context.max,
@@ -250,13 +311,11 @@ function observe(
   metrics: ServerMetrics,
   log: AccessLog,
 ): void {
-  const started = process.hrtime.bigint();
   const done = () => {
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const context = contextOf(request);
+    const seconds = (performance.now() - context.started) / 1e3;
     const status = response.statusCode;
-    const route = request.routeOptions.url ?? 'unmatched';
-    metrics.request(request.method, route, status, seconds);
+    metrics.request(request.method, context.route ?? 'unmatched', status, seconds);
     log({
       time: new Date().toISOString(),
       requestId: String(request.id),
@@ -271,7 +330,8 @@ function observe(
       durationMs: Math.round(seconds * 1e6) / 1e3,
     });
   };
-  response.once('close', done);
+  // A response closes once ('on', not 'once': no wrapper per request).
+  response.on('close', done);
 }
 
 /** Fastify's own failures (body parsing, limits) as the API's codes. */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, type JSONWebKeySet, errors as joseErrors, jwtVerify } from 'jose';
 import { LRUCache } from 'lru-cache';
@@ -12,7 +12,7 @@ import { unauthenticated } from './authentication.js';
  * Verifies a JWT against the keys of a local JWKS file (read once, at start), with its issuer,
  * audience and expiry checked; the principal and its grants come from the configured claims.
  */
-export function jwtAuthenticator(config: JwtAuthConfig): (token: string) => Promise<Principal> {
+export function jwtAuthenticator(config: JwtAuthConfig): (token: string) => Principal | Promise<Principal> {
   let jwks: JSONWebKeySet;
   try {
     jwks = JSON.parse(readFileSync(config.jwks, 'utf8')) as JSONWebKeySet;
@@ -41,11 +41,16 @@ export function jwtAuthenticator(config: JwtAuthConfig): (token: string) => Prom
   const verified = new LRUCache<string, { readonly principal: Principal; readonly until: number }>({
     max: VERIFIED_MAX,
   });
-  return async (token) => {
-    const digest = createHash('sha256').update(token).digest('base64');
+  // A remembered token answers synchronously: no promise, no microtask for the common case.
+  return (token) => {
+    const digest = hash('sha256', token, 'base64');
     const known = verified.get(digest);
     const now = Date.now();
     if (known !== undefined && now < known.until) return known.principal;
+    return verify(token, digest, now);
+  };
+
+  async function verify(token: string, digest: string, now: number): Promise<Principal> {
     let payload: Record<string, unknown>;
     try {
       ({ payload } = await jwtVerify(token, keys, {
@@ -68,7 +73,7 @@ export function jwtAuthenticator(config: JwtAuthConfig): (token: string) => Prom
       until: Math.min((payload.exp as number) * 1000, now + VERIFIED_FOR_MS),
     });
     return principal;
-  };
+  }
 }
 
 /** How long a verified JWT is taken on its hash, at most (its `exp` may end it sooner). */

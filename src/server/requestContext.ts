@@ -13,17 +13,36 @@ export interface RequestContext {
   scope: string | null;
   /** The failure's code, when it failed. */
   code: string | null;
+  /** The matched route as declared (`/v1/encrypt`), set by its first hook; null: no route matched. */
+  route: string | null;
+  /** `performance.now()` when the request arrived (the access log's duration). */
+  readonly started: number;
 }
 
-const CONTEXTS = new WeakMap<FastifyRequest, RequestContext>();
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the server's first hook (createServer.ts decorates every request with it). */
+    keyledger: RequestContext | null;
+  }
+}
+
+/** Made once per request by the first hook: a plain field of the request, no side table. */
+export function newContext(): RequestContext {
+  return {
+    principal: null,
+    operation: null,
+    custodian: null,
+    scope: null,
+    code: null,
+    route: null,
+    started: performance.now(),
+  };
+}
 
 export function contextOf(request: FastifyRequest): RequestContext {
-  let context = CONTEXTS.get(request);
-  if (context === undefined) {
-    context = { principal: null, operation: null, custodian: null, scope: null, code: null };
-    CONTEXTS.set(request, context);
-  }
-  return context;
+  // A request refused before the hooks (a malformed URL) has none yet.
+  request.keyledger ??= newContext();
+  return request.keyledger;
 }
 
 /** The authenticated principal (the /v1 hook ran before any handler). */

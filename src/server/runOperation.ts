@@ -23,12 +23,16 @@ export function checkRequest(operation: Operation, raw: unknown, principal: Prin
   const fromContent = custodian === null && operation.custodianFromContent === true;
   // Named by the content: checked by the host once known; a principal who may do it for no
   // custodian at all is refused before anything is read.
-  const allowed = custodiansAllowed(principal.grants, operation.permission);
   if (operation.aboutCaller === true) return { input, prepared, custodian };
-  if (!fromContent || (allowed !== '*' && allowed.size === 0)) {
+  if (!fromContent || nothingAllowed(principal, operation)) {
     authorize(principal, operation.permission, custodian);
   }
   return { input, prepared, custodian };
+}
+
+function nothingAllowed(principal: Principal, operation: Operation): boolean {
+  const allowed = custodiansAllowed(principal.grants, operation.permission);
+  return allowed !== '*' && allowed.size === 0;
 }
 
 /** Runs a checked unary or bytes operation on the request's host. */

@@ -15,21 +15,22 @@ export interface ServerContext {
  * complete, so a long operation stops at its next safe point.
  */
 export function hostFor(server: ServerContext, request: FastifyRequest, reply: FastifyReply): ServerHost {
-  // Made only when an operation asks for it (few do; an AbortSignal costs more than a small request's
-  // crypto). The response (not the socket, which keep-alive shares between requests) closes once per
-  // request; closed before it finished means the client went away.
-  let abort: AbortController | null = null;
-  let gone = false;
+  // Made only when an operation asks for it (few do; an AbortSignal, and a listener on every
+  // response, cost more than a small request's crypto). The response (not the socket, which
+  // keep-alive shares between requests) closes once per request; closed before it finished means
+  // the client went away (Node marks such a response destroyed before it emits 'close').
   const response = reply.raw;
-  response.once('close', () => {
-    if (response.writableFinished) return;
-    gone = true;
-    abort?.abort();
-  });
+  let abort: AbortController | null = null;
   const signal = (): AbortSignal => {
     if (abort === null) {
-      abort = new AbortController();
-      if (gone) abort.abort();
+      const made = new AbortController();
+      abort = made;
+      if (response.destroyed && !response.writableFinished) made.abort();
+      else {
+        response.once('close', () => {
+          if (!response.writableFinished) made.abort();
+        });
+      }
     }
     return abort.signal;
   };

@@ -27,6 +27,8 @@ describe('the server: limits, OpenAPI document, metrics, access log', () => {
     assert.equal(over.status, 429, over.text);
     assert.equal(over.json.code, 'ERR_RATE_LIMITED');
     assert.match(String(over.headers['retry-after']), /^\d+$/);
+    assert.equal(over.headers['x-ratelimit-limit'], '3');
+    assert.equal(over.headers['x-ratelimit-remaining'], '0');
     assert.equal(over.json.details.limit, 3);
     const other = await s.call('POST', '/v1/list-scopes', {
       token: await s.jwt('calm', ['read:*']),
@@ -34,6 +36,18 @@ describe('the server: limits, OpenAPI document, metrics, access log', () => {
     });
     assert.equal(other.status, 200);
     assert.equal((await s.call('GET', '/healthz')).status, 200);
+  });
+
+  it('the open routes are never limited; an allowed answer carries no x-ratelimit-* headers', async () => {
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await s.call('GET', '/healthz')).status, 200);
+      assert.equal((await s.call('GET', '/v1/openapi.json')).status, 200);
+    }
+    const token = await s.jwt('counted', ['read:*']);
+    const allowed = await s.call('POST', '/v1/list-scopes', { token, json: {} });
+    assert.equal(allowed.status, 200, allowed.text);
+    assert.equal(allowed.headers['x-ratelimit-remaining'], undefined);
+    assert.equal(allowed.headers['x-ratelimit-limit'], undefined);
   });
 
   it('408 with a problem body for a request whose body does not arrive in time; nothing written', async () => {
