@@ -86,7 +86,7 @@ function typedOutcome(outcome: Outcome, what: string): string {
   if (outcome.code === 0) return 'ok';
   assert.ok(outcome.code === 1 || outcome.code === 2, `${what}: exit ${outcome.code}: ${outcome.stderr}`);
   // `error CODE: …` as text, `{"code":"CODE",…}` with --json.
-  const code = /(?:^error |^\{"code":")(ERR_[A-Z_]+)/.exec(outcome.stderr)?.[1];
+  const code = /^(?:error |\{"code":")(ERR_[A-Z_]+)/m.exec(outcome.stderr)?.[1];
   assert.ok(code !== undefined, `${what}: exit ${outcome.code} without a typed error: ${outcome.stderr}`);
   assert.notEqual(code, 'ERR_INTERNAL', `${what}: a crash: ${outcome.stderr}`);
   return code;
