@@ -179,7 +179,7 @@ describe('reliability: hostile input over the CLI, the config file and the store
         .map(([command, rest]) => [...command, ...rest]),
       fc.array(token, { maxLength: 10 }),
     );
-    const cases = fc.sample(argvs, scaled(250, 5000));
+    const cases = fc.sample(argvs, scaled(150, 5000));
     const crashes = watchCrashes();
     const codes = new Map<string, number>();
     let parsedOnly = 0;
@@ -268,7 +268,7 @@ describe('reliability: hostile input over the CLI, the config file and the store
       fc.nat().map((n) => JSON.stringify(valid).slice(0, n % JSON.stringify(valid).length)),
       fc.integer({ min: 1, max: 100_000 }).map((n) => `${'['.repeat(n)}${']'.repeat(n)}`),
     );
-    const cases = fc.sample(texts, scaled(120, 3000));
+    const cases = fc.sample(texts, scaled(80, 3000));
     const crashes = watchCrashes();
     const codes = new Map<string, number>();
     try {
@@ -326,7 +326,7 @@ describe('reliability: hostile input over the CLI, the config file and the store
         .tuple(fc.nat(rows.length - 1), fc.constantFrom(...new Set(rows.map((r) => r.type))), text, text)
         .map(([i, type, data, metadata]) => ({ kind: 'append' as const, i, col: type, v: data, metadata })),
     );
-    const cases = fc.sample(edits, scaled(40, 1000));
+    const cases = fc.sample(edits, scaled(25, 1000));
     const crashes = watchCrashes();
     const codes = new Map<string, number>();
     const dir = join(root, 'events');
