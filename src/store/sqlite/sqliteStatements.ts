@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
-import type { JsonObject, RecordedEvent } from '../eventStore.js';
+import type { RecordedEvent } from '../eventStore.js';
+import { parseStoredObject } from './storedJson.js';
 
 /** Every statement the sqlite store runs, prepared once per connection (sqliteSchema.ts has the tables). */
 
@@ -17,14 +18,15 @@ export type EventRow = [
 ];
 
 export function toRecorded(row: EventRow): RecordedEvent {
+  const event = { stream: row[1], revision: row[2], type: row[4] };
   return {
     streamName: row[1],
     revision: row[2],
     position: row[0],
     eventId: row[3],
     type: row[4],
-    data: JSON.parse(row[5]) as JsonObject,
-    metadata: JSON.parse(row[6]) as JsonObject,
+    data: parseStoredObject(row[5], event, 'data'),
+    metadata: parseStoredObject(row[6], event, 'metadata'),
     recordedAt: new Date(Number(row[7])),
   };
 }
