@@ -29,6 +29,10 @@ if (files.length === 0) {
   process.exit(1);
 }
 
+// The full reliability runs (KEYLEDGER_RELIABILITY=full: 200 kills, one-minute loads) run for many
+// minutes per file by design; Node's --test-timeout also caps a whole file, so they get an hour.
+const testTimeoutMs = process.env.KEYLEDGER_RELIABILITY === 'full' ? 3_600_000 : 120_000;
+
 const result = spawnSync(
   process.execPath,
   // A per-test timeout, so a hung test fails the run instead of stalling it until CI's limit. No
@@ -39,7 +43,7 @@ const result = spawnSync(
     'tsx',
     '--test',
     '--test-concurrency=2',
-    '--test-timeout=120000',
+    `--test-timeout=${testTimeoutMs}`,
     '--test-reporter=spec',
     ...files,
   ],
