@@ -349,7 +349,11 @@ export class LedgerProjector {
    * once (a replay from scratch leaves a whole series); live, in a later microtask, like the snapshot.
    */
   #asOfStep(): void {
-    if (this.#asOf === null || this.#asOfDue || !this.#asOf.isDue(this.position, this.#viewSize())) return;
+    if (this.#asOf === null || this.#asOfDue) return;
+    if (
+      !this.#asOf.isDue(this.position, this.#viewSize(), this.#sealKeys !== null && this.#lastEvent !== null)
+    )
+      return;
     if (this.#catchingUp) {
       this.#captureAsOf();
       return;
