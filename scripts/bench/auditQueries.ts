@@ -250,7 +250,7 @@ async function bench(): Promise<BenchResult> {
         const snapshots = marks.filter((m) => m.snapshot);
         rows.push({
           metric: 'b. same catch-up writing the as-of series (default asOfEvery 10000)',
-          value: `${kept ? 'kept from an earlier run' : `${series.seconds.toFixed(1)} s (${(series.seconds / openedSeconds).toFixed(2)}× without)`}, ${snapshots.length} historic snapshots, ${marks.length} marks`,
+          value: `${kept ? 'kept from an earlier run' : `${series.seconds.toFixed(1)} s${Number.isNaN(openedSeconds) ? '' : ` (${(series.seconds / openedSeconds).toFixed(2)}× without)`}`}, ${snapshots.length} historic snapshots, ${marks.length} marks`,
         });
 
         const ledger = await Ledger.open({ store, provider: keystore.provider() });
@@ -326,7 +326,7 @@ async function bench(): Promise<BenchResult> {
         const verifyRate = perSecond(verified.value.eventsChecked, verified.seconds);
         rows.push({
           metric: 'c. verify (hash chains, checkpoints; MACs skipped without a provider)',
-          value: `${fmtOps(verifyRate).replace('ops', 'events')} (${(verifyRate / rawRate).toFixed(2)}× raw readAll), ok: ${verified.value.ok}`,
+          value: `${fmtOps(verifyRate).replace('ops', 'events')}${Number.isNaN(rawRate) ? '' : ` (${(verifyRate / rawRate).toFixed(2)}× raw readAll)`}, ok: ${verified.value.ok}`,
         });
       }
     } finally {
