@@ -16,7 +16,7 @@
  *  (c) verify: verifyStore (hash chains and checkpoints; no provider, so MACs are skipped) in events/s
  *      against the same raw readAll.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { emptyKeymetaView, evolveKeymeta } from '../../projections/keymeta.js';
@@ -27,7 +27,7 @@ import { parseLedgerEvent } from '../../src/domain/events.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import type { EventStore, RecordedEvent } from '../../src/store/eventStore.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
-import { generateLedger, PREFIX } from './auditLedger.js';
+import { type GeneratedLedger, generateLedger, PREFIX } from './auditLedger.js';
 import {
   type BenchResult,
   fmtMs,
@@ -44,6 +44,14 @@ import {
 } from './common.js';
 
 const EVENTS = Number(process.env.BENCH_AUDIT_EVENTS ?? 1_000_000);
+/**
+ * BENCH_AUDIT_LEDGER=<file.db>: keep the generated ledger there (with `<file>.json` describing it)
+ * and reuse it, with the as-of series a first run left in it, on later runs: at 1M events writing
+ * the ledger and the series takes minutes.
+ */
+const KEPT_LEDGER = process.env.BENCH_AUDIT_LEDGER;
+/** BENCH_AUDIT_PARTS=replay,asof,verify (default all): the sections to run. */
+const PARTS = new Set((process.env.BENCH_AUDIT_PARTS ?? 'replay,asof,verify').split(','));
 /** About 50 events per scope over the year: enable, rotations, many refreshes. */
 const SCOPES = Math.max(100, Math.floor(EVENTS / 50));
 const TARGET_EVENTS_PER_S = 300_000;
@@ -134,157 +142,193 @@ async function breakdown(store: SqliteEventStore): Promise<Row[]> {
   ];
 }
 
+/** The ledger to measure: generated, or the kept one (see KEPT_LEDGER). */
+async function ledgerFile(path: string): Promise<GeneratedLedger> {
+  const described = `${path}.json`;
+  if (KEPT_LEDGER !== undefined && existsSync(path) && existsSync(described)) {
+    return JSON.parse(readFileSync(described, 'utf8')) as GeneratedLedger;
+  }
+  const info = await generateLedger(path, EVENTS, SCOPES);
+  if (KEPT_LEDGER !== undefined) writeFileSync(described, JSON.stringify(info));
+  return info;
+}
+
 async function bench(): Promise<BenchResult> {
   const started = process.hrtime.bigint();
   const dir = mkdtempSync(join(tmpdir(), 'keyledger-bench-audit-'));
   const keystore = makeKeystore('audit');
-  const path = join(dir, 'ledger.db');
+  const path = KEPT_LEDGER ?? join(dir, 'ledger.db');
   const rows: Row[] = [];
   const notes: string[] = [];
   try {
-    const generated = await timed(() => generateLedger(path, EVENTS, SCOPES));
+    const generated = await timed(() => ledgerFile(path));
     const ledgerInfo = generated.value;
     notes.push(
-      `ledger: ${ledgerInfo.events} events over ${SCOPES} scopes and one year, written straight into sqlite in ${generated.seconds.toFixed(1)} s`,
+      `ledger: ${ledgerInfo.events} events over ${ledgerInfo.scopes.length} scopes and one year, ${KEPT_LEDGER === undefined ? 'written straight into sqlite' : `kept in ${KEPT_LEDGER}`} in ${generated.seconds.toFixed(1)} s`,
     );
     const store = SqliteEventStore.open(path);
     try {
-      // (a) replay, alternating with the raw read, 3 rounds each; medians.
-      const raw: number[] = [];
-      const parsedOnly: number[] = [];
-      const replayed: number[] = [];
-      let viewSize = 0;
-      for (let round = 0; round < ROUNDS; round++) {
-        const r = await timed(() => rawRead(store));
-        raw.push(perSecond(r.value, r.seconds));
-        const q = await timed(() => parseRead(store));
-        parsedOnly.push(perSecond(q.value, q.seconds));
-        const p = await timed(() => replay(store));
-        replayed.push(perSecond(p.value.n, p.seconds));
-        viewSize = p.value.view.scopes.size + p.value.view.keyIndex.size;
-      }
-      const rawRate = median(raw);
-      const parsedRate = median(parsedOnly);
-      const replayRate = median(replayed);
-      rows.push(
-        {
-          metric: 'a. raw readAll of the ledger (baseline)',
-          value: fmtOps(rawRate).replace('ops', 'events'),
-        },
-        {
-          metric: 'a. readAll → parseLedgerEvent, no fold',
-          value: `${fmtOps(parsedRate).replace('ops', 'events')} (${(parsedRate / rawRate).toFixed(2)}× raw readAll)`,
-        },
-        {
-          metric: 'a. keymeta replay: readAll → parseLedgerEvent → KeymetaReplay',
-          value: `${fmtOps(replayRate).replace('ops', 'events')} (${(replayRate / rawRate).toFixed(2)}× raw readAll)`,
-          target: `≥ ${TARGET_EVENTS_PER_S / 1000}k events/s and ≥ ${TARGET_RAW_RATIO}× raw`,
-          met: replayRate >= TARGET_EVENTS_PER_S && replayRate / rawRate >= TARGET_RAW_RATIO,
-        },
-      );
-      notes.push(`view after replay: ${viewSize} entries (scopes + keys)`);
-      rows.push(...(await breakdown(store)));
-
-      // The projector's catch-up, as Ledger.open does it, with nothing saved along the way.
+      let rawRate = Number.NaN;
+      let openedSeconds = Number.NaN;
       const bare = observedStore(store, { loadSnapshots: false, saveSnapshots: false });
-      const opened = await timed(async () => {
-        const ledger = await Ledger.open({
-          store: bare,
-          provider: keystore.provider(),
-          snapshotEvery: NO_SNAPSHOTS,
-          asOfEvery: 0,
-        });
-        const position = ledger.position;
-        await ledger.close();
-        return position;
-      });
-      rows.push({
-        metric: 'a. Ledger.open catch-up (projector, caches), no snapshots',
-        value: `${fmtOps(perSecond(ledgerInfo.events, opened.seconds)).replace('ops', 'events')} (${opened.seconds.toFixed(1)} s)`,
-      });
-
-      // (b) the series: a Ledger.open from nothing with the defaults leaves it behind.
-      // Only the as-of series is saved: the projector's own snapshot would be a cost of its own.
-      const seriesOnly: EventStore = {
-        ...bare,
-        saveSnapshot: (name, snapshot) =>
-          name === `${PREFIX}keymeta` ? Promise.resolve() : store.saveSnapshot(name, snapshot),
-      };
-      const series = await timed(async () => {
-        const ledger = await Ledger.open({
-          store: seriesOnly,
-          provider: keystore.provider(),
-          snapshotEvery: NO_SNAPSHOTS,
-        });
-        await ledger.close();
-      });
-      const marks = await loadAsOfIndex(store, PREFIX);
-      const snapshots = marks.filter((m) => m.snapshot);
-      rows.push({
-        metric: 'b. same catch-up writing the as-of series (default asOfEvery 10000)',
-        value: `${series.seconds.toFixed(1)} s (${(series.seconds / opened.seconds).toFixed(2)}× without), ${snapshots.length} historic snapshots, ${marks.length} marks`,
-      });
-
-      const ledger = await Ledger.open({ store, provider: keystore.provider() });
-      try {
-        const random = seededRandom(66);
-        const head = await store.headPosition();
-        const asOfMs: number[] = [];
-        const pairs: string[] = [];
-        for (let i = 0; i < AS_OF_QUERIES * 2; i++) {
-          // The two compared with a replay are three quarters into the ledger; the others random.
-          const fraction = i < 2 ? 0.75 : random();
-          const target =
-            i % 2 === 0
-              ? new Date(ledgerInfo.firstAt + Math.floor(fraction * (ledgerInfo.lastAt - ledgerInfo.firstAt)))
-              : 1n + BigInt(Math.floor(fraction * Number(head)));
-          const q = await timed(() => ledger.asOf(target));
-          asOfMs.push(q.seconds * 1000);
-          // Replays from the first event are slow on a big ledger: two targets, a time and a position.
-          if (i >= 2) continue;
-          const r = await timed(() => replay(store, target));
-          // The answer must be the replay's: a benchmark of a wrong answer is worth nothing.
-          if (q.value.scopes.size !== r.value.view.scopes.size) throw new Error('as-of and replay disagree');
-          pairs.push(
-            `${fmtMs(q.seconds * 1000)} vs ${fmtMs(r.seconds * 1000)} replaying ${r.value.n} events (${(r.seconds / q.seconds).toFixed(1)}×)`,
-          );
+      if (PARTS.has('replay')) {
+        // (a) replay, alternating with the raw read, 3 rounds each; medians.
+        const raw: number[] = [];
+        const parsedOnly: number[] = [];
+        const replayed: number[] = [];
+        let viewSize = 0;
+        for (let round = 0; round < ROUNDS; round++) {
+          const r = await timed(() => rawRead(store));
+          raw.push(perSecond(r.value, r.seconds));
+          const q = await timed(() => parseRead(store));
+          parsedOnly.push(perSecond(q.value, q.seconds));
+          const p = await timed(() => replay(store));
+          replayed.push(perSecond(p.value.n, p.seconds));
+          viewSize = p.value.view.scopes.size + p.value.view.keyIndex.size;
         }
+        rawRate = median(raw);
+        const parsedRate = median(parsedOnly);
+        const replayRate = median(replayed);
         rows.push(
           {
-            metric: `b. whole-ledger as-of (${AS_OF_QUERIES} times, ${AS_OF_QUERIES} positions), median / max`,
-            value: `${fmtMs(median(asOfMs))} / ${fmtMs(quantile(asOfMs, 1))}`,
+            metric: 'a. raw readAll of the ledger (baseline)',
+            value: fmtOps(rawRate).replace('ops', 'events'),
           },
           {
-            metric:
-              'b. as-of vs a replay from the first event to the same target (a time; a position, 3/4 in)',
-            value: pairs.join('; '),
+            metric: 'a. readAll → parseLedgerEvent, no fold',
+            value: `${fmtOps(parsedRate).replace('ops', 'events')} (${(parsedRate / rawRate).toFixed(2)}× raw readAll)`,
+          },
+          {
+            metric: 'a. keymeta replay: readAll → parseLedgerEvent → KeymetaReplay',
+            value: `${fmtOps(replayRate).replace('ops', 'events')} (${(replayRate / rawRate).toFixed(2)}× raw readAll)`,
+            target: `≥ ${TARGET_EVENTS_PER_S / 1000}k events/s and ≥ ${TARGET_RAW_RATIO}× raw`,
+            met: replayRate >= TARGET_EVENTS_PER_S && replayRate / rawRate >= TARGET_RAW_RATIO,
           },
         );
-        const scopeMs: number[] = [];
-        for (let i = 0; i < SCOPE_QUERIES; i++) {
-          const scope = ledgerInfo.scopes[Math.floor(random() * ledgerInfo.scopes.length)];
-          if (scope === undefined) continue;
-          const at = new Date(
-            ledgerInfo.firstAt + Math.floor(random() * (ledgerInfo.lastAt - ledgerInfo.firstAt)),
-          );
-          const q = await timed(() => ledger.scopeAsOf(scope.custodian, scope.namespace, at));
-          scopeMs.push(q.seconds * 1000);
-        }
-        rows.push({
-          metric: `b. one scope as-of a random time (${SCOPE_QUERIES} queries), median / p90`,
-          value: `${fmtMs(median(scopeMs))} / ${fmtMs(quantile(scopeMs, 0.9))}`,
+        notes.push(`view after replay: ${viewSize} entries (scopes + keys)`);
+        rows.push(...(await breakdown(store)));
+
+        // The projector's catch-up, as Ledger.open does it, with nothing saved along the way.
+        const opened = await timed(async () => {
+          const ledger = await Ledger.open({
+            store: bare,
+            provider: keystore.provider(),
+            snapshotEvery: NO_SNAPSHOTS,
+            asOfEvery: 0,
+          });
+          const position = ledger.position;
+          await ledger.close();
+          return position;
         });
-      } finally {
-        await ledger.close();
+        rows.push({
+          metric: 'a. Ledger.open catch-up (projector, caches), no snapshots',
+          value: `${fmtOps(perSecond(ledgerInfo.events, opened.seconds)).replace('ops', 'events')} (${opened.seconds.toFixed(1)} s)`,
+        });
+        openedSeconds = opened.seconds;
+      }
+
+      if (PARTS.has('asof')) {
+        // (b) the series: a Ledger.open from nothing with the defaults leaves it behind.
+        // Only the as-of series is saved: the projector's own snapshot would be a cost of its own.
+        const seriesOnly: EventStore = {
+          ...bare,
+          saveSnapshot: (name, snapshot) =>
+            name === `${PREFIX}keymeta` ? Promise.resolve() : store.saveSnapshot(name, snapshot),
+        };
+        // A kept ledger keeps the series a first run wrote.
+        const kept = (await loadAsOfIndex(store, PREFIX)).some((m) => m.snapshot);
+        const series = await timed(async () => {
+          if (kept) return;
+          const ledger = await Ledger.open({
+            store: seriesOnly,
+            provider: keystore.provider(),
+            snapshotEvery: NO_SNAPSHOTS,
+          });
+          await ledger.close();
+        });
+        const marks = await loadAsOfIndex(store, PREFIX);
+        const snapshots = marks.filter((m) => m.snapshot);
+        rows.push({
+          metric: 'b. same catch-up writing the as-of series (default asOfEvery 10000)',
+          value: `${kept ? 'kept from an earlier run' : `${series.seconds.toFixed(1)} s${Number.isNaN(openedSeconds) ? '' : ` (${(series.seconds / openedSeconds).toFixed(2)}× without)`}`}, ${snapshots.length} historic snapshots, ${marks.length} marks`,
+        });
+
+        const ledger = await Ledger.open({ store, provider: keystore.provider() });
+        try {
+          const random = seededRandom(66);
+          const head = await store.headPosition();
+          const asOfMs: number[] = [];
+          const asOfCpuMs: number[] = [];
+          const pairs: string[] = [];
+          for (let i = 0; i < AS_OF_QUERIES * 2; i++) {
+            // The two compared with a replay are three quarters into the ledger; the others random.
+            const fraction = i < 2 ? 0.75 : random();
+            const target =
+              i % 2 === 0
+                ? new Date(
+                    ledgerInfo.firstAt + Math.floor(fraction * (ledgerInfo.lastAt - ledgerInfo.firstAt)),
+                  )
+                : 1n + BigInt(Math.floor(fraction * Number(head)));
+            const cpuBefore = process.cpuUsage();
+            const q = await timed(() => ledger.asOf(target));
+            const cpuUsed = process.cpuUsage(cpuBefore);
+            asOfMs.push(q.seconds * 1000);
+            asOfCpuMs.push((cpuUsed.user + cpuUsed.system) / 1000);
+            // Replays from the first event are slow on a big ledger: two targets, a time and a position.
+            if (i >= 2) continue;
+            const r = await timed(() => replay(store, target));
+            // The answer must be the replay's: a benchmark of a wrong answer is worth nothing.
+            if (q.value.scopes.size !== r.value.view.scopes.size)
+              throw new Error('as-of and replay disagree');
+            pairs.push(
+              `${fmtMs(q.seconds * 1000)} vs ${fmtMs(r.seconds * 1000)} replaying ${r.value.n} events (${(r.seconds / q.seconds).toFixed(1)}×)`,
+            );
+          }
+          rows.push(
+            {
+              metric: `b. whole-ledger as-of (${AS_OF_QUERIES} times, ${AS_OF_QUERIES} positions), median / max`,
+              value: `${fmtMs(median(asOfMs))} / ${fmtMs(quantile(asOfMs, 1))}`,
+              target: '< 300 ms / < 1 s',
+              met: median(asOfMs) < 300 && quantile(asOfMs, 1) < 1000,
+            },
+            {
+              metric: 'b. the same, CPU time (process, every thread), median / max',
+              value: `${fmtMs(median(asOfCpuMs))} / ${fmtMs(quantile(asOfCpuMs, 1))}`,
+            },
+            {
+              metric:
+                'b. as-of vs a replay from the first event to the same target (a time; a position, 3/4 in)',
+              value: pairs.join('; '),
+            },
+          );
+          const scopeMs: number[] = [];
+          for (let i = 0; i < SCOPE_QUERIES; i++) {
+            const scope = ledgerInfo.scopes[Math.floor(random() * ledgerInfo.scopes.length)];
+            if (scope === undefined) continue;
+            const at = new Date(
+              ledgerInfo.firstAt + Math.floor(random() * (ledgerInfo.lastAt - ledgerInfo.firstAt)),
+            );
+            const q = await timed(() => ledger.scopeAsOf(scope.custodian, scope.namespace, at));
+            scopeMs.push(q.seconds * 1000);
+          }
+          rows.push({
+            metric: `b. one scope as-of a random time (${SCOPE_QUERIES} queries), median / p90`,
+            value: `${fmtMs(median(scopeMs))} / ${fmtMs(quantile(scopeMs, 0.9))}`,
+          });
+        } finally {
+          await ledger.close();
+        }
       }
 
       // (c) verify.
-      const verified = await timed(() => verifyStore(store, { prefix: PREFIX }));
-      const verifyRate = perSecond(verified.value.eventsChecked, verified.seconds);
-      rows.push({
-        metric: 'c. verify (hash chains, checkpoints; MACs skipped without a provider)',
-        value: `${fmtOps(verifyRate).replace('ops', 'events')} (${(verifyRate / rawRate).toFixed(2)}× raw readAll), ok: ${verified.value.ok}`,
-      });
+      if (PARTS.has('verify')) {
+        const verified = await timed(() => verifyStore(store, { prefix: PREFIX }));
+        const verifyRate = perSecond(verified.value.eventsChecked, verified.seconds);
+        rows.push({
+          metric: 'c. verify (hash chains, checkpoints; MACs skipped without a provider)',
+          value: `${fmtOps(verifyRate).replace('ops', 'events')}${Number.isNaN(rawRate) ? '' : ` (${(verifyRate / rawRate).toFixed(2)}× raw readAll)`}, ok: ${verified.value.ok}`,
+        });
+      }
     } finally {
       await store.close();
     }

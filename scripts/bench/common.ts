@@ -189,7 +189,8 @@ export function keystoreProvider(path: string, baseDir: string): GeneratedKeyPro
 export function observedStore(
   inner: EventStore,
   hooks: {
-    onAppended?: (position: bigint) => void;
+    /** After the append resolved; `returnedAt`: when the store's append call returned its promise (hrtime). */
+    onAppended?: (position: bigint, returnedAt: bigint) => void;
     onDelivered?: (event: RecordedEvent) => void;
     loadSnapshots?: boolean;
     saveSnapshots?: boolean;
@@ -197,8 +198,12 @@ export function observedStore(
 ): EventStore {
   return {
     append: async (stream, events, expected) => {
-      const result = await inner.append(stream, events, expected);
-      hooks.onAppended?.(result.position);
+      const pending = inner.append(stream, events, expected);
+      // The memory store commits inside the call (its append has no await), and its subscribers
+      // may apply before `pending`'s continuation runs: the call's return is its commit.
+      const returnedAt = process.hrtime.bigint();
+      const result = await pending;
+      hooks.onAppended?.(result.position, returnedAt);
       return result;
     },
     readStream: (stream, options) => inner.readStream(stream, options),

@@ -2,9 +2,10 @@
  * (b) Invalidation latency: a rotation appended → applied (cache invalidated) in every subscriber.
  *
  * In-process: one store, a writer Ledger and SUBSCRIBERS other Ledger instances on it, each with the
- * scope's resolution warm in L1. The writer's store is wrapped so that the moment each append
- * completes is taken (`process.hrtime.bigint()`) and, in that same instant, every ledger's
- * `waitForPosition(position)` is registered; the latency is until that wait resolves. Measured on
+ * scope's resolution warm in L1. The moment each append commits is taken
+ * (`process.hrtime.bigint()`) when the store delivers the event to a probe subscribed before the
+ * ledgers; once the append has resolved, every ledger's `waitForPosition(position)` is registered;
+ * the latency is until that wait resolves (the last of them: every subscriber). Measured on
  * the memory store and on one SqliteEventStore shared by the ledgers of the process.
  *
  * Across processes: CHILDREN child processes (scripts/bench/invalidationChild.ts) on one sqlite
@@ -59,6 +60,11 @@ interface Latencies {
   readonly one: number[];
   /** Per rotation: append → the admin call returned (the writer's own apply included), ms. */
   readonly returned: number[];
+  /**
+   * Per rotation: the process's CPU time (all threads, GC included) from the commit until every
+   * subscriber applied, ms: the work in `every` without the time the OS gave to other processes.
+   */
+  readonly cpu: number[];
 }
 
 async function inProcess(
@@ -73,16 +79,33 @@ async function inProcess(
   const cust = custodian(1);
   const appendedAt = new Map<bigint, bigint>();
   const appliedAt = new Map<bigint, bigint[]>();
+  /** Per position: the process's CPU time (µs, every thread) at the commit and when the last ledger applied. */
+  const cpuAt = new Map<bigint, { committed: number; applied: number }>();
+  const cpuMicros = (u: NodeJS.CpuUsage) => u.user + u.system;
+  // The commit's moment, the earliest of: the memory store's append call returning (it commits
+  // inside the call), the store handing the event to this probe (subscribed before any ledger, so
+  // notified first; sqlite commits on a later turn), the append's promise resolving. A subscriber
+  // may apply before the promise resolves, so that alone would be no measure.
+  const earliest = (position: bigint, at: bigint) => {
+    const known = appendedAt.get(position);
+    if (known === undefined || at < known) appendedAt.set(position, at);
+  };
+  const probe = base.subscribe({ after: await base.headPosition() }).subscribe((event) => {
+    earliest(event.position, process.hrtime.bigint());
+    cpuAt.set(event.position, { committed: cpuMicros(process.cpuUsage()), applied: 0 });
+  });
   const ledgers: Ledger[] = [];
   const writerStore = observedStore(base, {
-    onAppended: (position) => {
-      appendedAt.set(position, process.hrtime.bigint());
+    onAppended: (position, returnedAt) => {
+      earliest(position, kind === 'memory' ? returnedAt : process.hrtime.bigint());
+      const cpu = cpuAt.get(position);
       // Indexed like `ledgers`: 0 is the writer.
       const times: bigint[] = [];
       appliedAt.set(position, times);
       for (const [j, ledger] of ledgers.entries()) {
         void ledger.waitForPosition(position).then(() => {
           times[j] = process.hrtime.bigint();
+          if (cpu !== undefined) cpu.applied = Math.max(cpu.applied, cpuMicros(process.cpuUsage()));
         });
       }
     },
@@ -101,6 +124,7 @@ async function inProcess(
     const every: number[] = [];
     const one: number[] = [];
     const returned: number[] = [];
+    const cpu: number[] = [];
     for (let i = -WARMUP_ROTATIONS; i < N_IN_PROCESS; i++) {
       const which = (i + WARMUP_ROTATIONS) % scopes;
       const ns = namespaces[which] as string;
@@ -121,6 +145,8 @@ async function inProcess(
         every.push(Math.max(...times.map(ms)));
         one.push(ms(times[1] as bigint));
         returned.push(ms(done));
+        const c = cpuAt.get(rotated.position);
+        if (c !== undefined) cpu.push((c.applied - c.committed) / 1000);
       }
       // Untimed check: no subscriber serves the old key once the position is applied.
       const other = ledgers[1] as Ledger;
@@ -128,9 +154,11 @@ async function inProcess(
       if (now?.key.keyId !== rotated.key.keyId) throw new Error('a subscriber served a stale key');
       appendedAt.clear();
       appliedAt.clear();
+      cpuAt.clear();
     }
-    return { every, one, returned };
+    return { every, one, returned, cpu };
   } finally {
+    probe.unsubscribe();
     for (const l of ledgers) await l.close();
     await base.close();
   }
@@ -274,11 +302,21 @@ export async function run(): Promise<BenchResult> {
       const p99 = quantile(r.every, 0.99);
       rows.push(
         { metric: `${label}, every subscriber, p50`, value: fmtMs(quantile(r.every, 0.5)) },
-        { metric: `${label}, every subscriber, p99`, value: fmtMs(p99), target: '< 5 ms', met: p99 < 5 },
+        // Issue 17's target is for the memory store; sqlite keeps the first issue's.
+        {
+          metric: `${label}, every subscriber, p99`,
+          value: fmtMs(p99),
+          target: `< ${kind === 'memory' ? 2 : 5} ms`,
+          met: p99 < (kind === 'memory' ? 2 : 5),
+        },
         { metric: `${label}, every subscriber, max`, value: fmtMs(quantile(r.every, 1)) },
         {
           metric: `${label}, one non-writer subscriber, p50/p99`,
           value: `${fmtMs(quantile(r.one, 0.5))} / ${fmtMs(quantile(r.one, 0.99))}`,
+        },
+        {
+          metric: `${label}, every subscriber, CPU time in the window, p50/p99/max`,
+          value: `${fmtMs(quantile(r.cpu, 0.5))} / ${fmtMs(quantile(r.cpu, 0.99))} / ${fmtMs(quantile(r.cpu, 1))}`,
         },
         {
           metric: `${label}, append → admin call returned, p50/p99`,

@@ -121,9 +121,13 @@ export class AsOfSeriesWriter {
     this.#remember(await loadAsOfIndex(this.#store, this.#prefix));
   }
 
-  /** Whether the view at `position` should be marked (and maybe snapshotted). */
-  isDue(position: bigint, viewSize: number): boolean {
-    return this.#markDue(position) || this.#snapshotDue(position, viewSize);
+  /**
+   * Whether the view at `position` should be marked (and maybe snapshotted). `canSeal`: whether a
+   * snapshot could be sealed now; while none can, a snapshot falling due must not make every
+   * position due (a mark per event, each merged into all the others, made a catch-up quadratic).
+   */
+  isDue(position: bigint, viewSize: number, canSeal = true): boolean {
+    return this.#markDue(position) || (canSeal && this.#snapshotDue(position, viewSize));
   }
 
   /**
@@ -175,6 +179,14 @@ export class AsOfSeriesWriter {
   }
 
   #remember(marks: readonly AsOfMark[]): void {
+    const [only] = marks;
+    // The common case, a new mark after every known one, is an append, not a merge of all of them.
+    if (marks.length === 1 && only !== undefined && only.position > this.#lastMark) {
+      this.#marks.push(only);
+      this.#lastMark = only.position;
+      if (only.snapshot && only.position > this.#lastSnapshot) this.#lastSnapshot = only.position;
+      return;
+    }
     this.#marks = mergeMarks(this.#marks, marks);
     for (const mark of this.#marks) {
       if (mark.position > this.#lastMark) this.#lastMark = mark.position;

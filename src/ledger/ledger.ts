@@ -101,6 +101,13 @@ function defaultActor(): string {
  * A ledger open on a store: the admin API, the system keys, and this process's read models kept
  * current from the store. The store and the provider stay the caller's to close.
  */
+/** What Ledger.open makes before the catch-up, so that snapshots taken during it can be sealed. */
+interface SealingKeys {
+  readonly systemKeyProvider: ManagedKeyProvider;
+  readonly systemKeys: SystemKeyHandles;
+  readonly snapshotKeys: CheckpointMacKeys;
+}
+
 export class Ledger {
   readonly admin: KeymetaAdmin;
   /** Crypto-shredding: schedule, cancel and run key destructions, and read their receipts. */
@@ -141,6 +148,7 @@ export class Ledger {
     projector: LedgerProjector,
     names: StreamNames,
     chained: ChainingEventStore,
+    keys: SealingKeys,
   ) {
     this.#store = options.store;
     this.#projector = projector;
@@ -152,13 +160,10 @@ export class Ledger {
     // Every write of the ledger goes through this journal (src/journal/decideAndAppend.ts).
     const journal: Journal = { store: options.store, now, view: projector };
     // A retired system key is never fetched (to unwrap with) or recorded as current again.
-    const systemKeyProvider = refuseRetiredSystemKeys(options.provider, (identity) =>
-      isSystemKeyRetired(projector.systemKeys, identity),
-    );
-    this.#systemKeys = new SystemKeyHandles({ provider: systemKeyProvider, projector });
+    const { systemKeyProvider } = keys;
+    this.#systemKeys = keys.systemKeys;
     this.#lifecycle = new SystemKeyLifecycle({ journal, names, provider: systemKeyProvider, projector });
-    this.#snapshotKeys = systemKeyMacKeys(this.#systemKeys, SNAPSHOT_MAC_LABEL);
-    projector.useSealKeys(this.#snapshotKeys);
+    this.#snapshotKeys = keys.snapshotKeys;
     this.#integrity = new LedgerIntegrity({
       store: chained,
       names,
@@ -261,10 +266,22 @@ export class Ledger {
       systemStream: names.system,
       view: options.view === 'point' ? { kind: 'point', names } : { kind: 'whole' },
     });
+    // The keys that seal snapshots, before the catch-up: a catch-up from the first event then
+    // leaves the historic snapshot series behind (without them it could only take marks).
+    const systemKeyProvider = refuseRetiredSystemKeys(options.provider, (identity) =>
+      isSystemKeyRetired(projector.systemKeys, identity),
+    );
+    const systemKeys = new SystemKeyHandles({ provider: systemKeyProvider, projector });
+    const snapshotKeys = systemKeyMacKeys(systemKeys, SNAPSHOT_MAC_LABEL);
+    projector.useSealKeys(snapshotKeys);
     await projector.start();
     // Every append of the ledger goes through the hash chain (src/audit/chainingEventStore.ts).
     const chained = new ChainingEventStore(options.store);
-    return new Ledger({ ...options, store: chained }, projector, names, chained);
+    return new Ledger({ ...options, store: chained }, projector, names, chained, {
+      systemKeyProvider,
+      systemKeys,
+      snapshotKeys,
+    });
   }
 
   get isInitialised(): boolean {

@@ -223,7 +223,8 @@ export class LedgerProjector {
 
   /** Resolves once this process has applied `position` (rejects if the projector stopped). */
   waitForPosition(position: bigint): Promise<void> {
-    this.#throwIfFailed();
+    // Rejects, never throws: the failure may have come in the same turn as the append waited for.
+    if (this.#failure !== null) return Promise.reject(this.#failure);
     if (this.position >= position) return Promise.resolve();
     return new Promise((resolve, reject) => this.#waiters.push({ position, resolve, reject }));
   }
@@ -330,11 +331,13 @@ export class LedgerProjector {
     this.#asOfStep();
     // A snapshot costs time proportional to the view, so one is taken only after at least as many
     // events as the view has entries (amortised O(1) per event), and never inside event
-    // application: waiters are released first, and the snapshot is taken on a later turn.
+    // application: waiters are released first, and the snapshot is taken in a later microtask (not
+    // a later macrotask: the store delivers in microtasks, and a burst of appends that never yields
+    // to the event loop would otherwise postpone every snapshot to its end).
     if (this.#point !== null) return;
     if (++this.#sinceSnapshot >= Math.max(this.#snapshotEvery, this.#viewSize()) && !this.#snapshotDue) {
       this.#snapshotDue = true;
-      setImmediate(() => {
+      queueMicrotask(() => {
         this.#snapshotDue = false;
         if (this.#failure === null && this.#sinceSnapshot > 0) this.#takeSnapshot();
       });
@@ -343,16 +346,20 @@ export class LedgerProjector {
 
   /**
    * The as-of series: while catching up nobody waits on this process, so the view is captured at
-   * once (a replay from scratch leaves a whole series); live, on a later turn, like the snapshot.
+   * once (a replay from scratch leaves a whole series); live, in a later microtask, like the snapshot.
    */
   #asOfStep(): void {
-    if (this.#asOf === null || this.#asOfDue || !this.#asOf.isDue(this.position, this.#viewSize())) return;
+    if (this.#asOf === null || this.#asOfDue) return;
+    if (
+      !this.#asOf.isDue(this.position, this.#viewSize(), this.#sealKeys !== null && this.#lastEvent !== null)
+    )
+      return;
     if (this.#catchingUp) {
       this.#captureAsOf();
       return;
     }
     this.#asOfDue = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.#asOfDue = false;
       if (this.#failure === null) this.#captureAsOf();
     });

@@ -16,6 +16,9 @@ import type {
 /** Events per page, for readAll and for a subscription's catch-up. */
 export const PAGE_SIZE = 1000;
 
+/** Notified reads a LiveSubscriptions runs in microtasks before it yields to the event loop. */
+const MAX_MICROTASK_READS = 4096;
+
 /** What the append rules need to know about a stream. */
 export interface StreamState {
   /** False when the stream has never been written or was deleted. */
@@ -285,14 +288,22 @@ interface LiveSubscription {
  * its cursor, so catch-up and live are the same query and the handover cannot lose or repeat an
  * event. That relies on positions being handed out in commit order and never reused (a committed
  * event never appears below a position already scanned), which both embedded adapters guarantee.
- * Reads run in a later macrotask, never inside append, so a subscriber that appends from its
- * handler, or a big catch-up, never runs inside another call or starves the event loop.
+ *
+ * Reads never run inside append. A notification's read runs in a microtask, right after the code
+ * that committed: a later macrotask would let whatever is queued before it (I/O callbacks, and
+ * V8's idle-time garbage collection tasks, which run between event-loop phases) sit between the
+ * append and the apply, and that was the invalidation latency's tail (BENCHMARKS.md, issue 17).
+ * Catch-up stays in macrotasks (the first read of a subscription and every page after a full
+ * one), and so do notifications after MAX_MICROTASK_READS reads without an event-loop turn in
+ * between: a subscriber that appends from its handler can delay I/O only that long.
  */
 export class LiveSubscriptions {
   readonly #source: EventSource;
   readonly #onCountChange: (count: number) => void;
   readonly #subscriptions = new Set<LiveSubscription>();
   #closed = false;
+  /** Reads run in microtasks since the event loop last turned (see the class comment). */
+  #microtaskReads = 0;
 
   constructor(source: EventSource, onCountChange: (count: number) => void = () => {}) {
     this.#source = source;
@@ -325,7 +336,7 @@ export class LiveSubscriptions {
 
   /** New events were committed: every subscription reads from its cursor. */
   notify(): void {
-    for (const subscription of this.#subscriptions) this.#schedule(subscription);
+    for (const subscription of this.#subscriptions) this.#schedule(subscription, true);
   }
 
   /** The store failed: every subscription errors. */
@@ -352,10 +363,15 @@ export class LiveSubscriptions {
     subscription.subscriber.error(storeError(error, 'subscription'));
   }
 
-  #schedule(subscription: LiveSubscription): void {
+  #schedule(subscription: LiveSubscription, soon = false): void {
     if (subscription.scheduled || !subscription.active) return;
     subscription.scheduled = true;
-    setImmediate(() => this.#pump(subscription));
+    if (soon && this.#microtaskReads < MAX_MICROTASK_READS) {
+      if (this.#microtaskReads++ === 0) setImmediate(() => (this.#microtaskReads = 0));
+      queueMicrotask(() => this.#pump(subscription));
+    } else {
+      setImmediate(() => this.#pump(subscription));
+    }
   }
 
   #pump(subscription: LiveSubscription): void {

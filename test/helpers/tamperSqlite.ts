@@ -248,6 +248,13 @@ export function editSnapshot(file: string, name: string, edit: (s: StoredSnapsho
   });
 }
 
+/** Deletes the snapshot stored under `name` (snapshots are optional, so nothing requires one). */
+export function deleteSnapshot(file: string, name: string): void {
+  withDb(file, (db) => {
+    db.prepare('DELETE FROM snapshots WHERE name = ?').run(name);
+  });
+}
+
 /**
  * Appends a forged event at the end of `stream` (next revision, the store's next position), linked
  * properly to the stream's last event and carrying its metadata: what a careful forger adds to the

@@ -294,6 +294,46 @@ describe('as-of queries', () => {
     }
   });
 
+  it('a catch-up from the first event leaves a sealed series, with marks per interval, not per event', async () => {
+    // The first ledger keeps no series; a second one, kept from the view snapshot, catches up from
+    // the first event. Its seal keys exist during the catch-up, so it leaves historic snapshots.
+    const world = await newWorld(0);
+    const scope = SCOPES[0] as KeyScope;
+    for (let i = 0; i < 40; i++) {
+      world.clock.ms += 60_000;
+      world.provider.setKey(scope, `c${i}`);
+      if (i === 0) await world.ledger.admin.enableKeyManagement(scope.custodian, scope.namespace);
+      else await world.ledger.admin.rotateManagedKey(scope.custodian, scope.namespace);
+    }
+    await world.ledger.close();
+    assert.equal((await loadAsOfIndex(world.store, 'kl-')).length, 0);
+    const head = await world.store.headPosition();
+    const fresh = countingStore(world.store);
+    fresh.loadSnapshot = (name) =>
+      name === 'kl-keymeta' ? Promise.resolve(null) : world.store.loadSnapshot(name);
+    const catchingUp = await Ledger.open({
+      store: fresh,
+      provider: world.provider,
+      now: world.clock.now,
+      asOfEvery: 5,
+    });
+    assert.equal(fresh.read, Number(head), 'the catch-up read every event');
+    await catchingUp.close();
+    const marks = await loadAsOfIndex(world.store, 'kl-');
+    assert.ok(marks.filter((m) => m.snapshot).length >= 2, 'the catch-up left a series of snapshots');
+    // Marks come at growing intervals (at least as many positions apart as there are marks).
+    assert.ok(marks.length * marks.length <= 4 * Number(head), `${marks.length} marks for ${head} events`);
+    const ledger = await Ledger.open({ store: world.store, provider: world.provider, now: world.clock.now });
+    try {
+      assert.deepEqual(
+        (await ledger.asOf(head)).scopes,
+        replayFromStart(await allEvents(world.store), head).scopes,
+      );
+    } finally {
+      await ledger.close();
+    }
+  });
+
   it('historic snapshots hold no wrapped material, so they never keep what crypto-shredding deletes', async () => {
     const world = await newWorld(2);
     const scope = SCOPES[0] as KeyScope;
