@@ -125,6 +125,13 @@ async function bench(): Promise<BenchResult> {
 if (process.argv[2] === 'open') {
   const opened = await openLibrary(process.argv[3] ?? '.');
   await opened.close();
+} else if (process.argv[2] === 'build') {
+  // Builds one size alone (the 1M ledger takes a while): `node --import tsx scale.ts build 1000000`.
+  const n = Number(process.argv[3]);
+  const t0 = process.hrtime.bigint();
+  const rate = await build(`/tmp/keyledger-scale-${n}`, n);
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  console.log(rate === null ? 'already built' : `${n} scopes: ${rate.toFixed(0)}/s, ${s.toFixed(0)} s`);
 } else {
   await main(import.meta.url, 'scale', bench);
 }
