@@ -42,6 +42,12 @@ export interface SqliteStatements {
   readonly markDeleted: Database.Statement<[string]>;
   readonly selectSnapshot: Database.Statement<[string], [bigint, string]>;
   readonly upsertSnapshot: Database.Statement<[string, bigint, string]>;
+  readonly selectSnapshotPosition: Database.Statement<[string], bigint>;
+  readonly selectRow: Database.Statement<[string, string], string>;
+  readonly selectRowPage: Database.Statement<[bigint, string, number], [bigint, string, string]>;
+  readonly upsertRow: Database.Statement<[string, string, string]>;
+  readonly deleteRow: Database.Statement<[string, string]>;
+  readonly deleteRows: Database.Statement<[string]>;
 }
 
 export function prepareStatements(db: Database.Database): SqliteStatements {
@@ -100,5 +106,25 @@ export function prepareStatements(db: Database.Database): SqliteStatements {
        ON CONFLICT (name) DO UPDATE SET position = excluded.position, state = excluded.state
        WHERE excluded.position >= snapshots.position`,
     ),
+    selectSnapshotPosition: db
+      .prepare<[string], bigint>('SELECT position FROM snapshots WHERE name = ?')
+      .pluck(true)
+      .safeIntegers(true),
+    selectRow: db
+      .prepare<[string, string], string>('SELECT value FROM snapshot_rows WHERE name = ? AND key = ?')
+      .pluck(true),
+    // Pages in rowid order (the table's own order: a range scan, no sort), filtered by name.
+    selectRowPage: db
+      .prepare<[bigint, string, number], [bigint, string, string]>(
+        'SELECT rowid, key, value FROM snapshot_rows WHERE rowid > ? AND name = ? ORDER BY rowid LIMIT ?',
+      )
+      .raw(true)
+      .safeIntegers(true),
+    upsertRow: db.prepare<[string, string, string]>(
+      `INSERT INTO snapshot_rows (name, key, value) VALUES (?, ?, ?)
+       ON CONFLICT (name, key) DO UPDATE SET value = excluded.value`,
+    ),
+    deleteRow: db.prepare<[string, string]>('DELETE FROM snapshot_rows WHERE name = ? AND key = ?'),
+    deleteRows: db.prepare<[string]>('DELETE FROM snapshot_rows WHERE name = ?'),
   };
 }
