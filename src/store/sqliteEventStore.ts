@@ -291,7 +291,11 @@ export class SqliteEventStore implements EventStore {
     this.#assertOpen();
     const state = toJsonText(header.state, 'snapshot state');
     try {
-      return this.#rowSnapshots.save(name, header.position, state, rows, base);
+      const written = this.#rowSnapshots.save(name, header.position, state, rows, base);
+      // As saveSnapshot: a row rewritten without a destroyed key's material leaves the old page in
+      // the WAL until it is checkpointed.
+      if (written && this.#shredPending && this.#truncateWal()) this.#shredPending = false;
+      return written;
     } catch (error) {
       throw storeError(error, 'saveSnapshotRows');
     }

@@ -248,6 +248,35 @@ export function editSnapshot(file: string, name: string, edit: (s: StoredSnapsho
   });
 }
 
+/** The rows of the row snapshot `name` (table snapshot_rows), by key. */
+export function readSnapshotRows(file: string, name: string): Map<string, string> {
+  const db = open(file);
+  try {
+    const rows = db.prepare('SELECT key, value FROM snapshot_rows WHERE name = ?').all(name) as {
+      key: string;
+      value: string;
+    }[];
+    return new Map(rows.map((r) => [r.key, r.value]));
+  } finally {
+    db.close();
+  }
+}
+
+/** Rewrites the rows of the row snapshot `name` as `edit` leaves the map (the header untouched). */
+export function editSnapshotRows(
+  file: string,
+  name: string,
+  edit: (rows: Map<string, string>) => void,
+): void {
+  const rows = readSnapshotRows(file, name);
+  edit(rows);
+  withDb(file, (db) => {
+    db.prepare('DELETE FROM snapshot_rows WHERE name = ?').run(name);
+    const insert = db.prepare('INSERT INTO snapshot_rows (name, key, value) VALUES (?, ?, ?)');
+    for (const [key, value] of rows) insert.run(name, key, value);
+  });
+}
+
 /**
  * Appends a forged event at the end of `stream` (next revision, the store's next position), linked
  * properly to the stream's last event and carrying its metadata: what a careful forger adds to the
