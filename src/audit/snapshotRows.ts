@@ -32,9 +32,12 @@ export class RowDigest {
   readonly #lanes: Uint32Array;
   #count: number;
   readonly #secret: Buffer;
+  /** The secret as the hash's first 64 characters. */
+  readonly #secretHex: string;
 
   constructor(secret: Buffer, lanes: Uint32Array = new Uint32Array(8), count = 0) {
     this.#secret = secret;
+    this.#secretHex = secret.toString('hex');
     this.#lanes = lanes;
     this.#count = count;
   }
@@ -77,11 +80,8 @@ export class RowDigest {
 
   #step(key: string, value: string, sign: 1 | -1): void {
     // The key's length first: key and value cannot trade characters.
-    const hash = createHash('sha256')
-      .update(this.#secret)
-      .update(`${key.length}:${key}\n`, 'utf8')
-      .update(value, 'utf8')
-      .digest();
+    // One update call: in Node each call, not each byte, is most of a short row's cost.
+    const hash = createHash('sha256').update(`${this.#secretHex}${key.length}:${key}\n${value}`, 'utf8').digest();
     for (let i = 0; i < 8; i++) {
       this.#lanes[i] = (this.#lanes[i] as number) + sign * hash.readUInt32BE(i * 4);
     }

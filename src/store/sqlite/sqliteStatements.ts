@@ -113,10 +113,12 @@ export function prepareStatements(db: Database.Database): SqliteStatements {
     selectRow: db
       .prepare<[string, string], string>('SELECT value FROM snapshot_rows WHERE name = ? AND key = ?')
       .pluck(true),
-    // Pages in rowid order (the table's own order: a range scan, no sort), filtered by name.
+    // Pages in rowid order (the table's own order: a range scan, no sort), filtered by name. The
+    // unary + keeps sqlite off the (name, key) index, which would read every row of the name and
+    // sort them for each page.
     selectRowPage: db
       .prepare<[bigint, string, number], [bigint, string, string]>(
-        'SELECT rowid, key, value FROM snapshot_rows WHERE rowid > ? AND name = ? ORDER BY rowid LIMIT ?',
+        'SELECT rowid, key, value FROM snapshot_rows WHERE rowid > ? AND +name = ? ORDER BY rowid LIMIT ?',
       )
       .raw(true)
       .safeIntegers(true),
