@@ -81,7 +81,9 @@ export class RowDigest {
   #step(key: string, value: string, sign: 1 | -1): void {
     // The key's length first: key and value cannot trade characters.
     // One update call: in Node each call, not each byte, is most of a short row's cost.
-    const hash = createHash('sha256').update(`${this.#secretHex}${key.length}:${key}\n${value}`, 'utf8').digest();
+    const hash = createHash('sha256')
+      .update(`${this.#secretHex}${key.length}:${key}\n${value}`, 'utf8')
+      .digest();
     for (let i = 0; i < 8; i++) {
       this.#lanes[i] = (this.#lanes[i] as number) + sign * hash.readUInt32BE(i * 4);
     }
