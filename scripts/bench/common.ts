@@ -230,6 +230,13 @@ export function observedStore(
       hooks.loadSnapshots === false ? Promise.resolve(null) : inner.loadSnapshot(name),
     saveSnapshot: (name, snapshot) =>
       hooks.saveSnapshots === false ? Promise.resolve() : inner.saveSnapshot(name, snapshot),
+    saveSnapshotRows: (name, header, rows, base) =>
+      hooks.saveSnapshots === false
+        ? Promise.resolve(false)
+        : inner.saveSnapshotRows(name, header, rows, base),
+    loadSnapshotRow: (name, key) =>
+      hooks.loadSnapshots === false ? Promise.resolve(null) : inner.loadSnapshotRow(name, key),
+    readSnapshotRows: (name) => inner.readSnapshotRows(name),
     close: () => inner.close(),
   };
 }

@@ -85,6 +85,8 @@ export class Checkpointer {
   #counted: { from: bigint; upTo: bigint; events: number } | null = null;
   /** The revision of the newest checkpoint whose MAC this process checked. */
   #checkedRevision: bigint | null = null;
+  /** The newest checkpoint as its hint names it (#newestMark): marks and due checks only. */
+  #mark: Pick<LastCheckpoint, 'revision' | 'coveredPosition'> | null | undefined;
 
   constructor(deps: CheckpointerDeps) {
     assertCheckpointEvery(deps.every);
@@ -111,7 +113,7 @@ export class Checkpointer {
   readonly markFor = async (stream: string): Promise<bigint | null> => {
     if (stream === this.#d.names.checkpoints) return null;
     try {
-      return (await this.#lastCheckpoint())?.revision ?? null;
+      return (await this.#newestMark())?.revision ?? null;
     } catch {
       return null;
     }
@@ -122,7 +124,7 @@ export class Checkpointer {
     if (this.#d.every === 0 || stream === this.#d.names.checkpoints || this.#automaticRunning) return;
     this.#automaticRunning = true;
     try {
-      const last = await this.#lastCheckpoint();
+      const last = await this.#newestMark();
       if (!(await this.#dueAfter(last?.coveredPosition ?? 0n, result.position))) return;
       await this.checkpoint(this.#d.automaticContext());
     } catch {
@@ -274,7 +276,8 @@ export class Checkpointer {
       coveredPosition: checkpoint.coveredPosition,
       event: null,
     };
-    await this.#saveHint(result);
+    this.#mark = this.#last;
+    await this.#saveHint(result, checkpoint.coveredPosition);
     return {
       position: result.position,
       revision: result.nextExpectedRevision,
@@ -341,17 +344,52 @@ export class Checkpointer {
     );
   }
 
-  async #hint(): Promise<bigint | null> {
-    const snapshot = await this.#d.store.loadSnapshot(this.#d.names.checkpointHint);
-    const revision = (snapshot?.state as { revision?: unknown } | null | undefined)?.revision;
-    return typeof revision === 'string' && /^(0|[1-9][0-9]{0,19})$/.test(revision) ? BigInt(revision) : null;
+  /**
+   * What an append needs of the newest checkpoint (its revision, for the mark) and an automatic
+   * checkpoint's due check (what it covers), without reading the checkpoint itself: a checkpoint
+   * lists up to MAX_CHECKPOINT_HEADS stream heads (700 kB), and every command that writes asked.
+   * The hint names both; one read of the checkpoint stream after it proves no newer checkpoint
+   * exists. A hint without `covered` (written before it had one), or one a newer checkpoint
+   * follows, falls back to reading the newest checkpoint. A hint naming a checkpoint the stream
+   * does not hold (edited, or the stream cut) makes the events written now name it: verify reports
+   * them (checkpoint-stream-missing), as it reports the events written before the cut.
+   * Checkpoints themselves never start from the hint: #lastCheckpoint reads and checks the event.
+   */
+  async #newestMark(): Promise<Pick<LastCheckpoint, 'revision' | 'coveredPosition'> | null> {
+    if (this.#last !== undefined) return this.#last;
+    if (this.#mark !== undefined) return this.#mark;
+    const hint = await this.#hintState();
+    if (hint?.coveredPosition !== undefined) {
+      const newer = await this.#d.store.readStream(this.#d.names.checkpoints, {
+        fromRevision: hint.revision + 1n,
+      });
+      if (newer.length === 0) {
+        this.#mark = { revision: hint.revision, coveredPosition: hint.coveredPosition };
+        return this.#mark;
+      }
+    }
+    return this.#lastCheckpoint();
   }
 
-  async #saveHint(result: AppendResult): Promise<void> {
+  async #hint(): Promise<bigint | null> {
+    return (await this.#hintState())?.revision ?? null;
+  }
+
+  async #hintState(): Promise<{ revision: bigint; coveredPosition?: bigint } | null> {
+    const snapshot = await this.#d.store.loadSnapshot(this.#d.names.checkpointHint);
+    const { revision, covered } = (snapshot?.state ?? {}) as { revision?: unknown; covered?: unknown };
+    const decimal = (v: unknown): v is string => typeof v === 'string' && /^(0|[1-9][0-9]{0,19})$/.test(v);
+    if (!decimal(revision)) return null;
+    return decimal(covered)
+      ? { revision: BigInt(revision), coveredPosition: BigInt(covered) }
+      : { revision: BigInt(revision) };
+  }
+
+  async #saveHint(result: AppendResult, covered: bigint): Promise<void> {
     try {
       await this.#d.store.saveSnapshot(this.#d.names.checkpointHint, {
         position: result.position,
-        state: { revision: result.nextExpectedRevision.toString() },
+        state: { revision: result.nextExpectedRevision.toString(), covered: covered.toString() },
       });
     } catch {
       // Only a hint: without it the next process reads the checkpoint stream once.

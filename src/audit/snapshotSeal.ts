@@ -103,12 +103,14 @@ export async function sealSnapshot(
   return { position, state: { seal, body } };
 }
 
-/** Why a stored snapshot is not used; the first four are verify problems (docs/audit.md). */
+/** Why a stored snapshot is not used; the first five are verify problems (docs/audit.md). */
 export type SnapshotRejectionKind =
   | 'snapshot-beyond-head'
   | 'snapshot-event-mismatch'
   | 'snapshot-unknown-system-key'
   | 'snapshot-mac-invalid'
+  /** A row snapshot whose rows do not add up to the digest its sealed header holds. */
+  | 'snapshot-rows-mismatch'
   /** No seal (written before snapshots were sealed, or stripped): unused, harmless, not a problem. */
   | 'snapshot-unbound'
   /** Sealed under a system key no longer available (retired): unused until a newer one is saved. */
@@ -171,8 +173,6 @@ export async function checkSnapshot(
       `the event it names (${seal.stream}@${seal.revision}) is not the one at position ${snapshot.position}`,
     );
   }
-  // Without keys (verify without a provider) the binding is checked, the MAC is not.
-  if (keys === null) return { ok: true, body, event };
   // Without keys (verify without a provider) the binding is checked, the MAC is not.
   if (keys === null) return { ok: true, body, event };
   const answer = await keys.mac(

@@ -35,6 +35,8 @@ export const PROBLEM_KINDS = [
   'snapshot-event-mismatch',
   'snapshot-unknown-system-key',
   'snapshot-mac-invalid',
+  /** A row snapshot whose rows are not the ones its sealed header counts (edited, dropped, added, stale). */
+  'snapshot-rows-mismatch',
   /** A missing material stream whose destruction receipt does not excuse it. */
   'receipt-mismatch',
   /** The store is older than the anchor (file or --anchor): its checkpoint is gone. */

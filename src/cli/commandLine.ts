@@ -29,6 +29,8 @@ export interface PositionalSpec {
   readonly field: string;
   readonly placeholder: string;
   readonly required: boolean;
+  /** An array field, as the last positional: it takes every argument left. */
+  readonly multiple: boolean;
   readonly description: string;
 }
 
@@ -40,6 +42,8 @@ export interface Variant {
   readonly positionals: readonly PositionalSpec[];
   /** Its options, the selector excluded. */
   readonly options: readonly OptionSpec[];
+  /** The option whose file the CLI reads into an array field, one item a line (CliShape.linesFrom). */
+  readonly linesFrom: { readonly option: OptionSpec; readonly field: string } | null;
 }
 
 export interface CommandSpec {
@@ -104,13 +108,17 @@ function variantOf(operation: AnyOperation): Variant {
   const cli = operation.cli ?? {};
   const placeholderOf = (field: string) => cli.placeholders?.[field] ?? kebab(field);
   const positionalFields = cli.positionals ?? [];
-  const positionals = positionalFields.map((field) => {
+  const positionals = positionalFields.map((field, i) => {
     if (properties[field] === undefined)
       throw new TypeError(`${operation.name}: positional ${field} is not an input field`);
+    const multiple = properties[field]?.type === 'array';
+    if (multiple && i !== positionalFields.length - 1)
+      throw new TypeError(`${operation.name}: only the last positional may take several arguments`);
     return {
       field,
       placeholder: placeholderOf(field),
       required: required.has(field),
+      multiple,
       description: properties[field]?.description ?? '',
     };
   });
@@ -144,7 +152,25 @@ function variantOf(operation: AnyOperation): Variant {
       placeholder: '',
     };
   }
-  return { operation, selector, positionals, options };
+  let linesFrom: Variant['linesFrom'] = null;
+  if (cli.linesFrom !== undefined) {
+    if (properties[cli.linesFrom.field]?.type !== 'array')
+      throw new TypeError(
+        `${operation.name}: --${cli.linesFrom.flag} fills ${cli.linesFrom.field}, not an array`,
+      );
+    const option: OptionSpec = {
+      flag: cli.linesFrom.flag,
+      field: null,
+      type: 'string',
+      multiple: false,
+      integer: false,
+      description: `a file of ${kebab(cli.linesFrom.field)}, one a line (blank lines and lines starting with # are skipped); - for stdin`,
+      placeholder: 'file',
+    };
+    options.push(option);
+    linesFrom = { option, field: cli.linesFrom.field };
+  }
+  return { operation, selector, positionals, options, linesFrom };
 }
 
 function buildCommands(): CommandSpec[] {
@@ -225,7 +251,10 @@ export function commandNamed(words: readonly string[]): CommandSpec | undefined 
 /** The usage line of one variant: `keyledger history <scope> [--key <key>]`. */
 export function usageLine(command: CommandSpec, variant: Variant): string {
   const parts = [`keyledger ${command.name}`];
-  for (const p of variant.positionals) parts.push(p.required ? `<${p.placeholder}>` : `[<${p.placeholder}>]`);
+  for (const p of variant.positionals) {
+    const text = p.required ? `<${p.placeholder}>` : `[<${p.placeholder}>]`;
+    parts.push(p.multiple ? `${text}...` : text);
+  }
   if (variant.selector !== null) parts.push(optionUsage(variant.selector, true));
   for (const o of variant.options) parts.push(optionUsage(o, false));
   return parts.join(' ');

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { z } from 'zod';
 import { isKeyId, isMetadataHash } from '../domain/identities.js';
@@ -185,7 +186,8 @@ function checkOptions(command: CommandSpec, variant: Variant, values: Values): v
 
 function inputOf(command: CommandSpec, variant: Variant, values: Values, args: readonly string[]) {
   const required = variant.positionals.filter((p) => p.required).length;
-  if (args.length < required || args.length > variant.positionals.length) {
+  const variadic = variant.positionals.at(-1)?.multiple === true;
+  if (args.length < required || (!variadic && args.length > variant.positionals.length)) {
     const takes = variant.positionals.map((p) =>
       p.required ? `<${p.placeholder}>` : `[<${p.placeholder}>]`,
     );
@@ -195,8 +197,16 @@ function inputOf(command: CommandSpec, variant: Variant, values: Values, args: r
   }
   const input: Record<string, unknown> = {};
   variant.positionals.forEach((p, i) => {
-    if (args[i] !== undefined) input[p.field] = args[i];
+    if (p.multiple) {
+      if (args.length > i) input[p.field] = args.slice(i);
+    } else if (args[i] !== undefined) input[p.field] = args[i];
   });
+  const file = variant.linesFrom === null ? undefined : values[variant.linesFrom.option.flag];
+  if (variant.linesFrom !== null && typeof file === 'string') {
+    const { field } = variant.linesFrom;
+    const before = Array.isArray(input[field]) ? (input[field] as string[]) : [];
+    input[field] = [...before, ...readLines(file, variant.linesFrom.option.flag)];
+  }
   for (const o of [...variant.options, ...(variant.selector === null ? [] : [variant.selector])]) {
     const value = values[o.flag];
     if (value === undefined || o.field === null) continue;
@@ -294,4 +304,23 @@ function serveInvocation(values: Values, rest: readonly string[]): Invocation {
     global: globalValues(values),
     help: values.help === true,
   };
+}
+
+/**
+ * The items of a --file: one a line, surrounding blanks trimmed, blank lines and lines starting
+ * with # skipped (CRLF too). Each is then checked by the input schema like an argument.
+ */
+function readLines(file: string, flag: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (error) {
+    throw usageError(
+      `--${flag} ${file.slice(0, 200)}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+    );
+  }
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
 }

@@ -209,7 +209,14 @@ export const VIEWS: Views = {
   },
   'enable-key-management': {
     text: (r, input) =>
-      `${scopeText(input)}: marker ${r.marker ?? '-'}${r.position === null ? ' (already enabled)' : ''}\n${r.key ? keyTable([r.key]) : ''}`,
+      'results' in r
+        ? `${r.results
+            .map(
+              (e) =>
+                `${e.scope}: marker ${e.marker ?? '-'}${e.position === null ? ' (already enabled)' : ''}\n`,
+            )
+            .join('')}${r.enabled} scopes\n`
+        : `${scopeText(input)}: marker ${r.marker ?? '-'}${r.position === null ? ' (already enabled)' : ''}\n${r.key ? keyTable([r.key]) : ''}`,
   },
   'disable-key-management': {
     text: (r, input) =>

@@ -8,7 +8,7 @@ import {
 } from '../../projections/apiTokens.js';
 import { emptyKeymetaView, evolveKeymeta, type KeymetaView } from '../../projections/keymeta.js';
 import { KeymetaReplay } from '../../projections/keymetaReplay.js';
-import { keymetaFromSnapshot, keymetaToSnapshot } from '../../projections/keymetaSnapshot.js';
+import { keymetaFromSnapshot } from '../../projections/keymetaSnapshot.js';
 import {
   emptySystemKeysView,
   evolveSystemKeys,
@@ -33,6 +33,7 @@ import type { KeyScope } from '../domain/identities.js';
 import type { StreamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore, JsonValue, RecordedEvent, Snapshot } from '../store/eventStore.js';
+import { KeymetaRowSnapshots } from './keymetaRowSnapshots.js';
 import { PointScopes } from './pointScopes.js';
 
 /** Rejections kept for the caller to see (a bound, not a log). */
@@ -103,6 +104,8 @@ export class LedgerProjector {
   readonly #listeners = new Set<(event: LedgerEvent) => void>();
   readonly #point: PointScopes | null;
   readonly #pointNames: StreamNames | null;
+  /** The whole view's snapshot, one row per scope (null for a point view, which takes none). */
+  readonly #rows: KeymetaRowSnapshots | null;
 
   constructor(store: EventStore, prefix: string, options: ProjectorOptions) {
     this.#store = store;
@@ -114,6 +117,7 @@ export class LedgerProjector {
     const view = options.view ?? { kind: 'whole' };
     this.#pointNames = view.kind === 'point' ? view.names : null;
     this.#point = view.kind === 'point' ? new PointScopes(store, view.names) : null;
+    this.#rows = view.kind === 'point' ? null : new KeymetaRowSnapshots(store, options.snapshotName);
     const asOfEvery = this.#point !== null ? 0 : (options.asOfEvery ?? 10_000);
     this.#asOf = asOfEvery === 0 ? null : new AsOfSeriesWriter(store, prefix, asOfEvery);
   }
@@ -234,7 +238,14 @@ export class LedgerProjector {
     this.#subscription = null;
     // At close, a snapshot is worth writing once replaying what came since it would cost about a
     // quarter of what writing it costs (both grow with the view).
-    if (this.#failure === null && this.#sinceSnapshot > 0 && this.#sinceSnapshot * 4 >= this.#viewSize()) {
+    // A save of changed rows costs what changed: always worth it. Without a row snapshot to
+    // change (a new ledger, one restored from a one-document snapshot, or a rejected one), every
+    // row is written once, so the next process starts from rows and saves only changes.
+    if (
+      this.#failure === null &&
+      this.#lastEvent !== null &&
+      (this.#rows?.incremental === false || this.#sinceSnapshot > 0)
+    ) {
       this.#takeSnapshot();
     }
     // Marks taken since the as-of index was last saved.
@@ -268,9 +279,8 @@ export class LedgerProjector {
     // The system keys come from the events (the system stream is short), not from the snapshot
     // being checked: only then can its MAC be checked.
     const keys = await openingSnapshotKeys(this.#store, this.#systemStream, this.#provider);
-    let checked: Awaited<ReturnType<typeof checkSnapshot>>;
     try {
-      checked = await checkSnapshot(
+      const checked = await checkSnapshot(
         this.#store,
         this.#prefix,
         this.#snapshotName,
@@ -278,25 +288,49 @@ export class LedgerProjector {
         keys,
         await this.#store.headPosition(),
       );
+      if (!checked.ok) {
+        this.reportRejection(checked.rejection);
+        return;
+      }
+      let keymeta: KeymetaView | null = null;
+      const state = checked.body as {
+        keymeta?: JsonValue;
+        systemKeys?: JsonValue;
+        apiTokens?: JsonValue;
+        maxOccurredAt?: JsonValue;
+      } | null;
+      if (this.#rows !== null && KeymetaRowSnapshots.isRowsBody(state)) {
+        const restored = await this.#rows.restore(state, snapshot.position, keys);
+        if (restored.kind === 'mismatch') {
+          this.reportRejection({
+            snapshot: this.#snapshotName,
+            position: snapshot.position,
+            kind: 'snapshot-rows-mismatch',
+            message: 'its rows do not add up to the digest its seal holds',
+          });
+          return;
+        }
+        if (restored.kind === 'restored') keymeta = restored.view;
+      } else if (state?.keymeta !== undefined) {
+        // A one-document snapshot (written before row snapshots): read once, replaced at the next save.
+        keymeta = keymetaFromSnapshot(state.keymeta, snapshot.position);
+      }
+      this.#restoreRest(keymeta, state, snapshot.position, checked.event);
     } finally {
       keys.close();
     }
-    if (!checked.ok) {
-      this.reportRejection(checked.rejection);
-      return;
-    }
-    const state = checked.body as {
-      keymeta?: JsonValue;
-      systemKeys?: JsonValue;
-      apiTokens?: JsonValue;
-      maxOccurredAt?: JsonValue;
-    } | null;
+  }
+
+  #restoreRest(
+    keymeta: KeymetaView | null,
+    state: { systemKeys?: JsonValue; apiTokens?: JsonValue; maxOccurredAt?: JsonValue } | null,
+    position: bigint,
+    event: SealedEvent,
+  ): void {
     const maxOccurredAt =
       typeof state?.maxOccurredAt === 'string' ? Date.parse(state.maxOccurredAt) : Number.NaN;
-    const keymeta =
-      state?.keymeta === undefined ? null : keymetaFromSnapshot(state.keymeta, snapshot.position);
     const systemKeys =
-      state?.systemKeys === undefined ? null : systemKeysFromSnapshot(state.systemKeys, snapshot.position);
+      state?.systemKeys === undefined ? null : systemKeysFromSnapshot(state.systemKeys, position);
     const apiTokens = state?.apiTokens === undefined ? null : apiTokensFromSnapshot(state.apiTokens);
     // An unusable snapshot (older format) is ignored: the view is rebuilt by replay.
     if (keymeta === null || systemKeys === null || apiTokens === null || Number.isNaN(maxOccurredAt)) return;
@@ -304,7 +338,6 @@ export class LedgerProjector {
     this.#systemKeys = systemKeys;
     this.#apiTokens = apiTokens;
     this.#maxOccurredAt = maxOccurredAt;
-    const event = checked.event;
     this.#lastEvent = () => event;
   }
 
@@ -335,7 +368,12 @@ export class LedgerProjector {
     // a later macrotask: the store delivers in microtasks, and a burst of appends that never yields
     // to the event loop would otherwise postpone every snapshot to its end).
     if (this.#point !== null) return;
-    if (++this.#sinceSnapshot >= Math.max(this.#snapshotEvery, this.#viewSize()) && !this.#snapshotDue) {
+    this.#rows?.touched(this.#keymeta, event);
+    const every =
+      this.#rows?.incremental === true
+        ? this.#snapshotEvery
+        : Math.max(this.#snapshotEvery, this.#viewSize());
+    if (++this.#sinceSnapshot >= every && !this.#snapshotDue) {
       this.#snapshotDue = true;
       queueMicrotask(() => {
         this.#snapshotDue = false;
@@ -400,8 +438,10 @@ export class LedgerProjector {
   }
 
   #takeSnapshot(): Promise<void> {
-    const seal = this.#sealer();
-    if (seal === null) {
+    const keys = this.#sealKeys;
+    const lastEvent = this.#lastEvent;
+    const rows = this.#rows;
+    if (keys === null || lastEvent === null || rows === null) {
       // Not sealable yet (the count keeps growing, so the next interval tries again); only
       // snapshotNow's caller sees this.
       const failed = Promise.reject(
@@ -411,17 +451,16 @@ export class LedgerProjector {
       return failed;
     }
     this.#sinceSnapshot = 0;
-    const body = {
-      keymeta: keymetaToSnapshot(this.#keymeta),
+    const position = this.position;
+    const capture = rows.capture(this.#keymeta);
+    const rest = {
       systemKeys: systemKeysToSnapshot(this.#systemKeys),
       apiTokens: apiTokensToSnapshot(this.#apiTokens),
       maxOccurredAt: this.#maxOccurredAt === null ? null : new Date(this.#maxOccurredAt).toISOString(),
     };
-    // Snapshots are an optimisation: a failed save is retried at the next interval. (Only
-    // snapshotNow's caller sees the failure.)
-    const saved = this.#snapshotting.then(async () =>
-      this.#store.saveSnapshot(this.#snapshotName, await seal(this.#snapshotName, body)),
-    );
+    // Snapshots are an optimisation: a failed save is retried at the next interval (writing every
+    // row then). Only snapshotNow's caller sees the failure.
+    const saved = this.#snapshotting.then(() => rows.save(capture, keys, position, lastEvent(), rest));
     this.#snapshotting = saved.catch(() => undefined);
     return saved;
   }

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { KeyledgerError } from '../domain/errors.js';
+import { formatScope, type KeyScope } from '../domain/identities.js';
 import type { KeyInfo } from '../ledger/keyInfo.js';
 import { keyRefField, metadataHashOf, parseKeyRef, parseScopeArg, scopeField } from './identityArgs.js';
 import { defineOperation, type OperationHost } from './operation.js';
@@ -36,21 +38,62 @@ const scopeKeyInput = z.strictObject({ scope: scopeField, key: keyRefField });
 const scopeOf = (input: { scope: string }) => parseScopeArg(input.scope);
 const custodianOfScope = (input: { scope: string }) => parseScopeArg(input.scope).custodian;
 
+/** Scopes one enable-key-management call takes at most. */
+export const MAX_ENABLE_SCOPES = 100_000;
+
+const enableInput = z.strictObject({
+  scope: scopeField.optional(),
+  scopes: z
+    .array(scopeField)
+    .max(MAX_ENABLE_SCOPES)
+    .describe('more scopes, enabled together (the CLI also reads them from --file, one per line)')
+    .optional(),
+});
+
+/** Every scope named, checked before anything is opened (a bad one: ERR_INVALID_ARGUMENT, nothing written). */
+function enableScopes(input: z.infer<typeof enableInput>) {
+  const texts = [...(input.scope === undefined ? [] : [input.scope]), ...(input.scopes ?? [])];
+  if (texts.length === 0)
+    throw new KeyledgerError('ERR_INVALID_ARGUMENT', 'enable-key-management takes at least one scope', {
+      scope: 'required (or scopes)',
+    });
+  return { scopes: texts.map(parseScopeArg), many: input.scopes !== undefined };
+}
+
 export const enableKeyManagement = defineOperation({
   name: 'enable-key-management',
-  summary: 'enable key management for a scope: record the provider’s ACTIVE key',
-  input: scopeInput,
+  summary: 'enable key management for one or more scopes: record the provider’s ACTIVE key',
+  description:
+    'Several scopes (arguments, or --file with one scope per line) are enabled together, checked\nfirst: a bad one refuses all of them. The result then lists each scope.',
+  input: enableInput,
   permission: 'operate',
-  custodianOf: custodianOfScope,
+  // One custodian's scopes need a grant on it; scopes of several custodians, a ledger-wide grant.
+  custodianOf: (input) => {
+    const custodians = new Set(enableScopes(input).scopes.map((s) => s.custodian));
+    return custodians.size === 1 ? ([...custodians][0] as string) : null;
+  },
   writes: true,
   kind: 'unary',
   opens: 'ledger',
-  cli: { positionals: ['scope'] },
-  prepare: scopeOf,
-  async run(scope, host) {
+  cli: { positionals: ['scope', 'scopes'], linesFrom: { flag: 'file', field: 'scopes' } },
+  prepare: enableScopes,
+  async run({ scopes, many }, host) {
     const ledger = await host.ledger();
-    const r = await ledger.admin.enableKeyManagement(scope.custodian, scope.namespace, actedBy(host));
-    return plain({ marker: r.marker, key: r.key && keyOut(r.key), position: r.position });
+    const [one] = scopes;
+    if (!many && one !== undefined) {
+      const r = await ledger.admin.enableKeyManagement(one.custodian, one.namespace, actedBy(host));
+      return plain({ marker: r.marker, key: r.key && keyOut(r.key), position: r.position });
+    }
+    const results = await ledger.admin.enableKeyManagementMany(scopes, actedBy(host));
+    return plain({
+      enabled: results.length,
+      results: results.map((r, i) => ({
+        scope: formatScope(scopes[i] as KeyScope),
+        marker: r.marker,
+        metadataHash: r.key?.metadataHash ?? null,
+        position: r.position,
+      })),
+    });
   },
 });
 

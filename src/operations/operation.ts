@@ -155,6 +155,11 @@ export interface CliShape {
   readonly selectedBy?: string;
   /** Input fields taken as positional arguments, in order. */
   readonly positionals?: readonly string[];
+  /**
+   * An option of the command line alone (`--file <file>`) whose file the CLI reads, one item a
+   * line, into an array field (`scopes`): a remote call sends the items, not the file.
+   */
+  readonly linesFrom?: { readonly flag: string; readonly field: string };
   /** The placeholder shown for a field in usage (default: the field name in kebab case). */
   readonly placeholders?: Readonly<Record<string, string>>;
 }

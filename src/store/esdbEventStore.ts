@@ -1,5 +1,6 @@
 import type { Observable } from 'rxjs';
 import { validateStreamName } from './adapterSupport.js';
+import { DocumentSnapshotRows } from './documentSnapshotRows.js';
 import { CatchUpReads } from './esdb/catchUpReads.js';
 import { EsdbAppender } from './esdb/esdbAppender.js';
 import { EsdbCalls } from './esdb/esdbCalls.js';
@@ -17,6 +18,8 @@ import type {
   ReadAllOptions,
   RecordedEvent,
   Snapshot,
+  SnapshotRow,
+  SnapshotRowChange,
   SubscribeOptions,
 } from './eventStore.js';
 
@@ -59,6 +62,8 @@ export class EsdbEventStore implements EventStore {
   readonly #reads: CatchUpReads;
   readonly #live: LiveSubscriptions;
   readonly #snapshots: EsdbSnapshots;
+  /** Row snapshots as one document each (documentSnapshotRows.ts): EventStoreDB has no table. */
+  readonly #rows = new DocumentSnapshotRows(this);
 
   /**
    * Creates the client for a connection string (`esdb://…`, `esdb+discover://…`). Nothing is
@@ -155,6 +160,23 @@ export class EsdbEventStore implements EventStore {
 
   saveSnapshot(name: string, snapshot: Snapshot): Promise<void> {
     return this.#snapshots.save(name, snapshot);
+  }
+
+  saveSnapshotRows(
+    name: string,
+    header: Snapshot,
+    rows: Iterable<SnapshotRowChange>,
+    base: bigint | null,
+  ): Promise<boolean> {
+    return this.#rows.save(name, header, rows, base);
+  }
+
+  loadSnapshotRow(name: string, key: string): Promise<string | null> {
+    return this.#rows.load(name, key);
+  }
+
+  readSnapshotRows(name: string): AsyncIterable<readonly SnapshotRow[]> {
+    return this.#rows.read(name);
   }
 
   async close(): Promise<void> {

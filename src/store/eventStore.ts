@@ -59,6 +59,21 @@ export interface Snapshot {
   readonly state: JsonValue;
 }
 
+/** One row of a row snapshot (EventStore.saveSnapshotRows). */
+export interface SnapshotRow {
+  readonly key: string;
+  readonly value: string;
+}
+
+/** A row to write (`value` a string) or to remove (`value` null). */
+export interface SnapshotRowChange {
+  readonly key: string;
+  readonly value: string | null;
+}
+
+/** Rows read at once by readSnapshotRows (default). */
+export const SNAPSHOT_ROW_BATCH = 2048;
+
 /**
  * The ledger's storage port. Adapters: memory, sqlite (embedded default), esdb. All pass the same
  * contract suite (test/contract/eventStore.contract.ts); nothing outside src/store knows which one
@@ -109,5 +124,25 @@ export interface EventStore {
    * as the material of a key destroyed since. The comparison and the write are one step.
    */
   saveSnapshot(name: string, snapshot: Snapshot): Promise<void>;
+  /**
+   * Row snapshots: a read model too large for one document is kept as a header (the snapshot
+   * `name`, read with loadSnapshot) and rows by key, so that one row can be read alone and a
+   * save writes only the rows that changed. Header and rows are written in one step:
+   * `base` null replaces every row (unless the stored header has a higher position, as
+   * saveSnapshot); `base` a position applies `rows` over the stored rows only if the stored header
+   * has exactly that position (another writer's save in between makes it write nothing). True if
+   * written. sqlite keeps one table row per key; memory and EventStoreDB keep one document per
+   * snapshot behind the same calls (see their adapters).
+   */
+  saveSnapshotRows(
+    name: string,
+    header: Snapshot,
+    rows: Iterable<SnapshotRowChange>,
+    base: bigint | null,
+  ): Promise<boolean>;
+  /** One row of a row snapshot, or null. */
+  loadSnapshotRow(name: string, key: string): Promise<string | null>;
+  /** Every row of a row snapshot, in batches (in no particular order); empty if there is none. */
+  readSnapshotRows(name: string): AsyncIterable<readonly SnapshotRow[]>;
   close(): Promise<void>;
 }

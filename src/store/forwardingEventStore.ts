@@ -7,6 +7,8 @@ import type {
   ReadAllOptions,
   RecordedEvent,
   Snapshot,
+  SnapshotRow,
+  SnapshotRowChange,
   SubscribeOptions,
 } from './eventStore.js';
 
@@ -60,6 +62,23 @@ export class ForwardingEventStore implements EventStore {
 
   saveSnapshot(name: string, snapshot: Snapshot): Promise<void> {
     return this.inner.saveSnapshot(name, snapshot);
+  }
+
+  saveSnapshotRows(
+    name: string,
+    header: Snapshot,
+    rows: Iterable<SnapshotRowChange>,
+    base: bigint | null,
+  ): Promise<boolean> {
+    return this.inner.saveSnapshotRows(name, header, rows, base);
+  }
+
+  loadSnapshotRow(name: string, key: string): Promise<string | null> {
+    return this.inner.loadSnapshotRow(name, key);
+  }
+
+  readSnapshotRows(name: string): AsyncIterable<readonly SnapshotRow[]> {
+    return this.inner.readSnapshotRows(name);
   }
 
   close(): Promise<void> {

@@ -14,6 +14,7 @@ import {
   validateStreamName,
   type WrittenEvent,
 } from './adapterSupport.js';
+import { DocumentSnapshotRows } from './documentSnapshotRows.js';
 import type {
   AppendResult,
   EventStore,
@@ -24,6 +25,8 @@ import type {
   ReadAllOptions,
   RecordedEvent,
   Snapshot,
+  SnapshotRow,
+  SnapshotRowChange,
   SubscribeOptions,
 } from './eventStore.js';
 
@@ -69,6 +72,8 @@ export class MemoryEventStore implements EventStore {
   readonly #streams = new Map<string, MemoryStream>();
   readonly #byId = new Map<string, RecordedEvent>();
   readonly #snapshots = new Map<string, Snapshot>();
+  /** Row snapshots as one document each (documentSnapshotRows.ts): tests and small in-process ledgers. */
+  readonly #rows = new DocumentSnapshotRows(this);
   #lastPosition = 0n;
   #closed = false;
   readonly #source: EventSource = {
@@ -181,6 +186,23 @@ export class MemoryEventStore implements EventStore {
       name,
       Object.freeze({ position: snapshot.position, state: frozenCopy(snapshot.state, 'snapshot state') }),
     );
+  }
+
+  saveSnapshotRows(
+    name: string,
+    header: Snapshot,
+    rows: Iterable<SnapshotRowChange>,
+    base: bigint | null,
+  ): Promise<boolean> {
+    return this.#rows.save(name, header, rows, base);
+  }
+
+  loadSnapshotRow(name: string, key: string): Promise<string | null> {
+    return this.#rows.load(name, key);
+  }
+
+  readSnapshotRows(name: string): AsyncIterable<readonly SnapshotRow[]> {
+    return this.#rows.read(name);
   }
 
   async close(): Promise<void> {

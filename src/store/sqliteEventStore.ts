@@ -21,11 +21,14 @@ import type {
   ReadAllOptions,
   RecordedEvent,
   Snapshot,
+  SnapshotRow,
+  SnapshotRowChange,
   SubscribeOptions,
 } from './eventStore.js';
 import { BUSY_TIMEOUT_MS, configureDatabase } from './sqlite/configureDatabase.js';
 import { HeadPoller } from './sqlite/headPoller.js';
 import { prepareFiles } from './sqlite/prepareFiles.js';
+import { SqliteRowSnapshots } from './sqlite/sqliteRowSnapshots.js';
 import { migrate } from './sqlite/sqliteSchema.js';
 import { prepareStatements, type SqliteStatements, toRecorded } from './sqlite/sqliteStatements.js';
 import { type AppendRequest, type EncodedEvent, SqliteWrites } from './sqlite/sqliteWrites.js';
@@ -59,6 +62,7 @@ export class SqliteEventStore implements EventStore {
   readonly #db: Database.Database;
   readonly #statements: SqliteStatements;
   readonly #writes: SqliteWrites;
+  readonly #rowSnapshots: SqliteRowSnapshots;
   #pending: PendingAppend[] = [];
   readonly #poller: HeadPoller;
   #closed = false;
@@ -126,6 +130,7 @@ export class SqliteEventStore implements EventStore {
     this.#db = db;
     this.#statements = prepareStatements(db);
     this.#writes = new SqliteWrites(db, this.#statements);
+    this.#rowSnapshots = new SqliteRowSnapshots(db, this.#statements);
     this.#poller = new HeadPoller(
       pollIntervalMs,
       () => this.#source.head(),
@@ -275,6 +280,39 @@ export class SqliteEventStore implements EventStore {
     } catch (error) {
       throw storeError(error, 'saveSnapshot');
     }
+  }
+
+  async saveSnapshotRows(
+    name: string,
+    header: Snapshot,
+    rows: Iterable<SnapshotRowChange>,
+    base: bigint | null,
+  ): Promise<boolean> {
+    this.#assertOpen();
+    const state = toJsonText(header.state, 'snapshot state');
+    try {
+      const written = this.#rowSnapshots.save(name, header.position, state, rows, base);
+      // As saveSnapshot: a row rewritten without a destroyed key's material leaves the old page in
+      // the WAL until it is checkpointed.
+      if (written && this.#shredPending && this.#truncateWal()) this.#shredPending = false;
+      return written;
+    } catch (error) {
+      throw storeError(error, 'saveSnapshotRows');
+    }
+  }
+
+  async loadSnapshotRow(name: string, key: string): Promise<string | null> {
+    this.#assertOpen();
+    try {
+      return this.#statements.selectRow.get(name, key) ?? null;
+    } catch (error) {
+      throw storeError(error, 'loadSnapshotRow');
+    }
+  }
+
+  readSnapshotRows(name: string): AsyncIterable<readonly SnapshotRow[]> {
+    this.#assertOpen();
+    return this.#rowSnapshots.read(name, () => this.#assertOpen());
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseCommandLine } from '../../src/cli/parseCommandLine.js';
 import { isKeyledgerError } from '../../src/domain/errors.js';
@@ -88,5 +91,38 @@ describe('parseCommandLine: serve help', () => {
       assert.equal(got.kind, 'serve');
       if (got.kind === 'serve') assert.equal(got.help, true);
     }
+  });
+});
+
+describe('parseCommandLine: several scopes (enable-key-management)', () => {
+  it('takes every argument after the first as scopes, and --file lines after them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyledger-scopes-file-'));
+    try {
+      const file = join(dir, 'scopes.txt');
+      writeFileSync(file, '# onboarding\r\n  dGVuYW50LTI=:orders  \r\n\nname=tenant-3\n');
+      const got = parseCommandLine(['enable-key-management', 'tenant-1:a', 'tenant-1:b', '--file', file]);
+      assert.equal(got.kind, 'run');
+      if (got.kind !== 'run') return;
+      assert.deepEqual(got.input, {
+        scope: 'tenant-1:a',
+        scopes: ['tenant-1:b', 'dGVuYW50LTI=:orders', 'name=tenant-3'],
+      });
+      const one = parseCommandLine(['enable-key-management', 'tenant-1:a']);
+      assert.deepEqual(one.kind === 'run' ? one.input : null, { scope: 'tenant-1:a' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an unreadable --file is a usage error; a variadic positional stays last only', () => {
+    assert.throws(
+      () => parseCommandLine(['enable-key-management', '--file', '/nonexistent/scopes.txt']),
+      (error) => isKeyledgerError(error, 'ERR_INVALID_ARGUMENT') && /--file/.test(error.message),
+    );
+    // Other commands keep their positional count.
+    assert.throws(
+      () => parseCommandLine(['show-key-status', 'tenant-1:a', 'tenant-1:b']),
+      (error) => isKeyledgerError(error, 'ERR_INVALID_ARGUMENT'),
+    );
   });
 });

@@ -637,6 +637,90 @@ export function testEventStore(name: string, factory: StoreFactory, options: Con
       });
     });
 
+    describe('row snapshots', () => {
+      const rowsOf = async (name: string) => {
+        const found = new Map<string, string>();
+        for await (const page of store.readSnapshotRows(name))
+          for (const r of page) found.set(r.key, r.value);
+        return found;
+      };
+
+      it('save header and rows together; one row reads alone; a save on the stored base changes only its rows', async () => {
+        const name = `rows-${uid()}`;
+        assert.equal(await store.loadSnapshotRow(name, 'a'), null);
+        assert.deepEqual(await rowsOf(name), new Map());
+        const many = Array.from({ length: 5000 }, (_, i) => ({ key: `k${i}`, value: `v${i} ключ` }));
+        assert.equal(
+          await store.saveSnapshotRows(name, { position: 10n, state: { n: 5000 } }, many, null),
+          true,
+        );
+        assert.deepEqual(await store.loadSnapshot(name), { position: 10n, state: { n: 5000 } });
+        assert.equal(await store.loadSnapshotRow(name, 'k4321'), 'v4321 ключ');
+        assert.equal((await rowsOf(name)).size, 5000);
+
+        const changes = [
+          { key: 'k1', value: 'changed' },
+          { key: 'k2', value: null },
+          { key: 'new', value: 'added' },
+        ];
+        assert.equal(
+          await store.saveSnapshotRows(name, { position: 12n, state: { n: 5000 } }, changes, 10n),
+          true,
+        );
+        const after = await rowsOf(name);
+        assert.equal(after.size, 5000);
+        assert.deepEqual(
+          [after.get('k1'), after.get('k2'), after.get('new'), after.get('k3')],
+          ['changed', undefined, 'added', 'v3 ключ'],
+        );
+        assert.equal((await store.loadSnapshot(name))?.position, 12n);
+        // Another snapshot's rows are its own.
+        assert.equal(await store.loadSnapshotRow(`${name}-other`, 'k3'), null);
+      });
+
+      it('write nothing on a stale base or over a newer header; a full save replaces every row', async () => {
+        const name = `rows-cas-${uid()}`;
+        await store.saveSnapshotRows(
+          name,
+          { position: 20n, state: 'first' },
+          [{ key: 'a', value: '1' }],
+          null,
+        );
+        // Its base is not the stored header's position: another writer saved in between.
+        assert.equal(
+          await store.saveSnapshotRows(
+            name,
+            { position: 30n, state: 'stale' },
+            [{ key: 'b', value: '2' }],
+            19n,
+          ),
+          false,
+        );
+        assert.equal(
+          await store.saveSnapshotRows(
+            name,
+            { position: 19n, state: 'older' },
+            [{ key: 'c', value: '3' }],
+            null,
+          ),
+          false,
+        );
+        assert.deepEqual(await store.loadSnapshot(name), { position: 20n, state: 'first' });
+        assert.deepEqual(await rowsOf(name), new Map([['a', '1']]));
+        assert.equal(
+          await store.saveSnapshotRows(
+            name,
+            { position: 25n, state: 'full' },
+            [{ key: 'd', value: '4' }],
+            null,
+          ),
+          true,
+        );
+        assert.deepEqual(await rowsOf(name), new Map([['d', '4']]));
+        assert.deepEqual(await store.loadSnapshot(name), { position: 25n, state: 'full' });
+      });
+    });
+
     describe('JSON', () => {
       it('round-trips data and metadata: unicode, nesting, numbers, booleans, null', async () => {
         const stream = `json-${uid()}`;

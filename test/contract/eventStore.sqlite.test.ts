@@ -52,7 +52,7 @@ describe('SqliteEventStore', () => {
     const raw = new Database(path, { readonly: true });
     try {
       assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
-      assert.equal(raw.pragma('user_version', { simple: true }), 1);
+      assert.equal(raw.pragma('user_version', { simple: true }), 2);
     } finally {
       raw.close();
     }
@@ -64,6 +64,38 @@ describe('SqliteEventStore', () => {
       assert.equal((await reopened.append('kept', [event()], 0n)).nextExpectedRevision, 1n);
     } finally {
       await reopened.close();
+    }
+  });
+
+  it('migrates a version 1 file: its snapshots kept, in a table whose lookups skip the other rows', async () => {
+    const path = join(dir, 'v1.db');
+    const raw = new Database(path);
+    raw.exec(`CREATE TABLE events (position INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL,
+      revision INTEGER NOT NULL, event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, data TEXT NOT NULL,
+      metadata TEXT NOT NULL, recorded_at INTEGER NOT NULL, UNIQUE (stream, revision));
+      CREATE TABLE streams (name TEXT PRIMARY KEY, last_revision INTEGER NOT NULL, deleted INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE snapshots (name TEXT PRIMARY KEY, position INTEGER NOT NULL, state TEXT NOT NULL) WITHOUT ROWID;`);
+    raw
+      .prepare('INSERT INTO snapshots VALUES (?, ?, ?)')
+      .run('big', 5, JSON.stringify({ x: 'y'.repeat(100_000) }));
+    raw.prepare('INSERT INTO snapshots VALUES (?, ?, ?)').run('small', 7, '{"revision":"3"}');
+    raw.pragma('user_version = 1');
+    raw.close();
+    const store = SqliteEventStore.open(path);
+    try {
+      assert.deepEqual(await store.loadSnapshot('small'), { position: 7n, state: { revision: '3' } });
+      const big = (await store.loadSnapshot('big'))?.state as { x?: string } | undefined;
+      assert.equal(big?.x?.length, 100_000);
+    } finally {
+      await store.close();
+    }
+    const migrated = new Database(path, { readonly: true });
+    try {
+      assert.equal(migrated.pragma('user_version', { simple: true }), 2);
+      const sql = migrated.prepare("SELECT sql FROM sqlite_master WHERE name = 'snapshots'").pluck().get();
+      assert.doesNotMatch(String(sql), /WITHOUT ROWID/);
+    } finally {
+      migrated.close();
     }
   });
 

@@ -75,6 +75,12 @@ async function codeOf(call: () => Promise<unknown>): Promise<string | undefined>
   assert.fail('expected a failure');
 }
 
+/** enable-key-management's result for one scope (asked without `scopes`). */
+function oneScope<R extends object>(result: R): Exclude<R, { results: unknown }> {
+  assert.ok(!('results' in result));
+  return result as Exclude<R, { results: unknown }>;
+}
+
 export function testKeyledgerApi(name: string, factory: () => Promise<ApiTarget>): void {
   describe(`KeyledgerApi contract: ${name}`, () => {
     let t: ApiTarget;
@@ -93,6 +99,28 @@ export function testKeyledgerApi(name: string, factory: () => Promise<ApiTarget>
     }
 
     describe('KeymetaAdmin', () => {
+      it('enables several scopes in one call, each reported; a bad one refuses all, writing nothing', async () => {
+        const names = ['bulk-a', 'bulk-b', 'bulk-c'];
+        for (const ns of names) t.provider.setKey(keyScope(TENANT, ns), `${ns}-k`);
+        await refused('ERR_INVALID_CUSTODIAN', () =>
+          t.api.call('enable-key-management', { scopes: [`${TENANT}:bulk-a`, 'not base64!:x'] }),
+        );
+        await refused('ERR_INVALID_ARGUMENT', () => t.api.call('enable-key-management', { scopes: [] }));
+        const result = await t.api.call('enable-key-management', {
+          scope: `${TENANT}:bulk-a`,
+          scopes: [`${TENANT}:bulk-b`, `${TENANT}:bulk-c`],
+        });
+        assert.ok('results' in result);
+        assert.equal(result.enabled, 3);
+        assert.deepEqual(
+          result.results.map((r) => [r.scope, r.marker, r.position !== null]),
+          names.map((ns) => [`${TENANT}:${ns}`, 'ACTIVE', true]),
+        );
+        const again = await t.api.call('enable-key-management', { scopes: [`${TENANT}:bulk-b`] });
+        assert.ok('results' in again);
+        assert.equal(again.results[0]?.position, null, 'enabling an enabled scope writes nothing');
+      });
+
       it('enables, shows, rotates, disables and re-enables a key; list-scopes and history with actor', async () => {
         t.provider.setKey(keyScope(TENANT, 'orders'), 'k1');
         const enabled = await t.api.call(
@@ -100,13 +128,15 @@ export function testKeyledgerApi(name: string, factory: () => Promise<ApiTarget>
           { scope: 'name=tenant-1:orders' },
           { reason: 'onboarding', requestId: 'onboard-tenant-1' },
         );
+        // One scope (no `scopes`): the one-scope result.
+        assert.ok(!('results' in enabled));
         assert.equal(enabled.marker, 'ACTIVE');
         assert.equal(enabled.key?.state, 'ACTIVE');
         assert.match(enabled.position ?? '', /^\d+$/);
         const k1 = enabled.key;
         assert.ok(k1);
 
-        const again = await t.api.call('enable-key-management', { scope: SCOPE });
+        const again = oneScope(await t.api.call('enable-key-management', { scope: SCOPE }));
         assert.equal(again.position, null, 'enabling an enabled scope writes nothing');
 
         const status = await t.api.call('show-key-status', { scope: SCOPE });
@@ -161,7 +191,7 @@ export function testKeyledgerApi(name: string, factory: () => Promise<ApiTarget>
 
       it('refuses bad input and rule violations with the ledger’s codes, writing nothing', async () => {
         t.provider.setKey(keyScope(TENANT, 'refusals'), 'r1');
-        const enabled = await t.api.call('enable-key-management', { scope: `${TENANT}:refusals` });
+        const enabled = oneScope(await t.api.call('enable-key-management', { scope: `${TENANT}:refusals` }));
         const key = enabled.key?.keyId ?? '';
         await refused('ERR_INVALID_CUSTODIAN', () =>
           t.api.call('enable-key-management', { scope: 'tenant-1:orders' }),
@@ -311,7 +341,7 @@ export function testKeyledgerApi(name: string, factory: () => Promise<ApiTarget>
     describe('audit', () => {
       it('checkpoint, verify, scope-as-of, metrics, and the audit export streamed', async () => {
         t.provider.setKey(keyScope(TENANT, 'audited'), 'a1');
-        const enabled = await t.api.call('enable-key-management', { scope: `${TENANT}:audited` });
+        const enabled = oneScope(await t.api.call('enable-key-management', { scope: `${TENANT}:audited` }));
         const checkpoint = await t.api.call('checkpoint', {});
         assert.ok(checkpoint !== null);
         const report = await t.api.call('verify', {});

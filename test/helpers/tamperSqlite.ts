@@ -248,10 +248,40 @@ export function editSnapshot(file: string, name: string, edit: (s: StoredSnapsho
   });
 }
 
-/** Deletes the snapshot stored under `name` (snapshots are optional, so nothing requires one). */
+/** Deletes the snapshot stored under `name` and its rows (snapshots are optional, so nothing requires one). */
 export function deleteSnapshot(file: string, name: string): void {
   withDb(file, (db) => {
     db.prepare('DELETE FROM snapshots WHERE name = ?').run(name);
+    db.prepare('DELETE FROM snapshot_rows WHERE name = ?').run(name);
+  });
+}
+
+/** The rows of the row snapshot `name` (table snapshot_rows), by key. */
+export function readSnapshotRows(file: string, name: string): Map<string, string> {
+  const db = open(file);
+  try {
+    const rows = db.prepare('SELECT key, value FROM snapshot_rows WHERE name = ?').all(name) as {
+      key: string;
+      value: string;
+    }[];
+    return new Map(rows.map((r) => [r.key, r.value]));
+  } finally {
+    db.close();
+  }
+}
+
+/** Rewrites the rows of the row snapshot `name` as `edit` leaves the map (the header untouched). */
+export function editSnapshotRows(
+  file: string,
+  name: string,
+  edit: (rows: Map<string, string>) => void,
+): void {
+  const rows = readSnapshotRows(file, name);
+  edit(rows);
+  withDb(file, (db) => {
+    db.prepare('DELETE FROM snapshot_rows WHERE name = ?').run(name);
+    const insert = db.prepare('INSERT INTO snapshot_rows (name, key, value) VALUES (?, ?, ?)');
+    for (const [key, value] of rows) insert.run(name, key, value);
   });
 }
 

@@ -67,6 +67,9 @@ function countingStore(inner: EventStore): EventStore & { read: number } {
     deleteStream: (stream) => inner.deleteStream(stream),
     loadSnapshot: (name) => inner.loadSnapshot(name),
     saveSnapshot: (name, snapshot) => inner.saveSnapshot(name, snapshot),
+    saveSnapshotRows: (name, header, rows, base) => inner.saveSnapshotRows(name, header, rows, base),
+    loadSnapshotRow: (name, key) => inner.loadSnapshotRow(name, key),
+    readSnapshotRows: (name) => inner.readSnapshotRows(name),
     close: () => inner.close(),
   } satisfies EventStore & { read: number };
   return store;

@@ -38,6 +38,9 @@ function trackingStore(inner: EventStore): EventStore & { readonly open: () => n
     deleteStream: (stream) => inner.deleteStream(stream),
     loadSnapshot: (name) => inner.loadSnapshot(name),
     saveSnapshot: (name, snapshot) => inner.saveSnapshot(name, snapshot),
+    saveSnapshotRows: (name, header, rows, base) => inner.saveSnapshotRows(name, header, rows, base),
+    loadSnapshotRow: (name, key) => inner.loadSnapshotRow(name, key),
+    readSnapshotRows: (name) => inner.readSnapshotRows(name),
     close: () => inner.close(),
   };
 }

@@ -193,6 +193,9 @@ function countingReads(inner: EventStore): { store: EventStore; read(): number }
     deleteStream: (stream) => inner.deleteStream(stream),
     loadSnapshot: (name) => inner.loadSnapshot(name),
     saveSnapshot: (name, snapshot) => inner.saveSnapshot(name, snapshot),
+    saveSnapshotRows: (name, header, rows, base) => inner.saveSnapshotRows(name, header, rows, base),
+    loadSnapshotRow: (name, key) => inner.loadSnapshotRow(name, key),
+    readSnapshotRows: (name) => inner.readSnapshotRows(name),
     close: () => inner.close(),
     readAll: (options?: ReadAllOptions) => {
       const source = inner.readAll(options);

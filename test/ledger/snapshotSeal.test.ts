@@ -11,11 +11,12 @@ import type { KeyInfo } from '../../src/ledger/keyInfo.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { EsdbEventStore } from '../../src/store/esdbEventStore.js';
 import type { EventStore } from '../../src/store/eventStore.js';
+import { ForwardingEventStore } from '../../src/store/forwardingEventStore.js';
 import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
 import { startEsdbTestServer } from '../esdb/esdbTestServer.js';
 import { ScriptedProvider } from '../helpers/scriptedProvider.js';
-import { editSnapshot, readSnapshot } from '../helpers/tamperSqlite.js';
+import { editSnapshot, editSnapshotRows, readSnapshot, readSnapshotRows } from '../helpers/tamperSqlite.js';
 
 /**
  * Finding 1 of issue 11: a stored snapshot is trusted only when it is bound to the event at its
@@ -78,6 +79,17 @@ async function session<T>(path: string, provider: ScriptedProvider, use: (l: Led
   }
 }
 
+/** Reads no snapshot (and saves none): a view built from the events alone. */
+class NoSnapshotReads extends ForwardingEventStore {
+  override async loadSnapshot(): Promise<null> {
+    return null;
+  }
+  override async saveSnapshot(): Promise<void> {}
+  override async saveSnapshotRows(): Promise<boolean> {
+    return false;
+  }
+}
+
 describe('snapshots are bound to the log (issue 11, finding 1)', () => {
   it('a genuine snapshot is sealed, restored and verified; verify counts it', async () => {
     const path = join(dir, `clean-${++files}.db`);
@@ -111,12 +123,12 @@ describe('snapshots are bound to the log (issue 11, finding 1)', () => {
       await assert.rejects(l.envelope.decrypt(ciphertext));
     });
     // The store keeps the forged snapshot (its position is higher than any the ledger saves): the
-    // attacker now also makes k1 ACTIVE inside it.
-    editSnapshot(path, KEYMETA, (s) => {
-      const text = JSON.stringify(s.state);
+    // attacker now also makes k1 ACTIVE inside its rows.
+    editSnapshotRows(path, KEYMETA, (rows) => {
+      const text = rows.get(`${CUST}:${NS}`) ?? '';
       const edited = text.replaceAll('"INACTIVE"', '"ACTIVE"');
       assert.notEqual(edited, text, 'the forged snapshot holds k1 INACTIVE');
-      return { ...s, state: JSON.parse(edited) };
+      rows.set(`${CUST}:${NS}`, edited);
     });
     await session(path, provider, async (l) => {
       assert.deepEqual(
@@ -134,43 +146,129 @@ describe('snapshots are bound to the log (issue 11, finding 1)', () => {
     );
   });
 
-  it('a destroyed key’s material put back into the snapshot: ignored, destroyed data does not decrypt', async () => {
+  it('a destroyed key’s material put back into the snapshot (its row from before): ignored, destroyed data does not decrypt', async () => {
     const path = join(dir, `material-${++files}.db`);
     const provider = new ScriptedProvider();
     const { k1, ciphertext } = await session(path, provider, (l) => history(l, provider));
-    type Body = { keymeta: { materials: { keyId: string }[] } };
-    const before = readSnapshot(path, KEYMETA).state as { body: Body };
-    const material = before.body.keymeta.materials.find((m) => m.keyId === k1.keyId);
-    assert.ok(material !== undefined, 'the snapshot holds k1’s wrapped material before destruction');
+    const before = readSnapshotRows(path, KEYMETA).get(`${CUST}:${NS}`);
+    // Row layout: projections/keymetaRows.ts (keys at 6; a key's wrapped material at 11).
+    const keys = (JSON.parse(before ?? '[]') as unknown[])[6] as unknown[][] | undefined;
+    const wrapped = keys?.find((k) => k[0] === k1.keyId)?.[11];
+    assert.ok(typeof wrapped === 'string', 'the snapshot holds k1’s wrapped material before destruction');
 
     await session(path, provider, async (l) => {
       assert.deepEqual(await l.envelope.decrypt(ciphertext), PLAINTEXT);
       await l.destruction.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: 0 });
       assert.equal((await l.destruction.destroyDueKeys()).destroyed.length, 1);
     });
-    editSnapshot(path, KEYMETA, (s) => {
-      const state = s.state as { body: Body };
-      assert.ok(!state.body.keymeta.materials.some((m) => m.keyId === k1.keyId));
-      state.body.keymeta.materials.push(material);
-      return { ...s, state };
+    editSnapshotRows(path, KEYMETA, (rows) => {
+      assert.ok(!rows.get(`${CUST}:${NS}`)?.includes(wrapped));
+      rows.set(`${CUST}:${NS}`, before as string);
     });
 
     const report = await verifyPath(path, provider);
     assert.deepEqual(
       report.problems.map((p) => [p.kind, p.stream]),
-      [['snapshot-mac-invalid', KEYMETA]],
+      [['snapshot-rows-mismatch', KEYMETA]],
     );
     await session(path, provider, async (l) => {
       assert.deepEqual(
         l.snapshotRejections.map((r) => r.kind),
-        ['snapshot-mac-invalid'],
+        ['snapshot-rows-mismatch'],
       );
       assert.equal(await stateOf(l, k1.metadataHash), 'DESTROYED');
       await assert.rejects(l.envelope.decrypt(ciphertext), { code: 'ERR_DECRYPTION_FAILED' });
     });
-    // The replay stored a genuine snapshot over the forged one (same position).
+    // The replay stored a genuine snapshot over the forged one (every row, at the same position).
     assert.equal((await verifyPath(path, provider)).ok, true);
   });
+
+  it('saves of changed rows keep the rows adding up: reopened, the view is the replay’s and verify is clean', async () => {
+    const path = join(dir, `incremental-${++files}.db`);
+    const provider = new ScriptedProvider();
+    await session(path, provider, (l) => history(l, provider));
+    const snapshotPositions: bigint[] = [readSnapshot(path, KEYMETA).position];
+    for (const round of [1, 2, 3]) {
+      // A save after every event: each one writes the rows of the scope the event changed.
+      const store = SqliteEventStore.open(path);
+      const l = await Ledger.open({ store, provider, actor: 'test', checkpointEvery: 0, snapshotEvery: 1 });
+      try {
+        assert.deepEqual(l.snapshotRejections, []);
+        provider.setKey(keyScope(CUST, `round-${round}`), `r${round}`);
+        await l.admin.enableKeyManagement(CUST, `round-${round}`);
+        provider.setKey(SCOPE, `k${round + 2}`);
+        await l.admin.rotateManagedKey(CUST, NS);
+        provider.setKey(keyScope(CUST, `round-${round}`), `r${round}b`);
+        await l.admin.rotateManagedKey(CUST, `round-${round}`);
+      } finally {
+        await l.close();
+        await store.close();
+      }
+      snapshotPositions.push(readSnapshot(path, KEYMETA).position);
+    }
+    assert.equal(new Set(snapshotPositions).size, 4, 'every session saved');
+    const report = await verifyPath(path, provider);
+    assert.equal(report.ok, true, report.firstProblem?.message);
+    const restored = await session(path, provider, async (l) => {
+      assert.deepEqual(l.snapshotRejections, []);
+      return l.admin.listScopes();
+    });
+    // The same store replayed from the events alone (no snapshot read).
+    const bare = SqliteEventStore.open(path);
+    const replayed = await Ledger.open({
+      store: new NoSnapshotReads(bare),
+      provider,
+      actor: 'test',
+      checkpointEvery: 0,
+    });
+    try {
+      assert.deepEqual(restored, replayed.admin.listScopes());
+      assert.equal(restored.length, 4);
+    } finally {
+      await replayed.close();
+      await bare.close();
+    }
+  });
+
+  for (const [attack, edit] of [
+    [
+      'a row edited',
+      (rows: Map<string, string>) =>
+        rows.set(`${CUST}:${NS}`, (rows.get(`${CUST}:${NS}`) ?? '').replace('"ACTIVE"', '"DISABLED"')),
+    ],
+    ['a row dropped', (rows: Map<string, string>) => rows.delete(`${CUST}:${NS}`)],
+    [
+      'a row added',
+      (rows: Map<string, string>) =>
+        rows.set(`${CUST}:forged`, (rows.get(`${CUST}:${NS}`) ?? '').replace(`"${NS}"`, '"forged"')),
+    ],
+  ] as const) {
+    it(`${attack}: the rows do not add up to the sealed digest; open rebuilds, verify reports`, async () => {
+      const path = join(dir, `rows-${++files}.db`);
+      const provider = new ScriptedProvider();
+      await session(path, provider, async (l) => {
+        await history(l, provider);
+        await l.admin.enableKeyManagement(CUST, 'billing');
+      });
+      const rows = readSnapshotRows(path, KEYMETA);
+      editSnapshotRows(path, KEYMETA, edit);
+      assert.notDeepEqual(readSnapshotRows(path, KEYMETA), rows, 'the edit changed the rows');
+      const report = await verifyPath(path, provider);
+      assert.deepEqual(
+        report.problems.map((p) => [p.kind, p.stream]),
+        [['snapshot-rows-mismatch', KEYMETA]],
+      );
+      await session(path, provider, async (l) => {
+        assert.deepEqual(
+          l.snapshotRejections.map((r) => r.kind),
+          ['snapshot-rows-mismatch'],
+        );
+        assert.equal((await l.admin.getManagedKeys(CUST, NS)).filter((k) => k.state === 'ACTIVE').length, 1);
+        // The forged scope is not there, the dropped one is.
+        assert.equal(l.admin.listScopes().length, 2);
+      });
+    });
+  }
 
   it('a snapshot moved to another event’s position (seal kept) is snapshot-event-mismatch', async () => {
     const path = join(dir, `moved-${++files}.db`);

@@ -27,6 +27,7 @@ import type {
   ExpectedRevision,
   RecordedEvent,
 } from '../../src/store/eventStore.js';
+import { ForwardingEventStore } from '../../src/store/forwardingEventStore.js';
 import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
 import { startEsdbTestServer } from '../esdb/esdbTestServer.js';
@@ -538,6 +539,57 @@ describe('verify: what the ledger writes keeps the chain', () => {
       } finally {
         await ledger.close();
       }
+    }
+  });
+
+  it('an append takes its mark from the hint (revision and coverage) without reading the checkpoint; a forged hint shows in verify', async () => {
+    const store = new MemoryEventStore();
+    const stks = new ScriptedProvider();
+    const first = await build(store, stks);
+    await first.checkpoint();
+    await first.close();
+    const hint = await store.loadSnapshot('kl-checkpoint-hint');
+    const newest = (await store.readStream(NAMES.checkpoints)).at(-1);
+    assert.ok(newest !== undefined);
+    const parsed = parseCheckpoint(newest.data);
+    assert.ok(!('invalid' in parsed));
+    assert.deepEqual(hint?.state, {
+      revision: newest.revision.toString(),
+      covered: parsed.coveredPosition.toString(),
+    });
+
+    // Every read of the checkpoint stream is counted: the hint's mark needs only the (empty) tail.
+    const reads: bigint[] = [];
+    const counting = new ForwardingEventStore(store);
+    counting.readStream = (stream, options) => {
+      if (stream === NAMES.checkpoints) reads.push(options?.fromRevision ?? 0n);
+      return store.readStream(stream, options);
+    };
+    const second = await open(counting, stks, 1000);
+    try {
+      await second.admin.clearManagedKeyDataCache();
+      assert.deepEqual(reads, [newest.revision + 1n]);
+      const [marked] = (await store.readStream('kl-operations')).slice(-1);
+      assert.ok(marked !== undefined);
+      const link = chainLinkOf(marked.metadata);
+      assert.equal(link.kind === 'chained' ? link.checkpoint : null, newest.revision);
+    } finally {
+      await second.close();
+    }
+
+    // A hint naming a checkpoint the stream does not hold: the events written now name it, and
+    // verify reports them (as it reports events naming checkpoints cut from the stream).
+    await store.saveSnapshot('kl-checkpoint-hint', {
+      position: hint?.position ?? 1n,
+      state: { revision: '99', covered: '1' },
+    });
+    const third = await open(store, stks);
+    try {
+      await third.admin.clearManagedKeyDataCache();
+      const report = await third.verify();
+      assert.equal(report.firstProblem?.kind, 'checkpoint-stream-missing');
+    } finally {
+      await third.close();
     }
   });
 

@@ -44,6 +44,12 @@ export interface SqliteStatements {
   readonly markDeleted: Database.Statement<[string]>;
   readonly selectSnapshot: Database.Statement<[string], [bigint, string]>;
   readonly upsertSnapshot: Database.Statement<[string, bigint, string]>;
+  readonly selectSnapshotPosition: Database.Statement<[string], bigint>;
+  readonly selectRow: Database.Statement<[string, string], string>;
+  readonly selectRowPage: Database.Statement<[bigint, string, number], [bigint, string, string]>;
+  readonly upsertRow: Database.Statement<[string, string, string]>;
+  readonly deleteRow: Database.Statement<[string, string]>;
+  readonly deleteRows: Database.Statement<[string]>;
 }
 
 export function prepareStatements(db: Database.Database): SqliteStatements {
@@ -102,5 +108,27 @@ export function prepareStatements(db: Database.Database): SqliteStatements {
        ON CONFLICT (name) DO UPDATE SET position = excluded.position, state = excluded.state
        WHERE excluded.position >= snapshots.position`,
     ),
+    selectSnapshotPosition: db
+      .prepare<[string], bigint>('SELECT position FROM snapshots WHERE name = ?')
+      .pluck(true)
+      .safeIntegers(true),
+    selectRow: db
+      .prepare<[string, string], string>('SELECT value FROM snapshot_rows WHERE name = ? AND key = ?')
+      .pluck(true),
+    // Pages in rowid order (the table's own order: a range scan, no sort), filtered by name. The
+    // unary + keeps sqlite off the (name, key) index, which would read every row of the name and
+    // sort them for each page.
+    selectRowPage: db
+      .prepare<[bigint, string, number], [bigint, string, string]>(
+        'SELECT rowid, key, value FROM snapshot_rows WHERE rowid > ? AND +name = ? ORDER BY rowid LIMIT ?',
+      )
+      .raw(true)
+      .safeIntegers(true),
+    upsertRow: db.prepare<[string, string, string]>(
+      `INSERT INTO snapshot_rows (name, key, value) VALUES (?, ?, ?)
+       ON CONFLICT (name, key) DO UPDATE SET value = excluded.value`,
+    ),
+    deleteRow: db.prepare<[string, string]>('DELETE FROM snapshot_rows WHERE name = ? AND key = ?'),
+    deleteRows: db.prepare<[string]>('DELETE FROM snapshot_rows WHERE name = ?'),
   };
 }
