@@ -39,7 +39,8 @@ const result = spawnSync(
     'tsx',
     '--test',
     '--test-concurrency=2',
-    '--test-timeout=120000',
+    // The full reliability runs (npm run test:reliability) last minutes per file by design.
+    `--test-timeout=${process.env.KEYLEDGER_RELIABILITY === 'full' ? 7_200_000 : 120_000}`,
     '--test-reporter=spec',
     ...files,
   ],
