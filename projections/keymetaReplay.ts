@@ -235,7 +235,9 @@ export class KeymetaReplay {
         this.#view.materials.delete(event.data.keyId);
         const key = scope.keys.get(event.data.keyId);
         if (key === undefined) break;
-        this.#change(scope, key, 'DESTROYED', key.refreshedAt, at, null);
+        // As evolveScope: the identity the event recorded (material events are deleted with the stream).
+        const stk = event.data.stkIdentity ?? key.stkIdentity;
+        this.#change(scope, key, 'DESTROYED', key.refreshedAt, at, null, stk);
         if (scope.activeKeyId === key.keyId) scope.activeKeyId = null;
         break;
       }

@@ -1,5 +1,6 @@
 import { type CipherGCM, createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { KeyledgerError } from '../domain/errors.js';
 import { DecryptionFailedError } from './decryptionFailedError.js';
 import { type DerivedKey, deriveKey, zeroDerived } from './derivedKey.js';
 import {
@@ -24,7 +25,7 @@ import {
   keyInfoOf,
   scopeCheckOf,
 } from './expectedScope.js';
-import type { CachedKey, ResolutionTarget } from './keySource.js';
+import type { ActiveResolution, CachedKey, ResolutionTarget } from './keySource.js';
 import { type KeySource, liveActiveKey, liveKeyForDecrypt } from './keySource.js';
 import { PublicRandomPool } from './publicRandomPool.js';
 
@@ -69,6 +70,8 @@ const DEFAULT_MESSAGES_PER_DERIVED_KEY = 2 ** 24;
 const MAX_TARGETS = 1024;
 const DERIVED_PER_KEY = 64;
 const EMPTY = Buffer.alloc(0);
+/** Lookups again when the key left L1 between the lookup's check and the caller's turn. */
+const HELD_ATTEMPTS = 3;
 /** Nonces drawn from the CSPRNG per call (341 messages' worth). */
 const NONCE_POOL_BYTES = 341 * NONCE_BYTES;
 
@@ -124,9 +127,7 @@ export class Envelope {
    */
   async encrypt(plaintext: Uint8Array, options: EncryptOptions): Promise<Buffer> {
     const target = this.#checkEncrypt(plaintext, options);
-    let resolution = this.#keys.peekActive(target);
-    if (resolution == null || resolution.key.key.isZeroed)
-      resolution = await liveActiveKey(this.#keys, target);
+    const resolution = await this.#heldActive(target);
     // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
     const state = this.#encryptState(resolution.key);
     const out = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES + plaintext.length + TAG_BYTES);
@@ -149,9 +150,7 @@ export class Envelope {
    */
   async encryptParts(plaintext: Uint8Array, options: EncryptOptions): Promise<[Buffer, Buffer, Buffer]> {
     const target = this.#checkEncrypt(plaintext, options);
-    let resolution = this.#keys.peekActive(target);
-    if (resolution == null || resolution.key.key.isZeroed)
-      resolution = await liveActiveKey(this.#keys, target);
+    const resolution = await this.#heldActive(target);
     // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
     const state = this.#encryptState(resolution.key);
     const header = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES);
@@ -160,6 +159,30 @@ export class Envelope {
     // GCM emits everything from update(); final() only computes the tag.
     cipher.final();
     return [header, body, cipher.getAuthTag()];
+  }
+
+  /**
+   * The ACTIVE key, held (not zeroed) in the turn this returns in. liveActiveKey checks before it
+   * returns, but the caller resumes some microtasks later, and another lookup finishing in between
+   * may evict the key from a full L1 and zero it: so the check is made again here, where the use
+   * follows synchronously (test/reliability/providerFaultsMultiProcess.test.ts found encrypts
+   * failing with "SecretBytes used after zero()" with an L1 of two keys).
+   */
+  async #heldActive(target: ResolutionTarget): Promise<ActiveResolution> {
+    let resolution = this.#keys.peekActive(target);
+    for (let attempt = 0; resolution == null || resolution.key.key.isZeroed; attempt++) {
+      if (attempt === HELD_ATTEMPTS) {
+        throw new KeyledgerError(
+          'ERR_NO_ACTIVE_KEY',
+          'the active key kept leaving the cache; raise its size',
+          {
+            custodian: target.custodian,
+          },
+        );
+      }
+      resolution = await liveActiveKey(this.#keys, target);
+    }
+    return resolution;
   }
 
   /** The arguments of an encrypt checked (TypeError on misuse); the target of its namespaces. */
@@ -220,8 +243,11 @@ export class Envelope {
       derived = memo.derived;
       used = memo.key;
     } else {
-      const key = await liveKeyForDecrypt(this.#keys, keyId.toString('hex'));
-      if (key === null) throw new DecryptionFailedError();
+      let key = await liveKeyForDecrypt(this.#keys, keyId.toString('hex'));
+      // Checked again where the use follows synchronously (see #heldActive).
+      for (let attempt = 0; key?.key.isZeroed && attempt < HELD_ATTEMPTS; attempt++)
+        key = await liveKeyForDecrypt(this.#keys, keyId.toString('hex'));
+      if (key === null || key.key.isZeroed) throw new DecryptionFailedError();
       used = key;
       // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
       try {

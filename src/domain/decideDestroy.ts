@@ -38,6 +38,8 @@ export type DestroyCommand =
       readonly keyId: KeyId;
       readonly now: Date;
       readonly material: MaterialReceipt;
+      /** The system key of the stream's last copy; null when the stream is empty (the key's own is used). */
+      readonly materialStkIdentity: string | null;
     };
 
 export function decideDestroy(state: ScopeState, command: DestroyCommand): ScopeEvent[] {
@@ -47,7 +49,13 @@ export function decideDestroy(state: ScopeState, command: DestroyCommand): Scope
     case 'CancelKeyDestruction':
       return [decideCancel(state, command.metadataHash)];
     case 'DestroyDueKey':
-      return decideDestroyDue(state, command.keyId, command.now, command.material);
+      return decideDestroyDue(
+        state,
+        command.keyId,
+        command.now,
+        command.material,
+        command.materialStkIdentity,
+      );
     default: {
       const unreachable: never = command;
       return unreachable;
@@ -139,6 +147,7 @@ function decideDestroyDue(
   keyId: KeyId,
   now: Date,
   material: MaterialReceipt,
+  materialStkIdentity: string | null,
 ): EventOf<'ManagedKeyDestroyed'>[] {
   const key = state.keys.get(keyId);
   if (key === undefined) {
@@ -158,6 +167,7 @@ function decideDestroyDue(
         keyId: key.keyId,
         metadataHash: key.metadataHash,
         previousState: key.state,
+        stkIdentity: materialStkIdentity ?? key.stkIdentity,
         receipt: { ...material, scheduledAt: key.destruction.scheduledAt, dueAt: key.destruction.dueAt },
       },
     },

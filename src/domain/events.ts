@@ -135,6 +135,13 @@ export const eventDataSchemas = {
     keyId,
     metadataHash,
     previousState: destroyableState,
+    /**
+     * The system key the key's material was last wrapped under, as the destruction read it. The
+     * fold takes a DESTROYED key's stkIdentity from here: the material events that moved it (a
+     * rewrap) are deleted with the stream, so a rebuild would otherwise answer differently from a
+     * view that saw them. Absent on events written before it existed.
+     */
+    stkIdentity: hex16.optional(),
     receipt: z.strictObject({
       /** The deleted stream, and how many events (wrapped copies: ciphertext only) it held. */
       materialStream: z.string().min(1).max(512),

@@ -77,6 +77,7 @@ function changedKey(
   refreshedAt: string,
   updatedAt: string,
   destruction: PendingDestruction | null,
+  stkIdentity: string = key.stkIdentity,
 ): ManagedKey {
   // Written out rather than spread: every ManagedKey then has the same shape, which keeps the
   // fold's property reads monomorphic during a replay of millions of events.
@@ -85,7 +86,7 @@ function changedKey(
     metadata: key.metadata,
     metadataHash: key.metadataHash,
     checksum: key.checksum,
-    stkIdentity: key.stkIdentity,
+    stkIdentity,
     state,
     createdAt: key.createdAt,
     refreshedAt,
@@ -215,7 +216,10 @@ export function evolveScope(state: ScopeState, event: ScopeEvent, at: string, re
     case 'ManagedKeyDestroyed': {
       const key = keys.get(event.data.keyId);
       if (key === undefined) break;
-      keys = withKey(keys, changedKey(key, 'DESTROYED', key.refreshedAt, at, null));
+      // The identity the event recorded, not the one material events moved: those are deleted
+      // with the stream, and a rebuild must answer as a view that saw them (see events.ts).
+      const stk = event.data.stkIdentity ?? key.stkIdentity;
+      keys = withKey(keys, changedKey(key, 'DESTROYED', key.refreshedAt, at, null, stk));
       if (activeKeyId === key.keyId) activeKeyId = null;
       break;
     }

@@ -215,7 +215,7 @@ export class KeyDestruction {
       type: 'DestroyDueKey',
       keyId,
       now,
-      material: await this.#materialReceipt(materialStream),
+      ...(await this.#materialReceipt(materialStream)),
     }));
     const [event] = written.events;
     if (event === undefined || event.type !== 'ManagedKeyDestroyed' || written.position === null) return null;
@@ -230,7 +230,9 @@ export class KeyDestruction {
   }
 
   /** The receipt of a material stream as it is now: its events' count and materialHashOf. */
-  async #materialReceipt(materialStream: string): Promise<MaterialReceipt> {
+  async #materialReceipt(
+    materialStream: string,
+  ): Promise<{ material: MaterialReceipt; materialStkIdentity: string | null }> {
     const copies: MaterialCopy[] = [];
     for (const recorded of await this.#d.store.readStream(materialStream)) {
       const event = parseEventOf(recorded, ['KeyMaterialWrapped']);
@@ -244,7 +246,10 @@ export class KeyDestruction {
         wrapped,
       });
     }
-    return { materialStream, materialEvents: copies.length, materialHash: materialHashOf(copies) };
+    return {
+      material: { materialStream, materialEvents: copies.length, materialHash: materialHashOf(copies) },
+      materialStkIdentity: copies.at(-1)?.stkIdentity ?? null,
+    };
   }
 
   #keyInfo(scope: KeyScope, hash: MetadataHash): KeyInfo {

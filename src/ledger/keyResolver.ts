@@ -3,7 +3,7 @@ import { invalidationsFor } from '../cache/cacheInvalidation.js';
 import { type CacheMetrics, type LayerCounters, newCounters } from '../cache/cacheMetrics.js';
 import type { KeyCache } from '../cache/keyCache.js';
 import type { ActiveResolution, CachedKey, ResolutionTarget } from '../crypto/keySource.js';
-import { KeyledgerError } from '../domain/errors.js';
+import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
 import type { LedgerEvent } from '../domain/events.js';
 import {
   type KeyId,
@@ -273,7 +273,7 @@ export class KeyResolver {
 
   async #fetch(step: Fetch, tried: Set<ScopeKey>): Promise<void> {
     if (step.kind === 'need-stk') {
-      await this.#systemKeys.byIdentity(step.identity);
+      await this.#systemKeyWithin(step.identity);
       return;
     }
     tried.add(step.scopeKey);
@@ -299,6 +299,41 @@ export class KeyResolver {
       // Provider down or answering nonsense: this candidate is skipped, and what the resolution
       // ends with expires like a FAILED entry, so the provider is asked again later.
       this.#l3.failures++;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * A system key from the provider within the lookup deadline. Without it, a lookup whose system
+   * key was not held yet hung as long as the provider did, and a provider's own error escaped
+   * untyped (test/reliability/providerFaultsMultiProcess.test.ts found both).
+   */
+  async #systemKeyWithin(identity: string): Promise<void> {
+    const fetching = this.#systemKeys.byIdentity(identity);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.#providerTimeoutMs);
+      timer.unref();
+    });
+    try {
+      if ((await Promise.race([fetching, timeout])) === 'timeout') {
+        // The answer may still come; the handle it brings is kept for the next lookup.
+        fetching.catch(() => undefined);
+        throw new KeyledgerError(
+          'ERR_PROVIDER_FAILED',
+          `the provider did not hand out system key ${identity} within ${this.#providerTimeoutMs} ms`,
+          {},
+        );
+      }
+    } catch (error) {
+      if (isKeyledgerError(error)) throw error;
+      throw new KeyledgerError(
+        'ERR_PROVIDER_FAILED',
+        `the provider failed to hand out system key ${identity}`,
+        {},
+        { cause: error },
+      );
     } finally {
       clearTimeout(timer);
     }

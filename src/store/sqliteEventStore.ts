@@ -27,6 +27,7 @@ import type {
 } from './eventStore.js';
 import { BUSY_TIMEOUT_MS, configureDatabase } from './sqlite/configureDatabase.js';
 import { HeadPoller } from './sqlite/headPoller.js';
+import { withOpenRetries } from './sqlite/openRetries.js';
 import { prepareFiles } from './sqlite/prepareFiles.js';
 import { SqliteRowSnapshots } from './sqlite/sqliteRowSnapshots.js';
 import { migrate } from './sqlite/sqliteSchema.js';
@@ -117,8 +118,11 @@ export class SqliteEventStore implements EventStore {
     try {
       if (path !== ':memory:') prepareFiles(resolve(path));
       db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
-      configureDatabase(db);
-      migrate(db);
+      const opened = db;
+      withOpenRetries(() => {
+        configureDatabase(opened);
+        migrate(opened);
+      });
       return new SqliteEventStore(db, pollIntervalMs);
     } catch (error) {
       db?.close();

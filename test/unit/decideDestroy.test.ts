@@ -63,11 +63,17 @@ const cancel = (name: string): DestroyCommand => ({
   type: 'CancelKeyDestruction',
   metadataHash: hashFor(S, name),
 });
-const destroyDue = (name: string, now: Date, material = MATERIAL): DestroyCommand => ({
+const destroyDue = (
+  name: string,
+  now: Date,
+  material = MATERIAL,
+  materialStkIdentity: string | null = null,
+): DestroyCommand => ({
   type: 'DestroyDueKey',
   keyId: keyIdFor(S, name),
   now,
   material,
+  materialStkIdentity,
 });
 
 function scheduled(
@@ -251,6 +257,8 @@ describe('DestroyDueKey', () => {
           keyId: keyIdFor(S, 'k1'),
           metadataHash: hashFor(S, 'k1'),
           previousState: 'INACTIVE',
+          // No copy in the stream: the key's own identity.
+          stkIdentity: keyOf(state, 'k1').stkIdentity,
           receipt: { ...MATERIAL, scheduledAt: at(3), dueAt: dueAt.toISOString() },
         },
       },
@@ -285,12 +293,25 @@ describe('DestroyDueKey', () => {
     assert.deepEqual(decideDestroy(destroyedK1(), destroyDue('k1', later)), []);
   });
 
+  it("records the identity of the material's last copy, and the fold takes it for the DESTROYED key", () => {
+    // Given k1 whose material a rewrap moved under another system key (the scope stream does not know)
+    const state = given();
+    const moved = 'feedfacecafebeef';
+    assert.notEqual(keyOf(state, 'k1').stkIdentity, moved);
+    // When its destruction runs with that copy last in the stream
+    const { events, next } = decideAndFold(state, destroyDue('k1', dueAt, MATERIAL, moved));
+    // Then the event carries it, and the DESTROYED key has it whatever material events a fold saw
+    assert.equal(events[0]?.type === 'ManagedKeyDestroyed' && events[0].data.stkIdentity, moved);
+    assert.equal(keyOf(next, 'k1').stkIdentity, moved);
+  });
+
   it('refuses a key id the scope does not have with ERR_KEY_NOT_FOUND', () => {
     const command: DestroyCommand = {
       type: 'DestroyDueKey',
       keyId: 'f'.repeat(32) as KeyId,
       now: NOW,
       material: MATERIAL,
+      materialStkIdentity: null,
     };
     throwsCode(() => decideDestroy(given(), command), 'ERR_KEY_NOT_FOUND');
   });

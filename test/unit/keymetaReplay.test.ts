@@ -83,6 +83,8 @@ function domainEvent(spec: Spec, n: number): DomainEvent {
           keyId,
           metadataHash: hashFor(scope, name),
           previousState: 'INACTIVE',
+          // Events written before the field existed have none; newer ones carry the material's identity.
+          ...(spec.s1 % 2 === 0 ? { stkIdentity: stk } : {}),
           receipt: {
             materialStream: `kl-material-${keyId}`,
             materialEvents: 1,
