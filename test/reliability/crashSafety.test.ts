@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,9 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
 import { resolveKeystoreConfig } from '../../src/providers/keystore/keystoreConfig.js';
 import { KeystoreKeyProvider } from '../../src/providers/keystore/keystoreKeyProvider.js';
-import { writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
-import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import { checkLedgerInvariants } from '../helpers/ledgerInvariants.js';
+import { writeTestKeystore } from '../helpers/testKeystore.js';
 import { RELIABILITY_FULL, scaled } from './reliabilityScale.js';
 
 /**
@@ -100,19 +98,7 @@ describe('reliability: crash safety on sqlite (SIGKILL during admin operations)'
   function writeKeystore(): void {
     if (keystoreWritten) return;
     keystoreWritten = true;
-    writeFileSync(passwordFile, PASSWORD, { mode: 0o600 });
-    writeFileSync(
-      keystorePath,
-      writePkcs12SecretKeys(
-        ['stk-a', 'stk-b'].map((alias) => ({
-          alias,
-          key: SecretBytes.adopt(new Uint8Array(randomBytes(32))),
-        })),
-        PASSWORD,
-        { iterations: 1000 },
-      ),
-      { mode: 0o600 },
-    );
+    writeTestKeystore(keystorePath, passwordFile, PASSWORD, ['stk-a', 'stk-b']);
   }
 
   function provider(alias: string) {
