@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLI_BIN, cliEnv, requireBuiltCli, tempDirs } from '../helpers/cliHarness.js';
-import { type ServeProcess, startServeProcess } from '../helpers/serveProcess.js';
+import { type ServeProcess, startServeProcess, writeServeConfig } from '../helpers/serveProcess.js';
 import { makeTestCertificates, type TestCertificates } from '../helpers/testCertificates.js';
-import { AUDIENCE, ISSUER, makeJwtIssuer } from '../helpers/testJwt.js';
+import { makeJwtIssuer } from '../helpers/testJwt.js';
 import { DocSession, tourCommands } from './docRunner.js';
 
 /**
@@ -94,16 +94,9 @@ exec "$node" "$cli" "$@" --server "$(cat "${serverFile}")" --token-file tour.tok
     certs = makeTestCertificates();
     writeFileSync(join(remoteDir, 'ca.pem'), certs.pem(certs.caCert));
     const issuer = await makeJwtIssuer();
-    writeFileSync(join(remoteDir, 'jwks.json'), JSON.stringify(issuer.jwks));
-    const configFile = join(remoteDir, 'keyledger.config.json');
-    const config = JSON.parse(readFileSync(configFile, 'utf8'));
-    config.server = {
-      listen: '127.0.0.1:0',
-      tls: { cert: certs.serverCert, key: certs.serverKey },
-      auth: { jwt: { jwks: 'jwks.json', issuer: ISSUER, audience: AUDIENCE } },
+    writeServeConfig(remoteDir, certs, issuer.jwks, {
       limits: { shutdownMs: 2000 },
-    };
-    writeFileSync(configFile, JSON.stringify(config, null, 2));
+    });
     served = await startServeProcess(remoteDir, [], cliEnv('server'));
     writeFileSync(serverFile, served.url);
 

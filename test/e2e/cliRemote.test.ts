@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLI_BIN, cliHarness, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
-import { type ServeProcess, startServeProcess } from '../helpers/serveProcess.js';
+import { type ServeProcess, startServeProcess, writeServeConfig } from '../helpers/serveProcess.js';
 import { makeTestCertificates, type TestCertificates } from '../helpers/testCertificates.js';
-import { AUDIENCE, ISSUER, makeJwtIssuer } from '../helpers/testJwt.js';
+import { makeJwtIssuer } from '../helpers/testJwt.js';
 
 /**
  * The built CLI against `keyledger serve` (another process of the built CLI): every command with
@@ -32,16 +32,9 @@ describe('keyledger --server (built CLI, keyledger serve in a child process)', (
     ok(serverDir, ['init']);
     certs = makeTestCertificates();
     const issuer = await makeJwtIssuer();
-    writeFileSync(join(serverDir, 'jwks.json'), JSON.stringify(issuer.jwks));
-    const configFile = join(serverDir, 'keyledger.config.json');
-    const config = JSON.parse(readFileSync(configFile, 'utf8'));
-    config.server = {
-      listen: '127.0.0.1:0',
-      tls: { cert: certs.serverCert, key: certs.serverKey },
-      auth: { jwt: { jwks: 'jwks.json', issuer: ISSUER, audience: AUDIENCE } },
+    writeServeConfig(serverDir, certs, issuer.jwks, {
       limits: { shutdownMs: 2000 },
-    };
-    writeFileSync(configFile, JSON.stringify(config, null, 2));
+    });
     served = await startServeProcess(serverDir, [], ENV);
     writeFileSync(join(clientDir, 'ops.token'), `${await issuer.sign('ops-team', ['admin:*'])}\n`, {
       mode: 0o600,

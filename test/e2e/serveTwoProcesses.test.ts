@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cliHarness, requireBuiltCli, storeHead, tempDirs } from '../helpers/cliHarness.js';
 import { type EventStreamClient, openEventStream } from '../helpers/eventStream.js';
 import { type Answer, httpsCall } from '../helpers/httpsCall.js';
-import { type ServeProcess, startServeProcess } from '../helpers/serveProcess.js';
+import { type ServeProcess, startServeProcess, writeServeConfig } from '../helpers/serveProcess.js';
 import { makeTestCertificates, type TestCertificates } from '../helpers/testCertificates.js';
-import { AUDIENCE, ISSUER, type JwtIssuer, makeJwtIssuer } from '../helpers/testJwt.js';
+import { type JwtIssuer, makeJwtIssuer } from '../helpers/testJwt.js';
 
 /**
  * Issue 12: `keyledger serve` processes sharing one sqlite store (one config dir, two ports), and an
@@ -72,17 +70,10 @@ describe('keyledger serve: two processes on one store; SSE resume across a resta
     ca = certs.pem(certs.caCert);
     issuer = await makeJwtIssuer();
     admin = await issuer.sign('ops', ['admin:*']);
-    writeFileSync(join(dir, 'jwks.json'), JSON.stringify(issuer.jwks));
-    const configFile = join(dir, 'keyledger.config.json');
-    const config = JSON.parse(readFileSync(configFile, 'utf8'));
-    config.server = {
-      listen: '127.0.0.1:0',
-      tls: { cert: certs.serverCert, key: certs.serverKey },
-      auth: { jwt: { jwks: 'jwks.json', issuer: ISSUER, audience: AUDIENCE } },
+    writeServeConfig(dir, certs, issuer.jwks, {
       heartbeatMs: 200,
       limits: { shutdownMs: 2000 },
-    };
-    writeFileSync(configFile, JSON.stringify(config, null, 2));
+    });
   });
   after(async () => {
     for (const client of streams) client.close();

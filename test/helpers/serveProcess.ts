@@ -1,6 +1,10 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CLI_BIN } from './cliHarness.js';
+import type { TestCertificates } from './testCertificates.js';
+import { AUDIENCE, ISSUER } from './testJwt.js';
 
 /** `keyledger serve` of the built CLI in a child process. */
 export interface ServeProcess {
@@ -48,4 +52,27 @@ export async function startServeProcess(
       return code as number | null;
     },
   };
+}
+
+/**
+ * Makes the ledger in `dir` (after `keyledger init`) servable: writes `jwks` as jwks.json and sets
+ * the config's `server` to listen on 127.0.0.1 port 0 with `certs`' TLS and JWT auth (the test
+ * issuer), plus `extra` settings (limits, heartbeatMs, …).
+ */
+export function writeServeConfig(
+  dir: string,
+  certs: TestCertificates,
+  jwks: unknown,
+  extra: Readonly<Record<string, unknown>>,
+): void {
+  writeFileSync(join(dir, 'jwks.json'), JSON.stringify(jwks));
+  const configFile = join(dir, 'keyledger.config.json');
+  const config = JSON.parse(readFileSync(configFile, 'utf8'));
+  config.server = {
+    listen: '127.0.0.1:0',
+    tls: { cert: certs.serverCert, key: certs.serverKey },
+    auth: { jwt: { jwks: 'jwks.json', issuer: ISSUER, audience: AUDIENCE } },
+    ...extra,
+  };
+  writeFileSync(configFile, JSON.stringify(config, null, 2));
 }

@@ -1,22 +1,17 @@
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { Ledger } from '../../src/ledger/ledger.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
 import { resolveKeystoreConfig } from '../../src/providers/keystore/keystoreConfig.js';
 import { KeystoreKeyProvider } from '../../src/providers/keystore/keystoreKeyProvider.js';
-import { writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
-import { SecretBytes } from '../../src/secrets/secretBytes.js';
-import type { RecordedEvent, Snapshot } from '../../src/store/eventStore.js';
-import { ForwardingEventStore } from '../../src/store/forwardingEventStore.js';
-import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
+import { checkLedgerInvariants } from '../helpers/ledgerInvariants.js';
+import { writeTestKeystore } from '../helpers/testKeystore.js';
 import { RELIABILITY_FULL, scaled } from './reliabilityScale.js';
 
 /**
@@ -79,43 +74,6 @@ class Victim {
   }
 }
 
-/** The store as a ledger that never saw a snapshot: its projection is rebuilt from event 1. */
-class NoSnapshots extends ForwardingEventStore {
-  override async loadSnapshot(): Promise<Snapshot | null> {
-    return null;
-  }
-  override async saveSnapshot(): Promise<void> {}
-}
-
-/** What a process's projection says, in a canonical order (maps may fill in another order). */
-function view(ledger: Ledger): unknown {
-  const scopes = ledger.admin
-    .listScopes()
-    .map((scope) => ({
-      ...scope,
-      keys: [...scope.keys].sort((a, b) => a.keyId.localeCompare(b.keyId)),
-    }))
-    .sort((a, b) => `${a.custodian}:${a.namespace}`.localeCompare(`${b.custodian}:${b.namespace}`));
-  return JSON.parse(JSON.stringify({ scopes, systemKeys: ledger.systemKeys() }));
-}
-
-/** The path of the first place two JSON values differ, with both values, or null. */
-function firstDifference(a: unknown, b: unknown, path: string): string | null {
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) {
-    return a === b ? null : `${path}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`;
-  }
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  for (const key of keys) {
-    const found = firstDifference(
-      (a as Record<string, unknown>)[key],
-      (b as Record<string, unknown>)[key],
-      `${path}.${key}`,
-    );
-    if (found !== null) return found;
-  }
-  return null;
-}
-
 const aliasFor = (run: number) => (Math.floor(run / 3) % 2 === 0 ? 'stk-a' : 'stk-b');
 const otherAlias = (alias: string) => (alias === 'stk-a' ? 'stk-b' : 'stk-a');
 
@@ -140,19 +98,7 @@ describe('reliability: crash safety on sqlite (SIGKILL during admin operations)'
   function writeKeystore(): void {
     if (keystoreWritten) return;
     keystoreWritten = true;
-    writeFileSync(passwordFile, PASSWORD, { mode: 0o600 });
-    writeFileSync(
-      keystorePath,
-      writePkcs12SecretKeys(
-        ['stk-a', 'stk-b'].map((alias) => ({
-          alias,
-          key: SecretBytes.adopt(new Uint8Array(randomBytes(32))),
-        })),
-        PASSWORD,
-        { iterations: 1000 },
-      ),
-      { mode: 0o600 },
-    );
+    writeTestKeystore(keystorePath, passwordFile, PASSWORD, ['stk-a', 'stk-b']);
   }
 
   function provider(alias: string) {
@@ -177,58 +123,9 @@ describe('reliability: crash safety on sqlite (SIGKILL during admin operations)'
     return started;
   }
 
-  /** Every check after a kill; returns the number of events in the store. */
+  /** Every check after a kill (ledgerInvariants.ts); returns the number of events in the store. */
   async function check(acked: readonly Ack[], alias: string, what: string, path = db): Promise<number> {
-    const store = SqliteEventStore.open(path, { pollIntervalMs: 5 });
-    const ledgers: Ledger[] = [];
-    try {
-      const events: RecordedEvent[] = [];
-      for await (const event of store.readAll()) events.push(event);
-      const ids = new Set(events.map((e) => e.eventId));
-      assert.equal(ids.size, events.length, `${what}: a duplicated event`);
-      const positions = new Set(events.map((e) => e.position.toString()));
-      const revisions = new Map<string, bigint>();
-      for (const event of events) {
-        const expected = revisions.get(event.streamName) ?? 0n;
-        assert.equal(event.revision, expected, `${what}: ${event.streamName} has a gap or a partial append`);
-        revisions.set(event.streamName, expected + 1n);
-      }
-      for (const ack of acked) {
-        if (ack.position === null) continue;
-        assert.ok(
-          positions.has(ack.position),
-          `${what}: acknowledged ${ack.op} at ${ack.position} is missing`,
-        );
-      }
-
-      const resumed = await Ledger.open({ store, provider: provider(alias), actor: 'checker' });
-      ledgers.push(resumed);
-      const rebuilt = await Ledger.open({
-        store: new NoSnapshots(store),
-        provider: provider(alias),
-        actor: 'checker',
-      });
-      ledgers.push(rebuilt);
-      const head = await store.headPosition();
-      await resumed.waitForPosition(head);
-      await rebuilt.waitForPosition(head);
-      const difference = firstDifference(view(resumed), view(rebuilt), '');
-      assert.equal(difference, null, `${what}: snapshot and rebuild disagree at ${difference}`);
-      for (const scope of resumed.admin.listScopes()) {
-        const active = scope.keys.filter((k) => k.state === 'ACTIVE').length;
-        assert.ok(active <= 1, `${what}: ${scope.namespace} has ${active} ACTIVE keys`);
-      }
-      const report = await resumed.verify();
-      assert.equal(
-        report.ok,
-        true,
-        `${what}: verify: ${JSON.stringify(report.problems.slice(0, 3), (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`,
-      );
-      return events.length;
-    } finally {
-      for (const ledger of ledgers) await ledger.close();
-      await store.close();
-    }
+    return (await checkLedgerInvariants(path, () => provider(alias), acked, what)).events;
   }
 
   it(`survives ${KILLS} SIGKILLs with nothing lost`, {

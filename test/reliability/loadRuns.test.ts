@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
-import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,9 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { runCli } from '../../src/cli/runCli.js';
 import { openLedger } from '../../src/host/openLedger.js';
 import { cliEnv, requireBuiltCli, tempDirs } from '../helpers/cliHarness.js';
-import { startServeProcess } from '../helpers/serveProcess.js';
+import { startServeProcess, writeServeConfig } from '../helpers/serveProcess.js';
 import { makeTestCertificates } from '../helpers/testCertificates.js';
-import { AUDIENCE, ISSUER, makeJwtIssuer } from '../helpers/testJwt.js';
+import { makeJwtIssuer } from '../helpers/testJwt.js';
 import { RELIABILITY_FULL, scaled } from './reliabilityScale.js';
 
 /**
@@ -147,17 +146,10 @@ describe('reliability: load', () => {
     for (const ns of NAMESPACES) await cli(dir, ['enable-key-management', `${T1}:${ns}`]);
     const certs = makeTestCertificates();
     const issuer = await makeJwtIssuer();
-    writeFileSync(join(dir, 'jwks.json'), JSON.stringify(issuer.jwks));
-    const configFile = join(dir, 'keyledger.config.json');
-    const config = JSON.parse(readFileSync(configFile, 'utf8'));
-    config.server = {
-      listen: '127.0.0.1:0',
-      tls: { cert: certs.serverCert, key: certs.serverKey },
-      auth: { jwt: { jwks: 'jwks.json', issuer: ISSUER, audience: AUDIENCE } },
+    writeServeConfig(dir, certs, issuer.jwks, {
       rotateDueKeys: 'off',
       limits: { shutdownMs: 2000, rateLimit: { max: 10_000_000, timeWindowMs: 60_000 } },
-    };
-    writeFileSync(configFile, JSON.stringify(config, null, 2));
+    });
     const token = await issuer.sign('load', ['admin:*']);
     const ca = certs.pem(certs.caCert);
     const agent = new Agent({ keepAlive: true, maxSockets: 64, ca });

@@ -11,10 +11,9 @@ import { Ledger } from '../../src/ledger/ledger.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
 import { resolveKeystoreConfig } from '../../src/providers/keystore/keystoreConfig.js';
 import { KeystoreKeyProvider } from '../../src/providers/keystore/keystoreKeyProvider.js';
-import { writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
-import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
 import { WRONG_ANSWERS } from '../helpers/chaosProvider.js';
+import { writeTestKeystore } from '../helpers/testKeystore.js';
 import { RELIABILITY_FULL, scaled } from './reliabilityScale.js';
 
 /**
@@ -98,16 +97,7 @@ describe('reliability: provider faults across processes, with L2', () => {
   it(`${PROCESSES} processes, faulty providers, under load`, {
     timeout: RELIABILITY_FULL ? 1_800_000 : 240_000,
   }, async () => {
-    writeFileSync(passwordFile, PASSWORD, { mode: 0o600 });
-    writeFileSync(
-      keystorePath,
-      writePkcs12SecretKeys(
-        [{ alias: 'stk-a', key: SecretBytes.adopt(new Uint8Array(randomBytes(32))) }],
-        PASSWORD,
-        { iterations: 1000 },
-      ),
-      { mode: 0o600 },
-    );
+    writeTestKeystore(keystorePath, passwordFile, PASSWORD, ['stk-a']);
     // The ledger: four scopes, each rotated once, and ciphertexts under both keys of each.
     const store = SqliteEventStore.open(db, { pollIntervalMs: 5 });
     const provider = new GeneratedKeyProvider({

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -12,10 +11,9 @@ import { emptyKeymetaView, evolveKeymeta, scopeOf } from '../../projections/keym
 import { isLedgerEventType, type LedgerEvent, parseLedgerEvent } from '../../src/domain/events.js';
 import { keyScope } from '../../src/domain/identities.js';
 import { canTransition, isUsableForDecrypt, type KeyState } from '../../src/domain/keyState.js';
-import { writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
-import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import type { EventStore } from '../../src/store/eventStore.js';
 import { openEventStore } from '../../src/store/storeUrl.js';
+import { writeTestKeystore } from '../helpers/testKeystore.js';
 import { RELIABILITY_FULL, scaled } from './reliabilityScale.js';
 
 /**
@@ -172,16 +170,7 @@ describe('reliability: races of 8 processes on one ledger', () => {
   const keystorePath = join(dir, 'keys.p12');
   const passwordFile = join(dir, 'password');
   const children: Child[] = [];
-  writeFileSync(passwordFile, PASSWORD, { mode: 0o600 });
-  writeFileSync(
-    keystorePath,
-    writePkcs12SecretKeys(
-      [{ alias: 'stk-a', key: SecretBytes.adopt(new Uint8Array(randomBytes(32))) }],
-      PASSWORD,
-      { iterations: 1000 },
-    ),
-    { mode: 0o600 },
-  );
+  writeTestKeystore(keystorePath, passwordFile, PASSWORD, ['stk-a']);
 
   after(async () => {
     for (const child of children) await child.stop();

@@ -6,9 +6,8 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { runCli } from '../../src/cli/runCli.js';
-import { readPkcs12SecretKeys, writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
-import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
+import { type Haystack, keyNeedles, plantKnownKeys, scanForLeaks } from '../helpers/secretScan.js';
 
 /**
  * Secrets never leak (issue 15, part 5), the CLI scenario: a ledger whose keys are known (a keystore
@@ -52,17 +51,6 @@ async function cli(dir: string, args: readonly string[], stdin?: Buffer): Promis
   return { args, code, out: Buffer.concat([Buffer.from(text), ...binary]), err };
 }
 
-/** Every form a key could take in text or bytes. */
-function formsOf(key: Buffer): { form: string; needle: Buffer }[] {
-  return [
-    { form: 'raw', needle: key },
-    { form: 'hex', needle: Buffer.from(key.toString('hex')) },
-    { form: 'HEX', needle: Buffer.from(key.toString('hex').toUpperCase()) },
-    { form: 'base64', needle: Buffer.from(key.toString('base64').replace(/=+$/, '')) },
-    { form: 'base64url', needle: Buffer.from(key.toString('base64url')) },
-  ];
-}
-
 describe('reliability: secrets never leak (CLI scenario)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'keyledger-leaks-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -74,30 +62,7 @@ describe('reliability: secrets never leak (CLI scenario)', () => {
       provider: string;
       keystore: { path: string; scopes: Record<string, unknown> };
     };
-    const keystorePath = join(dir, config.keystore.path);
-    const password = readFileSync(join(dir, '.keyledger', 'keystore.pass'), 'utf8').replace(/\n$/, '');
-    const [stk] = readPkcs12SecretKeys(readFileSync(keystorePath), password);
-    assert.ok(stk);
-    const known = new Map<string, Buffer>([
-      ['orders-v1', randomBytes(32)],
-      ['orders-v2', randomBytes(32)],
-      ['billing-v1', randomBytes(32)],
-    ]);
-    const secrets = new Map<string, Buffer>([
-      [`system key ${stk.alias}`, Buffer.from(stk.key.expose())],
-      ...known,
-    ]);
-    writeFileSync(
-      keystorePath,
-      writePkcs12SecretKeys(
-        [
-          { alias: stk.alias, key: stk.key },
-          ...[...known].map(([alias, key]) => ({ alias, key: SecretBytes.copyOf(key) })),
-        ],
-        password,
-      ),
-      { mode: 0o600 },
-    );
+    const secrets = plantKnownKeys(dir, config.keystore.path);
     const useAliases = (orders: string) => {
       config.provider = 'keystore';
       config.keystore.scopes = {
@@ -144,7 +109,7 @@ describe('reliability: secrets never leak (CLI scenario)', () => {
       'the scenario includes refusals',
     );
 
-    const haystacks: { where: string; bytes: Buffer }[] = runs.flatMap((r) => [
+    const haystacks: Haystack[] = runs.flatMap((r) => [
       { where: `stdout of ${r.args.join(' ')}`, bytes: r.out },
       { where: `stderr of ${r.args.join(' ')}`, bytes: Buffer.from(r.err) },
     ]);
@@ -162,16 +127,7 @@ describe('reliability: secrets never leak (CLI scenario)', () => {
       await store.close();
     }
 
-    let scanned = 0;
-    const hits: string[] = [];
-    for (const [name, key] of secrets) {
-      for (const { form, needle } of formsOf(key)) {
-        for (const { where, bytes } of haystacks) {
-          scanned += 1;
-          if (bytes.includes(needle)) hits.push(`${name} as ${form} in ${where}`);
-        }
-      }
-    }
+    const { scanned, hits } = scanForLeaks(keyNeedles(secrets), haystacks);
     assert.deepEqual(hits, []);
     console.log(
       `leak scan (CLI): ${runs.length} command runs, ${haystacks.length} outputs/files, ${secrets.size} keys × 5 forms, ${scanned} searches, 0 hits`,

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,9 +7,9 @@ import { loadConfig, providerFor } from '../../src/host/config.js';
 import { cliHarness, ledgerDb, requireBuiltCli, tempDirs } from '../helpers/cliHarness.js';
 import { type Answer, httpsCall } from '../helpers/httpsCall.js';
 import { checkLedgerInvariants } from '../helpers/ledgerInvariants.js';
-import { type ServeProcess, startServeProcess } from '../helpers/serveProcess.js';
+import { type ServeProcess, startServeProcess, writeServeConfig } from '../helpers/serveProcess.js';
 import { makeTestCertificates, type TestCertificates } from '../helpers/testCertificates.js';
-import { AUDIENCE, ISSUER, makeJwtIssuer } from '../helpers/testJwt.js';
+import { makeJwtIssuer } from '../helpers/testJwt.js';
 import { RELIABILITY_FULL, scaled } from './reliabilityScale.js';
 
 /**
@@ -64,18 +63,11 @@ describe('reliability: keyledger serve SIGKILLed under load', () => {
     ca = certs.pem(certs.caCert);
     const issuer = await makeJwtIssuer();
     token = await issuer.sign('load', ['admin:*']);
-    writeFileSync(join(dir, 'jwks.json'), JSON.stringify(issuer.jwks));
-    const configFile = join(dir, 'keyledger.config.json');
-    const config = JSON.parse(readFileSync(configFile, 'utf8'));
-    config.server = {
-      listen: '127.0.0.1:0',
-      tls: { cert: certs.serverCert, key: certs.serverKey },
-      auth: { jwt: { jwks: 'jwks.json', issuer: ISSUER, audience: AUDIENCE } },
+    writeServeConfig(dir, certs, issuer.jwks, {
       rotateDueKeys: 'off',
       // The clients are the load; the per-principal rate limit would turn it into 429s.
       limits: { shutdownMs: 2000, rateLimit: { max: 1_000_000, timeWindowMs: 60_000 } },
-    };
-    writeFileSync(configFile, JSON.stringify(config, null, 2));
+    });
   });
   after(async () => {
     for (const served of running) {

@@ -7,11 +7,10 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { runCli } from '../../src/cli/runCli.js';
-import { readPkcs12SecretKeys, writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
-import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
 import { cliEnv, requireBuiltCli } from '../helpers/cliHarness.js';
 import { type Answer, httpsCall } from '../helpers/httpsCall.js';
+import { type Haystack, keyNeedles, plantKnownKeys, scanForLeaks } from '../helpers/secretScan.js';
 import { startServeProcess } from '../helpers/serveProcess.js';
 import { makeTestCertificates } from '../helpers/testCertificates.js';
 import { AUDIENCE, ISSUER, makeJwtIssuer } from '../helpers/testJwt.js';
@@ -26,16 +25,6 @@ import { AUDIENCE, ISSUER, makeJwtIssuer } from '../helpers/testJwt.js';
  * the API token's secret for its text: there must be no hit.
  */
 const TENANT = Buffer.from('tenant-1').toString('base64');
-
-function formsOf(key: Buffer): { form: string; needle: Buffer }[] {
-  return [
-    { form: 'raw', needle: key },
-    { form: 'hex', needle: Buffer.from(key.toString('hex')) },
-    { form: 'HEX', needle: Buffer.from(key.toString('hex').toUpperCase()) },
-    { form: 'base64', needle: Buffer.from(key.toString('base64').replace(/=+$/, '')) },
-    { form: 'base64url', needle: Buffer.from(key.toString('base64url')) },
-  ];
-}
 
 async function cli(
   dir: string,
@@ -127,30 +116,7 @@ describe('reliability: secrets never leak (server scenario)', () => {
     assert.equal((await cli(dir, ['init'])).code, 0);
     const configFile = join(dir, 'keyledger.config.json');
     const config = JSON.parse(readFileSync(configFile, 'utf8'));
-    const keystorePath = join(dir, config.keystore.path);
-    const password = readFileSync(join(dir, '.keyledger', 'keystore.pass'), 'utf8').replace(/\n$/, '');
-    const [stk] = readPkcs12SecretKeys(readFileSync(keystorePath), password);
-    assert.ok(stk);
-    const known = new Map<string, Buffer>([
-      ['orders-v1', randomBytes(32)],
-      ['orders-v2', randomBytes(32)],
-      ['billing-v1', randomBytes(32)],
-    ]);
-    const secrets = new Map<string, Buffer>([
-      [`system key ${stk.alias}`, Buffer.from(stk.key.expose())],
-      ...known,
-    ]);
-    writeFileSync(
-      keystorePath,
-      writePkcs12SecretKeys(
-        [
-          { alias: stk.alias, key: stk.key },
-          ...[...known].map(([alias, key]) => ({ alias, key: SecretBytes.copyOf(key) })),
-        ],
-        password,
-      ),
-      { mode: 0o600 },
-    );
+    const secrets = plantKnownKeys(dir, config.keystore.path);
     const issuer = await makeJwtIssuer();
     writeFileSync(join(dir, 'jwks.json'), JSON.stringify(issuer.jwks));
     config.provider = 'keystore';
@@ -252,7 +218,7 @@ describe('reliability: secrets never leak (server scenario)', () => {
       assert.equal(await served.stop(), 0, served.stderr());
     }
 
-    const haystacks: { where: string; bytes: Buffer }[] = answers.flatMap(({ where, answer }) => [
+    const haystacks: Haystack[] = answers.flatMap(({ where, answer }) => [
       { where: `${where} body`, bytes: answer.bytes },
       { where: `${where} headers`, bytes: Buffer.from(JSON.stringify([answer.headers, answer.trailers])) },
     ]);
@@ -280,21 +246,14 @@ describe('reliability: secrets never leak (server scenario)', () => {
       await store.close();
     }
 
-    let scanned = 0;
-    const hits: string[] = [];
-    const needles = [
-      ...[...secrets].flatMap(([name, key]) =>
-        formsOf(key).map((f) => ({ name: `${name} as ${f.form}`, needle: f.needle })),
-      ),
-      { name: 'the API token secret', needle: Buffer.from(tokenSecret) },
-      { name: 'the JWT', needle: Buffer.from(jwt) },
-    ];
-    for (const { name, needle } of needles) {
-      for (const { where, bytes } of haystacks) {
-        scanned += 1;
-        if (bytes.includes(needle)) hits.push(`${name} in ${where}`);
-      }
-    }
+    const { scanned, hits } = scanForLeaks(
+      [
+        ...keyNeedles(secrets),
+        { name: 'the API token secret', needle: Buffer.from(tokenSecret) },
+        { name: 'the JWT', needle: Buffer.from(jwt) },
+      ],
+      haystacks,
+    );
     assert.deepEqual(hits, []);
     console.log(
       `leak scan (server): ${answers.length} HTTP answers + the event stream, ${haystacks.length} outputs/files, ${secrets.size} keys × 5 forms + token secret + JWT, ${scanned} searches, 0 hits`,
