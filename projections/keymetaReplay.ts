@@ -10,7 +10,7 @@ import type {
   ScopeKey,
   ScopeState,
 } from '../src/domain/index.js';
-import { emptyScopeState, newKey, scopeKeyOf } from '../src/domain/index.js';
+import { changedKey, emptyScopeState, newKey, scopeKeyOf } from '../src/domain/index.js';
 import type { KeymetaView } from './keymeta.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -120,19 +120,7 @@ export class KeymetaReplay {
       working.stkIdentity = stkIdentity;
       return;
     }
-    // Written out in changedKey's field order: one shape for every key (see scopeState.ts).
-    const copy: ManagedKey = {
-      keyId: key.keyId,
-      metadata: key.metadata,
-      metadataHash: key.metadataHash,
-      checksum: key.checksum,
-      stkIdentity,
-      state,
-      createdAt: key.createdAt,
-      refreshedAt,
-      updatedAt,
-      destruction,
-    };
+    const copy = changedKey(key, state, refreshedAt, updatedAt, destruction, stkIdentity);
     this.#owned.add(copy);
     scope.keys.set(copy.keyId, copy);
   }

@@ -71,7 +71,7 @@ export function findKeyByHash(state: ScopeState, hash: MetadataHash): ManagedKey
 }
 
 /** A copy of `key` with the fields a fold changes; the rest (the key record, createdAt) kept. */
-function changedKey(
+export function changedKey(
   key: ManagedKey,
   state: KeyState,
   refreshedAt: string,
