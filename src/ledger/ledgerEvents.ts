@@ -1,6 +1,7 @@
 import { defer, filter, map, type Observable } from 'rxjs';
 import { z } from 'zod';
 import { KeyledgerError } from '../domain/errors.js';
+import { eventScope } from '../domain/eventScope.js';
 import {
   isLedgerEventType,
   LEDGER_EVENT_TYPES,
@@ -80,9 +81,8 @@ function parseOptions(options: unknown): Filter {
 }
 
 function aboutScopes(event: LedgerEvent, scopes: ReadonlySet<ScopeKey>): boolean {
-  const data = event.data as { readonly custodian?: unknown; readonly namespace?: unknown };
-  if (typeof data.custodian !== 'string' || typeof data.namespace !== 'string') return false;
-  return scopes.has(scopeKey(keyScope(data.custodian, data.namespace)));
+  const { scopeKey } = eventScope(event);
+  return scopeKey !== null && scopes.has(scopeKey);
 }
 
 /**

@@ -1,6 +1,7 @@
 import { Observable, Subject, type Subscription } from 'rxjs';
+import { eventScope } from '../domain/eventScope.js';
 import type { LedgerEvent } from '../domain/events.js';
-import { keyScope, type ScopeKey, scopeKey } from '../domain/identities.js';
+import type { ScopeKey } from '../domain/identities.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { eventOut } from '../operations/queryOperations.js';
 
@@ -17,14 +18,12 @@ export interface FeedEvent {
 }
 
 export function feedEventOf(event: LedgerEvent): FeedEvent {
-  const data = event.data as { readonly custodian?: unknown; readonly namespace?: unknown };
-  const custodian = typeof data.custodian === 'string' ? data.custodian : null;
-  const namespace = typeof data.namespace === 'string' ? data.namespace : null;
+  const { custodian, scopeKey } = eventScope(event);
   return {
     position: event.position,
     type: event.type,
     custodian,
-    scopeKey: custodian !== null && namespace !== null ? scopeKey(keyScope(custodian, namespace)) : null,
+    scopeKey,
     frame: `id: ${event.position}\nevent: ${event.type}\ndata: ${JSON.stringify(eventOut(event))}\n\n`,
   };
 }
