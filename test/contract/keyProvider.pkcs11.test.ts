@@ -3,50 +3,33 @@ import { after, before, describe, it } from 'node:test';
 import pkcs11js from 'pkcs11js';
 import { keyChecksum } from '../../src/crypto/keyChecksum.js';
 import type { SystemKeyHandle } from '../../src/crypto/systemKeyHandle.js';
-import { keyScope } from '../../src/domain/identities.js';
-import { metadataHashOf } from '../../src/domain/keyDigests.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
 import { formatSystemKeyMetadata } from '../../src/providers/keyMetadata.js';
-import type { Pkcs11Config } from '../../src/providers/pkcs11/pkcs11Config.js';
 import { Pkcs11KeyProvider } from '../../src/providers/pkcs11/pkcs11KeyProvider.js';
 import { loadPkcs11Module, releasePkcs11Module } from '../../src/providers/pkcs11/pkcs11Module.js';
 import { SecretBytes } from '../../src/secrets/secretBytes.js';
-import { createSoftHsmToken } from '../helpers/softHsm.js';
+import { useSoftHsmTestFile } from '../helpers/softHsm.js';
 import { rejectsWithCode, testKeyProvider, throwsWithCode } from './keyProvider.contract.js';
 
 // One SoftHSM2 conf for this whole file: SoftHSM reads SOFTHSM2_CONF when the module initialises.
 // Every token the file uses is made before the module is first loaded.
-const hsm = createSoftHsmToken('kl-contract', '1111-contract');
 const PIN_TOKEN = 'kl-pin';
-hsm.addToken(PIN_TOKEN, '2222-right-pin');
 const PIN_ENV = 'KEYLEDGER_TEST_HSM_PIN';
 const WRONG_PIN_ENV = 'KEYLEDGER_TEST_HSM_WRONG_PIN';
-process.env[PIN_ENV] = hsm.pin;
-process.env[WRONG_PIN_ENV] = 'not-the-pin';
-
-after(() => {
-  delete process.env[PIN_ENV];
-  delete process.env[WRONG_PIN_ENV];
-  hsm.remove();
+const {
+  hsm,
+  config,
+  scope: SCOPE,
+  binding,
+  dek,
+} = useSoftHsmTestFile({
+  label: 'kl-contract',
+  pin: '1111-contract',
+  pinEnv: PIN_ENV,
+  stkLabel: 'contract-stk',
+  tokens: { [PIN_TOKEN]: '2222-right-pin' },
+  env: { [WRONG_PIN_ENV]: 'not-the-pin' },
 });
-
-function config(overrides: Partial<Pkcs11Config> = {}): Pkcs11Config {
-  return {
-    module: hsm.module,
-    tokenLabel: hsm.label,
-    pin: { env: PIN_ENV },
-    stkLabel: 'contract-stk',
-    callTimeoutMs: 10_000,
-    ...overrides,
-  };
-}
-
-const SCOPE = keyScope(Buffer.from('hsm-custodian').toString('base64'), 'table1/cf1');
-const binding = { ...SCOPE, metadataHash: metadataHashOf('pkcs11-test-dek') };
-
-function dek(): SecretBytes {
-  return SecretBytes.copyOf(Buffer.alloc(32, 0x5a));
-}
 
 testKeyProvider('generated over pkcs11 (SoftHSM2)', async () => {
   const systemKeys = new Pkcs11KeyProvider(config());

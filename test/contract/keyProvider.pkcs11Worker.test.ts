@@ -2,17 +2,16 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import pkcs11js from 'pkcs11js';
 import { keyChecksum } from '../../src/crypto/keyChecksum.js';
-import { keyScope } from '../../src/domain/identities.js';
 import { metadataHashOf } from '../../src/domain/keyDigests.js';
-import { type Pkcs11Config, readPin } from '../../src/providers/pkcs11/pkcs11Config.js';
+import { readPin } from '../../src/providers/pkcs11/pkcs11Config.js';
 import { Pkcs11KeyProvider } from '../../src/providers/pkcs11/pkcs11KeyProvider.js';
 import { workerPkcs11 } from '../../src/providers/pkcs11/pkcs11Worker.js';
 import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import { faultyPkcs11 } from '../helpers/faultyPkcs11.js';
-import { createSoftHsmToken } from '../helpers/softHsm.js';
+import { useSoftHsmTestFile } from '../helpers/softHsm.js';
 import { rejectsWithCode, throwsWithCode } from './keyProvider.contract.js';
 
 /**
@@ -22,40 +21,20 @@ import { rejectsWithCode, throwsWithCode } from './keyProvider.contract.js';
  * memory that is zeroed after every call.
  */
 
-// One SoftHSM2 conf for this whole file (SoftHSM reads SOFTHSM2_CONF when the module initialises).
-const hsm = createSoftHsmToken('kl-worker', '6666-worker');
 // Longer than the shared buffer a worker starts with (64 bytes): the buffer grows for it.
 const LONG_PIN_TOKEN = 'kl-long-pin';
 const LONG_PIN = 'long-pin-'.repeat(12);
-hsm.addToken(LONG_PIN_TOKEN, LONG_PIN);
 const PIN_ENV = 'KEYLEDGER_TEST_WORKER_HSM_PIN';
 const LONG_PIN_ENV = 'KEYLEDGER_TEST_HSM_LONG_PIN';
-process.env[PIN_ENV] = hsm.pin;
-process.env[LONG_PIN_ENV] = LONG_PIN;
-
-after(() => {
-  delete process.env[PIN_ENV];
-  delete process.env[LONG_PIN_ENV];
-  hsm.remove();
+// One SoftHSM2 conf for this whole file (SoftHSM reads SOFTHSM2_CONF when the module initialises).
+const { hsm, config, binding, dek } = useSoftHsmTestFile({
+  label: 'kl-worker',
+  pin: '6666-worker',
+  pinEnv: PIN_ENV,
+  stkLabel: 'own-stk',
+  tokens: { [LONG_PIN_TOKEN]: LONG_PIN },
+  env: { [LONG_PIN_ENV]: LONG_PIN },
 });
-
-function config(overrides: Partial<Pkcs11Config> = {}): Pkcs11Config {
-  return {
-    module: hsm.module,
-    tokenLabel: hsm.label,
-    pin: { env: PIN_ENV },
-    stkLabel: 'own-stk',
-    callTimeoutMs: 10_000,
-    ...overrides,
-  };
-}
-
-const SCOPE = keyScope(Buffer.from('hsm-custodian').toString('base64'), 'table1/cf1');
-const binding = { ...SCOPE, metadataHash: metadataHashOf('pkcs11-test-dek') };
-
-function dek(): SecretBytes {
-  return SecretBytes.copyOf(Buffer.alloc(32, 0x5a));
-}
 
 before(async () => {
   const provider = new Pkcs11KeyProvider(config());

@@ -131,6 +131,14 @@ describe('web console (Chromium against keyledger serve)', () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
   }
 
+  /** From the scopes list: the timeline of one scope (`custodian:namespace`). */
+  async function openTimeline(page: Page, scope: string): Promise<void> {
+    await page
+      .locator(`tr[data-scope="${scope}"]`)
+      .getByRole('button', { name: /Timeline/ })
+      .click();
+  }
+
   it('serves the page with a strict CSP and security headers; a bad token shows an error and keeps nothing', async () => {
     assert.ok(served !== null);
     const { context, page, problems } = await open();
@@ -200,10 +208,7 @@ describe('web console (Chromium against keyledger serve)', () => {
     const { context, page, problems } = await open();
     try {
       await signIn(page, tokens.admin ?? '');
-      await page
-        .locator(`tr[data-scope="${T1}:orders"]`)
-        .getByRole('button', { name: /Timeline/ })
-        .click();
+      await openTimeline(page, `${T1}:orders`);
       await page.locator('#timeline-title').waitFor();
       await page.getByText('connected').waitFor();
       const lanes = page.locator('.timeline g.lane');
@@ -273,10 +278,7 @@ describe('web console (Chromium against keyledger serve)', () => {
     const { context, page, problems } = await open();
     try {
       await signIn(page, tokens.admin ?? '');
-      await page
-        .locator(`tr[data-scope="${T1}:orders"]`)
-        .getByRole('button', { name: /Timeline/ })
-        .click();
+      await openTimeline(page, `${T1}:orders`);
       await page.getByText('connected').waitFor();
       const first = (await apiHistory('name=tenant-1:orders'))[0]?.keys[0]?.metadataHash ?? '';
       const row = page.locator(`tr[data-key="${first}"]`);
@@ -327,10 +329,7 @@ describe('web console (Chromium against keyledger serve)', () => {
       await page.locator('tr[data-scope]').first().waitFor();
       assert.equal(await page.locator('tr[data-scope]').count(), 3);
       assert.equal(await page.locator('#new-scope').count(), 0);
-      await page
-        .locator(`tr[data-scope="${T1}:orders"]`)
-        .getByRole('button', { name: /Timeline/ })
-        .click();
+      await openTimeline(page, `${T1}:orders`);
       await page.locator('.history tbody tr').first().waitFor();
       await page.locator('.keys tbody tr').first().waitFor();
       await page.locator('.mark').first().waitFor();
@@ -355,10 +354,7 @@ describe('web console (Chromium against keyledger serve)', () => {
       assert.deepEqual(new Set(listed), new Set([`${T1}:orders`, `${T1}:billing`]));
       // Ledger-wide panels say what they need instead of failing.
       await page.getByText('Needs an audit grant over every custodian (*).').waitFor();
-      await page
-        .locator(`tr[data-scope="${T1}:billing"]`)
-        .getByRole('button', { name: /Timeline/ })
-        .click();
+      await openTimeline(page, `${T1}:billing`);
       await page.getByRole('button', { name: 'Rotate key…' }).waitFor();
       assert.deepEqual(problems, []);
     } finally {

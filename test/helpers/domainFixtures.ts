@@ -7,7 +7,15 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { KeyFacts, ScopeCommand } from '../../src/domain/decideScope.js';
 import { type ErrorCode, KeyledgerError } from '../../src/domain/errors.js';
-import type { EventOf, KeyRecord, ScopeEvent } from '../../src/domain/events.js';
+import {
+  type DomainEvent,
+  type EventOf,
+  type KeyRecord,
+  type LedgerEvent,
+  parseLedgerEvent,
+  SCHEMA_VERSION,
+  type ScopeEvent,
+} from '../../src/domain/events.js';
 import { type KeyId, type KeyScope, keyScope, type MetadataHash } from '../../src/domain/identities.js';
 import { keyIdOf, metadataHashOf } from '../../src/domain/keyDigests.js';
 import type { KeyState, MarkerState, ProviderKeyState } from '../../src/domain/keyState.js';
@@ -223,6 +231,37 @@ export function refreshed(
     type: 'ManagedKeyRefreshed',
     data: { ...scope, keyId: keyIdFor(scope, name), previousState, state, providerState },
   };
+}
+
+/** Where and how a stored event sits: its stream, revision and position, and its metadata's. */
+export interface StoredAt {
+  readonly streamName: string;
+  readonly revision: bigint;
+  readonly position: bigint;
+  readonly correlationId: string;
+  readonly occurredAt: string;
+}
+
+/**
+ * A domain event as it comes back from the store: through the schema (data as JSON), with
+ * metadata (actor 'test', no reason, no causation) and the given stream, revision and position.
+ */
+export function storedEvent(event: DomainEvent, storedAt: StoredAt): LedgerEvent {
+  return parseLedgerEvent({
+    streamName: storedAt.streamName,
+    revision: storedAt.revision,
+    position: storedAt.position,
+    type: event.type,
+    data: JSON.parse(JSON.stringify(event.data)),
+    metadata: {
+      schemaVersion: SCHEMA_VERSION,
+      actor: 'test',
+      reason: null,
+      correlationId: storedAt.correlationId,
+      causationId: null,
+      occurredAt: storedAt.occurredAt,
+    },
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,6 +11,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after } from 'node:test';
+import { type KeyScope, keyScope } from '../../src/domain/identities.js';
+import { metadataHashOf } from '../../src/domain/keyDigests.js';
+import type { Pkcs11Config } from '../../src/providers/pkcs11/pkcs11Config.js';
+import { SecretBytes } from '../../src/secrets/secretBytes.js';
 
 export const SOFTHSM_MODULE = process.env.SOFTHSM2_MODULE ?? '/usr/lib/softhsm/libsofthsm2.so';
 const UTIL = process.env.SOFTHSM2_UTIL ?? 'softhsm2-util';
@@ -86,5 +91,60 @@ export function createSoftHsmToken(label = 'keyledger-test', pin = '1234-test-pi
       else process.env.SOFTHSM2_CONF = previous;
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+export interface SoftHsmTestFileOptions {
+  /** The file's main token and its PIN. */
+  readonly label: string;
+  readonly pin: string;
+  /** The environment variable config() reads the main token's PIN from. */
+  readonly pinEnv: string;
+  /** The STK label config() names. */
+  readonly stkLabel: string;
+  /** More tokens in the same conf, label → PIN, made before the module is first loaded. */
+  readonly tokens?: Readonly<Record<string, string>>;
+  /** More environment variables set for the file (and deleted after it). */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export interface SoftHsmTestFile {
+  readonly hsm: SoftHsmToken;
+  /** The pkcs11 provider's config for the main token (10 s call deadline), with overrides. */
+  config(overrides?: Partial<Pkcs11Config>): Pkcs11Config;
+  readonly scope: KeyScope;
+  readonly binding: KeyScope & { readonly metadataHash: ReturnType<typeof metadataHashOf> };
+  /** A fresh 32-byte DEK (0x5a bytes). */
+  dek(): SecretBytes;
+}
+
+/**
+ * Call at the top of a pkcs11 test file: one SoftHSM2 conf for the whole file (SoftHSM reads
+ * SOFTHSM2_CONF when the module initialises) with the main token and any more tokens made at once,
+ * the PIN variables set, and after() that unsets them and removes the token directory.
+ */
+export function useSoftHsmTestFile(options: SoftHsmTestFileOptions): SoftHsmTestFile {
+  const hsm = createSoftHsmToken(options.label, options.pin);
+  for (const [label, pin] of Object.entries(options.tokens ?? {})) hsm.addToken(label, pin);
+  const env: Record<string, string> = { [options.pinEnv]: hsm.pin, ...options.env };
+  for (const [name, value] of Object.entries(env)) process.env[name] = value;
+  after(() => {
+    for (const name of Object.keys(env)) delete process.env[name];
+    hsm.remove();
+  });
+  const scope = keyScope(Buffer.from('hsm-custodian').toString('base64'), 'table1/cf1');
+  return {
+    hsm,
+    config: (overrides = {}) => ({
+      module: hsm.module,
+      tokenLabel: hsm.label,
+      pin: { env: options.pinEnv },
+      stkLabel: options.stkLabel,
+      callTimeoutMs: 10_000,
+      ...overrides,
+    }),
+    scope,
+    binding: { ...scope, metadataHash: metadataHashOf('pkcs11-test-dek') },
+    dek: () => SecretBytes.copyOf(Buffer.alloc(32, 0x5a)),
   };
 }

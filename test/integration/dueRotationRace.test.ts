@@ -1,57 +1,24 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatScope, keyScope } from '../../src/domain/identities.js';
 import { Ledger } from '../../src/ledger/ledger.js';
-import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
-import { resolveKeystoreConfig } from '../../src/providers/keystore/keystoreConfig.js';
-import { KeystoreKeyProvider } from '../../src/providers/keystore/keystoreKeyProvider.js';
-import { writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
-import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
-import { ChildLedger } from '../helpers/childLedger.js';
+import { ChildLedger, useSqliteLedgerKeystore } from '../helpers/childLedger.js';
 
-const PASSWORD = 'test-password';
 const CUST = Buffer.from('tenant-1').toString('base64');
 const SCOPES = ['a', 'b', 'c', 'd', 'e', 'f'].map((ns) => keyScope(CUST, ns));
 
-let dir: string;
-let keystorePath: string;
-
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'keyledger-due-race-'));
-  keystorePath = join(dir, 'keystore.p12');
-  const stk = SecretBytes.adopt(randomBytes(32));
-  writeFileSync(
-    keystorePath,
-    writePkcs12SecretKeys([{ alias: 'stk', key: stk }], PASSWORD, { iterations: 1000 }),
-  );
-  stk.zero();
-  process.env.KEYLEDGER_TEST_PW = PASSWORD;
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-function provider() {
-  const keystore = new KeystoreKeyProvider(
-    resolveKeystoreConfig(
-      { path: keystorePath, password: { env: 'KEYLEDGER_TEST_PW' }, systemKeyAlias: 'stk' },
-      dir,
-    ),
-  );
-  return new GeneratedKeyProvider({ systemKeys: keystore });
-}
+const keystore = useSqliteLedgerKeystore('keyledger-due-race-');
 
 type Row = [string, string, string, string | null];
 
 describe('rotate-due-keys in two processes on one sqlite store', () => {
   it('racing runs make exactly one rotation per due scope; the loser finds each not due', async (t) => {
-    const path = join(dir, 'ledger.db');
+    const path = join(keystore.dir, 'ledger.db');
     const store = SqliteEventStore.open(path, { pollIntervalMs: 5 });
-    const ledger = await Ledger.open({ store, provider: provider(), checkpointEvery: 0 });
+    const ledger = await Ledger.open({ store, provider: keystore.provider(), checkpointEvery: 0 });
     t.after(async () => {
       await ledger.close();
       await store.close();
@@ -65,7 +32,9 @@ describe('rotate-due-keys in two processes on one sqlite store', () => {
       { kind: 'scope', scope: notDue },
       { periodMs: 86_400_000, disableInactiveAfterMs: null },
     );
-    const children = await Promise.all([1, 2].map(() => ChildLedger.start(path, keystorePath, PASSWORD)));
+    const children = await Promise.all(
+      [1, 2].map(() => ChildLedger.start(path, keystore.keystorePath, keystore.password)),
+    );
     t.after(() => Promise.all(children.map((c) => c.stop())));
     await sleep(1100);
     const head = await store.headPosition();

@@ -1,62 +1,29 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { keyScope } from '../../src/domain/identities.js';
 import { Ledger } from '../../src/ledger/ledger.js';
-import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
-import { resolveKeystoreConfig } from '../../src/providers/keystore/keystoreConfig.js';
-import { KeystoreKeyProvider } from '../../src/providers/keystore/keystoreKeyProvider.js';
-import { writePkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
-import { SecretBytes } from '../../src/secrets/secretBytes.js';
 import type { EventStore, ReadAllOptions, RecordedEvent } from '../../src/store/eventStore.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
-import { ChildLedger } from '../helpers/childLedger.js';
+import { ChildLedger, useSqliteLedgerKeystore } from '../helpers/childLedger.js';
 
 const CUST = Buffer.from('tenant-1').toString('base64');
 const NS = 'orders';
-const PASSWORD = 'test-password';
 
-let dir: string;
-let keystorePath: string;
-
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'keyledger-sqlite-'));
-  keystorePath = join(dir, 'keystore.p12');
-  const stk = SecretBytes.adopt(randomBytes(32));
-  writeFileSync(
-    keystorePath,
-    writePkcs12SecretKeys([{ alias: 'stk', key: stk }], PASSWORD, { iterations: 1000 }),
-  );
-  stk.zero();
-  process.env.KEYLEDGER_TEST_PW = PASSWORD;
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-function provider() {
-  const keystore = new KeystoreKeyProvider(
-    resolveKeystoreConfig(
-      { path: keystorePath, password: { env: 'KEYLEDGER_TEST_PW' }, systemKeyAlias: 'stk' },
-      dir,
-    ),
-  );
-  return new GeneratedKeyProvider({ systemKeys: keystore });
-}
+const keystore = useSqliteLedgerKeystore('keyledger-sqlite-');
 
 let dbCount = 0;
 function dbPath(): string {
-  return join(dir, `ledger-${++dbCount}.db`);
+  return join(keystore.dir, `ledger-${++dbCount}.db`);
 }
 
 describe('the ledger on sqlite', () => {
   it('a second process on the same file sees the first one’s events', async () => {
     const path = dbPath();
     const store = SqliteEventStore.open(path, { pollIntervalMs: 5 });
-    const ledger = await Ledger.open({ store, provider: provider() });
+    const ledger = await Ledger.open({ store, provider: keystore.provider() });
     await ledger.initialise();
-    const child = await ChildLedger.start(path, keystorePath, PASSWORD);
+    const child = await ChildLedger.start(path, keystore.keystorePath, keystore.password);
     try {
       const enabled = await ledger.admin.enableKeyManagement(CUST, NS);
       const rotated = await ledger.admin.rotateManagedKey(CUST, NS);
@@ -91,11 +58,11 @@ describe('the ledger on sqlite', () => {
   it('concurrent rotations from four processes end with exactly one ACTIVE key', async () => {
     const path = dbPath();
     const store = SqliteEventStore.open(path, { pollIntervalMs: 5 });
-    const ledger = await Ledger.open({ store, provider: provider() });
+    const ledger = await Ledger.open({ store, provider: keystore.provider() });
     await ledger.initialise();
     await ledger.admin.enableKeyManagement(CUST, NS);
     const children = await Promise.all(
-      [1, 2, 3, 4].map(() => ChildLedger.start(path, keystorePath, PASSWORD)),
+      [1, 2, 3, 4].map(() => ChildLedger.start(path, keystore.keystorePath, keystore.password)),
     );
     try {
       const head = await store.headPosition();
@@ -126,7 +93,7 @@ describe('the ledger on sqlite', () => {
   it('restarts from its snapshot instead of replaying from the first event', async () => {
     const path = dbPath();
     const store = SqliteEventStore.open(path);
-    const ledger = await Ledger.open({ store, provider: provider(), snapshotEvery: 5 });
+    const ledger = await Ledger.open({ store, provider: keystore.provider(), snapshotEvery: 5 });
     let reopened: Ledger | null = null;
     try {
       await ledger.initialise();
@@ -140,7 +107,7 @@ describe('the ledger on sqlite', () => {
       for await (const _ of store.readAll()) total++;
 
       const counting = countingReads(store);
-      reopened = await Ledger.open({ store: counting.store, provider: provider() });
+      reopened = await Ledger.open({ store: counting.store, provider: keystore.provider() });
       assert.deepEqual(reopened.admin.listScopes(), expected);
       assert.ok(counting.read() < total / 2, `replayed ${counting.read()} of ${total} events`);
       await reopened.admin.enableKeyManagement(CUST, 'g');
@@ -154,7 +121,7 @@ describe('the ledger on sqlite', () => {
   it('stops at a stored event that fails its schema, naming stream and revision', async () => {
     const path = dbPath();
     const store = SqliteEventStore.open(path, { pollIntervalMs: 5 });
-    const ledger = await Ledger.open({ store, provider: provider() });
+    const ledger = await Ledger.open({ store, provider: keystore.provider() });
     await ledger.initialise();
     const stream = ledger.streamNames.scope(keyScope(CUST, NS));
     const bad = {
@@ -177,7 +144,9 @@ describe('the ledger on sqlite', () => {
     assert.throws(() => ledger.admin.listScopes(), { code: 'ERR_EVENT_SCHEMA' });
     await ledger.close();
     // ...and a new one refuses to open past it.
-    await assert.rejects(() => Ledger.open({ store, provider: provider() }), { code: 'ERR_EVENT_SCHEMA' });
+    await assert.rejects(() => Ledger.open({ store, provider: keystore.provider() }), {
+      code: 'ERR_EVENT_SCHEMA',
+    });
     await store.close();
   });
 });

@@ -9,8 +9,6 @@ import {
   LEDGER_EVENT_TYPES,
   type LedgerEvent,
   type LedgerEventType,
-  parseLedgerEvent,
-  SCHEMA_VERSION,
 } from '../../src/domain/events.js';
 import { type KeyScope, scopeKey } from '../../src/domain/identities.js';
 import {
@@ -27,6 +25,7 @@ import {
   rotated,
   SCOPE,
   STK,
+  storedEvent,
 } from '../helpers/domainFixtures.js';
 
 let position = 0n;
@@ -34,20 +33,12 @@ let position = 0n;
 /** A domain event as it comes back from the store: through the schema, with metadata and position. */
 function stored(event: DomainEvent, streamName = 'kl-test'): LedgerEvent {
   position += 1n;
-  return parseLedgerEvent({
+  return storedEvent(event, {
     streamName,
     revision: 0n,
     position,
-    type: event.type,
-    data: JSON.parse(JSON.stringify(event.data)),
-    metadata: {
-      schemaVersion: SCHEMA_VERSION,
-      actor: 'test',
-      reason: null,
-      correlationId: 'c-1',
-      causationId: null,
-      occurredAt: new Date(Date.UTC(2025, 0, 1)).toISOString(),
-    },
+    correlationId: 'c-1',
+    occurredAt: new Date(Date.UTC(2025, 0, 1)).toISOString(),
   });
 }
 

@@ -3,12 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { emptyKeymetaView, evolveKeymeta, type KeymetaView } from '../../projections/keymeta.js';
 import { KeymetaReplay } from '../../projections/keymetaReplay.js';
-import {
-  type DomainEvent,
-  type LedgerEvent,
-  parseLedgerEvent,
-  SCHEMA_VERSION,
-} from '../../src/domain/events.js';
+import type { DomainEvent, LedgerEvent } from '../../src/domain/events.js';
 import { type KeyScope, keyScope } from '../../src/domain/identities.js';
 import type { KeyState } from '../../src/domain/keyState.js';
 import {
@@ -25,6 +20,7 @@ import {
   refreshed,
   rotated,
   STK,
+  storedEvent,
 } from '../helpers/domainFixtures.js';
 
 /**
@@ -120,20 +116,12 @@ function ledgerEvents(specs: readonly Spec[], first: number): LedgerEvent[] {
     const stream = event.type === 'KeyMaterialWrapped' ? `kl-m-${spec.name}` : `kl-s-${spec.scope}`;
     const revision = revisions.get(stream) ?? 0n;
     revisions.set(stream, revision + 1n);
-    return parseLedgerEvent({
+    return storedEvent(event, {
       streamName: stream,
       revision,
       position: BigInt(n),
-      type: event.type,
-      data: JSON.parse(JSON.stringify(event.data)),
-      metadata: {
-        schemaVersion: SCHEMA_VERSION,
-        actor: 'test',
-        reason: null,
-        correlationId: 'c',
-        causationId: null,
-        occurredAt: at(n),
-      },
+      correlationId: 'c',
+      occurredAt: at(n),
     });
   });
 }
