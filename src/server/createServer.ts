@@ -12,7 +12,7 @@ import Fastify, {
   type onRequestHookHandler,
 } from 'fastify';
 import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
-import type { Principal } from '../domain/grants.js';
+import { authorize, type Principal } from '../domain/grants.js';
 import type { ServerLimits } from '../host/serverConfig.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { StoreAccess } from '../operations/operation.js';
@@ -26,7 +26,7 @@ import { registerHealthRoutes } from './healthRoutes.js';
 import { requireTlsOffLoopback, urlOf } from './listenAddress.js';
 import { openApiDocument } from './openApi.js';
 import { problemOf } from './problem.js';
-import { contextOf, newContext, requestIdOf } from './requestContext.js';
+import { contextOf, newContext, principalOf, requestIdOf } from './requestContext.js';
 import { PROBLEM_TYPE, sendProblem } from './sendProblem.js';
 import { servedOperations } from './servedOperations.js';
 import { ServerMetrics } from './serverMetrics.js';
@@ -77,11 +77,15 @@ export interface KeyledgerServer {
 const OPEN_ROUTES: ReadonlySet<string> = new Set([
   '/healthz',
   '/readyz',
-  '/metrics',
   '/v1/openapi.json',
   // The web console's static files: the page signs in against /v1 itself.
   ...CONSOLE_ROUTES,
 ]);
+
+/** A path under the API (`/v1`, `/v1/…`), query aside. */
+function isApiPath(url: string): boolean {
+  return url.startsWith('/v1/') || url === '/v1' || url.startsWith('/v1?');
+}
 
 /** The hooks the onRoute hook put first on a route. */
 const FIRST_HOOKS = new WeakSet<object>();
@@ -145,6 +149,13 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
     request.keyledger = newContext();
     reply.header('x-request-id', request.id);
     observe(request, reply.raw, metrics, options.accessLog);
+    // No route matched (an unknown path, or a known one with another method): under /v1 the caller
+    // is authenticated here, before its body is read, so a stranger learns nothing of the API (401,
+    // never a 404 that tells which routes exist, nor a 400/413 about a body nobody asked for).
+    if (request.is404 && isApiPath(request.url)) {
+      authenticateInto(request, done);
+      return;
+    }
     done();
   });
   // Each route's own first hook names the route for the log and metrics and, on every route but the
@@ -167,6 +178,29 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
     }
     throw error;
   };
+  /** Authenticates the request into its context, then `done` (with the refusal, if refused). */
+  const authenticateInto = (request: FastifyRequest, done: (error?: FastifyError) => void): void => {
+    const context = contextOf(request);
+    let principal: Principal | Promise<Principal>;
+    try {
+      principal = authenticateRequest(request);
+    } catch (error) {
+      done(error as FastifyError);
+      return;
+    }
+    if (principal instanceof Promise) {
+      principal.then(
+        (known) => {
+          context.principal = known;
+          done();
+        },
+        (error: FastifyError) => done(error),
+      );
+      return;
+    }
+    context.principal = principal;
+    done();
+  };
   app.addHook('onRoute', (route) => {
     const url = route.url;
     const open = OPEN_ROUTES.has(url);
@@ -178,27 +212,8 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
           done();
         }
       : (request, _reply, done) => {
-          const context = contextOf(request);
-          context.route = url;
-          let principal: Principal | Promise<Principal>;
-          try {
-            principal = authenticateRequest(request);
-          } catch (error) {
-            done(error as FastifyError);
-            return;
-          }
-          if (principal instanceof Promise) {
-            principal.then(
-              (known) => {
-                context.principal = known;
-                done();
-              },
-              (error: FastifyError) => done(error),
-            );
-            return;
-          }
-          context.principal = principal;
-          done();
+          contextOf(request).route = url;
+          authenticateInto(request, done);
         };
     const own = route.onRequest === undefined ? [] : [route.onRequest].flat();
     // A HEAD route made for a GET may come with the GET's hooks: one is enough.
@@ -213,8 +228,7 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
   });
   app.setNotFoundHandler(async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
-    // An unmatched /v1 path is authenticated before its 404 (nothing about the API is told to strangers).
-    if (path.startsWith('/v1/')) contextOf(request).principal = await authenticateRequest(request);
+    // An unmatched /v1 path was authenticated by the onRequest hook, before its body was read.
     const error = new KeyledgerError('ERR_NOT_FOUND', `no route ${request.method} ${path.slice(0, 200)}`, {
       method: request.method,
       path: path.slice(0, 200),
@@ -258,7 +272,10 @@ export async function createServer(options: ServerOptions): Promise<KeyledgerSer
     reply.header('content-type', 'application/json; charset=utf-8');
     return openApi;
   });
-  app.get('/metrics', async (_request, reply) => {
+  // Metrics are ledger-wide (every route's counts, the caches, the event lag): an `audit` grant over
+  // every custodian, like the other ledger-wide audit reads (a scraper uses an API token).
+  app.get('/metrics', async (request, reply) => {
+    authorize(principalOf(request), 'audit', null);
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });

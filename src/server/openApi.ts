@@ -25,7 +25,8 @@ function errorResponses(): Json {
     '401': { description: 'ERR_UNAUTHENTICATED', ...problemResponse },
     '403': { description: 'ERR_FORBIDDEN', ...problemResponse },
     '404': {
-      description: 'ERR_KEY_NOT_FOUND, ERR_SCOPE_NOT_FOUND, ERR_REWRAP_NOT_FOUND',
+      description:
+        'ERR_KEY_NOT_FOUND, ERR_SCOPE_NOT_FOUND, ERR_REWRAP_NOT_FOUND (ERR_NOT_FOUND: no such route)',
       ...problemResponse,
     },
     '409': { description: 'a rule refused it; nothing was written', ...problemResponse },
@@ -131,6 +132,36 @@ function eventsPath(): Json {
   };
 }
 
+/** The operations endpoints outside /v1: the probes (open) and the metrics (an auditor of `*`). */
+function operationsPaths(): Json {
+  const probe = (summary: string, codes: Json): Json => ({
+    get: { summary, security: [], responses: codes },
+  });
+  const json = { content: { 'application/json': { schema: { type: 'object' } } } };
+  return {
+    '/healthz': probe('the process answers', { '200': { description: '{"status":"ok"}', ...json } }),
+    '/readyz': probe('the store answers and this process has applied everything in it', {
+      '200': { description: 'ready', ...json },
+      '503': { description: 'store-unreachable or catching-up', ...json },
+    }),
+    '/metrics': {
+      get: {
+        summary: 'Prometheus text (prom-client): requests, latency, auth failures, caches, event lag',
+        'x-keyledger-permission': 'audit',
+        responses: {
+          '200': {
+            description: 'the exposition text',
+            content: { 'text/plain': { schema: { type: 'string' } } },
+          },
+          '401': { description: 'ERR_UNAUTHENTICATED', ...problemResponse },
+          '403': { description: 'ERR_FORBIDDEN: needs audit over every custodian (*)', ...problemResponse },
+          '429': { description: 'ERR_RATE_LIMITED (see Retry-After)', ...problemResponse },
+        },
+      },
+    },
+  };
+}
+
 /** The OpenAPI 3.1 document of the API, generated from the operation table and the error table. */
 export function openApiDocument(version: string): Json {
   const paths: Json = {};
@@ -139,6 +170,7 @@ export function openApiDocument(version: string): Json {
     else if (op.kind === 'bytes') paths[`/v1/${op.name}`] = bytesPath(op);
   }
   paths['/v1/events'] = eventsPath();
+  Object.assign(paths, operationsPaths());
   return {
     openapi: '3.1.0',
     info: { title: 'keyledger', version },

@@ -106,7 +106,7 @@ describe('the server: limits, OpenAPI document, metrics, access log', () => {
   it('/metrics: Prometheus text from prom-client, per route and status, caches, event lag', async () => {
     const token = await s.jwt('metered', ['read:*']);
     await s.call('POST', '/v1/list-scopes', { token, json: {} });
-    const answer = await s.call('GET', '/metrics');
+    const answer = await s.call('GET', '/metrics', { token: await s.jwt('scraper', ['audit:*']) });
     assert.equal(answer.status, 200);
     assert.match(String(answer.headers['content-type']), /^text\/plain/);
     assert.match(

@@ -74,7 +74,7 @@ describe('the server: unary operations over HTTPS', () => {
     it('a bad bearer token even with a trusted certificate', () =>
       refused({ cert: 'trusted', token: 'aaa.bbb.ccc' }, 'malformed'));
     it('counts the failures in /metrics', async () => {
-      const metrics = await s.call('GET', '/metrics');
+      const metrics = await s.call('GET', '/metrics', { token: await s.jwt('scraper', ['audit:*']) });
       assert.equal(metrics.status, 200);
       assert.match(metrics.text, /keyledger_auth_failures_total\{scheme="jwt",reason="expired"\} [1-9]/);
     });
