@@ -240,6 +240,7 @@ export async function run(): Promise<BenchResult> {
     for (const micros of CALIBRATE) {
       calibration.push([micros, await load(setup.bareBusyUrl, null, encryptBody, micros)]);
     }
+    const bareTurn = await load(setup.bareTurnUrl, null, encryptBody);
     const bareAfter = await load(setup.bareUrl, null, encryptBody);
     const bare = (bareBefore.requestsPerSecond + bareAfter.requestsPerSecond) / 2;
     const bareCpu = (bareBefore.cpuMicros + bareAfter.cpuMicros) / 2;
@@ -258,6 +259,7 @@ export async function run(): Promise<BenchResult> {
       against('POST /v1/encrypt 1 KiB (JSON, API token)', encryptToken, false),
       against('POST /v1/decrypt 1 KiB (JSON, JWT)', decrypt, false),
       against('POST /v1/resolve (JWT)', resolve, false),
+      against('calibration: the bare route waiting for the turn’s end as the API routes do', bareTurn, false),
       ...calibration.map(([micros, r]) =>
         against(`calibration: the bare route + ${micros} µs of busy wait`, r, false),
       ),

@@ -11,7 +11,7 @@
  * access log a no-op (the bare route has none either).
  *
  * stdout, one JSON line each; stdin, one command a line:
- *   (at start)         → {"ready": {url, bareUrl, bareStreamUrl, bareBusyUrl, ca, admin, encryptor, auditor, custodian, namespace}}
+ *   (at start)         → {"ready": {url, bareUrl, bareStreamUrl, bareBusyUrl, bareTurnUrl, ca, admin, encryptor, auditor, custodian, namespace}}
  *   rss-start          → {"rss": <now>} and starts sampling rss every 5 ms
  *   rss-stop           → {"before": n, "peak": n}
  *   cpu-start          → {"cpu": "started"}
@@ -35,6 +35,7 @@ import { openLedger } from '../../src/host/openLedger.js';
 import { DEFAULT_LIMITS } from '../../src/host/serverConfig.js';
 import { storeAccessOf } from '../../src/host/storeAccess.js';
 import { createServer } from '../../src/server/createServer.js';
+import { nextTurn } from '../../src/server/nextTurn.js';
 import { makeTestCertificates } from '../../test/helpers/testCertificates.js';
 import { AUDIENCE, ISSUER, makeJwtIssuer } from '../../test/helpers/testJwt.js';
 import { lazyInput } from './lazyInput.js';
@@ -96,6 +97,15 @@ bare.post('/bare-busy', async (request, reply) => {
   reply.header('content-type', 'application/json; charset=utf-8');
   return `{"data":"${reply1KiB}"}`;
 });
+// The bare route with the API routes' one wait for the end of the event-loop turn (nextTurn.ts): what
+// running a turn's requests together does for a route that does nothing (a calibration, not the target's
+// baseline, which stays the plain bare route).
+bare.post('/bare-turn', async (request, reply) => {
+  if (typeof (request.body as { data?: unknown }).data !== 'string') reply.code(400);
+  await nextTurn();
+  reply.header('content-type', 'application/json; charset=utf-8');
+  return `{"data":"${reply1KiB}"}`;
+});
 // The streamed baseline: the body echoed back as it arrives (HTTPS and HTTP plumbing, no crypto).
 bare.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
 bare.post('/bare-stream', async (request, reply) => {
@@ -119,6 +129,7 @@ send({
     bareUrl: `https://127.0.0.1:${barePort}/bare`,
     bareStreamUrl: `https://127.0.0.1:${barePort}/bare-stream`,
     bareBusyUrl: `https://127.0.0.1:${barePort}/bare-busy`,
+    bareTurnUrl: `https://127.0.0.1:${barePort}/bare-turn`,
     ca: certs.pem(certs.caCert).toString(),
     admin,
     encryptor,

@@ -12,6 +12,7 @@ export interface ServedSetup {
   readonly bareStreamUrl: string;
   /** The bare route plus a busy wait of the `x-busy-us` header's microseconds (calibration). */
   readonly bareBusyUrl: string;
+  readonly bareTurnUrl: string;
   /** PEM of the CA that signed both servers' certificate. */
   readonly ca: string;
   /** JWTs made once, valid for hours: `admin:*`; `admin` over the custodian; `audit:*`. */

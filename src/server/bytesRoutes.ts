@@ -3,6 +3,7 @@ import { Readable, Writable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { KeyledgerError } from '../domain/errors.js';
 import type { AnyOperation } from '../operations/operations.js';
+import { nextTurn } from './nextTurn.js';
 import { contextOf, principalOf } from './requestContext.js';
 import { checkRequest, runChecked } from './runOperation.js';
 import { writeProblem } from './sendProblem.js';
@@ -65,6 +66,8 @@ async function jsonForm(
     },
   });
   const input = bytes ?? Buffer.alloc(0);
+  // Run with the other requests of this turn (nextTurn.ts: what it saves under load).
+  await nextTurn();
   const result = await runChecked(operation, checked, hostFor(server, request, reply), { input, output });
   reply.header('content-type', 'application/json; charset=utf-8');
   return withData(result, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AnyOperation } from '../operations/operations.js';
+import { nextTurn } from './nextTurn.js';
 import { principalOf } from './requestContext.js';
 import { checkRequest, runChecked } from './runOperation.js';
 import { hostFor, noteOperation, type ServerContext } from './serverContext.js';
@@ -14,6 +15,8 @@ export function registerUnaryRoute(
     noteOperation(request, operation.name, null);
     const checked = checkRequest(operation, request.body, principalOf(request));
     noteOperation(request, operation.name, checked.custodian, checked.input);
+    // Run with the other requests of this turn (nextTurn.ts: what it saves under load).
+    await nextTurn();
     const result = await runChecked(operation, checked, hostFor(server, request, reply));
     reply.header('content-type', 'application/json; charset=utf-8');
     return JSON.stringify(result);
