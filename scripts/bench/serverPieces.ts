@@ -1,9 +1,13 @@
 /**
  * Where an encrypt request's server CPU goes beyond resolve's, piece by piece, in one process
  * without sockets: each piece of the JSON bytes route timed alone (CPU per call, median of rounds),
- * next to Fastify `inject` of resolve, encrypt and the bare route. Issue 12, fourth session.
+ * next to Fastify `inject` of resolve, encrypt and the bare route, and the same pieces run right
+ * after an injected resolve request (`inject resolve + <piece>`: minus `inject resolve` alone, the
+ * piece's cost inside a server's flow rather than in a hot loop). Issue 12, fourth session
+ * (BENCHMARKS.md).
  *
  *   node --import tsx scripts/bench/serverPieces.ts [perRound] [rounds]
+ *   PIECES_ONLY='inject resolve,inject resolve + encryptBuffer,encryptBuffer 1 KiB' …  (some cases)
  */
 import { createCipheriv, createHmac, hash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
