@@ -4,11 +4,11 @@
  *
  * Why: under load a turn's poll phase parses many requests at once. Each then ran its cryptography
  * (OpenSSL: the key derivation's HMACs, the AES-GCM set-up) between another request's parsing,
- * routing and socket writes, where each OpenSSL call cost 4–8× its hot-loop price (caches cold:
- * BENCHMARKS.md, service, fourth session). Waiting for the check phase runs the turn's operations
- * back to back, and their answers go out together: on the bench, encrypt's server CPU per request
- * fell by ~30 % and decrypt's by ~half. The wait is that of the rest of the current turn, nothing
- * more: an idle server runs a lone request at once.
+ * routing and socket writes, where each OpenSSL call cost several times its hot-loop price
+ * (BENCHMARKS.md, service, fourth session). Waiting for the check phase runs the turn's operations
+ * back to back, and their answers go out together: on the bench, the server CPU per request fell
+ * by about half for encrypt and by a third for decrypt and resolve. The wait is the rest of the
+ * current turn, nothing more: an idle server runs a lone request at once.
  */
 let turn: Promise<void> | null = null;
 
