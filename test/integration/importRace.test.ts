@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { formatScope, keyScope } from '../../src/domain/identities.js';
@@ -11,6 +9,7 @@ import { Ledger } from '../../src/ledger/ledger.js';
 import { resolveKeystoreConfig } from '../../src/providers/keystore/keystoreConfig.js';
 import { KeystoreKeyProvider } from '../../src/providers/keystore/keystoreKeyProvider.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
+import { LineChild } from '../helpers/lineChild.js';
 import { writeTestKeystore } from '../helpers/testKeystore.js';
 import { scaled } from '../reliability/reliabilityScale.js';
 
@@ -31,63 +30,8 @@ type Answer =
   | { readonly ok: true; readonly keyId: string; readonly checksum: string }
   | { readonly error: string; readonly otherScope: string | null };
 
-/** A child process driven line by line; stopped in after(). */
-class ImportChild {
-  readonly #child: ChildProcessWithoutNullStreams;
-  readonly #pending: ((line: string) => void)[] = [];
-  readonly #buffered: string[] = [];
-  stderr = '';
-  readonly exited: Promise<number | null>;
-
-  constructor(dbPath: string, dir: string, env: Record<string, string> = {}) {
-    this.#child = spawn(process.execPath, ['--import', 'tsx', CHILD, dbPath, dir], {
-      env: { ...process.env, ...env },
-      stdio: 'pipe',
-    });
-    createInterface({ input: this.#child.stdout }).on('line', (line) => {
-      const next = this.#pending.shift();
-      if (next) next(line);
-      else this.#buffered.push(line);
-    });
-    this.#child.stderr.on('data', (chunk: Buffer) => {
-      this.stderr += chunk.toString();
-    });
-    this.exited = new Promise((done) => this.#child.once('exit', (code) => done(code)));
-  }
-
-  async ready(): Promise<void> {
-    const line = await Promise.race([
-      this.#next(),
-      this.exited.then((code) => `exited ${code}: ${this.stderr}`),
-    ]);
-    assert.ok(line.includes('ready'), line);
-  }
-
-  async ask<T>(command: string): Promise<T> {
-    this.#child.stdin.write(`${command}\n`);
-    return JSON.parse(await this.#next()) as T;
-  }
-
-  /** Sends a command the child is expected to die on; resolves with its signal. */
-  async askToDie(command: string): Promise<NodeJS.Signals | null> {
-    this.#child.stdin.write(`${command}\n`);
-    await this.exited;
-    return this.#child.signalCode;
-  }
-
-  async stop(): Promise<void> {
-    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
-    this.#child.stdin.end('exit\n');
-    const timer = setTimeout(() => this.#child.kill('SIGKILL'), 5000);
-    await this.exited;
-    clearTimeout(timer);
-  }
-
-  #next(): Promise<string> {
-    const line = this.#buffered.shift();
-    if (line !== undefined) return Promise.resolve(line);
-    return new Promise((resolve) => this.#pending.push(resolve));
-  }
+function importChild(path: string, env: Record<string, string> = {}): LineChild {
+  return new LineChild(CHILD, [path, dir], env);
 }
 
 let dir = '';
@@ -129,7 +73,7 @@ describe('import-managed-key in two processes on one sqlite store', () => {
     const parent = await openLedger(path);
     t.after(parent.close);
     await parent.ledger.initialise();
-    const children = [new ImportChild(path, dir), new ImportChild(path, dir)];
+    const children = [importChild(path), importChild(path)];
     t.after(() => Promise.all(children.map((c) => c.stop())));
     await Promise.all(children.map((c) => c.ready()));
     const scopes = ['a', 'b'].map((ns) => keyScope(CUST, ns));
@@ -190,15 +134,17 @@ describe('import-managed-key in two processes on one sqlite store', () => {
     t.after(parent.close);
     await parent.ledger.initialise();
     const alias = ALIASES[ROUNDS] ?? '';
-    const victim = new ImportChild(path, dir, { KEYLEDGER_TEST_KILL_BEFORE_IMPORT: '1' });
+    const victim = importChild(path, { KEYLEDGER_TEST_KILL_BEFORE_IMPORT: '1' });
     t.after(() => victim.stop());
     await victim.ready();
-    assert.equal(await victim.askToDie(`import a ${alias} 0`), 'SIGKILL');
+    victim.send(`import a ${alias} 0`);
+    await victim.exited;
+    assert.equal(victim.signal, 'SIGKILL');
     await parent.ledger.waitForPosition(await parent.store.headPosition());
     // The resumable state: the claim (and the material) stand, no import event.
     assert.equal((await parent.ledger.admin.getManagedKeys(CUST, 'a')).length, 0);
     const head = await parent.store.headPosition();
-    const other = new ImportChild(path, dir);
+    const other = importChild(path);
     t.after(() => other.stop());
     await other.ready();
     await other.ask(`wait ${head}`);
