@@ -37,6 +37,7 @@ export interface LoadedClaim extends Loaded<KeyClaimState> {
  */
 export class KeyClaims {
   readonly #d: ClaimDeps;
+  #index: Map<string, Set<string>> | null = null;
 
   constructor(deps: ClaimDeps) {
     this.#d = deps;
@@ -48,8 +49,9 @@ export class KeyClaims {
     for (const recorded of await this.#d.journal.store.readStream(this.#d.names.keyClaim(checksum))) {
       state = evolveKeyClaim(state, parseEventOf(recorded, KEY_CLAIM_EVENT_TYPES), recorded.revision);
     }
-    // Only an unclaimed key needs the view: it covers keys recorded before claims existed and keys
-    // that came by enable/rotate/set (the provider's, never claimed).
+    // Only an unclaimed key needs the view (through a checksum index, not a scan of every key): it
+    // covers keys recorded before claims existed and keys that came by enable/rotate/set (the
+    // provider's, never claimed).
     const recordedIn = state.claim === null ? this.#recordedElsewhere(scope, checksum) : null;
     return { state, expected: expectedAfter(state.revision), recordedIn };
   }
@@ -94,13 +96,45 @@ export class KeyClaims {
   /** The first scope other than `scope` whose keys (in this process's view) include `checksum`. */
   #recordedElsewhere(scope: KeyScope, checksum: string): string | null {
     const own = formatScope(scope);
-    for (const state of this.#d.projector.keymeta.scopes.values()) {
-      for (const key of state.keys.values()) {
-        if (key.checksum !== checksum) continue;
-        const where = formatScope(state.scope);
-        if (where !== own) return where;
-      }
-    }
+    for (const where of (this.#index ?? this.#buildIndex()).get(checksum) ?? [])
+      if (where !== own) return where;
     return null;
+  }
+
+  /**
+   * checksum → the scopes recording a key with it: one pass over the view on first use, then kept
+   * up to date by every event the projector applies that brings a key into a scope, so an import
+   * does not scan every key of the ledger (a server imports many). Keys never leave a scope's
+   * record (a destroyed key keeps its checksum), so entries are only ever added.
+   */
+  #buildIndex(): Map<string, Set<string>> {
+    const index = new Map<string, Set<string>>();
+    const add = (checksum: string, scope: string) => {
+      const scopes = index.get(checksum);
+      if (scopes === undefined) index.set(checksum, new Set([scope]));
+      else scopes.add(scope);
+    };
+    // The pass and the subscription happen in one synchronous step: no event falls between them.
+    for (const state of this.#d.projector.keymeta.scopes.values()) {
+      const where = formatScope(state.scope);
+      for (const key of state.keys.values()) add(key.checksum, where);
+    }
+    this.#d.projector.onApplied((event) => {
+      switch (event.type) {
+        case 'KeyManagementEnabled':
+        case 'ManagedKeyRotated':
+        case 'ManagedKeySet':
+        case 'ManagedKeyImported':
+          add(
+            event.data.key.checksum,
+            formatScope({ custodian: event.data.custodian, namespace: event.data.namespace }),
+          );
+          break;
+        default:
+          break;
+      }
+    });
+    this.#index = index;
+    return index;
   }
 }

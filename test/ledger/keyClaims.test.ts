@@ -183,6 +183,23 @@ for (const [name, open] of Object.entries(adapters)) {
       assert.equal(await t.store.headPosition(), head);
     });
 
+    it('unclaimed keys that arrive after the first import (the lookup is kept up to date) stay covered', async () => {
+      await using t = await setup(await open());
+      await t.ledger.imports.importManagedKey(T1, 'orders', 'master', 'INACTIVE');
+      t.provider.setKey(billing, 'billing-1');
+      await t.ledger.admin.enableKeyManagement(T1, 'billing');
+      t.provider.setKey(billing, 'billing-2');
+      await t.ledger.admin.rotateManagedKey(T1, 'billing');
+      const head = await t.store.headPosition();
+      for (const alias of ['billing-1', 'billing-2']) {
+        await assert.rejects(
+          t.ledger.imports.importManagedKey(T1, 'orders', alias, 'INACTIVE'),
+          refusedFor(formatScope(orders), formatScope(billing)),
+        );
+      }
+      assert.equal(await t.store.headPosition(), head);
+    });
+
     it('a refused import leaves no claim behind (DISABLED scope, ACTIVE asked)', async () => {
       await using t = await setup(await open());
       t.provider.setKey(orders, 'orders-1');
