@@ -72,11 +72,8 @@ describe('keyledger serve: two servers racing on due rotations', () => {
         .map((e) => ({ type: e.type, at: Date.parse((e.metadata as { occurredAt: string }).occurredAt) }));
       const rotated = activations.filter((a) => a.type === 'ManagedKeyRotated');
       assert.ok(rotated.length >= 1, `${scope.namespace}: never rotated in ${RUN_MS} ms`);
-      // At most one rotation per elapsed period (two servers must not add a second).
-      assert.ok(
-        rotated.length <= Math.ceil(RUN_MS / PERIOD_MS),
-        `${scope.namespace}: ${rotated.length} rotations`,
-      );
+      // At most one rotation per period: each one at least a period after the key it replaced
+      // became ACTIVE (a second server rotating the same due scope would put two inside one).
       for (let i = 1; i < activations.length; i++) {
         const gap = (activations[i]?.at ?? 0) - (activations[i - 1]?.at ?? 0);
         assert.ok(
