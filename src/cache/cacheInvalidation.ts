@@ -97,6 +97,9 @@ export function invalidationsFor(event: LedgerEvent): Invalidation[] {
     case 'RotationPolicySet':
     case 'RotationPolicyCleared':
       return [];
+    // A claim says which scope an imported key belongs to; the import that follows changes keys.
+    case 'ManagedKeyClaimed':
+      return [];
     // Re-encrypting legacy records is bookkeeping: no key changes.
     case 'LegacyReencryptionStarted':
     case 'LegacyReencryptionProgressed':

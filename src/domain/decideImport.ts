@@ -8,7 +8,8 @@ import type { ScopeState } from './scopeState.js';
  * import-managed-key (docs/migration.md): records a key that existed before the ledger as a key of
  * the scope, ACTIVE or INACTIVE. The provider's answer for the alias is checked like any other
  * (scope, material); a key already recorded under another scope is refused (a key never serves
- * two scopes); the same key imported again into its scope in the same state changes nothing.
+ * two scopes; under concurrency the key's claim, appended just before the import, enforces it);
+ * the same key imported again into its scope in the same state changes nothing.
  */
 export interface ImportCommand {
   readonly type: 'ImportManagedKey';
@@ -17,7 +18,10 @@ export interface ImportCommand {
   /** The keystore alias it came from. */
   readonly alias: string;
   readonly as: 'ACTIVE' | 'INACTIVE';
-  /** The scope (formatScope) that already records a key with the same checksum, or null. */
+  /**
+   * The scope (formatScope) the key belongs to: the one holding its claim (decideKeyClaim.ts), or
+   * for an unclaimed key one that already records a key with the same checksum; null: none.
+   */
   readonly knownIn: string | null;
 }
 

@@ -113,6 +113,12 @@ export const eventDataSchemas = {
     origin: z.strictObject({ alias: z.string().min(1).max(255), checksum: hex16 }),
   }),
   ManagedKeyReenabled: z.strictObject({ ...scoped, keyId }),
+  /**
+   * The key with this checksum belongs to this scope (stream `<prefix>keyclaim-<checksum>`,
+   * src/domain/decideKeyClaim.ts): written by import-managed-key before ManagedKeyImported, at
+   * expected revision "no stream", so two imports of one key into two scopes cannot both stand.
+   */
+  ManagedKeyClaimed: z.strictObject({ ...scoped, keyId, checksum: hex16 }),
   ManagedKeyRefreshed: z.strictObject({
     ...scoped,
     keyId,
@@ -376,6 +382,10 @@ export const LEGACY_REENCRYPTION_EVENT_TYPES = [
   'LegacyReencryptionCompleted',
 ] as const satisfies readonly LedgerEventType[];
 export type LegacyReencryptionEvent = EventOf<(typeof LEGACY_REENCRYPTION_EVENT_TYPES)[number]>;
+
+/** The events of a key's claim stream (src/domain/decideKeyClaim.ts). */
+export const KEY_CLAIM_EVENT_TYPES = ['ManagedKeyClaimed'] as const satisfies readonly LedgerEventType[];
+export type KeyClaimEvent = EventOf<(typeof KEY_CLAIM_EVENT_TYPES)[number]>;
 
 /** The events of the API token stream. */
 export const API_TOKEN_EVENT_TYPES = [

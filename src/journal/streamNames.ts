@@ -23,6 +23,12 @@ export interface StreamNames {
   /** Legacy re-encryption campaigns (src/domain/decideLegacyReencryption.ts). */
   readonly reencryption: string;
   material(keyId: KeyId): string;
+  /**
+   * The claim stream of the key with this checksum (KeyRecord.checksum, 16 hex digits, already in
+   * every event that records the key, so the name reveals nothing the ledger did not): which scope
+   * an imported key belongs to (src/domain/decideKeyClaim.ts).
+   */
+  keyClaim(checksum: string): string;
   /** The key id a material stream belongs to (as material() wrote it), or null for any other stream. */
   materialKeyOf(stream: string): string | null;
   /** The scope a scope stream belongs to, or null for any other stream. */
@@ -65,6 +71,10 @@ export function streamNames(prefix: string): StreamNames {
     scope: (scope) =>
       `${scopePart}${custodianBytes(scope.custodian).toString('base64url')}.${Buffer.from(scope.namespace, 'utf8').toString('base64url')}`,
     material: (keyId) => `${materialPart}${keyId}`,
+    keyClaim: (checksum) => {
+      if (!/^[0-9a-f]{16}$/.test(checksum)) throw new TypeError('a key checksum is 16 lowercase hex digits');
+      return `${prefix}keyclaim-${checksum}`;
+    },
     materialKeyOf: (stream) => (stream.startsWith(materialPart) ? stream.slice(materialPart.length) : null),
     scopeOf: (stream) => {
       if (!stream.startsWith(scopePart)) return null;

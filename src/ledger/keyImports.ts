@@ -7,6 +7,7 @@ import type { StreamNames } from '../journal/streamNames.js';
 import { formatKeyMetadata } from '../providers/keyMetadata.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { SecretBytes } from '../secrets/secretBytes.js';
+import { KeyClaims, type LoadedClaim } from './keyClaims.js';
 import { type KeyInfo, toKeyInfo } from './keyInfo.js';
 import { KeyMaterialStreams } from './keyMaterialStreams.js';
 import type { LedgerProjector } from './ledgerProjector.js';
@@ -38,15 +39,18 @@ const ALIAS = /^[^\s\p{Cc}]{1,255}$/u;
  * keystore alias (an old deployment's master key or per-table keys) is recorded as a key of a
  * scope, ACTIVE or INACTIVE, with ManagedKeyImported naming its origin (alias, checksum). Its
  * material is wrapped under the current system key first, as for every new key. Rules in
- * src/domain/decideImport.ts.
+ * src/domain/decideImport.ts; a key never serving two scopes holds under concurrency through the
+ * key's claim (src/domain/decideKeyClaim.ts), appended before the import event.
  */
 export class KeyImports {
   readonly #d: ImportDeps;
   readonly #materials: KeyMaterialStreams;
+  readonly #claims: KeyClaims;
 
   constructor(deps: ImportDeps) {
     this.#d = deps;
     this.#materials = new KeyMaterialStreams(deps);
+    this.#claims = new KeyClaims(deps);
   }
 
   async importManagedKey(
@@ -66,7 +70,12 @@ export class KeyImports {
     const answer = checkProviderAnswer(await this.#d.provider.unwrapKey(metadata, null));
     const keys = new Map<KeyId, SecretBytes>();
     try {
-      if (answer === null || answer.key === null || answer.facts.key === null) {
+      if (
+        answer === null ||
+        answer.key === null ||
+        answer.facts.key === null ||
+        answer.facts.key.checksum === null
+      ) {
         throw new KeyledgerError('ERR_PROVIDER_NO_KEY', `the provider has no key under alias ${alias}`, {
           scope: formatScope(scope),
         });
@@ -85,6 +94,18 @@ export class KeyImports {
       }
       keys.set(answer.facts.key.keyId, answer.key);
       const facts = answer.facts;
+      const claim = {
+        type: 'ClaimKey',
+        scope,
+        keyId: answer.facts.key.keyId,
+        checksum,
+        alias,
+      } as const;
+      // One stream read: who holds the key's claim (or, unclaimed, which other scope records it).
+      // The decider refuses on it in its usual order; the claim appended just before the import
+      // event is what makes the refusal hold against a concurrent import into another scope.
+      let claimed: LoadedClaim | undefined = await this.#claims.load(scope, checksum);
+      const holder = claimed.state.claim?.scope ?? claimed.recordedIn;
       const written = await this.#d.scopes.commit(
         scope,
         state,
@@ -95,10 +116,16 @@ export class KeyImports {
           stkIdentity: stk.identity,
           alias,
           as,
-          knownIn: this.#knownIn(checksum),
+          knownIn: holder,
         }),
-        (events, current, now) =>
-          this.#materials.write(newKeysIn(current, events), scope, context, now, { stk, keys }),
+        async (events, current, now) => {
+          // Only an import that writes claims (a refused or no-op import leaves no claim behind);
+          // on a retry after a lost race on the scope stream the claim is found and not written again.
+          const initial = claimed;
+          claimed = undefined;
+          await this.#claims.claim(claim, context, initial);
+          await this.#materials.write(newKeysIn(current, events), scope, context, now, { stk, keys });
+        },
       );
       const key = this.#d.scopes.view(scope).keys.get(answer.facts.key.keyId);
       if (key === undefined) throw new TypeError('the imported key is not in this process’s view');
@@ -106,14 +133,5 @@ export class KeyImports {
     } finally {
       answer?.key?.zero();
     }
-  }
-
-  /** The scope already recording a key with these bytes (by checksum), or null. */
-  #knownIn(checksum: string | null): string | null {
-    if (checksum === null) return null;
-    for (const state of this.#d.projector.keymeta.scopes.values()) {
-      for (const key of state.keys.values()) if (key.checksum === checksum) return formatScope(state.scope);
-    }
-    return null;
   }
 }

@@ -290,6 +290,16 @@ describe('invalidationsFor: system-key and material events', () => {
     expectInvalidations({ type: 'RotationPolicyCleared', data: { target } }, []);
   });
 
+  it('key claims: nothing (the import that follows the claim is what changes keys)', () => {
+    expectInvalidations(
+      {
+        type: 'ManagedKeyClaimed',
+        data: { ...SCOPE, keyId: keyIdFor(SCOPE, 'k1'), checksum: '0123456789abcdef' },
+      },
+      [],
+    );
+  });
+
   it('legacy re-encryption events: nothing (bookkeeping; no key changes)', () => {
     const campaign = 'orders-2019';
     expectInvalidations(
