@@ -1,5 +1,6 @@
 import * as crypto from 'node:crypto';
 import type { CheckpointMacKeys } from './checkpointMacKeys.js';
+import { RowHashWorker } from './rowHashWorker.js';
 
 /**
  * The rows of a row snapshot (EventStore.saveSnapshotRows) are bound to its sealed header by a
@@ -132,9 +133,13 @@ export function rowsHeaderOf(body: unknown): RowsHeader | null {
   return { count, digest, stkIdentity };
 }
 
+/** From this many rows on, an open hashes them on a worker thread (starting one costs ~30 ms). */
+export const PARALLEL_HASH_ROWS = 50_000;
+
 /**
  * Reads every row of snapshot `name`, adding each to a digest (and handing it to `each`, which
  * answers false for a row it cannot use); whether the rows are exactly the ones the header sealed.
+ * A large snapshot's rows are hashed on a worker thread (rowHashWorker.ts) while `each` runs here.
  */
 export async function storedRowsMatch(
   store: { readSnapshotRows(name: string): AsyncIterable<readonly { key: string; value: string }[]> },
@@ -142,13 +147,37 @@ export async function storedRowsMatch(
   header: RowsHeader,
   secret: Buffer,
   each: (key: string, value: string) => boolean = () => true,
+  parallelFrom: number = PARALLEL_HASH_ROWS,
 ): Promise<boolean> {
-  const digest = new RowDigest(secret);
   let usable = true;
-  for await (const page of store.readSnapshotRows(name)) {
-    for (const { key, value } of page) {
-      digest.add(key, value);
-      if (usable && !each(key, value)) usable = false;
+  let digest: RowDigest;
+  if (header.count >= parallelFrom) {
+    const worker = new RowHashWorker(secret);
+    try {
+      for await (const page of store.readSnapshotRows(name)) {
+        await worker.add(page);
+        if (usable) {
+          for (const { key, value } of page) {
+            if (!each(key, value)) {
+              usable = false;
+              break;
+            }
+          }
+        }
+      }
+    } catch (error) {
+      await worker.close();
+      throw error;
+    }
+    const sum = await worker.finish();
+    digest = new RowDigest(secret, sum.lanes, sum.count);
+  } else {
+    digest = new RowDigest(secret);
+    for await (const page of store.readSnapshotRows(name)) {
+      for (const { key, value } of page) {
+        digest.add(key, value);
+        if (usable && !each(key, value)) usable = false;
+      }
     }
   }
   return usable && digest.count === header.count && digest.digestHex() === header.digest;
