@@ -46,6 +46,8 @@ const result = await build({
     'prom-client',
   ],
   sourcemap: 'linked',
+  // As tsc's maps: they name the sources, they do not carry them (the package ships no src/).
+  sourcesContent: false,
   legalComments: 'none',
   banner: { js: BANNER },
   write: false,
