@@ -177,8 +177,3 @@ function revisionOf(revision: string | null): bigint | null {
   }
   return BigInt(revision);
 }
-
-/** Folds one row into `view` (scope, key index, materials); false if it does not decode. */
-export function addKeymetaRow(view: KeymetaView, key: string, value: string): boolean {
-  return new KeymetaRowDecoder(view).add(key, value);
-}
