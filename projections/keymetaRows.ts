@@ -49,65 +49,131 @@ export function keymetaRowOf(state: ScopeState, materials: ReadonlyMap<KeyId, Wr
   ]);
 }
 
-const MARKERS = new Set<unknown>([null, ...MARKER_STATES]);
-const KEY_STATE_SET = new Set<unknown>(KEY_STATES);
+/** The one string of each state a decoded row names (JSON.parse makes a new one per row). */
+const MARKER_OF = new Map<unknown, ScopeState['marker']>([
+  [null, null],
+  ...MARKER_STATES.map((s) => [s, s] as const),
+]);
+const KEY_STATE_OF = new Map<unknown, ManagedKey['state']>(KEY_STATES.map((s) => [s, s] as const));
+/** Revisions below this are shared bigints (most scopes of a large ledger have a short stream). */
+const SMALL_REVISIONS = Array.from({ length: 64 }, (_, i) => BigInt(i));
+/** How many distinct values an intern table keeps (namespaces and system key identities are few). */
+const INTERN_LIMIT = 256;
+const DIGITS = /^\d+$/;
 const str = (v: unknown): v is string => typeof v === 'string';
 const strOrNull = (v: unknown): v is string | null => v === null || typeof v === 'string';
 
-/** Folds one row into `view` (scope, key index, materials); false if it does not decode. */
-export function addKeymetaRow(view: KeymetaView, key: string, value: string): boolean {
-  let row: unknown;
-  try {
-    row = JSON.parse(value);
-  } catch {
-    return false;
+/**
+ * Decodes rows into one view. At a million scopes the view is most of the heap, and the garbage
+ * collector's work grows with the number of objects it holds, so the decoder shares what rows
+ * repeat instead of keeping one copy per row: namespaces and system key identities (a few
+ * values), states (constants), a key's three timestamps (equal until the key changes), the
+ * scope's ACTIVE key id (its key's own id), its key (the row's key string itself), small
+ * revisions. The view holds the same values either way.
+ */
+export class KeymetaRowDecoder {
+  readonly #view: KeymetaView;
+  readonly #interned = new Map<string, string>();
+  /** The last timestamp decoded: a bulk-built ledger has runs of keys created in the same ms. */
+  #lastAt = '';
+
+  constructor(view: KeymetaView) {
+    this.#view = view;
   }
-  if (!Array.isArray(row) || row.length !== 7) return false;
-  const [custodian, namespace, marker, activeKeyId, demoted, revision, keys] = row as unknown[];
-  if (!str(custodian) || !str(namespace) || !MARKERS.has(marker) || !strOrNull(activeKeyId)) return false;
-  if (!strOrNull(demoted) || !strOrNull(revision) || !Array.isArray(keys)) return false;
-  if (revision !== null && !/^\d+$/.test(revision)) return false;
-  // The key a scope is stored under is the one its state names (scopeKeyOf's form).
-  const sk = `${custodian}:${namespace}` as ScopeKey;
-  if (sk !== key) return false;
-  const scopeKeys = new Map<KeyId, ManagedKey>();
-  for (const k of keys as unknown[]) {
-    if (!Array.isArray(k) || k.length !== 13) return false;
-    const [id, metadata, hash, checksum, stk, state, createdAt, refreshedAt, updatedAt, scheduledAt, dueAt] =
-      k as unknown[];
-    const [wrapped, wrappedStk] = [k[11] as unknown, k[12] as unknown];
-    if (!str(id) || !str(metadata) || !str(hash) || !str(checksum) || !str(stk)) return false;
-    if (!KEY_STATE_SET.has(state) || !str(createdAt) || !str(refreshedAt) || !str(updatedAt)) return false;
-    if (!strOrNull(scheduledAt) || !strOrNull(dueAt) || (scheduledAt === null) !== (dueAt === null))
+
+  /** Folds one row into the view (scope, key index, materials); false if it does not decode. */
+  add(key: string, value: string): boolean {
+    let row: unknown;
+    try {
+      row = JSON.parse(value);
+    } catch {
       return false;
-    if (!strOrNull(wrapped) || !strOrNull(wrappedStk) || (wrapped === null) !== (wrappedStk === null))
+    }
+    if (!Array.isArray(row) || row.length !== 7) return false;
+    const [custodian, namespace, markerValue, activeKeyId, demoted, revision, keys] = row as unknown[];
+    const marker = MARKER_OF.get(markerValue);
+    if (!str(custodian) || !str(namespace) || marker === undefined || !strOrNull(activeKeyId)) return false;
+    if (!strOrNull(demoted) || !strOrNull(revision) || !Array.isArray(keys)) return false;
+    if (revision !== null && !DIGITS.test(revision)) return false;
+    // The key a scope is stored under is the one its state names (scopeKeyOf's form), checked
+    // without building that string: the row's own key is kept.
+    if (
+      key.length !== custodian.length + 1 + namespace.length ||
+      !key.startsWith(custodian) ||
+      key.charCodeAt(custodian.length) !== 58 /* ':' */ ||
+      !key.endsWith(namespace)
+    )
       return false;
-    const keyId = id as KeyId;
-    scopeKeys.set(keyId, {
-      keyId,
-      metadata,
-      metadataHash: hash as ManagedKey['metadataHash'],
-      checksum,
-      stkIdentity: stk,
-      state: state as ManagedKey['state'],
-      createdAt,
-      refreshedAt,
-      updatedAt,
-      destruction: scheduledAt === null || dueAt === null ? null : { scheduledAt, dueAt },
-    });
-    view.keyIndex.set(keyId, sk);
-    if (wrapped !== null && wrappedStk !== null)
-      view.materials.set(keyId, { wrapped, stkIdentity: wrappedStk });
+    const sk = key as ScopeKey;
+    const view = this.#view;
+    let active = activeKeyId as KeyId | null;
+    const scopeKeys = new Map<KeyId, ManagedKey>();
+    for (const k of keys as unknown[]) {
+      if (!Array.isArray(k) || k.length !== 13) return false;
+      const [id, metadata, hash, checksum, stk, stateValue, created, refreshed, updated, scheduledAt, dueAt] =
+        k as unknown[];
+      const [wrapped, wrappedStk] = [k[11] as unknown, k[12] as unknown];
+      const state = KEY_STATE_OF.get(stateValue);
+      if (!str(id) || !str(metadata) || !str(hash) || !str(checksum) || !str(stk)) return false;
+      if (state === undefined || !str(created) || !str(refreshed) || !str(updated)) return false;
+      if (!strOrNull(scheduledAt) || !strOrNull(dueAt) || (scheduledAt === null) !== (dueAt === null))
+        return false;
+      if (!strOrNull(wrapped) || !strOrNull(wrappedStk) || (wrapped === null) !== (wrappedStk === null))
+        return false;
+      const keyId = id as KeyId;
+      if (active === keyId) active = keyId;
+      const createdAt = this.#at(created);
+      const refreshedAt = refreshed === createdAt ? createdAt : refreshed;
+      const updatedAt = updated === createdAt ? createdAt : updated === refreshedAt ? refreshedAt : updated;
+      scopeKeys.set(keyId, {
+        keyId,
+        metadata,
+        metadataHash: hash as ManagedKey['metadataHash'],
+        checksum,
+        stkIdentity: this.#intern(stk),
+        state,
+        createdAt,
+        refreshedAt,
+        updatedAt,
+        destruction: scheduledAt === null || dueAt === null ? null : { scheduledAt, dueAt },
+      });
+      view.keyIndex.set(keyId, sk);
+      if (wrapped !== null && wrappedStk !== null)
+        view.materials.set(keyId, { wrapped, stkIdentity: this.#intern(wrappedStk) });
+    }
+    // Fields in evolveScope's order: restored and folded states then share one shape.
+    const state: ScopeState = {
+      scope: { custodian, namespace: this.#intern(namespace) } as KeyScope,
+      marker,
+      keys: scopeKeys,
+      activeKeyId: active,
+      providerDemotedKeyId: demoted as KeyId | null,
+      revision: revisionOf(revision),
+    };
+    view.scopes.set(sk, state);
+    return true;
   }
-  // Fields in evolveScope's order: restored and folded states then share one shape.
-  const state: ScopeState = {
-    scope: { custodian, namespace } as KeyScope,
-    marker: marker as ScopeState['marker'],
-    keys: scopeKeys,
-    activeKeyId: activeKeyId as KeyId | null,
-    providerDemotedKeyId: demoted as KeyId | null,
-    revision: revision === null ? null : BigInt(revision),
-  };
-  view.scopes.set(sk, state);
-  return true;
+
+  /** The one copy of a string the view holds, while there are few distinct ones. */
+  #intern(value: string): string {
+    const known = this.#interned.get(value);
+    if (known !== undefined) return known;
+    if (this.#interned.size < INTERN_LIMIT) this.#interned.set(value, value);
+    return value;
+  }
+
+  #at(value: string): string {
+    if (value === this.#lastAt) return this.#lastAt;
+    this.#lastAt = value;
+    return value;
+  }
+}
+
+function revisionOf(revision: string | null): bigint | null {
+  if (revision === null) return null;
+  if (revision.length <= 2) {
+    const small = SMALL_REVISIONS[Number(revision)];
+    if (small !== undefined) return small;
+  }
+  return BigInt(revision);
 }

@@ -1,5 +1,5 @@
 import { emptyKeymetaView, type KeymetaView, type WrappedMaterial } from '../../projections/keymeta.js';
-import { addKeymetaRow, KEYMETA_ROWS_VERSION, keymetaRowOf } from '../../projections/keymetaRows.js';
+import { KEYMETA_ROWS_VERSION, KeymetaRowDecoder, keymetaRowOf } from '../../projections/keymetaRows.js';
 import { SNAPSHOT_VERSION } from '../../projections/keymetaSnapshot.js';
 import type { CheckpointMacKeys } from '../audit/checkpointMacKeys.js';
 import { RowDigest, rowSecret, rowsHeaderOf, storedRowsMatch } from '../audit/snapshotRows.js';
@@ -119,8 +119,9 @@ export class KeymetaRowSnapshots {
     if (secret === null) return { kind: 'unusable' };
     const view = emptyKeymetaView();
     view.position = position;
+    const decoder = new KeymetaRowDecoder(view);
     const matched = await storedRowsMatch(this.#store, this.#name, header, secret, (key, value) =>
-      addKeymetaRow(view, key, value),
+      decoder.add(key, value),
     );
     if (!matched) return { kind: 'mismatch' };
     for (const orphan of member.orphans) {

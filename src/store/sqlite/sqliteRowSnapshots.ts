@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { storeError } from '../adapterSupport.js';
 import { SNAPSHOT_ROW_BATCH, type SnapshotRow, type SnapshotRowChange } from '../eventStore.js';
-import type { SqliteStatements } from './sqliteStatements.js';
+import type { SnapshotRowAt, SqliteStatements } from './sqliteStatements.js';
 
 /**
  * Row snapshots on sqlite (EventStore.saveSnapshotRows): the header in `snapshots`, one
@@ -53,18 +53,18 @@ export class SqliteRowSnapshots {
    * may show (the caller checks what it read against the header's digest).
    */
   async *read(name: string, assertOpen: () => void): AsyncIterable<readonly SnapshotRow[]> {
-    let after = 0n;
+    let after = 0;
     for (;;) {
       assertOpen();
-      let page: [bigint, string, string][];
+      let page: SnapshotRowAt[];
       try {
         page = this.#statements.selectRowPage.all(after, name, SNAPSHOT_ROW_BATCH);
       } catch (error) {
         throw storeError(error, 'readSnapshotRows');
       }
       if (page.length === 0) return;
-      after = (page.at(-1) as [bigint, string, string])[0];
-      yield page.map(([, key, value]) => ({ key, value }));
+      after = (page.at(-1) as SnapshotRowAt).at;
+      yield page;
     }
   }
 }

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { RecordedEvent } from '../eventStore.js';
+import type { RecordedEvent, SnapshotRow } from '../eventStore.js';
 import { parseStoredObject } from './storedJson.js';
 
 /** Every statement the sqlite store runs, prepared once per connection (sqliteSchema.ts has the tables). */
@@ -31,6 +31,11 @@ export function toRecorded(row: EventRow): RecordedEvent {
   };
 }
 
+/** A snapshot row with its rowid (the page's resume point). */
+export interface SnapshotRowAt extends SnapshotRow {
+  readonly at: number;
+}
+
 export interface SqliteStatements {
   readonly findEvent: Database.Statement<[string], [string, bigint, bigint]>;
   readonly streamState: Database.Statement<[string], [bigint, bigint]>;
@@ -46,7 +51,7 @@ export interface SqliteStatements {
   readonly upsertSnapshot: Database.Statement<[string, bigint, string]>;
   readonly selectSnapshotPosition: Database.Statement<[string], bigint>;
   readonly selectRow: Database.Statement<[string, string], string>;
-  readonly selectRowPage: Database.Statement<[bigint, string, number], [bigint, string, string]>;
+  readonly selectRowPage: Database.Statement<[number, string, number], SnapshotRowAt>;
   readonly upsertRow: Database.Statement<[string, string, string]>;
   readonly deleteRow: Database.Statement<[string, string]>;
   readonly deleteRows: Database.Statement<[string]>;
@@ -119,11 +124,12 @@ export function prepareStatements(db: Database.Database): SqliteStatements {
     // unary + keeps sqlite off the (name, key) index, which would read every row of the name and
     // sort them for each page.
     selectRowPage: db
-      .prepare<[bigint, string, number], [bigint, string, string]>(
-        'SELECT rowid, key, value FROM snapshot_rows WHERE rowid > ? AND +name = ? ORDER BY rowid LIMIT ?',
+      // Rows come as objects that are the SnapshotRows the reader yields (no copy per row), their
+      // rowid a number (rowids of one table stay far below 2^53).
+      .prepare<[number, string, number], SnapshotRowAt>(
+        'SELECT key, value, rowid AS at FROM snapshot_rows WHERE rowid > ? AND +name = ? ORDER BY rowid LIMIT ?',
       )
-      .raw(true)
-      .safeIntegers(true),
+      .safeIntegers(false),
     upsertRow: db.prepare<[string, string, string]>(
       `INSERT INTO snapshot_rows (name, key, value) VALUES (?, ?, ?)
        ON CONFLICT (name, key) DO UPDATE SET value = excluded.value`,
