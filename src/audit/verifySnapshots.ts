@@ -1,5 +1,5 @@
 import { asOfSnapshotName, streamNames } from '../journal/streamNames.js';
-import type { EventStore } from '../store/eventStore.js';
+import type { EventStore, Snapshot } from '../store/eventStore.js';
 import { loadAsOfIndex } from './asOfSnapshots.js';
 import type { CheckpointMacKeys } from './checkpointMacKeys.js';
 import { rowSecret, rowsHeaderOf, storedRowsMatch } from './snapshotRows.js';
@@ -28,18 +28,47 @@ export async function verifySnapshots(
     if (mark.snapshot) names.push(asOfSnapshotName(prefix, mark.position));
   let checked = 0;
   const rejections: SnapshotRejection[] = [];
+  let current = head;
   for (const name of names) {
-    const snapshot = await store.loadSnapshot(name);
-    if (snapshot === null) continue;
-    checked++;
-    const result = await checkSnapshot(store, prefix, name, snapshot, keys, head);
-    if (!result.ok) rejections.push(result.rejection);
-    else if (keys !== null) {
-      const rows = await checkRows(store, name, snapshot.position, result.body, keys);
-      if (rows !== null) rejections.push(rows);
+    for (let attempt = 0; ; attempt++) {
+      const snapshot = await store.loadSnapshot(name);
+      if (snapshot === null) break;
+      if (attempt === 0) checked++;
+      const rejection = await rejectionOf(store, prefix, name, snapshot, keys, current);
+      if (rejection === null) break;
+      // A live ledger may save a newer snapshot while this one is checked: its rows are read in
+      // pages after the header, and its position may be past the head read before. Only a
+      // rejection that holds for a snapshot still stored, against a head read after it, is one.
+      const now = await store.loadSnapshot(name);
+      const moved = await store.headPosition();
+      if (attempt === RECHECKS || (now !== null && sameSnapshot(now, snapshot) && moved === current)) {
+        rejections.push(rejection);
+        break;
+      }
+      current = moved;
     }
   }
   return { checked, rejections };
+}
+
+/** Re-checks of a snapshot that a concurrent save replaced; a store rewritten faster fails. */
+const RECHECKS = 3;
+
+function sameSnapshot(a: Snapshot, b: Snapshot): boolean {
+  return a.position === b.position && JSON.stringify(a.state) === JSON.stringify(b.state);
+}
+
+async function rejectionOf(
+  store: EventStore,
+  prefix: string,
+  name: string,
+  snapshot: Snapshot,
+  keys: CheckpointMacKeys | null,
+  head: bigint,
+): Promise<SnapshotRejection | null> {
+  const result = await checkSnapshot(store, prefix, name, snapshot, keys, head);
+  if (!result.ok) return result.rejection;
+  return keys === null ? null : checkRows(store, name, snapshot.position, result.body, keys);
 }
 
 /**
