@@ -4,7 +4,7 @@ import { unwrapDek } from '../../src/crypto/dekWrap.js';
 import type { Custodian, MetadataHash, Namespace } from '../../src/domain/identities.js';
 import { readPkcs12SecretKeys } from '../../src/providers/keystore/pkcs12.js';
 import { SecretBytes } from '../../src/secrets/secretBytes.js';
-import { type Haystack, keyNeedles, scanForLeaks } from './secretScan.js';
+import { formsOf, type Haystack } from './secretScan.js';
 
 /**
  * The leak scan over the ledgers the test suite itself writes (issue 15, part 5): given a test's
@@ -120,6 +120,7 @@ function wrappedMaterialIn(text: string, found: Map<string, Record<string, strin
 export function scanDirectory(
   dir: string,
   passwords: readonly string[] = KNOWN_TEST_PASSWORDS,
+  known: ReadonlyMap<string, Buffer> = new Map(),
 ): DirectoryScan {
   const paths: string[] = [];
   walk(dir, paths);
@@ -130,7 +131,7 @@ export function scanDirectory(
     const text = readQuietly(path);
     if (text !== null && text.length <= 256) candidates.add(text.toString('utf8').replace(/\r?\n$/, ''));
   }
-  const keys = new Map<string, Buffer>();
+  const keys = new Map<string, Buffer>(known);
   const keystores = new Set<string>();
   let entries = 0;
   for (const path of paths) {
@@ -189,7 +190,7 @@ export function scanDirectory(
       }
     }
   }
-  const { scanned, hits } = scanForLeaks(keyNeedles(keys), haystacks);
+  const { scanned, hits } = findKeys(keys, haystacks);
   return {
     dir,
     files: paths.length,
@@ -201,4 +202,72 @@ export function scanDirectory(
     searches: scanned,
     hits,
   };
+}
+
+/**
+ * The search of secretScan.ts (every key as raw, hex, HEX, base64 unpadded and base64url, a
+ * substring of any haystack), in one pass per haystack and form instead of one per needle: a test
+ * process may know a thousand keys and a directory hold megabytes. Raw keys are looked up by
+ * their first four bytes at every offset; the text forms by every window of their length inside
+ * runs of the form's alphabet (hex matched case-insensitively, which covers hex and HEX).
+ * `scanned` counts what the one-needle-at-a-time search would: keys x 5 forms x haystacks.
+ */
+export function findKeys(
+  keys: ReadonlyMap<string, Buffer>,
+  haystacks: readonly Haystack[],
+): { scanned: number; hits: string[] } {
+  const raw = new Map<number, [string, Buffer][]>();
+  const hex = new Map<string, string>();
+  const b64 = new Map<string, string[]>();
+  const hexLengths = new Set<number>();
+  const b64Lengths = new Set<number>();
+  for (const [name, key] of keys) {
+    if (key.length < 4) continue;
+    const head = key.readUInt32LE(0);
+    raw.set(head, [...(raw.get(head) ?? []), [name, key]]);
+    const text = key.toString('hex');
+    hex.set(text, name);
+    hexLengths.add(text.length);
+    for (const { form, needle } of formsOf(key)) {
+      if (form !== 'base64' && form !== 'base64url') continue;
+      const value = needle.toString('latin1');
+      b64.set(value, [...(b64.get(value) ?? []), `${name} as ${form}`]);
+      b64Lengths.add(value.length);
+    }
+  }
+  const hits = new Set<string>();
+  for (const { where, bytes } of haystacks) {
+    for (let i = 0; i + 4 <= bytes.length; i++) {
+      const candidates = raw.get(bytes.readUInt32LE(i));
+      if (candidates === undefined) continue;
+      for (const [name, key] of candidates)
+        if (bytes.subarray(i, i + key.length).equals(key)) hits.add(`${name} as raw in ${where}`);
+    }
+    const text = bytes.toString('latin1');
+    windows(text, /[0-9a-fA-F]{32,}/g, hexLengths, (window) => {
+      const name = hex.get(window.toLowerCase());
+      if (name === undefined) return;
+      const upper = window === window.toUpperCase() && window !== window.toLowerCase();
+      hits.add(`${name} as ${upper ? 'HEX' : 'hex'} in ${where}`);
+    });
+    windows(text, /[A-Za-z0-9+/_-]{16,}/g, b64Lengths, (window) => {
+      for (const name of b64.get(window) ?? []) hits.add(`${name} in ${where}`);
+    });
+  }
+  return { scanned: keys.size * 5 * haystacks.length, hits: [...hits] };
+}
+
+/** Calls `visit` with every window of each length in `lengths` inside every run `pattern` finds. */
+function windows(
+  text: string,
+  pattern: RegExp,
+  lengths: ReadonlySet<number>,
+  visit: (w: string) => void,
+): void {
+  if (lengths.size === 0) return;
+  for (let run = pattern.exec(text); run !== null; run = pattern.exec(text)) {
+    const value = run[0];
+    for (const length of lengths)
+      for (let i = 0; i + length <= value.length; i++) visit(value.slice(i, i + length));
+  }
 }

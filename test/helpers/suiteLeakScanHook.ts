@@ -1,14 +1,15 @@
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { resolve } from 'node:path';
-import { scanDirectory } from './suiteLeakScan.js';
+import { startNotingTestKeys } from './knownTestKeys.js';
+import { KNOWN_TEST_PASSWORDS, scanDirectory } from './suiteLeakScan.js';
 
 /**
  * Preload (`node --import tsx --import ./test/helpers/suiteLeakScanHook.ts`) that runs the leak scan
  * (suiteLeakScan.ts) over every temporary directory a test process makes, when
  * KEYLEDGER_LEAK_SCAN names a report file (scripts/run-tests.mjs adds the import then; test
  * files run in children that inherit it). Directories are those made with mkdtemp/mkdtempSync;
- * each is scanned once, just before a recursive rm removes it, or at process exit if it is still
+ * each is scanned once (for the keys found in it and those the process noted, knownTestKeys.ts), just before a recursive rm removes it, or at process exit if it is still
  * there. One JSON line per directory is appended to the report (O_APPEND: processes share it).
  */
 
@@ -16,6 +17,8 @@ const report = process.env.KEYLEDGER_LEAK_SCAN;
 
 if (report !== undefined && report !== '') {
   const made = new Set<string>();
+  // Keys this process makes in memory (ScriptedProvider): searched for in every directory too.
+  const known = startNotingTestKeys();
   const scanned = new Set<string>();
 
   const scan = (dir: string): void => {
@@ -23,7 +26,7 @@ if (report !== undefined && report !== '') {
     scanned.add(dir);
     let line: string;
     try {
-      const result = scanDirectory(dir);
+      const result = scanDirectory(dir, KNOWN_TEST_PASSWORDS, known);
       line = JSON.stringify({ pid: process.pid, test: process.argv[1] ?? null, ...result });
     } catch (error) {
       line = JSON.stringify({ pid: process.pid, dir, error: String(error) });

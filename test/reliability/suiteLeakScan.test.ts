@@ -61,7 +61,7 @@ const total = (lines: readonly ScanLine[], field: 'keys' | 'unwrapped' | 'entrie
   lines.reduce((sum, line) => sum + (line[field] ?? 0), 0);
 
 describe('reliability: leak scan over the suite’s own ledgers', () => {
-  it('finds planted leaks: hex through rmSync, base64url through fs/promises rm; a clean dir at exit', () => {
+  it('finds planted leaks: hex and raw through rmSync, base64url and a noted key’s HEX through fs/promises rm; a clean dir at exit', () => {
     const report = join(work, 'planted.jsonl');
     const child = runUnderHook(report, [join(root, 'test/fixtures/plantedLeak.ts')]);
     assert.equal(child.status, 0, child.stderr);
@@ -69,13 +69,20 @@ describe('reliability: leak scan over the suite’s own ledgers', () => {
     after(() => rmSync(cleanDir, { recursive: true, force: true }));
     const lines = readReport(report);
     const byPrefix = (prefix: string) => lines.find((l) => l.dir.includes(prefix));
-    assert.deepEqual(byPrefix('keyledger-planted-sync-')?.hits, ['keystore.p12:planted as hex in app.log']);
-    assert.ok(
-      byPrefix('keyledger-planted-async-')?.hits?.includes('keystore.p12:planted as base64url in out.json'),
-      JSON.stringify(lines),
-    );
+    assert.deepEqual([...(byPrefix('keyledger-planted-sync-')?.hits ?? [])].sort(), [
+      'keystore.p12:planted as hex in app.log',
+      'keystore.p12:planted as raw in dump.bin',
+    ]);
+    const asyncHits = byPrefix('keyledger-planted-async-')?.hits ?? [];
+    assert.ok(asyncHits.includes('keystore.p12:planted as base64url in out.json'), JSON.stringify(lines));
+    assert.ok(asyncHits.includes('planted noted #0 as HEX in out.json'), JSON.stringify(lines));
     assert.deepEqual(byPrefix('keyledger-planted-clean-')?.hits, []);
-    assert.equal(byPrefix('keyledger-planted-clean-')?.keys, 1, 'the keystore found under a test password');
+    assert.equal(
+      byPrefix('keyledger-planted-clean-')?.keystores,
+      1,
+      'its keystore opened with a test password',
+    );
+    assert.equal(byPrefix('keyledger-planted-clean-')?.keys, 2, 'its keystore entry and the noted key');
   });
 
   it('real test files: no hit, and enough ledgers and keys scanned', { timeout: 120_000 }, () => {
