@@ -124,13 +124,15 @@ export function scanDirectory(
 ): DirectoryScan {
   const paths: string[] = [];
   walk(dir, paths);
-  const candidates = new Set(passwords);
+  // The directory's own password files first: each wrong try costs the store's PBKDF2 iterations.
+  const candidates = new Set<string>();
   for (const path of paths) {
     const name = relative(dir, path).toLowerCase();
     if (!name.includes('pass')) continue;
     const text = readQuietly(path);
     if (text !== null && text.length <= 256) candidates.add(text.toString('utf8').replace(/\r?\n$/, ''));
   }
+  for (const password of passwords) candidates.add(password);
   const keys = new Map<string, Buffer>(known);
   const keystores = new Set<string>();
   let entries = 0;

@@ -26,8 +26,10 @@ if (report !== undefined && report !== '') {
     scanned.add(dir);
     let line: string;
     try {
+      const started = performance.now();
       const result = scanDirectory(dir, KNOWN_TEST_PASSWORDS, known);
-      line = JSON.stringify({ pid: process.pid, test: process.argv[1] ?? null, ...result });
+      const ms = Math.round(performance.now() - started);
+      line = JSON.stringify({ pid: process.pid, test: process.argv[1] ?? null, ms, ...result });
     } catch (error) {
       line = JSON.stringify({ pid: process.pid, dir, error: String(error) });
     }
