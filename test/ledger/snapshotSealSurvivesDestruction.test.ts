@@ -161,3 +161,107 @@ async function lastEvents(store: EventStore, count: number) {
   for await (const recorded of store.readAll()) all.push(recorded);
   return all.slice(-count);
 }
+
+/** A store whose appends to scope streams wait at a gate (another process between its two writes). */
+class GatedStore extends ForwardingEventStore {
+  gate: Promise<void> | null = null;
+  reached: () => void = () => undefined;
+
+  override async append(
+    stream: string,
+    events: readonly EventToAppend[],
+    expected: ExpectedRevision,
+  ): Promise<AppendResult> {
+    if (this.gate !== null && names.scopeOf(stream) !== null) {
+      this.reached();
+      await this.gate;
+    }
+    return super.append(stream, events, expected);
+  }
+}
+
+/** A store that runs `before` ahead of its first stream deletion. */
+class BeforeDelete extends ForwardingEventStore {
+  before: (() => Promise<void>) | null = null;
+
+  override async deleteStream(stream: string): Promise<void> {
+    const before = this.before;
+    this.before = null;
+    if (before !== null) await before();
+    return super.deleteStream(stream);
+  }
+}
+
+describe('the snapshot a destruction takes', () => {
+  it('waits for an event that stays when the view last applied another process’s material', async () => {
+    const store = new MemoryEventStore();
+    const provider = new ScriptedProvider();
+    const destroyerStore = new BeforeDelete(store);
+    const otherStore = new GatedStore(store);
+    const other2 = keyScope(Buffer.from('tenant-other').toString('base64'), NS);
+    const open = (on: EventStore) =>
+      Ledger.open({ store: on, provider, actor: 'test', destroyGracePeriodMs: 0 });
+    const destroyer = await open(destroyerStore);
+    let other: Ledger | null = null;
+    try {
+      // Given k1 due for destruction, and another process that has written a new key's material
+      // and not yet the event that introduces it, when the destruction deletes k1's material
+      await destroyer.initialise();
+      provider.setKey(scope, 'k1');
+      const k1 = (await destroyer.admin.enableKeyManagement(CUST, NS)).key as KeyInfo;
+      provider.setKey(scope, 'k2');
+      await destroyer.admin.rotateManagedKey(CUST, NS);
+      await destroyer.destruction.scheduleKeyDestruction(CUST, NS, k1.metadataHash, { graceMs: 0 });
+      other = await open(otherStore);
+      const otherLedger = other;
+      provider.setKey(other2, 'o1');
+      let release: () => void = () => undefined;
+      otherStore.gate = new Promise((done) => {
+        release = done;
+      });
+      const reached = new Promise<void>((done) => {
+        otherStore.reached = done;
+      });
+      let enabling: Promise<unknown> = Promise.resolve();
+      let materialAt = -1n;
+      destroyerStore.before = async () => {
+        enabling = otherLedger.admin.enableKeyManagement(other2.custodian, NS);
+        await reached;
+        materialAt = await store.headPosition();
+        await destroyer.waitForPosition(materialAt);
+      };
+      assert.equal((await destroyer.destruction.destroyDueKeys()).destroyed.length, 1);
+      const [material] = (await lastEventsUpTo(store, materialAt)).slice(-1);
+      assert.ok(
+        names.materialKeyOf(material?.streamName ?? '') !== null,
+        'the destroyer applied material last',
+      );
+
+      // Then no snapshot is sealed to that material event: the destruction's snapshot is taken at
+      // the next event that stays (its own checkpoint, or the other process's scope event)
+      const stored = async () => {
+        const snapshot = await store.loadSnapshot(names.keymetaSnapshot);
+        const stream = (snapshot?.state as { seal?: { stream?: string } } | null)?.seal?.stream ?? '';
+        return { position: snapshot?.position ?? 0n, stream };
+      };
+      for (let i = 0; i < 100 && (await stored()).position <= materialAt; i++)
+        await new Promise((done) => setTimeout(done, 20));
+      const taken = await stored();
+      assert.ok(taken.position > materialAt, `snapshot at ${taken.position}, material at ${materialAt}`);
+      assert.equal(names.materialKeyOf(taken.stream), null, `sealed to ${taken.stream}`);
+      otherStore.gate = null;
+      release();
+      await enabling;
+    } finally {
+      await other?.close();
+      await destroyer.close();
+      await store.close();
+    }
+  });
+});
+
+async function lastEventsUpTo(store: EventStore, position: bigint) {
+  const all = [];
+  for await (const recorded of store.readAll()) if (recorded.position <= position) all.push(recorded);
+  return all;
+}
