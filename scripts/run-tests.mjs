@@ -41,6 +41,9 @@ const result = spawnSync(
   [
     '--import',
     'tsx',
+    // KEYLEDGER_LEAK_SCAN=<report file>: every test process scans the temporary directories it
+    // makes for leaked keys before removing them (test/helpers/suiteLeakScanHook.ts; npm run test:leaks).
+    ...(process.env.KEYLEDGER_LEAK_SCAN ? ['--import', join(root, 'test/helpers/suiteLeakScanHook.ts')] : []),
     '--test',
     '--test-concurrency=2',
     `--test-timeout=${testTimeoutMs}`,

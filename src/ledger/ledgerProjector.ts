@@ -30,7 +30,7 @@ import {
 import { KeyledgerError } from '../domain/errors.js';
 import { type LedgerEvent, parseLedgerEvent } from '../domain/events.js';
 import type { KeyScope } from '../domain/identities.js';
-import type { StreamNames } from '../journal/streamNames.js';
+import { type StreamNames, streamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { EventStore, JsonValue, RecordedEvent, Snapshot } from '../store/eventStore.js';
 import { KeymetaRowSnapshots } from './keymetaRowSnapshots.js';
@@ -79,8 +79,23 @@ export class LedgerProjector {
   readonly #systemStream: string;
   /** The system keys' MAC keys under the snapshot label: snapshots are sealed only once these are set. */
   #sealKeys: CheckpointMacKeys | null = null;
-  /** The event at this view's position (what a snapshot taken now is bound to). */
+  /**
+   * The event at this view's position (what a snapshot taken now is bound to); null before the
+   * first event and while the view's last event is in a stream that may be deleted (below).
+   */
   #lastEvent: (() => SealedEvent) | null = null;
+  /**
+   * Whether a stream's events may be deleted: material streams go with their key's destruction
+   * (crypto-shredding, src/ledger/keyDestruction.ts), every other stream of the ledger stays. A
+   * seal must name an event that stays, or a legitimately made snapshot looks tampered with
+   * (`snapshot-event-mismatch`) once its event is deleted; so a snapshot is taken only at a
+   * position whose event stays (the state is not kept for older positions: the view changes in
+   * place). Material events come in short runs (a key's first copy before the scope event that
+   * introduces it, a rewrap batch before its progress event), so a due snapshot waits little.
+   */
+  readonly #deletable: (stream: string) => boolean;
+  /** snapshotNow was called while the last event was material: taken at the next event that stays. */
+  #snapshotOwed = false;
   readonly #rejections: SnapshotRejection[] = [];
   #keymeta: KeymetaView = emptyKeymetaView();
   /**
@@ -114,6 +129,8 @@ export class LedgerProjector {
     this.#snapshotName = options.snapshotName;
     this.#provider = options.provider;
     this.#systemStream = options.systemStream;
+    const names = streamNames(prefix);
+    this.#deletable = (stream) => names.materialKeyOf(stream) !== null;
     const view = options.view ?? { kind: 'whole' };
     this.#pointNames = view.kind === 'point' ? view.names : null;
     this.#point = view.kind === 'point' ? new PointScopes(store, view.names) : null;
@@ -338,7 +355,8 @@ export class LedgerProjector {
     this.#systemKeys = systemKeys;
     this.#apiTokens = apiTokens;
     this.#maxOccurredAt = maxOccurredAt;
-    this.#lastEvent = () => event;
+    // A snapshot sealed to a material event (written before seals avoided them) is used, never re-sealed.
+    this.#lastEvent = this.#deletable(event.stream) ? null : () => event;
   }
 
   #apply(recorded: RecordedEvent): void {
@@ -350,7 +368,7 @@ export class LedgerProjector {
       this.#fail(error);
       return;
     }
-    this.#lastEvent = sealedEventOf(recorded);
+    this.#lastEvent = this.#deletable(recorded.streamName) ? null : sealedEventOf(recorded);
     if (this.#replay !== null) this.#replay.apply(event);
     else if (this.#point === null || this.#point.accepts(event))
       this.#keymeta = evolveKeymeta(this.#keymeta, event);
@@ -373,11 +391,18 @@ export class LedgerProjector {
       this.#rows?.incremental === true
         ? this.#snapshotEvery
         : Math.max(this.#snapshotEvery, this.#viewSize());
-    if (++this.#sinceSnapshot >= every && !this.#snapshotDue) {
+    // At a material event no snapshot can be sealed: the count keeps growing, the next event that
+    // stays takes it.
+    if (
+      (++this.#sinceSnapshot >= every || this.#snapshotOwed) &&
+      this.#lastEvent !== null &&
+      !this.#snapshotDue
+    ) {
       this.#snapshotDue = true;
       queueMicrotask(() => {
         this.#snapshotDue = false;
-        if (this.#failure === null && this.#sinceSnapshot > 0) this.#takeSnapshot();
+        if (this.#failure === null && this.#sinceSnapshot > 0 && this.#lastEvent !== null)
+          this.#takeSnapshot().catch(() => undefined);
       });
     }
   }
@@ -417,11 +442,17 @@ export class LedgerProjector {
   /**
    * Saves a snapshot of the view as it is now and reports a failure. Crypto-shredding calls it once
    * the view has applied a destruction: the stored snapshot may still hold the deleted material.
+   * If the view's last event is material (another process's rewrap or new key, between its two
+   * writes), no snapshot can be sealed now: this process takes it at the next event that stays.
    */
   async snapshotNow(): Promise<void> {
     this.#throwIfFailed();
     // A point view is partial: saved as the snapshot it would lose every other scope.
     if (this.#point !== null) throw new TypeError('a point ledger takes no snapshots; open a whole ledger');
+    if (this.#lastEvent === null && this.#sealKeys !== null && this.position > 0n) {
+      this.#snapshotOwed = true;
+      return;
+    }
     await this.#takeSnapshot();
   }
 
@@ -451,6 +482,7 @@ export class LedgerProjector {
       return failed;
     }
     this.#sinceSnapshot = 0;
+    this.#snapshotOwed = false;
     const position = this.position;
     const capture = rows.capture(this.#keymeta);
     const rest = {

@@ -5,6 +5,14 @@ import { scopeKey } from '../../src/domain/identities.js';
 import type { ProviderKeyState } from '../../src/domain/keyState.js';
 import type { ManagedKeyData, ManagedKeyProvider } from '../../src/providers/managedKeyProvider.js';
 import { SecretBytes } from '../../src/secrets/secretBytes.js';
+import { noteTestKey } from './knownTestKeys.js';
+
+/** 32 random bytes, noted for the suite leak scan (knownTestKeys.ts). */
+function newKey(label: string): Uint8Array {
+  const bytes = randomBytes(32);
+  noteTestKey(label, bytes);
+  return bytes;
+}
 
 /**
  * A provider whose answers a test sets: which key a scope has, in which state, or a wrong answer
@@ -23,12 +31,12 @@ export class ScriptedProvider implements ManagedKeyProvider {
   calls = 0;
 
   constructor() {
-    this.#stk.set('stk-1', randomBytes(32));
+    this.#stk.set('stk-1', newKey('scripted stk-1'));
   }
 
   /** The scope's key becomes `name` (created on first use) in `state`. */
   setKey(scope: KeyScope, name: string, state: ProviderKeyState = 'ACTIVE'): void {
-    if (!this.#keys.has(name)) this.#keys.set(name, randomBytes(32));
+    if (!this.#keys.has(name)) this.#keys.set(name, newKey(`scripted ${name}`));
     this.#current.set(scopeKey(scope), { name, state });
   }
 
@@ -39,7 +47,7 @@ export class ScriptedProvider implements ManagedKeyProvider {
   readonly #states = new Map<string, ProviderKeyState>();
 
   rotateSystemKey(name: string): void {
-    this.#stk.set(name, randomBytes(32));
+    this.#stk.set(name, newKey(`scripted ${name}`));
     this.#stkName = name;
   }
 

@@ -15,13 +15,21 @@ export interface ServeProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts `keyledger serve …` in `cwd` and waits for its first stdout line, `listening <url>`. */
+/** A line V8 writes to stdout when asked (`--trace-gc`): `[pid:0xisolate] …`. */
+const V8_TRACE_LINE = /^\[\d+:0x[0-9a-f]+\]/;
+
+/**
+ * Starts `keyledger serve …` in `cwd` and waits for its first stdout line, `listening <url>`.
+ * `nodeArgs` go to node before the CLI (V8 flags NODE_OPTIONS does not take, e.g. --trace-gc,
+ * whose lines are skipped here).
+ */
 export async function startServeProcess(
   cwd: string,
   args: readonly string[],
   env: NodeJS.ProcessEnv,
+  nodeArgs: readonly string[] = [],
 ): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [CLI_BIN, 'serve', ...args], { cwd, env });
+  const child = spawn(process.execPath, [...nodeArgs, CLI_BIN, 'serve', ...args], { cwd, env });
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
@@ -32,9 +40,10 @@ export async function startServeProcess(
     const timer = setTimeout(() => reject(new Error(`no listening line; stderr: ${stderr}`)), 20_000);
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString('utf8');
-      if (!stdout.includes('\n')) return;
+      const lines = stdout.split('\n').slice(0, -1);
+      const line = lines.find((l) => !V8_TRACE_LINE.test(l));
+      if (line === undefined) return;
       clearTimeout(timer);
-      const line = stdout.split('\n')[0] ?? '';
       // The real port, never the 0 it was asked to listen on.
       const match = /^listening (https?:\/\/127\.0\.0\.1:(\d+))$/.exec(line);
       if (match?.[1] === undefined || match[2] === '0') reject(new Error(`first line: ${line}`));

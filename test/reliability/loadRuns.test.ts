@@ -29,6 +29,21 @@ const TSX = import.meta.resolve('tsx');
 const T1 = Buffer.from('tenant-1').toString('base64');
 const NAMESPACES = ['l0', 'l1', 'l2', 'l3'];
 const RUN_MS = scaled(3000, 60_000);
+/**
+ * Load (b)'s server runs with its V8 old space capped: memory that only waits for a collection is
+ * collected under the cap (so RSS says something), and a leak that outgrows it ends the server
+ * with an out-of-memory abort (failed requests, a non-zero exit). With --trace-gc V8 prints every
+ * collection to the child's stdout; a full one (Mark-Compact) gives the live heap after it: the
+ * heap after a forced GC, read from outside the server.
+ */
+const SERVER_OLD_SPACE_MIB = 40;
+/** Load (b), full run: how far RSS in the last third may rise above the first sample after warm-up. */
+const FLAT_RSS_MIB = 16;
+/** Load (b), full run: how far the live heap after a full GC may rise from warm-up to the last third. */
+const FLAT_HEAP_MB = 4;
+
+/** `… 1234 ms: Mark-Compact 38.5 (42.1) -> 30.2 (42.6) MB, …`: the heap (MB) after a full collection. */
+const MARK_COMPACT = /: Mark-Compact(?: \(reduce\))? [\d.]+ \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/;
 
 async function cli(dir: string, args: readonly string[]): Promise<void> {
   let err = '';
@@ -51,6 +66,14 @@ function rssKiB(pid: number): number {
     .split('\n')
     .find((l) => l.startsWith('VmRSS:'));
   return Number(/(\d+)/.exec(line ?? '')?.[1] ?? Number.NaN);
+}
+
+/** The live heap after full collections, by sixth of the run: "min–max" per sixth. */
+function heapSummary(fullGcs: readonly [number, number][], runMs: number): string {
+  const sixths = Array.from({ length: 6 }, (_, i) =>
+    fullGcs.filter(([at]) => at >= (runMs * i) / 6 && at < (runMs * (i + 1)) / 6).map(([, mb]) => mb),
+  );
+  return sixths.map((mbs) => (mbs.length === 0 ? '—' : `${Math.min(...mbs)}–${Math.max(...mbs)}`)).join(', ');
 }
 
 describe('reliability: load', () => {
@@ -153,7 +176,23 @@ describe('reliability: load', () => {
     const token = await issuer.sign('load', ['admin:*']);
     const ca = certs.pem(certs.caCert);
     const agent = new Agent({ keepAlive: true, maxSockets: 64, ca });
-    const served = await startServeProcess(dir, [], cliEnv('load'));
+    const served = await startServeProcess(dir, [], cliEnv('load'), [
+      `--max-old-space-size=${SERVER_OLD_SPACE_MIB}`,
+      '--trace-gc',
+    ]);
+    // [ms since the run started (NaN before), MB live after a full collection]
+    const fullGcs: [number, number][] = [];
+    let runStarted = Number.NaN;
+    let gcLine = '';
+    served.child.stdout.on('data', (chunk: Buffer) => {
+      gcLine += chunk.toString('utf8');
+      const lines = gcLine.split('\n');
+      gcLine = lines.pop() ?? '';
+      for (const line of lines) {
+        const after = MARK_COMPACT.exec(line)?.[1];
+        if (after !== undefined) fullGcs.push([Date.now() - runStarted, Number(after)]);
+      }
+    });
     const statuses = new Map<string, number>();
     let wrong = 0;
     let requests = 0;
@@ -186,12 +225,14 @@ describe('reliability: load', () => {
       // Warm: the first requests load the keys and JIT the paths; RSS is sampled after that.
       await post('/v1/list-scopes', {});
       const rssStart = rssKiB(served.child.pid ?? 0);
-      const deadline = Date.now() + RUN_MS;
-      // Samples through the run: growth that stops after the 64 connections warm up is not a leak.
+      runStarted = Date.now();
+      const deadline = runStarted + RUN_MS;
+      // Samples through the run (every twelfth): growth that stops after the 64 connections warm
+      // up is not a leak.
       const samples: number[] = [];
       const sampler = setInterval(
         () => samples.push(Math.round(rssKiB(served.child.pid ?? 0) / 1024)),
-        RUN_MS / 6,
+        RUN_MS / 12,
       );
       const client = async (i: number) => {
         const ns = NAMESPACES[i % NAMESPACES.length] ?? 'l0';
@@ -218,7 +259,7 @@ describe('reliability: load', () => {
       const rssEnd = rssKiB(served.child.pid ?? 0);
       const seconds = RUN_MS / 1000;
       console.log(
-        `load (b): 64 clients, ${seconds} s, ${requests} requests (${Math.round(requests / seconds)}/s), ${JSON.stringify(Object.fromEntries(statuses))}, ${wrong} wrong answers, server RSS ${Math.round(rssStart / 1024)} MiB at the start, ${samples.join(', ')} MiB every sixth of the run, ${Math.round(rssEnd / 1024)} MiB at the end`,
+        `load (b): 64 clients, ${seconds} s, server old space capped at ${SERVER_OLD_SPACE_MIB} MiB, ${requests} requests (${Math.round(requests / seconds)}/s), ${JSON.stringify(Object.fromEntries(statuses))}, ${wrong} wrong answers, server RSS ${Math.round(rssStart / 1024)} MiB after one request, ${samples.join(', ')} MiB every twelfth of the run, ${Math.round(rssEnd / 1024)} MiB at the end; ${fullGcs.length} full collections, live heap after them (MB): ${heapSummary(fullGcs, RUN_MS)}`,
       );
       assert.equal(wrong, 0);
       const failures = [...statuses.keys()].filter((k) => !k.endsWith(' 200'));
@@ -226,6 +267,25 @@ describe('reliability: load', () => {
       // Flat: a leak of even a few hundred bytes per request would pass this in a short run, so the
       // full run's figure is what BENCHMARKS.md reports; here a gross leak fails.
       assert.ok(rssEnd < rssStart * 1.5 + 64 * 1024, `RSS grew from ${rssStart} KiB to ${rssEnd} KiB`);
+      if (RELIABILITY_FULL) {
+        // The live heap after full collections: the first after warm-up (a sixth of the run) and
+        // every one in the last third.
+        const warmHeap = fullGcs.find(([at]) => at >= RUN_MS / 6)?.[1] ?? Number.NaN;
+        const lastHeaps = fullGcs.filter(([at]) => at >= (RUN_MS * 2) / 3).map(([, mb]) => mb);
+        assert.ok(lastHeaps.length > 0, 'no full collection in the last third: the heap was not shown flat');
+        assert.ok(
+          Math.max(...lastHeaps) <= warmHeap + FLAT_HEAP_MB,
+          `live heap not flat: ${warmHeap} MB after warm-up, ${lastHeaps.join(', ')} MB in the last third`,
+        );
+        // Flat after warm-up: the samples of the last third stay within FLAT_RSS_MIB of the sample
+        // at a sixth of the run (64 TLS connections open, paths compiled).
+        const warm = samples[1] ?? Number.NaN;
+        const lastThird = [...samples.slice(Math.floor((samples.length * 2) / 3)), Math.round(rssEnd / 1024)];
+        assert.ok(
+          Math.max(...lastThird) <= warm + FLAT_RSS_MIB,
+          `RSS not flat: ${warm} MiB after warm-up, ${lastThird.join(', ')} MiB in the last third`,
+        );
+      }
     } finally {
       agent.destroy();
       assert.equal(await served.stop(), 0, served.stderr());
