@@ -57,6 +57,7 @@ export class KeymetaReplay {
       case 'KeyManagementDisabled':
       case 'ManagedKeyRotated':
       case 'ManagedKeySet':
+      case 'ManagedKeyImported':
       case 'ManagedKeyDisabled':
       case 'ManagedKeyReenabled':
       case 'ManagedKeyRefreshed':
@@ -65,9 +66,13 @@ export class KeymetaReplay {
       case 'ManagedKeyDestroyed':
         this.#scopeEvent(event);
         break;
-      default:
-        // The other events leave the view alone (evolveKeymeta's types keep the list complete).
+      default: {
+        // The other events leave the view alone. Typed as in evolveKeymeta, so that a scope event
+        // type without a case here fails to compile (ManagedKeyImported was once missing here).
+        const other: Exclude<LedgerEvent['type'], ScopeEvent['type'] | 'KeyMaterialWrapped'> = event.type;
+        void other;
         break;
+      }
     }
     this.#view.position = event.position;
   }
@@ -82,20 +87,19 @@ export class KeymetaReplay {
   #working(sk: ScopeKey, data: { readonly custodian: string; readonly namespace: string }): WorkingScope {
     const state = this.#scopes.get(sk);
     if (state !== undefined && this.#owned.has(state)) return state as WorkingScope;
-    const working: WorkingScope =
-      state === undefined
-        ? (emptyScopeState({
-            custodian: data.custodian,
-            namespace: data.namespace,
-          } as ScopeState['scope']) as WorkingScope)
-        : {
-            scope: state.scope,
-            marker: state.marker,
-            keys: new Map(state.keys),
-            activeKeyId: state.activeKeyId,
-            providerDemotedKeyId: state.providerDemotedKeyId,
-            revision: state.revision,
-          };
+    // Fields in evolveScope's order; the keys a Map of the replay's own, changed in place until
+    // the boundary (emptyScopeState's keys are an immutable map, not to be written to).
+    const from =
+      state ??
+      emptyScopeState({ custodian: data.custodian, namespace: data.namespace } as ScopeState['scope']);
+    const working: WorkingScope = {
+      scope: from.scope,
+      marker: from.marker,
+      keys: new Map(from.keys),
+      activeKeyId: from.activeKeyId,
+      providerDemotedKeyId: from.providerDemotedKeyId,
+      revision: from.revision,
+    };
     this.#owned.add(working);
     this.#scopes.set(sk, working);
     return working;
