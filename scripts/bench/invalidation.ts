@@ -77,7 +77,7 @@ interface Latencies {
   readonly scavenges: number;
 }
 
-async function inProcess(
+export async function inProcess(
   keystore: BenchKeystore,
   kind: 'memory' | 'sqlite',
   scopes: number,
