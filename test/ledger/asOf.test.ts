@@ -10,7 +10,8 @@ import { type KeyScope, keyScope } from '../../src/domain/identities.js';
 import { asOfIndexName, asOfSnapshotName } from '../../src/journal/streamNames.js';
 import { toKeyInfo } from '../../src/ledger/keyInfo.js';
 import { Ledger } from '../../src/ledger/ledger.js';
-import type { EventStore, ReadAllOptions, RecordedEvent } from '../../src/store/eventStore.js';
+import type { EventStore, ReadAllOptions, RecordedEvent, Snapshot } from '../../src/store/eventStore.js';
+import { ForwardingEventStore } from '../../src/store/forwardingEventStore.js';
 import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
 import { plainScopes } from '../helpers/keymetaViews.js';
 import { ScriptedProvider } from '../helpers/scriptedProvider.js';
@@ -366,6 +367,53 @@ describe('as-of queries', () => {
       // The view is the sealed snapshot's body (src/audit/snapshotSeal.ts).
       assert.deepEqual((snapshot.state as { body: { materials: unknown[] } }).body.materials, []);
       for (const w of wrapped) assert.ok(!text.includes(w), 'no wrapped material in a historic snapshot');
+    }
+  });
+
+  it('an index never names a historic snapshot whose save failed; queries still give the replayed answer', async () => {
+    const base = { store: new MemoryEventStore(), provider: new ScriptedProvider(), clock: new Clock() };
+    // Every historic snapshot save fails (the index and the projector's own snapshot are saved).
+    const HISTORIC = asOfSnapshotName('kl-', 0n).slice(0, -1);
+    const failing = new (class extends ForwardingEventStore {
+      override async saveSnapshot(name: string, snapshot: Snapshot): Promise<void> {
+        if (name.startsWith(HISTORIC) && name !== asOfIndexName('kl-')) throw new Error('disk full');
+        return super.saveSnapshot(name, snapshot);
+      }
+    })(base.store);
+    const world = { ...base, store: failing as EventStore };
+    const openFailing = () =>
+      Ledger.open({
+        store: world.store,
+        provider: world.provider,
+        actor: 'test',
+        now: world.clock.now,
+        asOfEvery: 2,
+      });
+    const ledger = await openFailing();
+    await ledger.initialise();
+    const scope = SCOPES[0] as KeyScope;
+    for (let i = 0; i < 6; i++) {
+      world.provider.setKey(scope, `f${i}`);
+      if (i === 0) await ledger.admin.enableKeyManagement(scope.custodian, scope.namespace);
+      else await ledger.admin.rotateManagedKey(scope.custodian, scope.namespace);
+    }
+    await ledger.close();
+    const marks = await loadAsOfIndex(base.store, 'kl-');
+    assert.ok(marks.length > 0, 'marks were saved');
+    assert.deepEqual(
+      marks.filter((m) => m.snapshot),
+      [],
+      'no mark names a snapshot that was never saved',
+    );
+    const reopened = await openFailing();
+    try {
+      const head = await base.store.headPosition();
+      assert.deepEqual(
+        plainScopes((await reopened.asOf(head)).scopes),
+        plainScopes(replayFromStart(await allEvents(base.store), head).scopes),
+      );
+    } finally {
+      await reopened.close();
     }
   });
 
