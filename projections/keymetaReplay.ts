@@ -10,7 +10,7 @@ import type {
   ScopeKey,
   ScopeState,
 } from '../src/domain/index.js';
-import { changedKey, emptyScopeState, newKey, scopeKeyOf } from '../src/domain/index.js';
+import { changedKey, newKey, scopeKeyOf } from '../src/domain/index.js';
 import type { KeymetaView } from './keymeta.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -88,18 +88,25 @@ export class KeymetaReplay {
     const state = this.#scopes.get(sk);
     if (state !== undefined && this.#owned.has(state)) return state as WorkingScope;
     // Fields in evolveScope's order; the keys a Map of the replay's own, changed in place until
-    // the boundary (emptyScopeState's keys are an immutable map, not to be written to).
-    const from =
-      state ??
-      emptyScopeState({ custodian: data.custodian, namespace: data.namespace } as ScopeState['scope']);
-    const working: WorkingScope = {
-      scope: from.scope,
-      marker: from.marker,
-      keys: new Map(from.keys),
-      activeKeyId: from.activeKeyId,
-      providerDemotedKeyId: from.providerDemotedKeyId,
-      revision: from.revision,
-    };
+    // the boundary (not emptyScopeState's: its keys are an immutable map, not to be written to).
+    const working: WorkingScope =
+      state === undefined
+        ? {
+            scope: { custodian: data.custodian, namespace: data.namespace } as ScopeState['scope'],
+            marker: null,
+            keys: new Map(),
+            activeKeyId: null,
+            providerDemotedKeyId: null,
+            revision: null,
+          }
+        : {
+            scope: state.scope,
+            marker: state.marker,
+            keys: new Map(state.keys),
+            activeKeyId: state.activeKeyId,
+            providerDemotedKeyId: state.providerDemotedKeyId,
+            revision: state.revision,
+          };
     this.#owned.add(working);
     this.#scopes.set(sk, working);
     return working;
