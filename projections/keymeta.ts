@@ -7,7 +7,13 @@ import type {
   ScopeKey,
   ScopeState,
 } from '../src/domain/index.js';
-import { emptyScopeState, evolveScope, scopeKey, scopeKeyOf } from '../src/domain/index.js';
+import {
+  emptyScopeState,
+  evolveScope,
+  PersistentOrderedMap,
+  scopeKey,
+  scopeKeyOf,
+} from '../src/domain/index.js';
 
 /**
  * The keymeta view (HBase's hbase:keymeta, the L2 layer): every scope with its marker and keys
@@ -85,8 +91,7 @@ function materialWrapped(view: KeymetaView, event: EventOf<'KeyMaterialWrapped'>
   // A rewrap moves a key under a newer system key; the first material of a key arrives before
   // the lifecycle event that introduces it, which carries the same identity.
   if (state !== undefined && owner !== undefined && key !== undefined && key.stkIdentity !== stkIdentity) {
-    const keys = new Map(state.keys);
-    keys.set(key.keyId, { ...key, stkIdentity });
+    const keys = PersistentOrderedMap.from(state.keys).with(key.keyId, { ...key, stkIdentity });
     view.scopes.set(owner, { ...state, keys });
   }
 }

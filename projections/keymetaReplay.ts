@@ -10,7 +10,7 @@ import type {
   ScopeKey,
   ScopeState,
 } from '../src/domain/index.js';
-import { changedKey, emptyScopeState, newKey, scopeKeyOf } from '../src/domain/index.js';
+import { changedKey, newKey, scopeKeyOf } from '../src/domain/index.js';
 import type { KeymetaView } from './keymeta.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -57,6 +57,7 @@ export class KeymetaReplay {
       case 'KeyManagementDisabled':
       case 'ManagedKeyRotated':
       case 'ManagedKeySet':
+      case 'ManagedKeyImported':
       case 'ManagedKeyDisabled':
       case 'ManagedKeyReenabled':
       case 'ManagedKeyRefreshed':
@@ -65,9 +66,13 @@ export class KeymetaReplay {
       case 'ManagedKeyDestroyed':
         this.#scopeEvent(event);
         break;
-      default:
-        // The other events leave the view alone (evolveKeymeta's types keep the list complete).
+      default: {
+        // The other events leave the view alone. Typed as in evolveKeymeta, so that a scope event
+        // type without a case here fails to compile (ManagedKeyImported was once missing here).
+        const other: Exclude<LedgerEvent['type'], ScopeEvent['type'] | 'KeyMaterialWrapped'> = event.type;
+        void other;
         break;
+      }
     }
     this.#view.position = event.position;
   }
@@ -82,12 +87,18 @@ export class KeymetaReplay {
   #working(sk: ScopeKey, data: { readonly custodian: string; readonly namespace: string }): WorkingScope {
     const state = this.#scopes.get(sk);
     if (state !== undefined && this.#owned.has(state)) return state as WorkingScope;
+    // Fields in evolveScope's order; the keys a Map of the replay's own, changed in place until
+    // the boundary (not emptyScopeState's: its keys are an immutable map, not to be written to).
     const working: WorkingScope =
       state === undefined
-        ? (emptyScopeState({
-            custodian: data.custodian,
-            namespace: data.namespace,
-          } as ScopeState['scope']) as WorkingScope)
+        ? {
+            scope: { custodian: data.custodian, namespace: data.namespace } as ScopeState['scope'],
+            marker: null,
+            keys: new Map(),
+            activeKeyId: null,
+            providerDemotedKeyId: null,
+            revision: null,
+          }
         : {
             scope: state.scope,
             marker: state.marker,

@@ -22,7 +22,11 @@ import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
 import { custodian, seededRandom } from './common.js';
 
 export const PREFIX = 'kl-';
-const STK = '0123456789abcdef';
+/**
+ * The system key identity the ledger records (and wraps its DEKs under): generateLedger's
+ * `stkIdentity`. A fixed one leaves a ledger no provider can seal snapshots for.
+ */
+let STK = '0123456789abcdef';
 const YEAR_MS = 365 * 86_400_000;
 export const LEDGER_START = Date.UTC(2025, 0, 1);
 const BATCH = 50_000;
@@ -61,14 +65,17 @@ function keyRecord(scope: KeyScope, generation: number) {
 
 /**
  * Writes `count` events (about: the last operation may add one more) over `scopeCount` scopes
- * into a new sqlite store at `path`.
+ * into a new sqlite store at `path`. `stkIdentity`: the identity of the keystore's system key the
+ * ledger is then opened with (so that the as-of series it writes can be sealed and checked).
  */
 export async function generateLedger(
   path: string,
   count: number,
   scopeCount: number,
   seed = 6,
+  stkIdentity = STK,
 ): Promise<GeneratedLedger> {
+  STK = stkIdentity;
   // The store creates its schema; the rows go in through the same file.
   await SqliteEventStore.open(path).close();
   const db = new Database(path);

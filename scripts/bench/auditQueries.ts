@@ -16,9 +16,9 @@
  *  (c) verify: verifyStore (hash chains and checkpoints; no provider, so MACs are skipped) in events/s
  *      against the same raw readAll.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { emptyKeymetaView, evolveKeymeta } from '../../projections/keymeta.js';
 import { KeymetaReplay } from '../../projections/keymetaReplay.js';
 import { loadAsOfIndex } from '../../src/audit/asOfSnapshots.js';
@@ -29,9 +29,13 @@ import type { EventStore, RecordedEvent } from '../../src/store/eventStore.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
 import { type GeneratedLedger, generateLedger, PREFIX } from './auditLedger.js';
 import {
+  type BenchKeystore,
   type BenchResult,
   fmtMs,
   fmtOps,
+  KEYSTORE_PASSWORD,
+  KEYSTORE_PASSWORD_ENV,
+  keystoreProvider,
   machineInfo,
   main,
   makeKeystore,
@@ -142,13 +146,32 @@ async function breakdown(store: SqliteEventStore): Promise<Row[]> {
   ];
 }
 
+/**
+ * The keystore kept beside a kept ledger: the as-of series a first run wrote is sealed under its
+ * system key, and a later run with a new keystore could check none of it (each query would then
+ * replay from the first event, and measure that).
+ */
+function keptKeystore(path: string): BenchKeystore {
+  if (!existsSync(path)) {
+    const made = makeKeystore('audit');
+    copyFileSync(made.path, path);
+    made.remove();
+  }
+  process.env[KEYSTORE_PASSWORD_ENV] = KEYSTORE_PASSWORD;
+  const dir = dirname(path);
+  return { dir, path, provider: () => keystoreProvider(path, dir), remove: () => undefined };
+}
+
 /** The ledger to measure: generated, or the kept one (see KEPT_LEDGER). */
-async function ledgerFile(path: string): Promise<GeneratedLedger> {
+async function ledgerFile(path: string, keystore: BenchKeystore): Promise<GeneratedLedger> {
   const described = `${path}.json`;
   if (KEPT_LEDGER !== undefined && existsSync(path) && existsSync(described)) {
     return JSON.parse(readFileSync(described, 'utf8')) as GeneratedLedger;
   }
-  const info = await generateLedger(path, EVENTS, SCOPES);
+  // The ledger records the keystore's own system key, so that its as-of series can be sealed.
+  const handle = await keystore.provider().unwrapSystemKey('{"KeyAlias":"stk"}');
+  const info = await generateLedger(path, EVENTS, SCOPES, undefined, handle.identity);
+  handle.dispose();
   if (KEPT_LEDGER !== undefined) writeFileSync(described, JSON.stringify(info));
   return info;
 }
@@ -156,12 +179,12 @@ async function ledgerFile(path: string): Promise<GeneratedLedger> {
 async function bench(): Promise<BenchResult> {
   const started = process.hrtime.bigint();
   const dir = mkdtempSync(join(tmpdir(), 'keyledger-bench-audit-'));
-  const keystore = makeKeystore('audit');
+  const keystore = KEPT_LEDGER === undefined ? makeKeystore('audit') : keptKeystore(`${KEPT_LEDGER}.p12`);
   const path = KEPT_LEDGER ?? join(dir, 'ledger.db');
   const rows: Row[] = [];
   const notes: string[] = [];
   try {
-    const generated = await timed(() => ledgerFile(path));
+    const generated = await timed(() => ledgerFile(path, keystore));
     const ledgerInfo = generated.value;
     notes.push(
       `ledger: ${ledgerInfo.events} events over ${ledgerInfo.scopes.length} scopes and one year, ${KEPT_LEDGER === undefined ? 'written straight into sqlite' : `kept in ${KEPT_LEDGER}`} in ${generated.seconds.toFixed(1)} s`,

@@ -15,6 +15,12 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import {
+  type PerformanceEntry,
+  PerformanceObserver,
+  constants as perfConstants,
+  performance,
+} from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -65,9 +71,13 @@ interface Latencies {
    * subscriber applied, ms: the work in `every` without the time the OS gave to other processes.
    */
   readonly cpu: number[];
+  /** Per rotation: garbage-collection pauses (ms) that started inside its window (commit → last apply). */
+  readonly gcInWindow: number[];
+  /** Scavenges (minor GCs) during the measured rotations, in or out of a window. */
+  readonly scavenges: number;
 }
 
-async function inProcess(
+export async function inProcess(
   keystore: BenchKeystore,
   kind: 'memory' | 'sqlite',
   scopes: number,
@@ -81,6 +91,8 @@ async function inProcess(
   const appliedAt = new Map<bigint, bigint[]>();
   /** Per position: the process's CPU time (µs, every thread) at the commit and when the last ledger applied. */
   const cpuAt = new Map<bigint, { committed: number; applied: number }>();
+  /** Per position: the window in performance.now() time, to place the GC pauses in it afterwards. */
+  const windowAt = new Map<bigint, { from: number; to: number }>();
   const cpuMicros = (u: NodeJS.CpuUsage) => u.user + u.system;
   // The commit's moment, the earliest of: the memory store's append call returning (it commits
   // inside the call), the store handing the event to this probe (subscribed before any ledger, so
@@ -93,6 +105,8 @@ async function inProcess(
   const probe = base.subscribe({ after: await base.headPosition() }).subscribe((event) => {
     earliest(event.position, process.hrtime.bigint());
     cpuAt.set(event.position, { committed: cpuMicros(process.cpuUsage()), applied: 0 });
+    const now = performance.now();
+    windowAt.set(event.position, { from: now, to: now });
   });
   const ledgers: Ledger[] = [];
   const writerStore = observedStore(base, {
@@ -106,6 +120,8 @@ async function inProcess(
         void ledger.waitForPosition(position).then(() => {
           times[j] = process.hrtime.bigint();
           if (cpu !== undefined) cpu.applied = Math.max(cpu.applied, cpuMicros(process.cpuUsage()));
+          const w = windowAt.get(position);
+          if (w !== undefined) w.to = Math.max(w.to, performance.now());
         });
       }
     },
@@ -125,7 +141,11 @@ async function inProcess(
     const one: number[] = [];
     const returned: number[] = [];
     const cpu: number[] = [];
+    const windows: { from: number; to: number }[] = [];
+    const gcs: PerformanceEntry[] = [];
+    const gcObserver = new PerformanceObserver((list) => gcs.push(...list.getEntries()));
     for (let i = -WARMUP_ROTATIONS; i < N_IN_PROCESS; i++) {
+      if (i === 0) gcObserver.observe({ entryTypes: ['gc'] });
       const which = (i + WARMUP_ROTATIONS) % scopes;
       const ns = namespaces[which] as string;
       const targets = targetsOf[which] as ResolutionTarget[];
@@ -147,6 +167,8 @@ async function inProcess(
         returned.push(ms(done));
         const c = cpuAt.get(rotated.position);
         if (c !== undefined) cpu.push((c.applied - c.committed) / 1000);
+        const w = windowAt.get(rotated.position);
+        if (w !== undefined) windows.push(w);
       }
       // Untimed check: no subscriber serves the old key once the position is applied.
       const other = ledgers[1] as Ledger;
@@ -155,8 +177,20 @@ async function inProcess(
       appendedAt.clear();
       appliedAt.clear();
       cpuAt.clear();
+      windowAt.clear();
     }
-    return { every, one, returned, cpu };
+    // The observer's entries arrive in a later task.
+    await sleep(50);
+    gcs.push(...gcObserver.takeRecords());
+    gcObserver.disconnect();
+    const gcInWindow = windows.map((w) =>
+      gcs.filter((g) => g.startTime >= w.from && g.startTime <= w.to).reduce((sum, g) => sum + g.duration, 0),
+    );
+    const minor = perfConstants.NODE_PERFORMANCE_GC_MINOR;
+    const scavenges = gcs.filter(
+      (g) => (g as unknown as { detail?: { kind?: number } }).detail?.kind === minor,
+    ).length;
+    return { every, one, returned, cpu, gcInWindow, scavenges };
   } finally {
     probe.unsubscribe();
     for (const l of ledgers) await l.close();
@@ -319,6 +353,14 @@ export async function run(): Promise<BenchResult> {
           value: `${fmtMs(quantile(r.cpu, 0.5))} / ${fmtMs(quantile(r.cpu, 0.99))} / ${fmtMs(quantile(r.cpu, 1))}`,
         },
         {
+          metric: `${label}, GC pauses in the window: rotations with one / p99 / max`,
+          value: `${r.gcInWindow.filter((ms) => ms > 0).length} of ${r.gcInWindow.length} / ${fmtMs(quantile(r.gcInWindow, 0.99))} / ${fmtMs(quantile(r.gcInWindow, 1))}`,
+        },
+        {
+          metric: `${label}, scavenges during the ${N_IN_PROCESS} measured rotations`,
+          value: String(r.scavenges),
+        },
+        {
           metric: `${label}, append → admin call returned, p50/p99`,
           value: `${fmtMs(quantile(r.returned, 0.5))} / ${fmtMs(quantile(r.returned, 0.99))}`,
         },
@@ -327,7 +369,9 @@ export async function run(): Promise<BenchResult> {
     notes.push(
       `in-process: N=${N_IN_PROCESS} measured rotations (after ${WARMUP_ROTATIONS} unmeasured) of one scope (or round-robin over ${SPREAD_SCOPES} scopes), writer + ${SUBSCRIBERS} other Ledger instances on the same store object, each warm in L1 before every rotation`,
     );
-    for (const poll of POLL_INTERVALS) {
+    // BENCH_INVALIDATION_PARTS=in-process skips the cross-process part (8 children for ~20 s).
+    const crossPolls = process.env.BENCH_INVALIDATION_PARTS === 'in-process' ? [] : POLL_INTERVALS;
+    for (const poll of crossPolls) {
       const section = process.hrtime.bigint();
       const r = await crossProcess(keystore, poll);
       notes.push(

@@ -144,14 +144,21 @@ export class AsOfSeriesWriter {
   ): (() => Promise<void>) | null {
     const position = view.position;
     const snapshot = seal !== null && this.#snapshotDue(position, viewSize);
-    this.#remember([{ position, maxOccurredAt, snapshot }]);
+    // The mark names its snapshot only once the snapshot is saved: a save that fails (a system key
+    // that cannot seal, a store error) must not leave an index naming a snapshot that is not there
+    // (a flush at close would write it). The spacing counts from here either way, so a failing
+    // seal is not retried at every later position.
+    this.#remember([{ position, maxOccurredAt, snapshot: false }]);
     this.#unsaved = true;
     if (!snapshot || seal === null) return null;
+    if (position > this.#lastSnapshot) this.#lastSnapshot = position;
     const body = keymetaToSnapshot(withoutMaterials(view));
     const name = asOfSnapshotName(this.#prefix, position);
     return async () => {
       // The snapshot first: the index never names a snapshot that is not there.
       await this.#store.saveSnapshot(name, await seal(name, body));
+      this.#remember([{ position, maxOccurredAt, snapshot: true }]);
+      this.#unsaved = true;
       await this.flush();
     };
   }

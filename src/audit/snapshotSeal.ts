@@ -21,7 +21,13 @@ import { eventHash } from './hashChain.js';
 /** HKDF info of the snapshot MAC key (SystemKeyHandle.mac): nothing else is MACed under it. */
 export const SNAPSHOT_MAC_LABEL = 'keyledger snapshot mac v1';
 
-export const SNAPSHOT_SEAL_VERSION = 1;
+/**
+ * The version new seals are made with. Version 2 MACs the body as JSON.stringify writes it (one
+ * native pass) instead of its canonical JSON (a sort and a string per member in JavaScript, which
+ * was most of the time to check a large snapshot); version 1 seals are still checked as they
+ * were made.
+ */
+export const SNAPSHOT_SEAL_VERSION = 2;
 
 /** The event at a snapshot's position. */
 export interface SealedEvent {
@@ -41,7 +47,7 @@ export function sealedEventOf(recorded: RecordedEvent): () => SealedEvent {
 
 const sealedStateSchema = z.strictObject({
   seal: z.strictObject({
-    version: z.literal(SNAPSHOT_SEAL_VERSION),
+    version: z.union([z.literal(1), z.literal(2)]),
     stream: z.string().min(1).max(512),
     revision: z.string().regex(/^(0|[1-9][0-9]{0,19})$/),
     eventHash: z.string().regex(SHA256_HEX),
@@ -51,27 +57,34 @@ const sealedStateSchema = z.strictObject({
   body: z.unknown(),
 });
 
-/** What the MAC covers: the snapshot's name, position, event, key and body, as canonical JSON. */
+/**
+ * What the MAC covers: the snapshot's name, position, event, key and body.
+ * Version 1: the canonical JSON of all of them. Version 2: the canonical JSON of all but the body,
+ * a newline, then JSON.stringify of the body. A store gives the body back as JSON that parses to
+ * the same value with its members in the same order (sqlite and EventStoreDB keep the text, the
+ * memory store a copy), and JSON.stringify of that value is the text the sealer MACed. The header's
+ * canonical JSON holds no raw newline (JSON escapes it in strings), so the two parts cannot be
+ * shifted into each other.
+ */
 function sealMessage(
+  version: 1 | 2,
   name: string,
   position: bigint,
   event: SealedEvent,
   stkIdentity: string,
   body: JsonValue,
 ): Buffer {
-  return Buffer.from(
-    canonicalJson({
-      purpose: 'keyledger-snapshot-v1',
-      name,
-      position: position.toString(),
-      stream: event.stream,
-      revision: event.revision.toString(),
-      eventHash: event.hash,
-      stkIdentity,
-      body,
-    }),
-    'utf8',
-  );
+  const header = {
+    purpose: version === 1 ? 'keyledger-snapshot-v1' : 'keyledger-snapshot-v2',
+    name,
+    position: position.toString(),
+    stream: event.stream,
+    revision: event.revision.toString(),
+    eventHash: event.hash,
+    stkIdentity,
+  };
+  if (version === 1) return Buffer.from(canonicalJson({ ...header, body }), 'utf8');
+  return Buffer.from(`${canonicalJson(header)}\n${JSON.stringify(body)}`, 'utf8');
 }
 
 /**
@@ -86,7 +99,10 @@ export async function sealSnapshot(
   body: JsonValue,
 ): Promise<Snapshot> {
   const stkIdentity = await keys.current();
-  const answer = await keys.mac(stkIdentity, sealMessage(name, position, event, stkIdentity, body));
+  const answer = await keys.mac(
+    stkIdentity,
+    sealMessage(SNAPSHOT_SEAL_VERSION, name, position, event, stkIdentity, body),
+  );
   if (answer.kind !== 'mac') {
     throw new KeyledgerError('ERR_SYSTEM_KEY_NOT_FOUND', `system key ${stkIdentity} cannot seal a snapshot`, {
       identity: stkIdentity,
@@ -177,7 +193,7 @@ export async function checkSnapshot(
   if (keys === null) return { ok: true, body, event };
   const answer = await keys.mac(
     seal.stkIdentity,
-    sealMessage(name, snapshot.position, event, seal.stkIdentity, body as JsonValue),
+    sealMessage(seal.version, name, snapshot.position, event, seal.stkIdentity, body as JsonValue),
   );
   switch (answer.kind) {
     case 'unknown':

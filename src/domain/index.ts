@@ -6,4 +6,5 @@ export * from './identities.js';
 export type * from './json.js';
 export * from './keyDigests.js';
 export * from './keyState.js';
+export * from './persistentOrderedMap.js';
 export * from './scopeState.js';

@@ -2,6 +2,7 @@ import type { KeyRecord, ScopeEvent } from './events.js';
 import type { KeyId, KeyScope, MetadataHash } from './identities.js';
 import { keyIdOf } from './keyDigests.js';
 import type { KeyState, MarkerState } from './keyState.js';
+import { PersistentOrderedMap } from './persistentOrderedMap.js';
 
 /** A key of a scope as the ledger knows it. Metadata, hashes and state: never key bytes. */
 export interface ManagedKey extends KeyRecord {
@@ -23,7 +24,10 @@ export interface PendingDestruction {
 export interface ScopeState {
   readonly scope: KeyScope;
   readonly marker: MarkerState | null;
-  /** In the order the keys entered the ledger. */
+  /**
+   * In the order the keys entered the ledger. `evolveScope` makes it a `PersistentOrderedMap`
+   * (versions share structure); a state restored from a snapshot may hold a plain Map.
+   */
   readonly keys: ReadonlyMap<KeyId, ManagedKey>;
   readonly activeKeyId: KeyId | null;
   /**
@@ -55,7 +59,8 @@ export function emptyScopeState(scope: KeyScope): ScopeState {
   return {
     scope,
     marker: null,
-    keys: new Map(),
+    // Its own empty map, not a shared one: the versions of a map share their order log.
+    keys: PersistentOrderedMap.empty(),
     activeKeyId: null,
     providerDemotedKeyId: null,
     revision: null,
@@ -95,11 +100,16 @@ export function changedKey(
   };
 }
 
-/** The keys with `key` put in. The state's own map is never changed: earlier states stay as they were. */
-function withKey(keys: ReadonlyMap<KeyId, ManagedKey>, key: ManagedKey): Map<KeyId, ManagedKey> {
-  const next = new Map(keys);
-  next.set(key.keyId, key);
-  return next;
+/**
+ * The keys with `key` put in. The state's own map is never changed: earlier states stay as they
+ * were, and share all but a path of the new version's structure (O(log n) garbage per change, not
+ * a copy of every key of the scope).
+ */
+function withKey(
+  keys: ReadonlyMap<KeyId, ManagedKey>,
+  key: ManagedKey,
+): PersistentOrderedMap<KeyId, ManagedKey> {
+  return PersistentOrderedMap.from(keys).with(key.keyId, key);
 }
 
 /** The keys with `keyId` in `state` (unchanged when it is unknown or already there). */
@@ -131,24 +141,22 @@ function activate(
   activeKeyId: KeyId | null,
   record: KeyRecord,
   at: string,
-): Map<KeyId, ManagedKey> {
-  // One copy of the keys per event: long-lived scopes accumulate keys, and this runs per rotation.
-  const next = new Map(keys);
+): PersistentOrderedMap<KeyId, ManagedKey> {
+  let next = PersistentOrderedMap.from(keys);
   const previous = activeKeyId === null ? undefined : next.get(activeKeyId);
   if (previous !== undefined && previous.keyId !== record.keyId && previous.state !== 'INACTIVE') {
-    next.set(
+    next = next.with(
       previous.keyId,
       changedKey(previous, 'INACTIVE', previous.refreshedAt, at, previous.destruction),
     );
   }
   const known = next.get(record.keyId);
-  next.set(
+  return next.with(
     record.keyId,
     known === undefined
       ? newKey(record, 'ACTIVE', at)
       : changedKey(known, 'ACTIVE', at, at, known.destruction),
   );
-  return next;
 }
 
 /**
@@ -156,8 +164,9 @@ function activate(
  * `revision` its stream revision. Events were validated against the decider when written, so this
  * applies them as facts.
  *
- * It allocates one new state per event and copies the key map only when a key changes: a replay
- * runs this for most of a ledger's events.
+ * It allocates one new state per event and, when a key changes, a new version of the key map that
+ * shares all but one path with the old one: the live path runs this per event in every ledger of
+ * a process, and a replay for most of a ledger's events.
  */
 export function evolveScope(state: ScopeState, event: ScopeEvent, at: string, revision: bigint): ScopeState {
   let { marker, keys, activeKeyId } = state;

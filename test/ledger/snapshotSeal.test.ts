@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadAsOfIndex } from '../../src/audit/asOfSnapshots.js';
+import { canonicalJson } from '../../src/audit/canonicalJson.js';
+import { openingSnapshotKeys } from '../../src/audit/snapshotSeal.js';
 import { verifyStore } from '../../src/audit/verifyStore.js';
 import { keyScope } from '../../src/domain/identities.js';
 import { asOfSnapshotName } from '../../src/journal/streamNames.js';
@@ -15,6 +17,7 @@ import { ForwardingEventStore } from '../../src/store/forwardingEventStore.js';
 import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
 import { startEsdbTestServer } from '../esdb/esdbTestServer.js';
+import { plainScopes } from '../helpers/keymetaViews.js';
 import { ScriptedProvider } from '../helpers/scriptedProvider.js';
 import { editSnapshot, editSnapshotRows, readSnapshot, readSnapshotRows } from '../helpers/tamperSqlite.js';
 
@@ -337,6 +340,81 @@ describe('snapshots are bound to the log (issue 11, finding 1)', () => {
       );
       const report = await ledger.verify();
       assert.ok(report.problems.some((p) => p.kind === 'snapshot-mac-invalid' && p.stream === name));
+    } finally {
+      await ledger.close();
+      await store.close();
+    }
+  });
+
+  it('a version-1 seal (made before seal version 2) is still checked and used; a version-2 MAC relabelled as version 1 is snapshot-mac-invalid', async () => {
+    const path = join(dir, `seal-v1-${++files}.db`);
+    const provider = new ScriptedProvider();
+    let store = SqliteEventStore.open(path);
+    let ledger = await open(store, provider, 1);
+    const { k1 } = await history(ledger, provider);
+    await ledger.admin.disableManagedKey(CUST, NS, k1.metadataHash);
+    const head = await store.headPosition();
+    const truth = await ledger.asOf(head);
+    await ledger.close();
+    const marks = (await loadAsOfIndex(store, 'kl-')).filter((m) => m.snapshot);
+    const last = marks.at(-1);
+    assert.ok(last !== undefined);
+    const name = asOfSnapshotName('kl-', last.position);
+    type Sealed = {
+      seal: {
+        version: number;
+        stream: string;
+        revision: string;
+        eventHash: string;
+        stkIdentity: string;
+        mac: string;
+      };
+      body: unknown;
+    };
+    const genuine = readSnapshot(path, name);
+    const { seal, body } = genuine.state as Sealed;
+    assert.equal(seal.version, 2, 'new seals are version 2');
+    // The version-1 MAC, made as formats.md describes it: canonical JSON of everything, body included.
+    const keys = await openingSnapshotKeys(store, 'kl-system', provider);
+    const v1Message = canonicalJson({
+      purpose: 'keyledger-snapshot-v1',
+      name,
+      position: genuine.position.toString(),
+      stream: seal.stream,
+      revision: seal.revision,
+      eventHash: seal.eventHash,
+      stkIdentity: seal.stkIdentity,
+      body,
+    });
+    const answer = await keys.mac(seal.stkIdentity, Buffer.from(v1Message, 'utf8'));
+    keys.close();
+    await store.close();
+    assert.ok(answer.kind === 'mac');
+    const v1Mac = answer.mac.toString('hex');
+    assert.notEqual(v1Mac, seal.mac, 'the two versions MAC different messages');
+
+    editSnapshot(path, name, (s) => ({ ...s, state: { seal: { ...seal, version: 1, mac: v1Mac }, body } }));
+    store = SqliteEventStore.open(path);
+    ledger = await open(store, provider, 1);
+    try {
+      assert.deepEqual(plainScopes((await ledger.asOf(head)).scopes), plainScopes(truth.scopes));
+      assert.deepEqual(ledger.snapshotRejections, [], 'the version-1 seal verifies');
+      const report = await ledger.verify();
+      assert.equal(report.ok, true, report.firstProblem?.message);
+    } finally {
+      await ledger.close();
+      await store.close();
+    }
+
+    // The version-2 MAC kept, the version said to be 1: the message differs, so the MAC fails.
+    editSnapshot(path, name, (s) => ({ ...s, state: { seal: { ...seal, version: 1 }, body } }));
+    store = SqliteEventStore.open(path);
+    ledger = await open(store, provider, 1);
+    try {
+      assert.deepEqual(plainScopes((await ledger.asOf(head)).scopes), plainScopes(truth.scopes));
+      assert.ok(
+        ledger.snapshotRejections.some((r) => r.snapshot === name && r.kind === 'snapshot-mac-invalid'),
+      );
     } finally {
       await ledger.close();
       await store.close();
