@@ -25,7 +25,10 @@ const TARGET_S = 0.5;
 const TARGET_MB = 100;
 
 /** Wall and CPU (user + sys) seconds and peak RSS of a child process, from /usr/bin/time. */
-function timedRun(args: readonly string[], cwd: string): { seconds: number; cpu: number; rssMb: number } {
+function timedRun(
+  args: readonly string[],
+  cwd: string,
+): { seconds: number; cpu: number; rssMb: number; stdout: string } {
   const run = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', process.execPath, ...args], {
     cwd,
     env: { ...process.env, KEYLEDGER_ACTOR: 'bench' },
@@ -41,16 +44,19 @@ function timedRun(args: readonly string[], cwd: string): { seconds: number; cpu:
     kb === undefined
   )
     throw new Error(`${args.join(' ')} failed: ${run.stderr}`);
-  return { seconds, cpu: user + sys, rssMb: kb / 1024 };
+  return { seconds, cpu: user + sys, rssMb: kb / 1024, stdout: run.stdout };
 }
 
 async function openLibrary(dir: string) {
   const config = loadConfig(join(dir, 'keyledger.config.json'));
   const store = openEventStore(config.store ?? 'sqlite:.keyledger/ledger.db', dir);
   const provider = providerFor(config);
+  const started = process.hrtime.bigint();
   const ledger = await Ledger.open({ store, provider, actor: 'bench', checkpointEvery: 0 });
+  const openSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   return {
     ledger,
+    openSeconds,
     close: async () => {
       await ledger.close();
       await provider.close();
@@ -110,9 +116,13 @@ async function bench(): Promise<BenchResult> {
       ['--import', 'tsx', fileURLToPath(import.meta.url), 'open', dir],
       fileURLToPath(new URL('../..', import.meta.url)),
     );
+    // The child prints the time of Ledger.open itself; the process figures add Node, tsx's
+    // compilation of the sources, the imports and the close.
+    const openSeconds = Number(open.stdout.trim().split('\n').at(-1));
     rows.push({
-      metric: `${n}: Ledger.open, whole view (wall incl. process, CPU, peak RSS)`,
-      value: `${open.seconds.toFixed(2)} s, ${open.cpu.toFixed(2)} s CPU, ${open.rssMb.toFixed(0)} MB`,
+      metric: `${n}: Ledger.open, whole view (Ledger.open alone; process wall, CPU, peak RSS)`,
+      value: `${openSeconds.toFixed(2)} s; ${open.seconds.toFixed(2)} s, ${open.cpu.toFixed(2)} s CPU, ${open.rssMb.toFixed(0)} MB`,
+      ...(n >= 1_000_000 ? { target: '< 10 s', met: openSeconds < 10 } : {}),
     });
     const db = join(dir, '.keyledger', 'ledger.db');
     const bytes = statSync(db).size + (existsSync(`${db}-wal`) ? statSync(`${db}-wal`).size : 0);
@@ -138,6 +148,7 @@ async function bench(): Promise<BenchResult> {
 if (process.argv[2] === 'open') {
   const opened = await openLibrary(process.argv[3] ?? '.');
   await opened.close();
+  process.stdout.write(`${opened.openSeconds}\n`);
 } else if (process.argv[2] === 'build') {
   // Builds one size alone (the 1M ledger takes a while): `node --import tsx scale.ts build 1000000`.
   const n = Number(process.argv[3]);
