@@ -173,7 +173,7 @@ export class Envelope {
     for (let attempt = 0; resolution == null || resolution.key.key.isZeroed; attempt++) {
       if (attempt === HELD_ATTEMPTS) {
         throw new KeyledgerError(
-          'ERR_NO_ACTIVE_KEY',
+          'ERR_KEY_CACHE_THRASHING',
           'the active key kept leaving the cache; raise its size',
           {
             custodian: target.custodian,

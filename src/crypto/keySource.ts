@@ -60,9 +60,13 @@ export async function liveActiveKey(keys: KeySource, target: ResolutionTarget): 
     }
     if (!resolution.key.key.isZeroed) return resolution;
   }
-  throw new KeyledgerError('ERR_NO_ACTIVE_KEY', 'the active key kept leaving the cache; raise its size', {
-    custodian: target.custodian,
-  });
+  throw new KeyledgerError(
+    'ERR_KEY_CACHE_THRASHING',
+    'the active key kept leaving the cache; raise its size',
+    {
+      custodian: target.custodian,
+    },
+  );
 }
 
 /**

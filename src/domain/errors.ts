@@ -161,6 +161,9 @@ export const ERRORS = {
     category: 'fault',
     details: z.strictObject({ custodian: str, namespace: str.optional() }),
   },
+  // The ACTIVE key was found but kept leaving L1 (other lookups evicting it) before it could be
+  // used: the scope is fine, the cache is too small for the working set; retryable.
+  ERR_KEY_CACHE_THRASHING: { category: 'fault', details: z.strictObject({ custodian: str }) },
   ERR_DECRYPTION_FAILED: { category: 'fault', details: none },
   ERR_KEYSTORE_NOT_FOUND: { category: 'fault', details: z.strictObject({ path: str }) },
   ERR_KEYSTORE_PASSWORD: {

@@ -24,6 +24,7 @@ export function httpStatusOf(code: ErrorCode): number {
       return 429;
     case 'ERR_SERVER_BUSY':
     case 'ERR_STORE_UNAVAILABLE':
+    case 'ERR_KEY_CACHE_THRASHING':
       return 503;
     // The scope's state, not the server, stops it (its keys are disabled or it was never enabled):
     // the caller can act on it, as on a refusal by the ledger's rules.

@@ -61,6 +61,7 @@ const SAMPLES: { readonly [C in ErrorCode]: ErrorDetailsOf<C> } = {
   ERR_PROVIDER_FAILED: { scope: SCOPE, metadataHash: HASH },
   ERR_REFRESH_INCOMPLETE: { scope: SCOPE, failedKeys: 1, firstCode: 'ERR_PROVIDER_FAILED', position: '12' },
   ERR_NO_ACTIVE_KEY: { custodian: 'dGVuYW50LTE=', namespace: 'orders' },
+  ERR_KEY_CACHE_THRASHING: { custodian: 'dGVuYW50LTE=' },
   ERR_DECRYPTION_FAILED: {},
   ERR_KEYSTORE_NOT_FOUND: { path: 'keys.p12' },
   ERR_KEYSTORE_PASSWORD: { env: 'KEYSTORE_PASSWORD' },
