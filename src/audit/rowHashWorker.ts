@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { KeyledgerError } from '../domain/errors.js';
+import { addRowHash } from './rowHash.js';
 
 /**
  * Hashes the rows of a row snapshot (src/audit/snapshotRows.ts) on a worker thread while the
@@ -11,15 +12,14 @@ import { KeyledgerError } from '../domain/errors.js';
  * holds the reader back instead of queueing the snapshot in memory.
  *
  * The worker's code is plain CommonJS evaluated in the thread (no loader, no file to find, bundle
- * or not). Its only input besides the rows is the row secret, which stays in this process.
+ * or not); its row hash is addRowHash's own source text (rowHash.ts), so there is one definition.
+ * Its only input besides the rows is the row secret, which stays in this process.
  */
 const SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const crypto = require('node:crypto');
 const secretHex = workerData.secretHex;
-const sha256 = typeof crypto.hash === 'function'
-  ? (text) => crypto.hash('sha256', text, 'latin1')
-  : (text) => crypto.createHash('sha256').update(text, 'utf8').digest().toString('latin1');
+const addRowHash = ${addRowHash.toString()};
 const lanes = new Uint32Array(8);
 let count = 0;
 parentPort.on('message', (message) => {
@@ -34,12 +34,7 @@ parentPort.on('message', (message) => {
     at += lengths[i];
     const value = text.slice(at, at + lengths[i + 1]);
     at += lengths[i + 1];
-    // RowDigest's hash input (snapshotRows.ts): secret, the key's length, the key, the value.
-    const hash = sha256(secretHex + key.length + ':' + key + '\\n' + value);
-    for (let j = 0, b = 0; j < 8; j++, b += 4) {
-      lanes[j] += ((hash.charCodeAt(b) << 24) | (hash.charCodeAt(b + 1) << 16) |
-        (hash.charCodeAt(b + 2) << 8) | hash.charCodeAt(b + 3)) >>> 0;
-    }
+    addRowHash(crypto, secretHex, key, value, lanes, 1);
     count++;
   }
   parentPort.postMessage(0);

@@ -1,5 +1,6 @@
 import * as crypto from 'node:crypto';
 import type { CheckpointMacKeys } from './checkpointMacKeys.js';
+import { addRowHash } from './rowHash.js';
 import { RowHashWorker } from './rowHashWorker.js';
 
 /**
@@ -27,21 +28,6 @@ export async function rowSecret(
   const answer = await keys.mac(stkIdentity, Buffer.from(`${ROWS_SECRET_PURPOSE}\n${name}`, 'utf8'));
   return answer.kind === 'mac' ? answer.mac : null;
 }
-
-/**
- * SHA-256 of a string's UTF-8, as a latin1 string (one char per byte). Node's one-shot
- * `crypto.hash` (Node >= 20.12) where there is one: at a million rows, the Hash object and the
- * Buffer per row of `createHash` are a second of an open.
- */
-const sha256: (text: string) => string =
-  typeof (crypto as { hash?: unknown }).hash === 'function'
-    ? (text) =>
-        (crypto as unknown as { hash(a: string, d: string, e: 'latin1'): string }).hash(
-          'sha256',
-          text,
-          'latin1',
-        )
-    : (text) => crypto.createHash('sha256').update(text, 'utf8').digest().toString('latin1');
 
 /** The running digest of a set of rows. */
 export class RowDigest {
@@ -95,19 +81,7 @@ export class RowDigest {
   }
 
   #step(key: string, value: string, sign: 1 | -1): void {
-    // The key's length first: key and value cannot trade characters.
-    // One update call: in Node each call, not each byte, is most of a short row's cost.
-    const hash = sha256(`${this.#secretHex}${key.length}:${key}\n${value}`);
-    const lanes = this.#lanes;
-    for (let i = 0, at = 0; i < 8; i++, at += 4) {
-      const lane =
-        ((hash.charCodeAt(at) << 24) |
-          (hash.charCodeAt(at + 1) << 16) |
-          (hash.charCodeAt(at + 2) << 8) |
-          hash.charCodeAt(at + 3)) >>>
-        0;
-      lanes[i] = (lanes[i] as number) + sign * lane;
-    }
+    addRowHash(crypto, this.#secretHex, key, value, this.#lanes, sign);
     this.#count += sign;
   }
 }
