@@ -59,7 +59,13 @@ export class RowHashWorker {
   #failed: ((error: Error) => void) | null = null;
 
   constructor(secret: Buffer) {
-    this.#worker = new Worker(SOURCE, { eval: true, workerData: { secretHex: secret.toString('hex') } });
+    // No inherited Node flags: the source is CommonJS whatever the host was started with (an
+    // --input-type=module program, a loader).
+    this.#worker = new Worker(SOURCE, {
+      eval: true,
+      execArgv: [],
+      workerData: { secretHex: secret.toString('hex') },
+    });
     this.#worker.on('message', (message: number | RowSum) => {
       if (typeof message === 'number') {
         this.#inFlight--;
