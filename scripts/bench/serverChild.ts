@@ -22,22 +22,16 @@
  *                        generated input through ledger.envelopeStreams.encryptStream into a sink
  *   exit
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+
+import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import Fastify from 'fastify';
-import { initLedger } from '../../src/cli/initCommand.js';
-import { openLedger } from '../../src/host/openLedger.js';
-import { DEFAULT_LIMITS } from '../../src/host/serverConfig.js';
-import { storeAccessOf } from '../../src/host/storeAccess.js';
-import { createServer } from '../../src/server/createServer.js';
 import { nextTurn } from '../../src/server/nextTurn.js';
 import { makeTestCertificates } from '../../test/helpers/testCertificates.js';
-import { AUDIENCE, ISSUER, makeJwtIssuer } from '../../test/helpers/testJwt.js';
+import { openBenchServer } from './benchServer.js';
 import { lazyInput } from './lazyInput.js';
 import { RssSampler } from './rssSampler.js';
 
@@ -45,37 +39,11 @@ const custodian = Buffer.from('tenant-1').toString('base64');
 const namespace = 'orders';
 const send = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
-const dir = mkdtempSync(join(tmpdir(), 'keyledger-bench-server-'));
-const env = { KEYLEDGER_STORE: '', KEYLEDGER_ACTOR: 'setup' };
-await initLedger({}, dir, env);
-const opened = await openLedger({}, dir, env);
-const storeAccess = storeAccessOf(opened);
 const certs = makeTestCertificates();
-const issuer = await makeJwtIssuer();
-const jwksFile = join(dir, 'jwks.json');
-writeFileSync(jwksFile, JSON.stringify(issuer.jwks));
 const cert = certs.pem(certs.serverCert);
 const key = certs.pem(certs.serverKey);
-
-const server = await createServer({
-  ledger: opened.ledger,
-  storeAccess: storeAccess.access,
-  tls: { cert, key },
-  auth: {
-    jwt: {
-      jwks: jwksFile,
-      issuer: ISSUER,
-      audience: AUDIENCE,
-      principalClaim: 'sub',
-      grantsClaim: 'keyledger_grants',
-    },
-    tokens: opened.ledger.tokens,
-  },
-  // The load runs make tens of thousands of requests per principal: the default limit would answer 429.
-  limits: { ...DEFAULT_LIMITS, rateLimit: { max: 1e9, timeWindowMs: 60_000 } },
-  heartbeatMs: 15_000,
-  accessLog: () => {},
-});
+const bench = await openBenchServer('keyledger-bench-server-', { tls: { cert, key } });
+const { opened, server, issuer } = bench;
 const url = await server.listen('127.0.0.1', 0);
 
 const reply1KiB = Buffer.alloc(1024, 'k').toString();
@@ -197,10 +165,7 @@ for await (const line of createInterface({ input: process.stdin })) {
   }
 }
 
-await server.close();
+await bench.close();
 await bare.close();
-await storeAccess.close();
-await opened.close();
 certs.remove();
-rmSync(dir, { recursive: true, force: true });
 process.exit(0);

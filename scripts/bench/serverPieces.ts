@@ -9,24 +9,17 @@
  *   node --import tsx scripts/bench/serverPieces.ts [perRound] [rounds]
  *   PIECES_ONLY='inject resolve,inject resolve + encryptBuffer,encryptBuffer 1 KiB' …  (some cases)
  */
+
 import { createCipheriv, createHmac, hash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import Fastify from 'fastify';
-import { initLedger } from '../../src/cli/initCommand.js';
 import { EnvelopeStreams } from '../../src/crypto/envelopeStream.js';
-import { openLedger } from '../../src/host/openLedger.js';
-import { DEFAULT_LIMITS } from '../../src/host/serverConfig.js';
-import { storeAccessOf } from '../../src/host/storeAccess.js';
 import { encrypt } from '../../src/operations/cryptoOperations.js';
 import { resolve } from '../../src/operations/queryOperations.js';
 import { withData } from '../../src/server/bytesRoutes.js';
-import { createServer } from '../../src/server/createServer.js';
 import { checkRequest, runChecked } from '../../src/server/runOperation.js';
 import { ServerHost } from '../../src/server/serverHost.js';
-import { AUDIENCE, ISSUER, makeJwtIssuer } from '../../test/helpers/testJwt.js';
+import { openBenchServer } from './benchServer.js';
 
 const [perRoundArg = '500', roundsArg = '15'] = process.argv.slice(2);
 const perRound = Number(perRoundArg);
@@ -39,27 +32,9 @@ const plaintext = plain.toString('base64');
 const encryptBody = JSON.stringify({ custodian, namespace: [namespace], data: plaintext });
 const resolveBody = JSON.stringify({ custodian, namespace: [namespace] });
 
-const dir = mkdtempSync(join(tmpdir(), 'keyledger-bench-pieces-'));
-const env = { KEYLEDGER_STORE: '', KEYLEDGER_ACTOR: 'setup' };
-await initLedger({}, dir, env);
-const opened = await openLedger({}, dir, env);
-const issuer = await makeJwtIssuer();
-const jwks = join(dir, 'jwks.json');
-writeFileSync(jwks, JSON.stringify(issuer.jwks));
-const storeAccess = storeAccessOf(opened).access;
-const server = await createServer({
-  ledger: opened.ledger,
-  storeAccess,
-  tls: null,
-  auth: {
-    jwt: { jwks, issuer: ISSUER, audience: AUDIENCE, principalClaim: 'sub', grantsClaim: 'keyledger_grants' },
-    tokens: opened.ledger.tokens,
-  },
-  limits: { ...DEFAULT_LIMITS, rateLimit: { max: 1e9, timeWindowMs: 60_000 } },
-  heartbeatMs: 15_000,
-  accessLog: () => {},
-  consoleDir: null,
-});
+const bench = await openBenchServer('keyledger-bench-pieces-', { tls: null, consoleDir: null });
+const { opened, server, issuer } = bench;
+const storeAccess = bench.storeAccess.access;
 await server.app.ready();
 await opened.ledger.admin.enableKeyManagement(custodian, namespace);
 const token = await issuer.sign('bench-app', [`admin:${custodian}`], {
@@ -258,5 +233,5 @@ for (const [name, values] of samples) {
     `${name.padEnd(40)} ${median(values).toFixed(1).padStart(7)} (${Math.min(...values).toFixed(1)})`,
   );
 }
-rmSync(dir, { recursive: true, force: true });
+await bench.close();
 process.exit(0);
