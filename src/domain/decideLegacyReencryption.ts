@@ -1,12 +1,11 @@
 import { KeyledgerError } from './errors.js';
+import type { EventOf, LegacyReencryptionEvent } from './events.js';
+import type { Custodian, KeyId, MetadataHash, Namespace } from './identities.js';
 import {
-  type EventOf,
   LEGACY_CAMPAIGN_NAME,
-  type LegacyReencryptionEvent,
   MAX_LEGACY_BATCH,
   MAX_LEGACY_RECORD_ID,
-} from './events.js';
-import type { Custodian, KeyId, MetadataHash, Namespace } from './identities.js';
+} from './legacyReencryptionEventSchemas.js';
 
 /**
  * Legacy re-encryption campaigns (docs/migration.md, "Re-encrypt old data"): records encrypted

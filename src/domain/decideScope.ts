@@ -1,7 +1,8 @@
 import { type DestroyCommand, decideDestroy } from './decideDestroy.js';
 import { decideImport, type ImportCommand } from './decideImport.js';
 import { KeyledgerError } from './errors.js';
-import type { DomainEvent, EventOf, KeyRecord, ScopeEvent } from './events.js';
+import type { KeyRecord } from './eventFields.js';
+import type { DomainEvent, EventOf, ScopeEvent } from './events.js';
 import { formatScope, type KeyId, type KeyScope, type MetadataHash, sameScope } from './identities.js';
 import { assertTransition, type KeyState, type ProviderKeyState } from './keyState.js';
 import { activeKey, findKeyByHash, type ManagedKey, type ScopeState } from './scopeState.js';

@@ -1,4 +1,5 @@
-import type { KeyRecord, ScopeEvent } from './events.js';
+import type { KeyRecord } from './eventFields.js';
+import type { ScopeEvent } from './events.js';
 import type { KeyId, KeyScope, MetadataHash } from './identities.js';
 import { keyIdOf } from './keyDigests.js';
 import type { KeyState, MarkerState } from './keyState.js';

@@ -1,7 +1,7 @@
 import { checkRecordId, type LegacyCampaign } from '../domain/decideLegacyReencryption.js';
 import { KeyledgerError } from '../domain/errors.js';
-import { MAX_LEGACY_BATCH } from '../domain/events.js';
 import { formatScope } from '../domain/identities.js';
+import { MAX_LEGACY_BATCH } from '../domain/legacyReencryptionEventSchemas.js';
 import type { LegacyReencryptions } from './legacyReencryption.js';
 import type { OperationOptions } from './operationOptions.js';
 

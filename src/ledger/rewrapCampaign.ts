@@ -15,8 +15,9 @@ import {
   rewrapKeyOrder,
 } from '../domain/decideRewrap.js';
 import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
-import { parseEventOf, REWRAP_CAMPAIGN_ID, REWRAP_EVENT_TYPES, type RewrapEvent } from '../domain/events.js';
+import { parseEventOf, REWRAP_EVENT_TYPES, type RewrapEvent } from '../domain/events.js';
 import type { KeyId } from '../domain/identities.js';
+import { REWRAP_CAMPAIGN_ID } from '../domain/rewrapEventSchemas.js';
 import { decideAndAppend, expectedAfter, type Journal } from '../journal/decideAndAppend.js';
 import type { OperationContext } from '../journal/eventFactory.js';
 import type { StreamNames } from '../journal/streamNames.js';

@@ -5,7 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { z } from 'zod';
 import { LEGACY_ALGORITHMS } from '../crypto/legacyAesGcm.js';
 import { KeyledgerError } from '../domain/errors.js';
-import { LEGACY_CAMPAIGN_NAME } from '../domain/events.js';
+import { LEGACY_CAMPAIGN_NAME } from '../domain/legacyReencryptionEventSchemas.js';
 import { type ByteStreams, defineOperation } from './operation.js';
 import { plain } from './plain.js';
 import { invalidArgument } from './queryOperations.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { REWRAP_CAMPAIGN_ID } from '../domain/events.js';
+import { REWRAP_CAMPAIGN_ID } from '../domain/rewrapEventSchemas.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { RewrapOptions, RewrapResult } from '../ledger/rewrapCampaign.js';
 import { actedBy } from './adminOperations.js';

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { KeyFacts, ScopeCommand } from '../../src/domain/decideScope.js';
 import { type ErrorCode, KeyledgerError } from '../../src/domain/errors.js';
+import type { KeyRecord } from '../../src/domain/eventFields.js';
 import {
   type DomainEvent,
   type EventOf,
-  type KeyRecord,
   type LedgerEvent,
   parseLedgerEvent,
   SCHEMA_VERSION,
