@@ -1,22 +1,18 @@
-import { systemKeyIdentity } from '../crypto/systemKeyIdentity.js';
 import {
   assertCanRotate,
   assertCanSetKey,
   assertUsableForActivation,
-  checkRefreshAnswer,
   decideClearCache,
   decideEjectCacheEntry,
   enableIsNoop,
-  type KeyFacts,
   newKeysIn,
   planRefresh,
   type ScopeCommand,
 } from '../domain/decideScope.js';
-import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
+import { KeyledgerError } from '../domain/errors.js';
 import type { DomainEvent } from '../domain/events.js';
 import {
   formatScope,
-  type KeyId,
   type KeyScope,
   keyScope,
   type MetadataHash,
@@ -24,18 +20,19 @@ import {
 } from '../domain/identities.js';
 import { metadataHashOf } from '../domain/keyDigests.js';
 import type { MarkerState } from '../domain/keyState.js';
-import { findKeyByHash, type ManagedKey, type ScopeState } from '../domain/scopeState.js';
+import { findKeyByHash, type ScopeState } from '../domain/scopeState.js';
 import { appendEvents, type Journal } from '../journal/decideAndAppend.js';
 import type { OperationContext } from '../journal/eventFactory.js';
 import type { StreamNames } from '../journal/streamNames.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
-import type { SecretBytes } from '../secrets/secretBytes.js';
 import { type BulkEnableOptions, enableMany } from './bulkEnable.js';
 import { type KeyInfo, type ScopeStatus, toKeyInfo } from './keyInfo.js';
 import { KeyMaterialStreams, type NewKeyMaterial } from './keyMaterialStreams.js';
+import { askAboutKeys, refreshIncomplete } from './keyRefresh.js';
 import type { LedgerProjector } from './ledgerProjector.js';
 import type { KeyResult, OperationOptions, WriteResult } from './operationOptions.js';
 import { type CheckedAnswer, checkProviderAnswer } from './providerAnswers.js';
+import { notASystemKey, withKeys } from './providerKeyBytes.js';
 import type { ScopeWriter } from './scopeWriter.js';
 import type { SystemKeyHandles } from './systemKeyHandles.js';
 import type { SystemKeyChange, SystemKeyLifecycle } from './systemKeyLifecycle.js';
@@ -68,7 +65,9 @@ interface AdminDeps {
  * loads the scope by folding its stream, asks the provider when the rules need it, decides the
  * events with the pure decider and appends them with the stream revision it decided on. A lost
  * race re-reads and re-decides, so two admins racing on a scope can never leave two ACTIVE keys.
- * A call that wrote returns once this process's view includes its events.
+ * A call that wrote returns once this process's view includes its events. Refresh's questions to
+ * the provider are in keyRefresh.ts, the handling of the key bytes answers carry in
+ * providerKeyBytes.ts.
  */
 export class KeymetaAdmin {
   readonly #d: AdminDeps;
@@ -87,7 +86,7 @@ export class KeymetaAdmin {
     const { scope, context, stk, state } = await this.#d.scopes.begin(custodian, namespace, options);
     if (enableIsNoop(state)) return this.#enableResult(scope, null);
     const answer = this.#notASystemKey(checkProviderAnswer(await this.#d.provider.getManagedKey(scope)));
-    return this.#withKeys(answer, async (keys) => {
+    return withKeys(answer, async (keys) => {
       const command: ScopeCommand = {
         type: 'EnableKeyManagement',
         answer: answer?.facts ?? null,
@@ -187,7 +186,7 @@ export class KeymetaAdmin {
     assertCanRotate(state);
     if (onlyIf !== undefined && !onlyIf(state, this.#d.journal.now())) return null;
     const answer = this.#notASystemKey(checkProviderAnswer(await this.#d.provider.getManagedKey(scope)));
-    return this.#withKeys(answer, async (keys) => {
+    return withKeys(answer, async (keys) => {
       const position = await this.#commit(
         scope,
         state,
@@ -220,35 +219,12 @@ export class KeymetaAdmin {
       });
       return { skipped: false, position: result.position, keys: this.#infos(scope) };
     }
-    const answers = new Map<KeyId, KeyFacts>();
-    const failures: unknown[] = [];
-    for (const key of plan.keys) {
-      try {
-        answers.set(key.keyId, await this.#askAbout(state, key));
-      } catch (error) {
-        failures.push(error);
-      }
-    }
+    const { answers, failures } = await askAboutKeys(this.#d.provider, this.#materials, state, plan.keys);
     const position =
       answers.size === 0
         ? null
         : await this.#commit(scope, state, context, () => ({ type: 'RefreshManagedKeys', answers }));
-    const [first] = failures;
-    if (first !== undefined) {
-      // Its own code, not the first failure's: the answers that did come were recorded, so this is
-      // never "bad input, nothing written" whatever went wrong with one key.
-      throw new KeyledgerError(
-        'ERR_REFRESH_INCOMPLETE',
-        `refresh of ${formatScope(scope)}: ${failures.length} of ${plan.keys.length} keys failed; first: ${(first as Error).message}`,
-        {
-          scope: formatScope(scope),
-          failedKeys: failures.length,
-          firstCode: isKeyledgerError(first) ? first.code : 'ERR_PROVIDER_FAILED',
-          position: position?.toString() ?? null,
-        },
-        { cause: first },
-      );
-    }
+    if (failures[0] !== undefined) throw refreshIncomplete(scope, failures, plan.keys.length, position);
     return { skipped: false, position, keys: this.#infos(scope) };
   }
 
@@ -279,7 +255,7 @@ export class KeymetaAdmin {
         scope: formatScope(scope),
       });
     }
-    return this.#withKeys(answer, async (keys) => {
+    return withKeys(answer, async (keys) => {
       const position = await this.#commit(
         scope,
         state,
@@ -370,65 +346,9 @@ export class KeymetaAdmin {
     return written.position as bigint;
   }
 
-  async #askAbout(state: ScopeState, key: ManagedKey): Promise<KeyFacts> {
-    let raw: Awaited<ReturnType<ManagedKeyProvider['unwrapKey']>>;
-    try {
-      raw = await this.#d.provider.unwrapKey(key.metadata, await this.#materials.latest(key));
-    } catch (error) {
-      if (isKeyledgerError(error)) throw error;
-      throw new KeyledgerError(
-        'ERR_PROVIDER_FAILED',
-        `provider failed on key ${key.metadataHash}`,
-        { scope: formatScope(state.scope), metadataHash: key.metadataHash },
-        { cause: error },
-      );
-    }
-    const answer = checkProviderAnswer(raw);
-    answer?.key?.zero();
-    if (answer === null) {
-      throw new KeyledgerError('ERR_PROVIDER_NO_KEY', `provider has no answer for key ${key.metadataHash}`, {
-        scope: formatScope(state.scope),
-        metadataHash: key.metadataHash,
-      });
-    }
-    return checkRefreshAnswer(state, key, answer.facts);
-  }
-
-  /**
-   * A key whose identity as a system key (version 2, or its checksum: version 1) is a recorded
-   * system key's identity is that system key: serving it as a DEK would let data encryption use
-   * (and rewraps expose) the key that wraps every other key. The provider cannot always tell (a
-   * keystore forgets retired STK aliases); the ledger can.
-   */
+  /** A recorded system key offered as a data key is refused (providerKeyBytes.ts says why). */
   #notASystemKey(answer: CheckedAnswer | null): CheckedAnswer | null {
-    if (answer === null) return null;
-    const checksum = answer.facts.key?.checksum;
-    const names = [checksum, answer.key === null ? null : systemKeyIdentity(answer.key)];
-    if (this.#d.projector.systemKeys.keys.some((k) => names.includes(k.identity))) {
-      answer.key?.zero();
-      throw new KeyledgerError(
-        'ERR_PROVIDER_INVALID_ANSWER',
-        'the provider offered a system key as a data key',
-        {
-          scope: formatScope(answer.facts.scope),
-        },
-      );
-    }
-    return answer;
-  }
-
-  /** Runs `work` with the provider's key bytes at hand by key id, and zeroes them whatever happens. */
-  async #withKeys<T>(
-    answer: CheckedAnswer | null,
-    work: (keys: ReadonlyMap<KeyId, SecretBytes>) => Promise<T>,
-  ): Promise<T> {
-    const keys = new Map<KeyId, SecretBytes>();
-    try {
-      if (answer?.key && answer.facts.key) keys.set(answer.facts.key.keyId, answer.key);
-      return await work(keys);
-    } finally {
-      answer?.key?.zero();
-    }
+    return notASystemKey(answer, this.#d.projector.systemKeys.keys);
   }
 
   #infos(scope: KeyScope): KeyInfo[] {
