@@ -88,8 +88,9 @@ export type {
 export type { KeyInfo, ScopeStatus, ScopeStatusAsOf } from './ledger/keyInfo.js';
 export type { EnableResult, KeymetaAdmin, RefreshResult } from './ledger/keymetaAdmin.js';
 export type { KeyResolver, KeyResolverOptions } from './ledger/keyResolver.js';
-export { Ledger, type LedgerOptions } from './ledger/ledger.js';
+export { Ledger } from './ledger/ledger.js';
 export type { LedgerEventOf, LedgerEventsOptions } from './ledger/ledgerEvents.js';
+export type { LedgerOptions } from './ledger/ledgerOptions.js';
 export type {
   LegacyCampaignInfo,
   LegacyRecord,

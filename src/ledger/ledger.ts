@@ -1,4 +1,3 @@
-import { userInfo } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { Observable } from 'rxjs';
 import { isSystemKeyRetired } from '../../projections/systemKeys.js';
@@ -12,8 +11,8 @@ import { type KeyMetrics, type KeyMetricsRange, keyMetricsFold } from '../audit/
 import { LedgerIntegrity, type LedgerVerifyOptions } from '../audit/ledgerIntegrity.js';
 import { SNAPSHOT_MAC_LABEL, type SnapshotRejection } from '../audit/snapshotSeal.js';
 import type { VerifyReport } from '../audit/verifyReport.js';
-import { KeyCache, type KeyCacheOptions } from '../cache/keyCache.js';
-import { Envelope, type EnvelopeOptions } from '../crypto/envelope.js';
+import { KeyCache } from '../cache/keyCache.js';
+import { Envelope } from '../crypto/envelope.js';
 import { EnvelopeStreams } from '../crypto/envelopeStream.js';
 import { DEFAULT_DESTROY_GRACE_MS, MAX_DESTROY_GRACE_MS } from '../domain/decideDestroy.js';
 import { type LedgerEventType, parseEventOf, parseLedgerEvent, SCOPE_EVENT_TYPES } from '../domain/events.js';
@@ -29,8 +28,9 @@ import { KeyDestruction } from './keyDestruction.js';
 import { KeyImports } from './keyImports.js';
 import { type ScopeStatusAsOf, toKeyInfo } from './keyInfo.js';
 import { KeymetaAdmin } from './keymetaAdmin.js';
-import { KeyResolver, type KeyResolverOptions } from './keyResolver.js';
+import { KeyResolver } from './keyResolver.js';
 import { type LedgerEventOf, type LedgerEventsOptions, ledgerEvents } from './ledgerEvents.js';
+import { defaultActor, type LedgerOptions } from './ledgerOptions.js';
 import { LedgerProjector } from './ledgerProjector.js';
 import { LegacyReencryptions } from './legacyReencryption.js';
 import type { OperationOptions } from './operationOptions.js';
@@ -41,72 +41,18 @@ import { ScopeWriter } from './scopeWriter.js';
 import { SystemKeyHandles } from './systemKeyHandles.js';
 import { type SystemKeyChange, SystemKeyLifecycle } from './systemKeyLifecycle.js';
 
-export interface LedgerOptions {
-  readonly store: EventStore;
-  readonly provider: ManagedKeyProvider;
-  /** Prefix of every stream of this ledger (default `kl-`). */
-  readonly prefix?: string;
-  /** Recorded as the actor when an operation names none (default: the OS user). */
-  readonly actor?: string;
-  /** Save a snapshot of the read models after this many events (default 1000). */
-  readonly snapshotEvery?: number;
-  /** The clock for event times (tests pin it). */
-  readonly now?: () => Date;
-  /** L1 sizes and the FAILED-entry lifetime (defaults: HBase's 1000 keys, 100 scopes; 30 s). */
-  readonly cache?: KeyCacheOptions;
-  /** Whether the resolver asks the provider about unknown scopes (default true). */
-  readonly resolver?: KeyResolverOptions;
-  readonly envelope?: EnvelopeOptions;
-  /**
-   * Append a checkpoint (tamper evidence, docs/audit.md) once this many ledger events were written
-   * since the last one (default 1000); 0 leaves checkpoints to `checkpoint()`.
-   */
-  readonly checkpointEvery?: number;
-  /**
-   * Keep a historic snapshot for as-of queries at least this many positions apart, and at least as
-   * many as the view has entries (default 10000); 0 keeps none (queries then replay from the start).
-   */
-  readonly asOfEvery?: number;
-  /**
-   * Default grace period of a scheduled key destruction, in milliseconds (default 7 days; 0 to
-   * 10 years). scheduleKeyDestruction's `graceMs` overrides it per call. docs/audit.md.
-   */
-  readonly destroyGracePeriodMs?: number;
-  /**
-   * The rollback anchor file (docs/audit.md, "Rollback"): a path meant for another volume or
-   * machine. Every checkpoint is also appended there, and verify() compares the store with its
-   * newest line, reporting `rollback` when the store is older. Default: none.
-   */
-  readonly anchorFile?: string;
-  /**
-   * `whole` (default): the whole keymeta view, restored from the snapshot and kept current, as a
-   * long-running process needs. `point`, for a one-shot command about one scope (the CLI's
-   * show-key-status, rotate, …): the system keys from their stream and each scope from its own
-   * streams when first used, so opening costs O(system keys), not O(ledger). A point ledger writes
-   * no snapshots and refuses what needs every scope (listScopes, destroyDueKeys, rewrap) with a
-   * TypeError.
-   */
-  readonly view?: 'whole' | 'point';
-}
-
-function defaultActor(): string {
-  try {
-    return userInfo().username || 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
-/**
- * A ledger open on a store: the admin API, the system keys, and this process's read models kept
- * current from the store. The store and the provider stay the caller's to close.
- */
 /** What Ledger.open makes before the catch-up, so that snapshots taken during it can be sealed. */
 interface SealingKeys {
   readonly systemKeyProvider: ManagedKeyProvider;
   readonly systemKeys: SystemKeyHandles;
   readonly snapshotKeys: CheckpointMacKeys;
 }
+
+/**
+ * A ledger open on a store: the admin API, the system keys, and this process's read models kept
+ * current from the store. The store and the provider stay the caller's to close. Its options are
+ * declared in ledgerOptions.ts.
+ */
 
 export class Ledger {
   readonly admin: KeymetaAdmin;
