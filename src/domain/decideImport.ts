@@ -1,8 +1,8 @@
-import type { KeyFacts } from './decideScope.js';
 import { KeyledgerError } from './errors.js';
 import type { KeyRecord } from './eventFields.js';
 import type { ScopeEvent } from './events.js';
 import { formatScope } from './identities.js';
+import type { KeyFacts } from './keyFacts.js';
 import type { ScopeState } from './scopeState.js';
 
 /**

@@ -1,3 +1,4 @@
+export { checkRefreshAnswer, planRefresh, type RefreshPlan } from './decideRefresh.js';
 export * from './decideScope.js';
 export * from './decideSystemKey.js';
 export * from './errors.js';
@@ -6,6 +7,7 @@ export * from './events.js';
 export * from './identities.js';
 export type * from './json.js';
 export * from './keyDigests.js';
+export { assertUsableForActivation, type KeyFacts } from './keyFacts.js';
 export * from './keyState.js';
 export {
   LEGACY_CAMPAIGN_NAME,

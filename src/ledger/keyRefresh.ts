@@ -1,6 +1,7 @@
-import { checkRefreshAnswer, type KeyFacts } from '../domain/decideScope.js';
+import { checkRefreshAnswer } from '../domain/decideRefresh.js';
 import { isKeyledgerError, KeyledgerError } from '../domain/errors.js';
 import { formatScope, type KeyId, type KeyScope } from '../domain/identities.js';
+import type { KeyFacts } from '../domain/keyFacts.js';
 import type { ManagedKey, ScopeState } from '../domain/scopeState.js';
 import type { ManagedKeyProvider } from '../providers/managedKeyProvider.js';
 import type { KeyMaterialStreams } from './keyMaterialStreams.js';

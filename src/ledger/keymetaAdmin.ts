@@ -1,12 +1,11 @@
+import { planRefresh } from '../domain/decideRefresh.js';
 import {
   assertCanRotate,
   assertCanSetKey,
-  assertUsableForActivation,
   decideClearCache,
   decideEjectCacheEntry,
   enableIsNoop,
   newKeysIn,
-  planRefresh,
   type ScopeCommand,
 } from '../domain/decideScope.js';
 import { KeyledgerError } from '../domain/errors.js';
@@ -19,6 +18,7 @@ import {
   parseMetadataHash,
 } from '../domain/identities.js';
 import { metadataHashOf } from '../domain/keyDigests.js';
+import { assertUsableForActivation } from '../domain/keyFacts.js';
 import type { MarkerState } from '../domain/keyState.js';
 import { findKeyByHash, type ScopeState } from '../domain/scopeState.js';
 import { appendEvents, type Journal } from '../journal/decideAndAppend.js';

@@ -1,8 +1,8 @@
 import { keyChecksum } from '../crypto/keyChecksum.js';
-import type { KeyFacts } from '../domain/decideScope.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { type KeyScope, parseCustodian, parseNamespace } from '../domain/identities.js';
 import { keyIdOf, metadataHashOf } from '../domain/keyDigests.js';
+import type { KeyFacts } from '../domain/keyFacts.js';
 import { PROVIDER_KEY_STATES } from '../domain/keyState.js';
 import type { ManagedKeyData } from '../providers/managedKeyProvider.js';
 import { SecretBytes } from '../secrets/secretBytes.js';

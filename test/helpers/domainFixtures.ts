@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import type { KeyFacts, ScopeCommand } from '../../src/domain/decideScope.js';
+import type { ScopeCommand } from '../../src/domain/decideScope.js';
 import { type ErrorCode, KeyledgerError } from '../../src/domain/errors.js';
 import type { KeyRecord } from '../../src/domain/eventFields.js';
 import {
@@ -18,6 +18,7 @@ import {
 } from '../../src/domain/events.js';
 import { type KeyId, type KeyScope, keyScope, type MetadataHash } from '../../src/domain/identities.js';
 import { keyIdOf, metadataHashOf } from '../../src/domain/keyDigests.js';
+import type { KeyFacts } from '../../src/domain/keyFacts.js';
 import type { KeyState, MarkerState, ProviderKeyState } from '../../src/domain/keyState.js';
 import { emptyScopeState, evolveScope, type ScopeState } from '../../src/domain/scopeState.js';
 

@@ -12,7 +12,8 @@ import {
   type MaterialReceipt,
   materialHashOf,
 } from '../../src/domain/decideDestroy.js';
-import { decideScope, planRefresh } from '../../src/domain/decideScope.js';
+import { planRefresh } from '../../src/domain/decideRefresh.js';
+import { decideScope } from '../../src/domain/decideScope.js';
 import { type EventOf, eventDataSchemas, type ScopeEvent } from '../../src/domain/events.js';
 import type { KeyId } from '../../src/domain/identities.js';
 import { DESTROYABLE_KEY_STATES, KEY_STATES, KEY_TRANSITIONS } from '../../src/domain/keyState.js';

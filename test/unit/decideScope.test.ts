@@ -1,19 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { checkRefreshAnswer, planRefresh } from '../../src/domain/decideRefresh.js';
 import {
-  checkRefreshAnswer,
   decideClearCache,
   decideEjectCacheEntry,
   decideScope,
   enableIsNoop,
-  type KeyFacts,
   newKeysIn,
-  planRefresh,
   type ScopeCommand,
 } from '../../src/domain/decideScope.js';
 import { type ErrorCode, KeyledgerError } from '../../src/domain/errors.js';
 import { type DomainEvent, eventDataSchemas, type ScopeEvent } from '../../src/domain/events.js';
 import { formatScope, type KeyId } from '../../src/domain/identities.js';
+import type { KeyFacts } from '../../src/domain/keyFacts.js';
 import {
   assertTransition,
   canTransition,
