@@ -105,14 +105,14 @@ export type {
 } from './ledger/legacyReencryption.js';
 export { type DataLocation, namespaceCandidates } from './ledger/namespaceCandidates.js';
 export type { KeyResult, OperationOptions, WriteResult } from './ledger/operationOptions.js';
+export type { RewrapCampaigns } from './ledger/rewrapCampaign.js';
 export type {
   RewrapCampaignInfo,
-  RewrapCampaigns,
-  RewrapOptions,
   RewrapResult,
   RewrapStatus,
   SystemKeyUsage,
-} from './ledger/rewrapCampaign.js';
+} from './ledger/rewrapCampaignInfo.js';
+export type { RewrapOptions } from './ledger/rewrapOptions.js';
 export type { RetireResult, SystemKeyChange } from './ledger/systemKeyLifecycle.js';
 export {
   type AnyOperation,

@@ -24,76 +24,10 @@ import type { StreamNames } from '../journal/streamNames.js';
 import type { LedgerProjector } from './ledgerProjector.js';
 import { MaterialRewrap } from './materialRewrap.js';
 import type { OperationOptions } from './operationOptions.js';
+import { campaignInfo, type RewrapResult, type RewrapStatus } from './rewrapCampaignInfo.js';
+import { checkBatchSize, type RewrapOptions } from './rewrapOptions.js';
 import type { SystemKeyHandles } from './systemKeyHandles.js';
 import type { DestroyResult, RetireResult, SystemKeyLifecycle } from './systemKeyLifecycle.js';
-
-/** Keys per batch (one checkpoint event each) unless the caller says otherwise. */
-export const DEFAULT_REWRAP_BATCH_SIZE = 100;
-export const MAX_REWRAP_BATCH_SIZE = 10_000;
-
-export interface RewrapOptions extends OperationOptions {
-  /** Keys per batch; a checkpoint is recorded after each (default 100, at most 10 000). */
-  readonly batchSize?: number;
-  /** Stop after this many batches, leaving the campaign to be resumed (status `paused`). */
-  readonly maxBatches?: number;
-  /** Stops the campaign at the next batch boundary (status `paused`); it can be resumed. */
-  readonly signal?: AbortSignal;
-  /** Called after every recorded checkpoint. A throw stops the campaign (resumable). */
-  readonly onProgress?: (progress: RewrapCampaignInfo) => void | Promise<void>;
-}
-
-/** A campaign as recorded on the rewrap stream. */
-export interface RewrapCampaignInfo {
-  readonly campaignId: string;
-  readonly targetStkIdentity: string;
-  /** 1, plus one per retarget (a newer STK recorded while the campaign ran). */
-  readonly pass: number;
-  /** Keys this pass visits (every key with material when it began). */
-  readonly keys: number;
-  /** Keys visited so far in this pass: rewrapped + skipped. */
-  readonly done: number;
-  readonly rewrapped: number;
-  readonly skipped: number;
-  /** The checkpoint: resuming continues after this key (key id order). */
-  readonly lastKeyId: string | null;
-  readonly finished: boolean;
-  readonly startedAt: string;
-  readonly updatedAt: string;
-}
-
-export interface RewrapResult {
-  /**
-   * `finished`: every key visited; `paused`: stopped at a batch boundary (maxBatches, signal), resume
-   * it later; `up-to-date`: every key's material was already under the latest STK, nothing started.
-   */
-  readonly status: 'finished' | 'paused' | 'up-to-date';
-  readonly campaign: RewrapCampaignInfo | null;
-  /**
-   * Keys whose material is still under another STK than the latest one. 0 after a finish, unless
-   * keys were written under an older STK while the campaign ran (another campaign moves them).
-   */
-  readonly remaining: number;
-}
-
-export interface SystemKeyUsage {
-  readonly sequence: number;
-  readonly identity: string;
-  readonly current: boolean;
-  readonly retiredAt: string | null;
-  /** Keys whose latest material is wrapped under this STK (DESTROYED keys excluded). */
-  readonly keys: number;
-}
-
-export interface RewrapStatus {
-  readonly latestStkIdentity: string | null;
-  readonly systemKeys: readonly SystemKeyUsage[];
-  /** Keys whose material is under another STK than the latest one. */
-  readonly pending: number;
-  /** The unfinished campaign, if any. */
-  readonly open: RewrapCampaignInfo | null;
-  /** Every campaign, oldest first. */
-  readonly campaigns: readonly RewrapCampaignInfo[];
-}
 
 interface RewrapDeps {
   readonly journal: Journal;
@@ -110,7 +44,8 @@ interface RewrapDeps {
  * (src/domain/decideRewrap.ts); this runs them against the store.
  *
  * A campaign visits keys in batches, one checkpoint event per batch; each key's step is
- * MaterialRewrap's (src/ledger/materialRewrap.ts).
+ * MaterialRewrap's (src/ledger/materialRewrap.ts). How a caller runs one is rewrapOptions.ts; what
+ * it answers, rewrapCampaignInfo.ts.
  */
 export class RewrapCampaigns {
   readonly #d: RewrapDeps;
@@ -182,8 +117,8 @@ export class RewrapCampaigns {
         keys: keysReferencing(facts, k.identity),
       })),
       pending: latest === null ? 0 : pendingRewraps(facts, latest),
-      open: open === null ? null : info(open),
-      campaigns: [...state.campaigns.values()].map(info),
+      open: open === null ? null : campaignInfo(open),
+      campaigns: [...state.campaigns.values()].map(campaignInfo),
     };
   }
 
@@ -284,7 +219,7 @@ export class RewrapCampaigns {
       );
       batches++;
       const now = this.#state.campaigns.get(campaignId);
-      if (options.onProgress !== undefined && now !== undefined) await options.onProgress(info(now));
+      if (options.onProgress !== undefined && now !== undefined) await options.onProgress(campaignInfo(now));
     }
   }
 
@@ -387,43 +322,11 @@ export class RewrapCampaigns {
   #result(status: RewrapResult['status'], campaign: RewrapCampaign): RewrapResult {
     const latest = this.#d.projector.latestSystemKey()?.identity;
     const remaining = latest === undefined ? 0 : pendingRewraps(this.#materialFacts(), latest);
-    return { status, campaign: info(campaign), remaining };
+    return { status, campaign: campaignInfo(campaign), remaining };
   }
 
   #contextFor(options: OperationOptions, campaignId: string): OperationContext {
     // Every event a campaign writes, over all its runs, names the campaign as its cause.
     return { ...this.#d.context(options), causationId: campaignId };
   }
-}
-
-function checkBatchSize(options: RewrapOptions): number {
-  const size = options.batchSize ?? DEFAULT_REWRAP_BATCH_SIZE;
-  if (!Number.isSafeInteger(size) || size < 1 || size > MAX_REWRAP_BATCH_SIZE) {
-    throw new KeyledgerError('ERR_INVALID_ARGUMENT', `the batch size must be 1 to ${MAX_REWRAP_BATCH_SIZE}`, {
-      batchSize: String(size),
-    });
-  }
-  const max = options.maxBatches;
-  if (max !== undefined && (!Number.isSafeInteger(max) || max < 0)) {
-    throw new KeyledgerError('ERR_INVALID_ARGUMENT', 'maxBatches must be a non-negative integer', {
-      maxBatches: String(max),
-    });
-  }
-  return size;
-}
-
-function info(c: RewrapCampaign): RewrapCampaignInfo {
-  return {
-    campaignId: c.campaignId,
-    targetStkIdentity: c.targetStkIdentity,
-    pass: c.pass,
-    keys: c.keys,
-    done: c.done,
-    rewrapped: c.rewrapped,
-    skipped: c.skipped,
-    lastKeyId: c.lastKeyId,
-    finished: c.finished,
-    startedAt: c.startedAt,
-    updatedAt: c.updatedAt,
-  };
 }

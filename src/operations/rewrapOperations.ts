@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { REWRAP_CAMPAIGN_ID } from '../domain/rewrapEventSchemas.js';
 import type { Ledger } from '../ledger/ledger.js';
-import type { RewrapOptions, RewrapResult } from '../ledger/rewrapCampaign.js';
+import type { RewrapResult } from '../ledger/rewrapCampaignInfo.js';
+import type { RewrapOptions } from '../ledger/rewrapOptions.js';
 import { actedBy } from './adminOperations.js';
 import { defineOperation, type OperationHost } from './operation.js';
 import { plain } from './plain.js';
