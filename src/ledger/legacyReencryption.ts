@@ -20,7 +20,7 @@ import {
   parseEventOf,
   SCOPE_EVENT_TYPES,
 } from '../domain/events.js';
-import { formatScope, type KeyScope, parseMetadataHash } from '../domain/identities.js';
+import { formatScope, type KeyId, type KeyScope, parseMetadataHash } from '../domain/identities.js';
 import { findKeyByHash, type ManagedKey } from '../domain/scopeState.js';
 import { decideAndAppend, expectedAfter, type Journal } from '../journal/decideAndAppend.js';
 import type { OperationContext } from '../journal/eventFactory.js';
@@ -76,6 +76,15 @@ export interface LegacyDataResult {
 export class LegacyReencryptions {
   readonly #d: LegacyDeps;
   #state: LegacyReencryptionState = emptyLegacyReencryptionState();
+  /**
+   * Whether a key entered its scope by import-managed-key, for each key asked about. The keymeta
+   * view does not record it (a ManagedKey is the same however it came), so the scope's stream is
+   * read, but once per key: the answer is fixed when the key enters the scope. ManagedKeyImported
+   * is only written for a key the scope does not know yet (decideImport.ts), a scope's stream is
+   * only ever appended to, and a key is asked about only once this process's view holds it, so the
+   * event that brought it in is already in the stream read. Bounded by the keys of the view.
+   */
+  readonly #imported = new Map<KeyId, boolean>();
 
   constructor(deps: LegacyDeps) {
     this.#d = deps;
@@ -261,8 +270,16 @@ export class LegacyReencryptions {
     return live;
   }
 
-  /** Whether the scope's stream records the key as imported (ManagedKeyImported). */
+  /** Whether the scope's stream records the key as imported (ManagedKeyImported); see #imported. */
   async #wasImported(scope: KeyScope, key: ManagedKey): Promise<boolean> {
+    const known = this.#imported.get(key.keyId);
+    if (known !== undefined) return known;
+    const imported = await this.#readWasImported(scope, key);
+    this.#imported.set(key.keyId, imported);
+    return imported;
+  }
+
+  async #readWasImported(scope: KeyScope, key: ManagedKey): Promise<boolean> {
     for (const recorded of await this.#d.journal.store.readStream(this.#d.names.scope(scope))) {
       if (recorded.type !== 'ManagedKeyImported') continue;
       const event = parseEventOf(recorded, SCOPE_EVENT_TYPES);

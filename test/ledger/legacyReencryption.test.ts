@@ -3,6 +3,7 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { isKeyledgerError } from '../../src/domain/errors.js';
+import { parseLedgerEvent } from '../../src/domain/events.js';
 import { keyScope } from '../../src/domain/identities.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import type { LegacyRecord } from '../../src/ledger/legacyCampaign.js';
@@ -27,8 +28,7 @@ async function open(store: MemoryEventStore, provider: ScriptedProvider) {
 }
 
 /** A ledger with the old per-table key imported INACTIVE into orders, and a new ACTIVE key there. */
-async function setup() {
-  const store = new MemoryEventStore();
+async function setup(store = new MemoryEventStore()) {
   const provider = new ScriptedProvider();
   const ledger = await open(store, provider);
   await ledger.initialise();
@@ -133,6 +133,73 @@ describe('re-encrypting legacy data (a file or stream)', () => {
     await expectUnusable(active.metadataHash, (d) => d.imported === false && d.state === 'ACTIVE');
     await t.ledger.admin.disableManagedKey(T1, 'orders', t.hash);
     await expectUnusable(t.hash, (d) => d.imported === true && d.state === 'DISABLED');
+  });
+
+  it('whether a key was imported: the scope’s stream is read once per key, and the answers are the stream’s', async () => {
+    /** Counts the reads of one stream (the scope's), whoever makes them. */
+    class CountingStore extends MemoryEventStore {
+      counted: string | null = null;
+      reads = 0;
+      override async readStream(stream: string, options?: { readonly fromRevision?: bigint }) {
+        if (stream === this.counted) this.reads++;
+        return super.readStream(stream, options);
+      }
+    }
+    const store = new CountingStore();
+    await using t = await setup(store);
+    const active = (await t.ledger.admin.getManagedKeys(T1, 'orders')).find((k) => k.state === 'ACTIVE');
+    assert.ok(active !== undefined);
+    store.counted = t.ledger.streamNames.scope(orders);
+    // What the stream says, folded here without the ledger: the keys ManagedKeyImported brought in.
+    const importedIds = async () =>
+      (await store.readStream(t.ledger.streamNames.scope(orders)))
+        .map(parseLedgerEvent)
+        .flatMap((e) => (e.type === 'ManagedKeyImported' ? [e.data.key.keyId] : []));
+    /** The ledger's answer for a key: usable (imported), or refused saying whether it was imported. */
+    const answer = async (ledger: Ledger, hash: string) => {
+      try {
+        await ledger.legacyReencryption.reencryptData(hash, legacyEncrypt(t.oldKey, 'x'));
+        return 'usable';
+      } catch (error) {
+        assert.ok(isKeyledgerError(error, 'ERR_LEGACY_KEY_UNUSABLE'));
+        return `refused, imported: ${String(error.details.imported)}`;
+      }
+    };
+
+    // The imported key: read once, then every file and campaign start is answered without a read.
+    store.reads = 0;
+    for (let i = 0; i < 3; i++) assert.equal(await answer(t.ledger, t.hash), 'usable');
+    await (await t.ledger.legacyReencryption.start('once', t.hash)).complete();
+    assert.equal(store.reads, 1);
+    // A key that was not imported: the same, refused every time.
+    store.reads = 0;
+    for (let i = 0; i < 3; i++)
+      assert.equal(await answer(t.ledger, active.metadataHash), 'refused, imported: false');
+    await assert.rejects(t.ledger.legacyReencryption.start('never', active.metadataHash), (e: unknown) =>
+      isKeyledgerError(e, 'ERR_LEGACY_KEY_UNUSABLE'),
+    );
+    assert.equal(store.reads, 1);
+    const ids = await importedIds();
+    const imported = (await t.ledger.admin.getManagedKeys(T1, 'orders')).find(
+      (k) => k.metadataHash === t.hash,
+    );
+    assert.deepEqual(ids, [imported?.keyId]);
+
+    // What the answer being fixed rests on: a key the scope knows is never imported afterwards (here
+    // the ACTIVE key's own bytes, under their alias: nothing is written), so the stream's answer and
+    // the remembered one stay the same; a new process, remembering nothing, answers alike.
+    const head = await store.headPosition();
+    await t.ledger.imports.importManagedKey(T1, 'orders', 'orders-2026', 'ACTIVE');
+    assert.equal(await store.headPosition(), head);
+    assert.deepEqual(await importedIds(), ids);
+    assert.equal(await answer(t.ledger, active.metadataHash), 'refused, imported: false');
+    const fresh = await open(store, t.provider);
+    try {
+      assert.equal(await answer(fresh, t.hash), 'usable');
+      assert.equal(await answer(fresh, active.metadataHash), 'refused, imported: false');
+    } finally {
+      await fresh.close();
+    }
   });
 });
 
