@@ -2,7 +2,7 @@ import { type Grant, ROLES, type Role } from './grants.js';
 import { type Custodian, isCanonicalCustodian } from './identities.js';
 
 /**
- * The fields of an API token as the ledger records them (events.ts checks them on every read, the
+ * The fields of an API token as the ledger records them (apiTokenEventSchemas.ts checks them on every read, the
  * decider before every write), so that what was written is exactly what is read back.
  */
 

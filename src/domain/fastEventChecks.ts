@@ -19,11 +19,11 @@ import { KEY_STATES, PROVIDER_KEY_STATES } from './keyState.js';
  * strings, numbers, null. Anything else goes to zod.
  */
 
-/** Hex patterns shared with events.ts, so that the schemas and these checks test the same thing. */
+/** Hex patterns shared with the event schemas (eventFields.ts), so that the schemas and these checks test the same thing. */
 export const HEX16 = /^[0-9a-f]{16}$/;
 export const SHA256_HEX = /^[0-9a-f]{64}$/;
 
-/** The schema events.ts uses for times, and the very pattern zod tests with it. */
+/** The schema the event schemas use for times, and the very pattern zod tests with it. */
 export const isoDatetime = () => z.iso.datetime();
 const ISO_DATETIME = isoDatetime()._zod.def.pattern;
 
@@ -74,7 +74,7 @@ function metadataHash(value: unknown): boolean {
   return typeof value === 'string' && isMetadataHash(value);
 }
 
-/** custodian and namespace, as `scoped` in events.ts; the custodian only in its canonical form. */
+/** custodian and namespace, as `scoped` in eventFields.ts; the custodian only in its canonical form. */
 function scoped(value: Fields): boolean {
   const { custodian, namespace } = value;
   return (

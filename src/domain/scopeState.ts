@@ -227,7 +227,7 @@ export function evolveScope(state: ScopeState, event: ScopeEvent, at: string, re
       const key = keys.get(event.data.keyId);
       if (key === undefined) break;
       // The identity the event recorded, not the one material events moved: those are deleted
-      // with the stream, and a rebuild must answer as a view that saw them (see events.ts).
+      // with the stream, and a rebuild must answer as a view that saw them (see scopeEventSchemas.ts).
       const stk = event.data.stkIdentity ?? key.stkIdentity;
       keys = withKey(keys, changedKey(key, 'DESTROYED', key.refreshedAt, at, null, stk));
       if (activeKeyId === key.keyId) activeKeyId = null;
