@@ -33,7 +33,7 @@ import { type BenchResult, fmtMs, machineInfo, main, median, quantile, type Row 
 import { httpLoad, type LoadResult } from './httpLoad.js';
 import { type RoundFigures, ratioRounds } from './ratioRounds.js';
 import { rotationDelivery } from './rotationDelivery.js';
-import { ServerChildProcess } from './serverChildProcess.js';
+import { ServerChildProcess, serverChildRunner } from './serverChildProcess.js';
 import { streamedUpload } from './streamedUpload.js';
 
 const MiB = 1024 * 1024;
@@ -100,7 +100,13 @@ export async function run(): Promise<BenchResult> {
   const started = process.hrtime.bigint();
   const rows: Row[] = [];
   const notes: string[] = [`load average (1, 5, 15 min) at start: ${fmtLoad()}`];
-  const { child, setup } = await ServerChildProcess.start();
+  const runner = serverChildRunner();
+  notes.push(
+    runner === 'bundle'
+      ? 'server process: an esbuild bundle of serverChild.ts and the sources (dist/bench/serverChild.mjs, built as scripts/build-cli.mjs builds the shipped CLI); BENCH_SERVER_RUN=tsx runs the sources through tsx instead'
+      : 'server process: the TypeScript sources through tsx (BENCH_SERVER_RUN=tsx; tsx keeps names: a __name call on every closure made)',
+  );
+  const { child, setup } = await ServerChildProcess.start(runner);
   const ca = Buffer.from(setup.ca);
   const call = (path: string, token: string, json: unknown) =>
     httpsCall(setup.url, 'POST', path, { ca, token, json });
