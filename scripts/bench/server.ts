@@ -20,7 +20,9 @@
  *    route (before and after the rest: the baseline is their mean, and the two show the drift of a
  *    shared machine), `POST /v1/encrypt` of 1 KiB in the JSON form (a long-lived JWT; and again with
  *    an API token, which costs no signature check), `POST /v1/decrypt` of that ciphertext, and
- *    `POST /v1/resolve`. Requests/s and p50/p99 latency; ratios against the bare route.
+ *    `POST /v1/resolve`. Requests/s and p50/p99 latency; ratios against the bare route. Then the
+ *    same routes in ROUNDS short interleaved rounds, each route's slot between two bare slots
+ *    (ratioRounds.ts): the median of the per-round ratios and their range, the steadier figure.
  *
  * The client and the server share the machine: on 2 cores, the load generator takes CPU the server
  * would otherwise have, for the bare route as for the real ones.
@@ -29,8 +31,9 @@ import { loadavg } from 'node:os';
 import { httpsCall } from '../../test/helpers/httpsCall.js';
 import { type BenchResult, fmtMs, machineInfo, main, median, quantile, type Row } from './common.js';
 import { httpLoad, type LoadResult } from './httpLoad.js';
+import { type RoundFigures, ratioRounds } from './ratioRounds.js';
 import { rotationDelivery } from './rotationDelivery.js';
-import { ServerChildProcess } from './serverChildProcess.js';
+import { ServerChildProcess, serverChildRunner } from './serverChildProcess.js';
 import { streamedUpload } from './streamedUpload.js';
 
 const MiB = 1024 * 1024;
@@ -38,6 +41,9 @@ const STREAM_BYTES = Number(process.env.BENCH_SERVER_STREAM_BYTES ?? 64 * MiB);
 const STREAM_WARMUP_BYTES = 8 * MiB;
 const SECONDS = Number(process.env.BENCH_SERVER_SECONDS ?? 5);
 const WARMUP_SECONDS = 1;
+/** The interleaved rounds (ratioRounds.ts): how many, and the seconds of each slot (no warm-up each). */
+const ROUNDS = Number(process.env.BENCH_SERVER_ROUNDS ?? 5);
+const ROUND_SECONDS = Number(process.env.BENCH_SERVER_ROUND_SECONDS ?? 2);
 const CONNECTIONS = 64;
 const SUBSCRIBERS = 100;
 const ROTATIONS = Number(process.env.BENCH_SERVER_ROTATIONS ?? 50);
@@ -75,6 +81,17 @@ interface Measured extends LoadResult {
   readonly cpuMicros: number;
 }
 
+/** A route's interleaved-rounds figures: the median req/s ratio to bare (the target's), with its range. */
+function inRounds(metric: string, f: RoundFigures, target: boolean): Row {
+  const ratio = median([...f.ratios]);
+  const range = (v: readonly number[]) => `${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)}`;
+  return {
+    metric: `interleaved rounds: ${metric}, median of ${f.ratios.length} per-round ratios`,
+    value: `${ratio.toFixed(2)}× bare (rounds ${range(f.ratios)}; per round ${f.ratios.map((r) => r.toFixed(2)).join(' ')}); bare's server CPU ÷ the route's ${median([...f.cpuRatios]).toFixed(2)}× (${range(f.cpuRatios)}), the route ${median([...f.cpuMicros]).toFixed(0)} µs/request`,
+    ...(target ? { target: `≥ ${TARGET_RATIO}× bare`, met: ratio >= TARGET_RATIO } : {}),
+  };
+}
+
 function fmtRun(r: LoadResult): string {
   return `${r.requestsPerSecond.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms`;
 }
@@ -83,7 +100,13 @@ export async function run(): Promise<BenchResult> {
   const started = process.hrtime.bigint();
   const rows: Row[] = [];
   const notes: string[] = [`load average (1, 5, 15 min) at start: ${fmtLoad()}`];
-  const { child, setup } = await ServerChildProcess.start();
+  const runner = serverChildRunner();
+  notes.push(
+    runner === 'bundle'
+      ? 'server process: an esbuild bundle of serverChild.ts and the sources (dist/bench/serverChild.mjs, built as scripts/build-cli.mjs builds the shipped CLI); BENCH_SERVER_RUN=tsx runs the sources through tsx instead'
+      : 'server process: the TypeScript sources through tsx (BENCH_SERVER_RUN=tsx; tsx keeps names: a __name call on every closure made)',
+  );
+  const { child, setup } = await ServerChildProcess.start(runner);
   const ca = Buffer.from(setup.ca);
   const call = (path: string, token: string, json: unknown) =>
     httpsCall(setup.url, 'POST', path, { ca, token, json });
@@ -210,6 +233,8 @@ export async function run(): Promise<BenchResult> {
       token: string | null,
       body: string,
       busyMicros = 0,
+      seconds = SECONDS,
+      warmup = true,
     ): Promise<Measured> => {
       const options = {
         url,
@@ -223,9 +248,9 @@ export async function run(): Promise<BenchResult> {
         body,
         connections: CONNECTIONS,
       };
-      await httpLoad({ ...options, seconds: WARMUP_SECONDS });
+      if (warmup) await httpLoad({ ...options, seconds: WARMUP_SECONDS });
       await child.ask('cpu-start');
-      const result = await httpLoad({ ...options, seconds: SECONDS });
+      const result = await httpLoad({ ...options, seconds });
       const cpu = await child.ask<{ micros: number }>('cpu-stop');
       if (result.failed > 0)
         throw new Error(`${url}: ${result.failed} failed requests of ${result.ok + result.failed}`);
@@ -242,6 +267,15 @@ export async function run(): Promise<BenchResult> {
     }
     const bareTurn = await load(setup.bareTurnUrl, null, encryptBody);
     const bareAfter = await load(setup.bareUrl, null, encryptBody);
+    // The same ratios again in short interleaved rounds, each route between two bare slots.
+    const slot = (url: string, token: string | null, body: string) => () =>
+      load(url, token, body, 0, ROUND_SECONDS, false);
+    const rounds = await ratioRounds(ROUNDS, slot(setup.bareUrl, null, encryptBody), [
+      { key: 'encryptJwt', measure: slot(`${setup.url}/v1/encrypt`, setup.encryptor, encryptBody) },
+      { key: 'encryptToken', measure: slot(`${setup.url}/v1/encrypt`, apiToken, encryptBody) },
+      { key: 'decrypt', measure: slot(`${setup.url}/v1/decrypt`, setup.encryptor, decryptBody) },
+      { key: 'resolve', measure: slot(`${setup.url}/v1/resolve`, setup.encryptor, resolveBody) },
+    ]);
     const bare = (bareBefore.requestsPerSecond + bareAfter.requestsPerSecond) / 2;
     const bareCpu = (bareBefore.cpuMicros + bareAfter.cpuMicros) / 2;
     const ratio = (r: LoadResult) => r.requestsPerSecond / bare;
@@ -263,9 +297,18 @@ export async function run(): Promise<BenchResult> {
       ...calibration.map(([micros, r]) =>
         against(`calibration: the bare route + ${micros} µs of busy wait`, r, false),
       ),
+      {
+        metric: `interleaved rounds (${ROUNDS} × ${ROUND_SECONDS} s slots): bare route, req/s per slot`,
+        value: `median ${median([...rounds.bare]).toFixed(0)} (${Math.min(...rounds.bare).toFixed(0)}–${Math.max(...rounds.bare).toFixed(0)}, ${rounds.bare.length} slots)`,
+      },
+      inRounds('POST /v1/encrypt 1 KiB (JSON, JWT)', rounds.figures.encryptJwt, true),
+      inRounds('POST /v1/encrypt 1 KiB (JSON, API token)', rounds.figures.encryptToken, false),
+      inRounds('POST /v1/decrypt 1 KiB (JSON, JWT)', rounds.figures.decrypt, false),
+      inRounds('POST /v1/resolve (JWT)', rounds.figures.resolve, false),
     );
     notes.push(
       `autocannon: ${CONNECTIONS} keep-alive connections, pipelining 1, ${WARMUP_SECONDS} s warm-up then ${SECONDS} s per route, in this process (the client) while the servers run in process ${child.pid}`,
+      `interleaved rounds: ${ROUNDS} rounds of [bare, encrypt/JWT, bare, encrypt/API token, bare, decrypt, bare, resolve, bare], ${ROUND_SECONDS} s a slot (new connections each, no warm-up); a route's ratio in a round is its req/s ÷ the mean of the bare slots either side of it; median (min–max) over the rounds`,
       'bare route: same process, certificate and key as the keyledger server; parses the same JSON body, answers a fixed 1 KiB; no auth, no access log (the keyledger server logs to a no-op here)',
       'server CPU: the server process’s user + system time over the measured seconds ÷ the requests answered (what the server spends per request, whatever the load generator beside it takes; “× bare’s” is bare ÷ route, comparable to the req/s ratio)',
       `SSE: ${SUBSCRIBERS} streams read in this process, rotations one at a time after ${ROTATION_WARMUP} warm-up rotations; the POST is on a keep-alive connection`,

@@ -1,8 +1,24 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { buildServerChild } from './serverChildBundle.js';
 
 const CHILD = fileURLToPath(new URL('./serverChild.ts', import.meta.url));
+
+/**
+ * How the server child runs: `bundle` (default) from an esbuild bundle of serverChild.ts and the
+ * sources it imports, as users run the built CLI (scripts/build-cli.mjs bundles `keyledger serve`
+ * with esbuild the same way); `tsx` from the TypeScript sources through tsx, as before the fifth
+ * session (tsx keeps function names: a `__name` call on every closure made per request).
+ */
+export type ServerChildRunner = 'bundle' | 'tsx';
+
+export function serverChildRunner(): ServerChildRunner {
+  const runner = process.env.BENCH_SERVER_RUN ?? 'bundle';
+  if (runner !== 'bundle' && runner !== 'tsx')
+    throw new Error(`BENCH_SERVER_RUN: bundle or tsx, not ${runner}`);
+  return runner;
+}
 
 /** What serverChild.ts announces once both servers listen. */
 export interface ServedSetup {
@@ -39,10 +55,11 @@ export class ServerChildProcess {
     this.#lines = this.#reader[Symbol.asyncIterator]();
   }
 
-  static async start(): Promise<{ child: ServerChildProcess; setup: ServedSetup }> {
-    const child = new ServerChildProcess(
-      spawn(process.execPath, ['--import', 'tsx', CHILD], { stdio: ['pipe', 'pipe', 'pipe'] }),
-    );
+  static async start(
+    runner: ServerChildRunner = serverChildRunner(),
+  ): Promise<{ child: ServerChildProcess; setup: ServedSetup }> {
+    const args = runner === 'tsx' ? ['--import', 'tsx', CHILD] : [await buildServerChild(CHILD)];
+    const child = new ServerChildProcess(spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
     const first = (await child.#next()) as { ready?: ServedSetup };
     if (first.ready === undefined) throw new Error(`server child: ${JSON.stringify(first)}`);
     return { child, setup: first.ready };

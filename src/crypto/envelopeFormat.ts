@@ -60,10 +60,10 @@ export function writePrefix(out: Buffer, mode: number, keyId: Uint8Array, salt: 
  *   3  1  version (1)
  *   4  1  mode (2)
  *   5 16  key id
- *  21 32  salt (HKDF salt of the stream's derived key; fresh per stream)
+ *  21 32  salt (HKDF salt of the stream's derived key; fresh per stream, or shared: streamEncryptKeys.ts)
  *  53 32  key commitment
  *  85  4  chunk size C, u32 big-endian, 1 ≤ C ≤ 16 MiB (encrypt's default 64 KiB)
- *  89  7  nonce prefix (random per stream)
+ *  89  7  nonce prefix (unique per derived key: random per stream, or a counter: streamEncryptKeys.ts)
  * then chunks 0, 1, …, n-1, each `ciphertext ‖ tag(16)`. Every chunk but the last holds exactly C
  * plaintext bytes; the last holds 0 to C-1 (so a stream whose length is a multiple of C, including
  * 0, ends with an empty chunk that is only a tag). Chunk i's nonce is

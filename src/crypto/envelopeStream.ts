@@ -9,8 +9,10 @@ import {
   STREAM_MAX_CHUNKS,
   STREAM_MIN_CHUNK_BYTES,
 } from './envelopeFormat.js';
-import { scopeCheckOf } from './expectedScope.js';
+import { type DecryptionKeyInfo, type ScopeCheck, scopeCheckOf } from './expectedScope.js';
 import { type ActiveResolution, type KeySource, liveActiveKey, type ResolutionTarget } from './keySource.js';
+import { openStreamBuffer } from './streamBufferOpener.js';
+import { StreamEncryptKeys } from './streamEncryptKeys.js';
 import { StreamSealer } from './streamSealer.js';
 
 export interface EnvelopeStreamsOptions {
@@ -20,6 +22,13 @@ export interface EnvelopeStreamsOptions {
    * A stream that would need more fails with ERR_INVALID_ARGUMENT; pick a larger chunkSize.
    */
   readonly maxChunksPerStream?: number;
+  /**
+   * `encryptBuffer` reuses a derived key across messages under the same DEK, at most this many
+   * (1 to 2^32 - 1; see StreamEncryptKeys), instead of deriving one per message; `encryptStream`
+   * always derives its own. Off by default: an instance that reuses follows the key source's
+   * evictions, so make one per key source and `close()` it. The ciphertexts are the same format.
+   */
+  readonly streamsPerDerivedKey?: number;
 }
 
 export interface StreamEncryptOptions extends EncryptOptions {
@@ -51,7 +60,7 @@ export interface StreamDecryptOptions extends DecryptOptions {
  *       21 32  salt: K = HKDF-SHA256(DEK, salt, "keyledger-v1 key" ‖ 0x00 ‖ 0x02 ‖ key id, 32)
  *       53 32  key commitment: HKDF-SHA256(DEK, salt, "keyledger-v1 commit" ‖ 0x00 ‖ 0x02 ‖ key id, 32)
  *       85  4  chunk size C (u32), 1 ≤ C ≤ 16 MiB; encrypt's default 65536
- *       89  7  nonce prefix P (random per stream)
+ *       89  7  nonce prefix P (unique per derived key: random per stream, or a counter)
  *     chunk i = 0 … n-1:  AES-256-GCM_K(nonce_i, aad, plaintext_i) = ciphertext_i ‖ tag_i (16)
  *       nonce_i = P ‖ u32(i) ‖ (0x01 if i = n-1 else 0x00)
  *       aad     = the 96 header bytes ‖ the caller's AAD (empty if none)
@@ -69,7 +78,8 @@ export interface StreamDecryptOptions extends DecryptOptions {
  *
  * Keys: the key is resolved once, when the stream starts (encrypt: the resolver's namespace
  * fallback; decrypt: the header's key id, ACTIVE or INACTIVE). The stream derives its own key K
- * from the DEK at once (a fresh salt per encrypt stream) and keeps only K, so a DEK leaving L1 (a
+ * from the DEK at once (a fresh salt per encrypt stream; `encryptBuffer` may reuse one, see
+ * `streamsPerDerivedKey`) and keeps only K, so a DEK leaving L1 (a
  * rotation, a disable, an eviction) mid-stream does not affect a running stream; K is zeroed when
  * the stream ends, fails or is destroyed. A key DISABLED before decryption starts cannot decrypt.
  *
@@ -87,6 +97,7 @@ export interface StreamDecryptOptions extends DecryptOptions {
 export class EnvelopeStreams {
   readonly #keys: KeySource;
   readonly #maxChunks: number;
+  readonly #reuse: StreamEncryptKeys | null;
 
   constructor(keys: KeySource, options: EnvelopeStreamsOptions = {}) {
     this.#keys = keys;
@@ -94,6 +105,15 @@ export class EnvelopeStreams {
     if (!Number.isInteger(this.#maxChunks) || this.#maxChunks < 1 || this.#maxChunks > STREAM_MAX_CHUNKS) {
       throw new TypeError('maxChunksPerStream must be an integer from 1 to 2^32');
     }
+    this.#reuse =
+      options.streamsPerDerivedKey === undefined
+        ? null
+        : new StreamEncryptKeys(keys, options.streamsPerDerivedKey);
+  }
+
+  /** Zeroes the derived keys kept for reuse (if any) and stops following the key source. */
+  close(): void {
+    this.#reuse?.close();
   }
 
   /**
@@ -107,7 +127,8 @@ export class EnvelopeStreams {
 
   /**
    * The stream format of a whole buffer at once, byte for byte what `encryptStream` makes of it
-   * (with its own salt and nonce prefix), without stream machinery: for input already in memory,
+   * (with its own nonce prefix, and its own salt unless derived keys are reused: see
+   * `streamsPerDerivedKey`), without stream machinery: for input already in memory,
    * such as the HTTP API's JSON form. Answers the ciphertext and the scope and key it is under.
    */
   async encryptBuffer(
@@ -118,7 +139,7 @@ export class EnvelopeStreams {
     const { target, aad, chunkSize } = this.#encryptArguments(options, 'encryptBuffer');
     const resolution = await liveActiveKey(this.#keys, target);
     // Synchronous from here: the key cannot leave L1 (and be zeroed) before it is used.
-    const sealer = new StreamSealer(resolution.key, aad, chunkSize, this.#maxChunks);
+    const sealer = new StreamSealer(resolution.key, aad, chunkSize, this.#maxChunks, this.#reuse);
     try {
       const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
       const pieces: Buffer[] = [sealer.header];
@@ -156,19 +177,44 @@ export class EnvelopeStreams {
   }
 
   /**
+   * A whole stream-format ciphertext already in memory decrypted at once, with the same checks and
+   * the same one error as `decryptStream` (and `authorize`'s refusal as is), without stream
+   * machinery: for input already in memory, such as the HTTP API's JSON form. The plaintext comes
+   * only once every chunk verified. Answers it with the scope and key it was under.
+   */
+  async decryptBuffer(
+    data: Uint8Array,
+    options: StreamDecryptOptions = {},
+  ): Promise<{ readonly plaintext: Buffer; readonly keyInfo: DecryptionKeyInfo }> {
+    if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
+    const { aad, expected, authorize } = this.#decryptArguments(options);
+    const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    return openStreamBuffer(this.#keys, input, aad, expected, authorize);
+  }
+
+  /**
    * A stream that decrypts a stream-format ciphertext written to it. With `custodian` (and
    * `namespaces`), a ciphertext under another scope's key fails like any other (no output). Once
    * the header is verified the stream's `keyInfo` says which scope and key it is under, and it
    * emits `key` with the same object, before any plaintext.
    */
   decryptStream(options: StreamDecryptOptions = {}): DecryptStream {
+    const { aad, expected, authorize } = this.#decryptArguments(options);
+    return new DecryptStream(this.#keys, aad, expected, authorize);
+  }
+
+  #decryptArguments(options: StreamDecryptOptions): {
+    aad: Buffer;
+    expected: ScopeCheck | null;
+    authorize: ((custodian: string) => void) | undefined;
+  } {
     if (typeof options !== 'object' || options === null) {
       throw new TypeError('decrypt options must be an object');
     }
     if (options.authorize !== undefined && typeof options.authorize !== 'function') {
       throw new TypeError('authorize must be a function');
     }
-    return new DecryptStream(this.#keys, copyAad(options.aad), scopeCheckOf(options), options.authorize);
+    return { aad: copyAad(options.aad), expected: scopeCheckOf(options), authorize: options.authorize };
   }
 }
 

@@ -15,6 +15,7 @@ import {
 } from './envelopeFormat.js';
 import type { CachedKey } from './keySource.js';
 import { PublicRandomPool } from './publicRandomPool.js';
+import type { StreamEncryptKeys } from './streamEncryptKeys.js';
 
 const RANDOM = new PublicRandomPool();
 
@@ -22,34 +23,53 @@ const RANDOM = new PublicRandomPool();
  * The synchronous core of stream-format encryption (the format is described in envelopeStream.ts):
  * the header of one stream and the sealing of its chunks in order. The encrypting Duplex drives it
  * as data arrives; `EnvelopeStreams.encryptBuffer` drives it over a whole buffer without any stream
- * machinery. It keeps only the derived key K (the DEK is used once, here, before anything can
- * await) and `zero()` wipes K.
+ * machinery. Either it derives its own key K from the DEK (a fresh salt and a random nonce prefix:
+ * the DEK is used once, here, before anything can await; `zero()` wipes K), or it seals under a K
+ * reused from a StreamEncryptKeys, which owns (and zeroes) that K and hands out the nonce prefix.
  */
 export class StreamSealer {
   readonly header: Buffer;
   readonly chunkSize: number;
   readonly #maxChunks: number;
   readonly #derived: DerivedKey;
+  /** Whether K is this sealer's own (zeroed by `zero()`) or a StreamEncryptKeys' (left to it). */
+  readonly #ownsKey: boolean;
   readonly #prefix: Buffer;
   readonly #aad: Buffer;
-  readonly #nonce = Buffer.alloc(NONCE_BYTES);
+  // Every byte is written (writeStreamNonce) before each use.
+  readonly #nonce = Buffer.allocUnsafe(NONCE_BYTES);
   #index = 0;
 
-  constructor(key: CachedKey, callerAad: Buffer, chunkSize: number, maxChunks: number) {
-    const keyId = Buffer.from(key.keyId, 'hex');
-    // The salt and the nonce prefix are in the header: public, so from the pool.
-    const random = RANDOM.fill(Buffer.alloc(SALT_BYTES + STREAM_NONCE_PREFIX_BYTES));
-    const derived = deriveKey(key.key, random.subarray(0, SALT_BYTES), keyId, MODE_STREAM);
-    const header = Buffer.alloc(STREAM_HEADER_BYTES);
+  constructor(
+    key: CachedKey,
+    callerAad: Buffer,
+    chunkSize: number,
+    maxChunks: number,
+    reuse: StreamEncryptKeys | null = null,
+  ) {
+    let keyId: Buffer;
+    let derived: DerivedKey;
+    let prefix: Buffer;
+    if (reuse === null) {
+      keyId = Buffer.from(key.keyId, 'hex');
+      // The salt and the nonce prefix are in the header: public, so from the pool.
+      const random = RANDOM.fill(Buffer.allocUnsafe(SALT_BYTES + STREAM_NONCE_PREFIX_BYTES));
+      derived = deriveKey(key.key, random.subarray(0, SALT_BYTES), keyId, MODE_STREAM);
+      prefix = random.subarray(SALT_BYTES);
+    } else {
+      ({ keyId, derived, prefix } = reuse.next(key));
+    }
+    // Every byte is written below (the fields cover the 96 bytes).
+    const header = Buffer.allocUnsafe(STREAM_HEADER_BYTES);
     writePrefix(header, MODE_STREAM, keyId, derived.salt);
     header.set(derived.commitment, STREAM_OFFSET_COMMITMENT);
     header.writeUInt32BE(chunkSize, STREAM_OFFSET_CHUNK_SIZE);
-    const prefix = random.subarray(SALT_BYTES);
     header.set(prefix, STREAM_OFFSET_NONCE_PREFIX);
     this.header = header;
     this.chunkSize = chunkSize;
     this.#maxChunks = maxChunks;
     this.#derived = derived;
+    this.#ownsKey = reuse === null;
     this.#prefix = prefix;
     this.#aad = callerAad.length === 0 ? header : Buffer.concat([header, callerAad]);
   }
@@ -73,7 +93,8 @@ export class StreamSealer {
     return rest.length === 0 ? [body, cipher.getAuthTag()] : [body, rest, cipher.getAuthTag()];
   }
 
+  /** Wipes K if it is this sealer's own; a reused K stays with its StreamEncryptKeys. */
   zero(): void {
-    zeroDerived(this.#derived);
+    if (this.#ownsKey) zeroDerived(this.#derived);
   }
 }

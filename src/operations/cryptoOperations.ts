@@ -1,9 +1,10 @@
 import { once } from 'node:events';
-import type { Duplex, Writable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
+import type { Duplex, Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { EnvelopeStreams } from '../crypto/envelopeStream.js';
-import type { ActiveResolution } from '../crypto/keySource.js';
+import type { ActiveResolution, KeySource } from '../crypto/keySource.js';
+import { DEFAULT_STREAMS_PER_DERIVED_KEY } from '../crypto/streamEncryptKeys.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { custodianField, parseCustodianArg } from './identityArgs.js';
 import { type ByteStreams, defineOperation } from './operation.js';
@@ -21,16 +22,8 @@ function aadBytes(text: string | undefined): Buffer | undefined {
  * input → `transform` → output with backpressure. The output is written to but never ended or
  * destroyed: on the CLI it is the process's stdout, and a failure is reported on stderr.
  */
-async function pump(streams: ByteStreams | undefined, transform: Duplex): Promise<void> {
-  const { input, output } = streamsOf(streams);
-  if (Buffer.isBuffer(input)) {
-    // A whole input: no pipeline machinery, the transform's output goes straight to the output.
-    transform.on('data', (chunk: Buffer) => output.write(chunk));
-    transform.end(input);
-    await finished(transform);
-    await flushed(output);
-    return;
-  }
+async function pump(input: Readable, output: Writable, transform: Duplex): Promise<void> {
+  // (A whole input in memory never comes here: encrypt and decrypt take it in one piece.)
   await pipeline(input, transform, async (source: AsyncIterable<Buffer>) => {
     for await (const chunk of source) {
       if (!output.write(chunk)) await once(output, 'drain');
@@ -49,6 +42,23 @@ function flushed(output: Writable): Promise<void> {
   return new Promise<void>((resolve, reject) =>
     output.write(Buffer.alloc(0), (error) => (error ? reject(error) : resolve())),
   );
+}
+
+/**
+ * The EnvelopeStreams of one key source's whole-buffer encryptions (the HTTP API's JSON form, a
+ * CLI input already in memory): one per key source, for its lifetime, so that messages reuse a
+ * derived key (StreamEncryptKeys: three HMACs saved per message; nonce prefixes unique by counter)
+ * that is zeroed when its DEK leaves L1 — the ledger's close clears L1, so it goes with the ledger.
+ */
+const ONE_BUFFER = new WeakMap<KeySource, EnvelopeStreams>();
+
+function oneBufferStreams(keys: KeySource): EnvelopeStreams {
+  let streams = ONE_BUFFER.get(keys);
+  if (streams === undefined) {
+    streams = new EnvelopeStreams(keys, { streamsPerDerivedKey: DEFAULT_STREAMS_PER_DERIVED_KEY });
+    ONE_BUFFER.set(keys, streams);
+  }
+  return streams;
 }
 
 export const encrypt = defineOperation({
@@ -86,8 +96,7 @@ export const encrypt = defineOperation({
     const resolver = (await host.ledger()).resolver;
     const { input, output } = streamsOf(streams);
     if (Buffer.isBuffer(input)) {
-      const envelope = new EnvelopeStreams(resolver);
-      const { ciphertext, resolution } = await envelope.encryptBuffer(input, {
+      const { ciphertext, resolution } = await oneBufferStreams(resolver).encryptBuffer(input, {
         custodian,
         namespaces,
         ...(aad === undefined ? {} : { aad }),
@@ -111,7 +120,7 @@ export const encrypt = defineOperation({
       namespaces,
       ...(aad === undefined ? {} : { aad }),
     });
-    await pump(streams, encrypting);
+    await pump(input, output, encrypting);
     return keyOf(r);
   },
 });
@@ -163,13 +172,24 @@ export const decrypt = defineOperation({
   async run({ expected, aad }, host, streams) {
     const ledger = await host.ledger();
     const authorize = host.authorize?.bind(host);
-    const decrypting = new EnvelopeStreams(ledger.resolver).decryptStream({
+    const options = {
       ...expected,
       ...(aad === undefined ? {} : { aad }),
       // The header names the custodian: the caller's grant on it is checked before its key is used.
-      ...(authorize === undefined ? {} : { authorize: (custodian) => authorize('decrypt', custodian) }),
-    });
-    await pump(streams, decrypting);
+      ...(authorize === undefined
+        ? {}
+        : { authorize: (custodian: string) => authorize('decrypt', custodian) }),
+    };
+    const { input, output } = streamsOf(streams);
+    if (Buffer.isBuffer(input)) {
+      // A whole input (the HTTP API's JSON form): opened at once, the plaintext written once it all verified.
+      const { plaintext, keyInfo } = await new EnvelopeStreams(ledger.resolver).decryptBuffer(input, options);
+      output.write(plaintext);
+      await flushed(output);
+      return keyInfo;
+    }
+    const decrypting = new EnvelopeStreams(ledger.resolver).decryptStream(options);
+    await pump(input, output, decrypting);
     // The scope and key it was under: what a caller serving several tenants checks and logs.
     return decrypting.keyInfo;
   },
