@@ -23,7 +23,7 @@ import {
   writeStreamNonce,
 } from './envelopeFormat.js';
 import { type DecryptionKeyInfo, inExpectedScope, keyInfoOf, type ScopeCheck } from './expectedScope.js';
-import { type KeySource, liveKeyForDecrypt } from './keySource.js';
+import { type KeySource, withKeyForDecrypt } from './keySource.js';
 
 /** The first record buffer's size before chunk 0 authenticates the header (see #reserve). */
 const FIRST_RECORD_START_BYTES = 64 * 1024;
@@ -132,33 +132,37 @@ export class DecryptStream extends ChunkedDuplex {
       throw new DecryptionFailedError();
     }
     const keyId = header.subarray(OFFSET_KEY_ID, OFFSET_KEY_ID + KEY_ID_BYTES);
-    const key = await liveKeyForDecrypt(this.#keys, keyId.toString('hex'));
-    if (key === null || this.destroyed) throw new DecryptionFailedError();
-    if (!inExpectedScope(key, this.#expected)) throw new DecryptionFailedError();
-    if (this.#authorize !== undefined) {
-      try {
-        this.#authorize(key.scope.custodian);
-      } catch (error) {
-        this.#refusal = error instanceof Error ? error : new Error(String(error));
-        throw this.#refusal;
+    await withKeyForDecrypt(this.#keys, keyId.toString('hex'), (key) => {
+      if (key === null || this.destroyed) throw new DecryptionFailedError();
+      if (!inExpectedScope(key, this.#expected)) throw new DecryptionFailedError();
+      if (this.#authorize !== undefined) {
+        try {
+          this.#authorize(key.scope.custodian);
+        } catch (error) {
+          this.#refusal = error instanceof Error ? error : new Error(String(error));
+          throw this.#refusal;
+        }
       }
-    }
-    // Synchronous from here: the DEK is used before anything else can run, and only K is kept.
-    const salt = Buffer.from(header.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES));
-    const derived = deriveKey(key.key, salt, Buffer.from(keyId), MODE_STREAM);
-    const commitment = header.subarray(STREAM_OFFSET_COMMITMENT, STREAM_OFFSET_COMMITMENT + COMMITMENT_BYTES);
-    if (!timingSafeEqual(commitment, derived.commitment)) {
-      zeroDerived(derived);
-      throw new DecryptionFailedError();
-    }
-    this.#derived = derived;
-    this.#recordSize = chunkSize + TAG_BYTES;
-    this.#prefix = Buffer.from(
-      header.subarray(STREAM_OFFSET_NONCE_PREFIX, STREAM_OFFSET_NONCE_PREFIX + STREAM_NONCE_PREFIX_BYTES),
-    );
-    this.#aad = this.#callerAad.length === 0 ? header : Buffer.concat([header, this.#callerAad]);
-    this.keyInfo = keyInfoOf(key);
-    this.emit('key', this.keyInfo);
+      // The DEK is used in the turn it is found held (it cannot leave L1 mid-way), and only K is kept.
+      const salt = Buffer.from(header.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES));
+      const derived = deriveKey(key.key, salt, Buffer.from(keyId), MODE_STREAM);
+      const commitment = header.subarray(
+        STREAM_OFFSET_COMMITMENT,
+        STREAM_OFFSET_COMMITMENT + COMMITMENT_BYTES,
+      );
+      if (!timingSafeEqual(commitment, derived.commitment)) {
+        zeroDerived(derived);
+        throw new DecryptionFailedError();
+      }
+      this.#derived = derived;
+      this.#recordSize = chunkSize + TAG_BYTES;
+      this.#prefix = Buffer.from(
+        header.subarray(STREAM_OFFSET_NONCE_PREFIX, STREAM_OFFSET_NONCE_PREFIX + STREAM_NONCE_PREFIX_BYTES),
+      );
+      this.#aad = this.#callerAad.length === 0 ? header : Buffer.concat([header, this.#callerAad]);
+      this.keyInfo = keyInfoOf(key);
+      this.emit('key', this.keyInfo);
+    });
   }
 
   /** Opens one chunk; its plaintext is pushed only once the tag verified. */

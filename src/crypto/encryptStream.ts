@@ -1,5 +1,5 @@
 import { ChunkedDuplex, EMPTY } from './chunkedDuplex.js';
-import { type KeySource, liveActiveKey, type ResolutionTarget } from './keySource.js';
+import { type KeySource, type ResolutionTarget, withActiveKey } from './keySource.js';
 import { StreamSealer } from './streamSealer.js';
 
 /** An encrypting stream (EnvelopeStreams.encryptStream; the format is described there). */
@@ -31,9 +31,12 @@ export class EncryptStream extends ChunkedDuplex {
   }
 
   async #start(): Promise<void> {
-    const { key } = await liveActiveKey(this.#keys, this.#target);
-    // Synchronous from here: the DEK is used before anything else can run, and only K is kept.
-    const sealer = new StreamSealer(key, this.#callerAad, this.#chunkSize, this.#maxChunks);
+    // The DEK is used in the turn it is found held, and only K is kept.
+    const sealer = await withActiveKey(
+      this.#keys,
+      this.#target,
+      ({ key }) => new StreamSealer(key, this.#callerAad, this.#chunkSize, this.#maxChunks),
+    );
     if (this.destroyed) {
       sealer.zero();
       return;

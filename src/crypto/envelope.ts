@@ -1,6 +1,5 @@
 import { type CipherGCM, createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { KeyledgerError } from '../domain/errors.js';
 import { DecryptionFailedError } from './decryptionFailedError.js';
 import { type DerivedKey, deriveKey, zeroDerived } from './derivedKey.js';
 import {
@@ -23,10 +22,16 @@ import {
   type ExpectedScope,
   inExpectedScope,
   keyInfoOf,
+  type ScopeCheck,
   scopeCheckOf,
 } from './expectedScope.js';
-import type { ActiveResolution, CachedKey, ResolutionTarget } from './keySource.js';
-import { type KeySource, liveActiveKey, liveKeyForDecrypt } from './keySource.js';
+import {
+  type CachedKey,
+  type KeySource,
+  type ResolutionTarget,
+  withActiveKey,
+  withKeyForDecrypt,
+} from './keySource.js';
 import { PublicRandomPool } from './publicRandomPool.js';
 
 export interface EnvelopeOptions {
@@ -70,8 +75,6 @@ const DEFAULT_MESSAGES_PER_DERIVED_KEY = 2 ** 24;
 const MAX_TARGETS = 1024;
 const DERIVED_PER_KEY = 64;
 const EMPTY = Buffer.alloc(0);
-/** Lookups again when the key left L1 between the lookup's check and the caller's turn. */
-const HELD_ATTEMPTS = 3;
 /** Nonces drawn from the CSPRNG per call (341 messages' worth). */
 const NONCE_POOL_BYTES = 341 * NONCE_BYTES;
 
@@ -127,21 +130,22 @@ export class Envelope {
    */
   async encrypt(plaintext: Uint8Array, options: EncryptOptions): Promise<Buffer> {
     const target = this.#checkEncrypt(plaintext, options);
-    const resolution = await this.#heldActive(target);
-    // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
-    const state = this.#encryptState(resolution.key);
-    const out = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES + plaintext.length + TAG_BYTES);
-    // The header is built in a scratch buffer (the cipher copies its AAD at once), then copied in.
-    const header = this.#header;
-    const cipher = this.#startCipher(state, header, checkAad(options.aad));
-    out.set(header, 0);
-    // One copy of the body: Node's cipher cannot write into a caller's buffer (BENCHMARKS.md,
-    // issue 17, for what feeding it in pieces and a slab of outputs measured: no gain).
-    out.set(cipher.update(plaintext), MESSAGE_HEADER_BYTES);
-    // GCM emits everything from update(); final() only computes the tag.
-    cipher.final();
-    out.set(cipher.getAuthTag(), MESSAGE_HEADER_BYTES + plaintext.length);
-    return out;
+    // Everything runs in the turn the key is found held: it cannot leave L1 (and be zeroed) mid-way.
+    return withActiveKey(this.#keys, target, (resolution) => {
+      const state = this.#encryptState(resolution.key);
+      const out = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES + plaintext.length + TAG_BYTES);
+      // The header is built in a scratch buffer (the cipher copies its AAD at once), then copied in.
+      const header = this.#header;
+      const cipher = this.#startCipher(state, header, checkAad(options.aad));
+      out.set(header, 0);
+      // One copy of the body: Node's cipher cannot write into a caller's buffer (BENCHMARKS.md,
+      // issue 17, for what feeding it in pieces and a slab of outputs measured: no gain).
+      out.set(cipher.update(plaintext), MESSAGE_HEADER_BYTES);
+      // GCM emits everything from update(); final() only computes the tag.
+      cipher.final();
+      out.set(cipher.getAuthTag(), MESSAGE_HEADER_BYTES + plaintext.length);
+      return out;
+    });
   }
 
   /**
@@ -150,39 +154,16 @@ export class Envelope {
    */
   async encryptParts(plaintext: Uint8Array, options: EncryptOptions): Promise<[Buffer, Buffer, Buffer]> {
     const target = this.#checkEncrypt(plaintext, options);
-    const resolution = await this.#heldActive(target);
-    // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
-    const state = this.#encryptState(resolution.key);
-    const header = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES);
-    const cipher = this.#startCipher(state, header, checkAad(options.aad));
-    const body = cipher.update(plaintext);
-    // GCM emits everything from update(); final() only computes the tag.
-    cipher.final();
-    return [header, body, cipher.getAuthTag()];
-  }
-
-  /**
-   * The ACTIVE key, held (not zeroed) in the turn this returns in. liveActiveKey checks before it
-   * returns, but the caller resumes some microtasks later, and another lookup finishing in between
-   * may evict the key from a full L1 and zero it: so the check is made again here, where the use
-   * follows synchronously (test/reliability/providerFaultsMultiProcess.test.ts found encrypts
-   * failing with "SecretBytes used after zero()" with an L1 of two keys).
-   */
-  async #heldActive(target: ResolutionTarget): Promise<ActiveResolution> {
-    let resolution = this.#keys.peekActive(target);
-    for (let attempt = 0; resolution == null || resolution.key.key.isZeroed; attempt++) {
-      if (attempt === HELD_ATTEMPTS) {
-        throw new KeyledgerError(
-          'ERR_KEY_CACHE_THRASHING',
-          'the active key kept leaving the cache; raise its size',
-          {
-            custodian: target.custodian,
-          },
-        );
-      }
-      resolution = await liveActiveKey(this.#keys, target);
-    }
-    return resolution;
+    // Everything runs in the turn the key is found held: it cannot leave L1 (and be zeroed) mid-way.
+    return withActiveKey(this.#keys, target, (resolution): [Buffer, Buffer, Buffer] => {
+      const state = this.#encryptState(resolution.key);
+      const header = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES);
+      const cipher = this.#startCipher(state, header, checkAad(options.aad));
+      const body = cipher.update(plaintext);
+      // GCM emits everything from update(); final() only computes the tag.
+      cipher.final();
+      return [header, body, cipher.getAuthTag()];
+    });
   }
 
   /** The arguments of an encrypt checked (TypeError on misuse); the target of its namespaces. */
@@ -234,29 +215,34 @@ export class Envelope {
     const bytes = Buffer.from(ciphertext.buffer, ciphertext.byteOffset, ciphertext.length);
     const keyId = bytes.subarray(OFFSET_KEY_ID, OFFSET_KEY_ID + KEY_ID_BYTES);
     const salt = bytes.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES);
-    let derived: DerivedKey;
-    let used: CachedKey;
     const memo = this.#lastDecrypt;
     if (memo?.keyId.equals(keyId) && memo.derived.salt.equals(salt)) {
       // Same key and salt as the last message (the common case: a derived key serves many
       // messages). The memo goes when its key leaves L1, so it never outlives a disable.
-      derived = memo.derived;
-      used = memo.key;
-    } else {
-      let key = await liveKeyForDecrypt(this.#keys, keyId.toString('hex'));
-      // Checked again where the use follows synchronously (see #heldActive).
-      for (let attempt = 0; key?.key.isZeroed && attempt < HELD_ATTEMPTS; attempt++)
-        key = await liveKeyForDecrypt(this.#keys, keyId.toString('hex'));
-      if (key === null || key.key.isZeroed) throw new DecryptionFailedError();
-      used = key;
-      // From here on everything is synchronous: the key cannot leave L1 (and be zeroed) mid-way.
+      return this.#open(bytes, memo.key, memo.derived, expected, aad);
+    }
+    // Everything runs in the turn the key is found held: it cannot leave L1 (and be zeroed) mid-way.
+    return withKeyForDecrypt(this.#keys, keyId.toString('hex'), (key) => {
+      if (key === null) throw new DecryptionFailedError();
+      let derived: DerivedKey;
       try {
         derived = this.#decryptKey(key, salt);
       } catch {
         throw new DecryptionFailedError();
       }
       this.#lastDecrypt = { key, keyId: Buffer.from(keyId), derived };
-    }
+      return this.#open(bytes, key, derived, expected, aad);
+    });
+  }
+
+  /** A message opened with its key's derived key (synchronous: see decryptWithInfo). */
+  #open(
+    bytes: Buffer,
+    used: CachedKey,
+    derived: DerivedKey,
+    expected: ScopeCheck | null,
+    aad: Uint8Array,
+  ): DecryptResult {
     // Another scope's key: the same failure as every other, before anything is decrypted.
     if (!inExpectedScope(used, expected)) throw new DecryptionFailedError();
     const info = keyInfoOf(used);

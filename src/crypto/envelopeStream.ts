@@ -10,7 +10,7 @@ import {
   STREAM_MIN_CHUNK_BYTES,
 } from './envelopeFormat.js';
 import { type DecryptionKeyInfo, type ScopeCheck, scopeCheckOf } from './expectedScope.js';
-import { type ActiveResolution, type KeySource, liveActiveKey, type ResolutionTarget } from './keySource.js';
+import { type ActiveResolution, type KeySource, type ResolutionTarget, withActiveKey } from './keySource.js';
 import { openStreamBuffer } from './streamBufferOpener.js';
 import { StreamEncryptKeys } from './streamEncryptKeys.js';
 import { StreamSealer } from './streamSealer.js';
@@ -137,21 +137,23 @@ export class EnvelopeStreams {
   ): Promise<{ readonly ciphertext: Buffer; readonly resolution: ActiveResolution }> {
     if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
     const { target, aad, chunkSize } = this.#encryptArguments(options, 'encryptBuffer');
-    const resolution = await liveActiveKey(this.#keys, target);
-    // Synchronous from here: the key cannot leave L1 (and be zeroed) before it is used.
-    const sealer = new StreamSealer(resolution.key, aad, chunkSize, this.#maxChunks, this.#reuse);
-    try {
-      const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-      const pieces: Buffer[] = [sealer.header];
-      const full = Math.floor(input.length / chunkSize);
-      for (let i = 0; i < full; i++) {
-        pieces.push(...sealer.seal(input.subarray(i * chunkSize, (i + 1) * chunkSize), false));
+    // The whole message is sealed in the turn the key is found held: it cannot leave L1 (and be
+    // zeroed) mid-way.
+    return withActiveKey(this.#keys, target, (resolution) => {
+      const sealer = new StreamSealer(resolution.key, aad, chunkSize, this.#maxChunks, this.#reuse);
+      try {
+        const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+        const pieces: Buffer[] = [sealer.header];
+        const full = Math.floor(input.length / chunkSize);
+        for (let i = 0; i < full; i++) {
+          pieces.push(...sealer.seal(input.subarray(i * chunkSize, (i + 1) * chunkSize), false));
+        }
+        pieces.push(...sealer.seal(input.subarray(full * chunkSize), true));
+        return { ciphertext: Buffer.concat(pieces), resolution };
+      } finally {
+        sealer.zero();
       }
-      pieces.push(...sealer.seal(input.subarray(full * chunkSize), true));
-      return { ciphertext: Buffer.concat(pieces), resolution };
-    } finally {
-      sealer.zero();
-    }
+    });
   }
 
   #encryptArguments(

@@ -42,15 +42,22 @@ export interface KeySource {
   onKeyLeave(listener: (key: CachedKey) => void): () => void;
 }
 
-/** Lookups retried when the key left L1 (and was zeroed) while the lookup awaited. */
+/** Lookups retried when the key left L1 (and was zeroed) before it could be used. */
 const LIVE_ATTEMPTS = 3;
 
 /**
- * The ACTIVE key for a target, still held when the caller resumes. A key can leave L1 (and be
- * zeroed) while a lookup awaits — another caller's miss may evict it — so the answer is checked
- * once the await is over, and looked up again if it went. Use it before your next await.
+ * Runs `use` with the ACTIVE key for a target, in the same turn as the check that the key is still
+ * held, and answers what `use` answers. A key can leave L1 (and be zeroed) while a lookup awaits —
+ * another caller's miss may evict it — and also after a check made in an async function but before
+ * its caller resumes (other microtasks run in between: test/unit/keySourceThrashing.test.ts), so
+ * the key is handed only to code that runs before anything else can. Looked up again if it went;
+ * `use` must not keep the key past its return.
  */
-export async function liveActiveKey(keys: KeySource, target: ResolutionTarget): Promise<ActiveResolution> {
+export async function withActiveKey<T>(
+  keys: KeySource,
+  target: ResolutionTarget,
+  use: (resolution: ActiveResolution) => T,
+): Promise<T> {
   for (let attempt = 0; attempt < LIVE_ATTEMPTS; attempt++) {
     const resolution = keys.peekActive(target) ?? (await keys.resolveActive(target));
     if (resolution === null) {
@@ -58,7 +65,7 @@ export async function liveActiveKey(keys: KeySource, target: ResolutionTarget): 
         custodian: target.custodian,
       });
     }
-    if (!resolution.key.key.isZeroed) return resolution;
+    if (!resolution.key.key.isZeroed) return use(resolution);
   }
   throw new KeyledgerError(
     'ERR_KEY_CACHE_THRASHING',
@@ -70,19 +77,24 @@ export async function liveActiveKey(keys: KeySource, target: ResolutionTarget): 
 }
 
 /**
- * A usable key by id, still held when the caller resumes (as liveActiveKey); null for anything
- * else, a lookup that fails included: decryption reports every failure as the same one error.
+ * Runs `use` with a usable key by id, held in the same turn (as withActiveKey), or with null for
+ * anything else, a lookup that fails included: decryption reports every failure as the same one
+ * error, so `use` decides what null means.
  */
-export async function liveKeyForDecrypt(keys: KeySource, keyId: string): Promise<CachedKey | null> {
+export async function withKeyForDecrypt<T>(
+  keys: KeySource,
+  keyId: string,
+  use: (key: CachedKey | null) => T,
+): Promise<T> {
   for (let attempt = 0; attempt < LIVE_ATTEMPTS; attempt++) {
     let key: CachedKey | null;
     try {
       key = await keys.resolveForDecrypt(keyId);
     } catch {
-      return null;
+      return use(null);
     }
-    if (key === null) return null;
-    if (!key.key.isZeroed) return key;
+    if (key === null) return use(null);
+    if (!key.key.isZeroed) return use(key);
   }
-  return null;
+  return use(null);
 }

@@ -22,7 +22,7 @@ import {
   writeStreamNonce,
 } from './envelopeFormat.js';
 import { type DecryptionKeyInfo, inExpectedScope, keyInfoOf, type ScopeCheck } from './expectedScope.js';
-import { type KeySource, liveKeyForDecrypt } from './keySource.js';
+import { type KeySource, withKeyForDecrypt } from './keySource.js';
 
 /** What opening a whole stream-format ciphertext answers. */
 export interface OpenedBuffer {
@@ -79,27 +79,31 @@ async function open(
     throw new DecryptionFailedError();
   }
   const keyId = header.subarray(OFFSET_KEY_ID, OFFSET_KEY_ID + KEY_ID_BYTES);
-  const key = await liveKeyForDecrypt(keys, keyId.toString('hex'));
-  if (key === null || !inExpectedScope(key, expected)) throw new DecryptionFailedError();
-  if (authorize !== undefined) {
-    try {
-      authorize(key.scope.custodian);
-    } catch (error) {
-      throw new Refusal(error);
+  return withKeyForDecrypt(keys, keyId.toString('hex'), (key) => {
+    if (key === null || !inExpectedScope(key, expected)) throw new DecryptionFailedError();
+    if (authorize !== undefined) {
+      try {
+        authorize(key.scope.custodian);
+      } catch (error) {
+        throw new Refusal(error);
+      }
     }
-  }
-  // Synchronous from here: the DEK is used before anything else can run, and only K is kept.
-  const salt = header.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES);
-  const derived = deriveKey(key.key, salt, keyId, MODE_STREAM);
-  try {
-    const commitment = header.subarray(STREAM_OFFSET_COMMITMENT, STREAM_OFFSET_COMMITMENT + COMMITMENT_BYTES);
-    if (!timingSafeEqual(commitment, derived.commitment)) throw new DecryptionFailedError();
-    const aad = callerAad.length === 0 ? header : Buffer.concat([header, callerAad]);
-    const plaintext = openChunks(derived, header, aad, data.subarray(STREAM_HEADER_BYTES), chunkSize);
-    return { plaintext, keyInfo: keyInfoOf(key) };
-  } finally {
-    zeroDerived(derived);
-  }
+    // The DEK is used in the turn it is found held (it cannot leave L1 mid-way), and only K is kept.
+    const salt = header.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES);
+    const derived = deriveKey(key.key, salt, keyId, MODE_STREAM);
+    try {
+      const commitment = header.subarray(
+        STREAM_OFFSET_COMMITMENT,
+        STREAM_OFFSET_COMMITMENT + COMMITMENT_BYTES,
+      );
+      if (!timingSafeEqual(commitment, derived.commitment)) throw new DecryptionFailedError();
+      const aad = callerAad.length === 0 ? header : Buffer.concat([header, callerAad]);
+      const plaintext = openChunks(derived, header, aad, data.subarray(STREAM_HEADER_BYTES), chunkSize);
+      return { plaintext, keyInfo: keyInfoOf(key) };
+    } finally {
+      zeroDerived(derived);
+    }
+  });
 }
 
 /** Every chunk opened in order; the plaintexts joined once every tag verified (zeroed otherwise). */

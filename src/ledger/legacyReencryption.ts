@@ -1,7 +1,7 @@
 import type { Envelope } from '../crypto/envelope.js';
 import { hasPrefix, MODE_MESSAGE, MODE_STREAM } from '../crypto/envelopeFormat.js';
 import type { EnvelopeStreams } from '../crypto/envelopeStream.js';
-import { type KeySource, liveKeyForDecrypt } from '../crypto/keySource.js';
+import { type CachedKey, type KeySource, withKeyForDecrypt } from '../crypto/keySource.js';
 import { decryptLegacyAesGcm } from '../crypto/legacyAesGcm.js';
 import {
   assertLegacyResumable,
@@ -102,9 +102,10 @@ export class LegacyReencryptions {
   ): Promise<LegacyDataResult> {
     // The caller's grant on the key's custodian is checked before anything about the key is said.
     const { scope, key } = await this.#legacyKey(metadataHash, options.authorize);
-    const legacy = await this.#liveKey(key, scope);
-    // Synchronous from the lookup: the key cannot leave L1 (and be zeroed) before it is used.
-    const plaintext = decryptLegacyAesGcm(legacy.key, data, options.aad);
+    // Opened in the turn the key is found held: it cannot leave L1 (and be zeroed) before it is used.
+    const plaintext = await this.#withLiveKey(key, scope, (legacy) =>
+      decryptLegacyAesGcm(legacy.key, data, options.aad),
+    );
     try {
       const { ciphertext, resolution } = await this.#d.envelopeStreams.encryptBuffer(plaintext, {
         custodian: scope.custodian,
@@ -185,17 +186,18 @@ export class LegacyReencryptions {
     records: readonly LegacyRecord[],
   ): Promise<LegacyRecordResult[]> {
     const scope = { custodian: campaign.custodian, namespace: campaign.namespace };
-    const legacy = await liveKeyForDecrypt(this.#d.keys, campaign.keyId);
-    if (legacy === null) throw unusable(campaign.metadataHash, scope, this.#stateOf(campaign), true);
-    // Every record is opened before the first await: the legacy key cannot leave L1 meanwhile.
-    const opened = records.map((r): Opened => {
-      try {
-        return { id: r.id, plaintext: decryptLegacyAesGcm(legacy.key, r.data, r.aad), ...aadOf(r) };
-      } catch (error) {
-        if (!isKeyledgerError(error, 'ERR_DECRYPTION_FAILED')) throw error;
-        const already = hasPrefix(r.data, MODE_MESSAGE) || hasPrefix(r.data, MODE_STREAM);
-        return { id: r.id, plaintext: null, already };
-      }
+    // Every record is opened in the turn the legacy key is found held: it cannot leave L1 meanwhile.
+    const opened = await withKeyForDecrypt(this.#d.keys, campaign.keyId, (legacy) => {
+      if (legacy === null) throw unusable(campaign.metadataHash, scope, this.#stateOf(campaign), true);
+      return records.map((r): Opened => {
+        try {
+          return { id: r.id, plaintext: decryptLegacyAesGcm(legacy.key, r.data, r.aad), ...aadOf(r) };
+        } catch (error) {
+          if (!isKeyledgerError(error, 'ERR_DECRYPTION_FAILED')) throw error;
+          const already = hasPrefix(r.data, MODE_MESSAGE) || hasPrefix(r.data, MODE_STREAM);
+          return { id: r.id, plaintext: null, already };
+        }
+      });
     });
     const results: LegacyRecordResult[] = [];
     try {
@@ -264,10 +266,12 @@ export class LegacyReencryptions {
     return only;
   }
 
-  async #liveKey(key: ManagedKey, scope: KeyScope) {
-    const live = await liveKeyForDecrypt(this.#d.keys, key.keyId);
-    if (live === null) throw unusable(key.metadataHash, scope, key.state, true);
-    return live;
+  /** `use` run with the key held (see withKeyForDecrypt); unusable if it is not held. */
+  #withLiveKey<T>(key: ManagedKey, scope: KeyScope, use: (live: CachedKey) => T): Promise<T> {
+    return withKeyForDecrypt(this.#d.keys, key.keyId, (live) => {
+      if (live === null) throw unusable(key.metadataHash, scope, key.state, true);
+      return use(live);
+    });
   }
 
   /** Whether the scope's stream records the key as imported (ManagedKeyImported); see #imported. */
