@@ -239,7 +239,6 @@ export async function inProcess(
       hrWindowAt.clear();
     }
     if (tracer !== null) writeSync(1, `--- measured rotations end: ${kind}, ${scopes} scope(s)\n`);
-    const trace = tracer === null ? [] : await tracer.stop();
     // The observer's entries arrive in a later task.
     await sleep(50);
     gcs.push(...gcObserver.takeRecords());
@@ -251,12 +250,8 @@ export async function inProcess(
     const scavenges = gcs.filter(
       (g) => (g as unknown as { detail?: { kind?: number } }).detail?.kind === minor,
     ).length;
-    if (tracer !== null) {
-      gcInWindow.forEach((ms, k) => {
-        const traced = tracer.windows[k];
-        if (traced !== undefined) traced.gcMs = ms;
-      });
-    }
+    tracer?.attachGc(gcs);
+    const trace = tracer === null ? [] : await tracer.stop();
     return { every, warmup, one, returned, cpu, gcInWindow, scavenges, trace: tracer === null ? [] : trace };
   } finally {
     probe.unsubscribe();

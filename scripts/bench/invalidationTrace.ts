@@ -11,6 +11,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { performance } from 'node:perf_hooks';
 
 interface CallFrame {
   readonly functionName: string;
@@ -37,7 +38,7 @@ export interface TracedWindow {
   /** hrtime (ns) of the commit and of the last subscriber's apply. */
   readonly from: bigint;
   readonly to: bigint;
-  /** GC pause (ms) that started inside the window. */
+  /** GC pauses (ms) overlapping the window (attachGc). */
   gcMs: number;
   /**
    * Per thread of this process, from just before the rotation's admin call to just after every
@@ -159,6 +160,20 @@ export class WindowTracer {
 
   add(window: TracedWindow): void {
     this.windows.push(window);
+  }
+
+  /** Sets each window's gcMs from the GC entries (performance.now() time) that overlap it. */
+  attachGc(gcs: readonly { readonly startTime: number; readonly duration: number }[]): void {
+    // performance.now() minus hrtime, in ms, taken at one instant (to within a microsecond or so).
+    const offset = performance.now() - Number(process.hrtime.bigint()) / 1e6;
+    for (const win of this.windows) {
+      const from = Number(win.from) / 1e6 + offset;
+      const to = Number(win.to) / 1e6 + offset;
+      win.gcMs = gcs.reduce(
+        (sum, g) => sum + Math.max(0, Math.min(to, g.startTime + g.duration) - Math.max(from, g.startTime)),
+        0,
+      );
+    }
   }
 
   /** Stops the profile; the report's lines (the slowest `top` windows, and every window's totals). */
