@@ -252,7 +252,7 @@ export async function inProcess(
     ).length;
     tracer?.attachGc(gcs);
     const trace = tracer === null ? [] : await tracer.stop();
-    return { every, warmup, one, returned, cpu, gcInWindow, scavenges, trace: tracer === null ? [] : trace };
+    return { every, warmup, one, returned, cpu, gcInWindow, scavenges, trace };
   } finally {
     probe.unsubscribe();
     for (const l of ledgers) await l.close();
