@@ -8,12 +8,10 @@
  * the latency is until that wait resolves (the last of them: every subscriber). Measured on
  * the memory store and on one SqliteEventStore shared by the ledgers of the process.
  *
- * Across processes: CHILDREN child processes (scripts/bench/invalidationChild.ts) on one sqlite
- * file, each a Ledger subscribed to it; the parent rotates N_CROSS times with random gaps; the
- * parent takes the wall-clock time each append completed and each child the wall-clock time it
- * applied each position (`performance.timeOrigin + performance.now()` on both sides).
+ * Across processes: scripts/bench/invalidationCrossProcess.ts. What ran inside the in-process
+ * windows: scripts/bench/invalidationTrace.ts (BENCH_INVALIDATION_TRACE).
  */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { writeSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type PerformanceEntry,
@@ -21,9 +19,7 @@ import {
   constants as perfConstants,
   performance,
 } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { ResolutionTarget } from '../../src/crypto/keySource.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import type { EventStore } from '../../src/store/eventStore.js';
@@ -34,34 +30,68 @@ import {
   type BenchResult,
   custodian,
   fmtMs,
-  KEYSTORE_PASSWORD,
-  KEYSTORE_PASSWORD_ENV,
   machineInfo,
   main,
   makeKeystore,
   observedStore,
   quantile,
   type Row,
-  seededRandom,
 } from './common.js';
+import { CHILDREN, crossProcess, GAP_MS, N_CROSS, POLL_INTERVALS } from './invalidationCrossProcess.js';
+import { threadDeltas, threadStats, WindowTracer } from './invalidationTrace.js';
 
 const N_IN_PROCESS = 500;
-/** Rotations before the measured ones (first-run compilation), per variant. */
-const WARMUP_ROTATIONS = 20;
+/**
+ * Rotations before the measured ones, per variant: V8 compiles the path's functions with TurboFan
+ * on its worker threads over the first few hundred rotations of a process, and on this 2-core VM
+ * those threads take the main thread's CPU inside windows (BENCHMARKS.md, issue 17, fourth
+ * session). BENCH_INVALIDATION_WARMUP sets another count (20 was the old one); the warm-up's own
+ * latencies are reported too.
+ */
+const WARMUP_ROTATIONS = warmupRotations(process.env.BENCH_INVALIDATION_WARMUP);
 const SUBSCRIBERS = 3;
 /** Rotations spread over this many scopes keep each scope's history short (see BENCHMARKS.md). */
 const SPREAD_SCOPES = 50;
-const N_CROSS = 200;
-const CHILDREN = 8;
-/** The sqlite adapter's default poll interval, and a faster one for comparison. */
-const POLL_INTERVALS = [20, 5];
-const GAP_MS: readonly [number, number] = [10, 40];
-const CHILD = fileURLToPath(new URL('./invalidationChild.ts', import.meta.url));
 const NS = 'orders';
+/**
+ * BENCH_INVALIDATION_TRACE=1: profile the measured rotations and print, for the slowest windows,
+ * what ran inside them and what each thread of the process did (scripts/bench/invalidationTrace.ts);
+ * `threads`: the threads only, without the profiler. Tracing slows every rotation: the figures of
+ * a traced run are not the bench's.
+ */
+const TRACE = process.env.BENCH_INVALIDATION_TRACE ?? '';
+
+function warmupRotations(text: string | undefined): number {
+  const n = text === undefined ? 1500 : Number(text);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new Error('BENCH_INVALIDATION_WARMUP must be a whole number ≥ 0');
+  return n;
+}
+
+/**
+ * The in-process variants in the order run: by default memory (1 scope), sqlite (1 scope), memory
+ * (SPREAD_SCOPES scopes). BENCH_INVALIDATION_VARIANTS, e.g. `memory-50,memory-1`, picks and orders
+ * them (the first variant of a process is the one the JIT is still compiling for).
+ */
+function inProcessVariants(text: string | undefined): (readonly ['memory' | 'sqlite', number])[] {
+  if (text === undefined)
+    return [
+      ['memory', 1],
+      ['sqlite', 1],
+      ['memory', SPREAD_SCOPES],
+    ];
+  return text.split(',').map((item) => {
+    const match = /^(memory|sqlite)-([1-9][0-9]*)$/.exec(item.trim());
+    if (match === null) throw new Error(`BENCH_INVALIDATION_VARIANTS: ${item} is not memory-N or sqlite-N`);
+    return [match[1] as 'memory' | 'sqlite', Number(match[2])] as const;
+  });
+}
 
 interface Latencies {
   /** Per rotation: append → applied in every subscriber (the slowest of them), ms. */
   readonly every: number[];
+  /** The same for the warm-up rotations (not measured otherwise): the JIT compiles during these. */
+  readonly warmup: number[];
   /** Per rotation: append → applied in one subscriber that is not the writer, ms. */
   readonly one: number[];
   /** Per rotation: append → the admin call returned (the writer's own apply included), ms. */
@@ -75,6 +105,8 @@ interface Latencies {
   readonly gcInWindow: number[];
   /** Scavenges (minor GCs) during the measured rotations, in or out of a window. */
   readonly scavenges: number;
+  /** BENCH_INVALIDATION_TRACE=1: what ran in the slowest windows. */
+  readonly trace: string[];
 }
 
 export async function inProcess(
@@ -93,6 +125,8 @@ export async function inProcess(
   const cpuAt = new Map<bigint, { committed: number; applied: number }>();
   /** Per position: the window in performance.now() time, to place the GC pauses in it afterwards. */
   const windowAt = new Map<bigint, { from: number; to: number }>();
+  /** Per position, with TRACE: the window in hrtime (ns), commit → last apply. */
+  const hrWindowAt = new Map<bigint, { from: bigint; to: bigint }>();
   const cpuMicros = (u: NodeJS.CpuUsage) => u.user + u.system;
   // The commit's moment, the earliest of: the memory store's append call returning (it commits
   // inside the call), the store handing the event to this probe (subscribed before any ledger, so
@@ -122,6 +156,12 @@ export async function inProcess(
           if (cpu !== undefined) cpu.applied = Math.max(cpu.applied, cpuMicros(process.cpuUsage()));
           const w = windowAt.get(position);
           if (w !== undefined) w.to = Math.max(w.to, performance.now());
+          if (TRACE !== '') {
+            const hr = hrWindowAt.get(position) ?? { from: appendedAt.get(position) ?? 0n, to: 0n };
+            hr.from = appendedAt.get(position) ?? hr.from;
+            if (times[j] !== undefined && (times[j] as bigint) > hr.to) hr.to = times[j] as bigint;
+            hrWindowAt.set(position, hr);
+          }
         });
       }
     },
@@ -138,30 +178,45 @@ export async function inProcess(
     await Promise.all(ledgers.map((l) => l.waitForPosition(writer.position)));
     const targetsOf = namespaces.map((ns) => ledgers.map((l) => l.resolver.target(cust, [ns])));
     const every: number[] = [];
+    const warmup: number[] = [];
     const one: number[] = [];
     const returned: number[] = [];
     const cpu: number[] = [];
     const windows: { from: number; to: number }[] = [];
     const gcs: PerformanceEntry[] = [];
     const gcObserver = new PerformanceObserver((list) => gcs.push(...list.getEntries()));
+    const tracer = TRACE === '' ? null : new WindowTracer({ profile: TRACE !== 'threads' });
+    /** Per measured rotation: the rotated scope's key count (1 from enabling, one more per rotation). */
+    const keysOf = new Map<string, number>(namespaces.map((ns) => [ns, 1]));
     for (let i = -WARMUP_ROTATIONS; i < N_IN_PROCESS; i++) {
-      if (i === 0) gcObserver.observe({ entryTypes: ['gc'] });
+      if (i === 0) {
+        gcObserver.observe({ entryTypes: ['gc'] });
+        await tracer?.start();
+        // Lines V8 prints (--trace-opt, --trace-gc, …) between these two belong to the measured rotations.
+        if (tracer !== null) writeSync(1, `--- measured rotations start: ${kind}, ${scopes} scope(s)\n`);
+      }
       const which = (i + WARMUP_ROTATIONS) % scopes;
       const ns = namespaces[which] as string;
       const targets = targetsOf[which] as ResolutionTarget[];
       for (const [j, l] of ledgers.entries()) await l.resolver.resolveActive(targets[j] as ResolutionTarget);
+      // With TRACE, V8's --trace-opt/--trace-gc lines can be placed against the rotations.
+      if (tracer !== null && i > 0 && i % 50 === 0) writeSync(1, `--- measured rotation ${i}\n`);
+      const threadsBefore = tracer !== null && i >= 0 ? threadStats() : null;
       const rotated = await writer.admin.rotateManagedKey(cust, ns);
       const done = process.hrtime.bigint();
       if (rotated?.position == null) throw new Error('rotation wrote nothing');
+      keysOf.set(ns, (keysOf.get(ns) ?? 0) + 1);
       await Promise.all(ledgers.map((l) => l.waitForPosition(rotated.position as bigint)));
       await Promise.resolve();
+      const threads = threadsBefore === null ? undefined : threadDeltas(threadsBefore, threadStats());
       const t0 = appendedAt.get(rotated.position);
       const times = appliedAt.get(rotated.position) ?? [];
       if (t0 === undefined || times.filter((t) => t !== undefined).length !== ledgers.length) {
         throw new Error('missing timings');
       }
       const ms = (t: bigint) => Number(t - t0) / 1e6;
-      if (i >= 0) {
+      if (i < 0) warmup.push(Math.max(...times.map(ms)));
+      else {
         every.push(Math.max(...times.map(ms)));
         one.push(ms(times[1] as bigint));
         returned.push(ms(done));
@@ -169,6 +224,9 @@ export async function inProcess(
         if (c !== undefined) cpu.push((c.applied - c.committed) / 1000);
         const w = windowAt.get(rotated.position);
         if (w !== undefined) windows.push(w);
+        const hr = hrWindowAt.get(rotated.position);
+        if (tracer !== null && hr !== undefined)
+          tracer.add({ rotation: i, keys: keysOf.get(ns) ?? 0, from: hr.from, to: hr.to, gcMs: 0, threads });
       }
       // Untimed check: no subscriber serves the old key once the position is applied.
       const other = ledgers[1] as Ledger;
@@ -178,7 +236,9 @@ export async function inProcess(
       appliedAt.clear();
       cpuAt.clear();
       windowAt.clear();
+      hrWindowAt.clear();
     }
+    if (tracer !== null) writeSync(1, `--- measured rotations end: ${kind}, ${scopes} scope(s)\n`);
     // The observer's entries arrive in a later task.
     await sleep(50);
     gcs.push(...gcObserver.takeRecords());
@@ -190,130 +250,13 @@ export async function inProcess(
     const scavenges = gcs.filter(
       (g) => (g as unknown as { detail?: { kind?: number } }).detail?.kind === minor,
     ).length;
-    return { every, one, returned, cpu, gcInWindow, scavenges };
+    tracer?.attachGc(gcs);
+    const trace = tracer === null ? [] : await tracer.stop();
+    return { every, warmup, one, returned, cpu, gcInWindow, scavenges, trace };
   } finally {
     probe.unsubscribe();
     for (const l of ledgers) await l.close();
     await base.close();
-  }
-}
-
-/** A bench child, driven by lines. */
-class Child {
-  readonly #process: ChildProcessWithoutNullStreams;
-  readonly #pending: ((line: string) => void)[] = [];
-  readonly #buffered: string[] = [];
-  stderr = '';
-
-  constructor(args: string[]) {
-    this.#process = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], {
-      env: { ...process.env, [KEYSTORE_PASSWORD_ENV]: KEYSTORE_PASSWORD },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    this.#process.stderr.on('data', (chunk: Buffer) => {
-      this.stderr += chunk.toString();
-    });
-    createInterface({ input: this.#process.stdout }).on('line', (line) => {
-      const next = this.#pending.shift();
-      if (next) next(line);
-      else this.#buffered.push(line);
-    });
-  }
-
-  async next<T>(): Promise<T> {
-    const line =
-      this.#buffered.shift() ??
-      (await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`bench child timed out: ${this.stderr}`)), 30_000);
-        this.#pending.push((received) => {
-          clearTimeout(timer);
-          resolve(received);
-        });
-      }));
-    const parsed = JSON.parse(line) as T & { error?: string };
-    if (parsed.error !== undefined) throw new Error(`bench child: ${parsed.error}`);
-    return parsed;
-  }
-
-  ask<T>(command: string): Promise<T> {
-    this.#process.stdin.write(`${command}\n`);
-    return this.next<T>();
-  }
-
-  /** Asks the child to exit; kills it if it has not within a second. Never throws. */
-  async stop(): Promise<void> {
-    if (this.#process.exitCode !== null || this.#process.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => this.#process.once('exit', () => resolve()));
-    this.#process.stdin.end('exit\n');
-    await Promise.race([exited, sleep(1000, undefined, { ref: false })]);
-    if (this.#process.exitCode === null && this.#process.signalCode === null) this.#process.kill('SIGKILL');
-  }
-}
-
-interface CrossResult {
-  readonly deltas: number[];
-  readonly perChildP99: number[];
-  readonly startupSeconds: number;
-}
-
-async function crossProcess(keystore: BenchKeystore, pollIntervalMs: number): Promise<CrossResult> {
-  const path = join(keystore.dir, `cross-${pollIntervalMs}.db`);
-  const sqlite = SqliteEventStore.open(path, { pollIntervalMs });
-  const appendedAt = new Map<number, number>();
-  const store = observedStore(sqlite, {
-    onAppended: (position) => appendedAt.set(Number(position), performance.timeOrigin + performance.now()),
-  });
-  const ledger = await Ledger.open({ store, provider: keystore.provider() });
-  const cust = custodian(2);
-  const children: Child[] = [];
-  try {
-    await ledger.initialise();
-    await ledger.admin.enableKeyManagement(cust, NS);
-    const startup = process.hrtime.bigint();
-    for (let i = 0; i < CHILDREN; i++) {
-      children.push(new Child([path, keystore.path, String(pollIntervalMs), cust, NS]));
-    }
-    await Promise.all(children.map((c) => c.next()));
-    const startupSeconds = Number(process.hrtime.bigint() - startup) / 1e9;
-    await Promise.all(children.map((c) => c.ask(`wait ${ledger.position}`)));
-    await Promise.all(children.map((c) => c.ask('warm')));
-
-    const random = seededRandom(pollIntervalMs);
-    const rotations: number[] = [];
-    let lastKey = '';
-    for (let i = 0; i < N_CROSS; i++) {
-      const rotated = await ledger.admin.rotateManagedKey(cust, NS);
-      if (rotated?.position == null) throw new Error('rotation wrote nothing');
-      rotations.push(Number(rotated.position));
-      lastKey = rotated.key.keyId;
-      await sleep(GAP_MS[0] + random() * (GAP_MS[1] - GAP_MS[0]));
-    }
-    await Promise.all(children.map((c) => c.ask(`wait ${ledger.position}`)));
-    const warmed = await Promise.all(children.map((c) => c.ask<{ keyId: string }>('warm')));
-    if (warmed.some((w) => w.keyId !== lastKey)) throw new Error('a child resolved a stale key');
-    const reports = await Promise.all(
-      children.map((c) => c.ask<{ positions: number[]; times: number[] }>('report')),
-    );
-    const deltas: number[] = [];
-    const perChildP99: number[] = [];
-    for (const report of reports) {
-      const applied = new Map(report.positions.map((p, i) => [p, report.times[i] as number]));
-      const mine: number[] = [];
-      for (const position of rotations) {
-        const t0 = appendedAt.get(position);
-        const t1 = applied.get(position);
-        if (t0 === undefined || t1 === undefined) throw new Error(`no timing for position ${position}`);
-        mine.push(t1 - t0);
-      }
-      deltas.push(...mine);
-      perChildP99.push(quantile(mine, 0.99));
-    }
-    return { deltas, perChildP99, startupSeconds };
-  } finally {
-    // Stopped (killed if need be) whatever happened.
-    await Promise.all(children.map((c) => c.stop()));
-    await ledger.close();
-    await sqlite.close();
   }
 }
 
@@ -323,16 +266,12 @@ export async function run(): Promise<BenchResult> {
   const rows: Row[] = [];
   const notes: string[] = [];
   try {
-    const variants = [
-      ['memory', 1],
-      ['sqlite', 1],
-      ['memory', SPREAD_SCOPES],
-    ] as const;
-    for (const [kind, scopes] of variants) {
+    for (const [kind, scopes] of inProcessVariants(process.env.BENCH_INVALIDATION_VARIANTS)) {
       const section = process.hrtime.bigint();
       const r = await inProcess(keystore, kind, scopes);
       const label = `in-process (${kind}${scopes === 1 ? '' : `, ${scopes} scopes`})`;
       notes.push(`${label} took ${(Number(process.hrtime.bigint() - section) / 1e9).toFixed(1)} s`);
+      for (const line of r.trace) notes.push(`${label} trace: ${line}`);
       const p99 = quantile(r.every, 0.99);
       rows.push(
         { metric: `${label}, every subscriber, p50`, value: fmtMs(quantile(r.every, 0.5)) },
@@ -344,6 +283,10 @@ export async function run(): Promise<BenchResult> {
           met: p99 < (kind === 'memory' ? 2 : 5),
         },
         { metric: `${label}, every subscriber, max`, value: fmtMs(quantile(r.every, 1)) },
+        {
+          metric: `${label}, during the ${WARMUP_ROTATIONS} warm-up rotations (JIT compiling), every subscriber, p50/p99/max`,
+          value: `${fmtMs(quantile(r.warmup, 0.5))} / ${fmtMs(quantile(r.warmup, 0.99))} / ${fmtMs(quantile(r.warmup, 1))}`,
+        },
         {
           metric: `${label}, one non-writer subscriber, p50/p99`,
           value: `${fmtMs(quantile(r.one, 0.5))} / ${fmtMs(quantile(r.one, 0.99))}`,

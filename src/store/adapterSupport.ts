@@ -296,6 +296,12 @@ interface LiveSubscription {
  * Catch-up stays in macrotasks (the first read of a subscription and every page after a full
  * one), and so do notifications after MAX_MICROTASK_READS reads without an event-loop turn in
  * between: a subscriber that appends from its handler can delay I/O only that long.
+ *
+ * While a notified read waits in a macrotask, every later notified read waits in one too, behind
+ * it: Node drains the microtask queue after each macrotask callback, so reads run in microtasks
+ * from there would go on (for up to MAX_MICROTASK_READS more) while the waiting subscription sat
+ * in the macrotask queue, hundreds of events behind the others (BENCHMARKS.md, issue 17, fourth
+ * session).
  */
 export class LiveSubscriptions {
   readonly #source: EventSource;
@@ -304,6 +310,8 @@ export class LiveSubscriptions {
   #closed = false;
   /** Reads run in microtasks since the event loop last turned (see the class comment). */
   #microtaskReads = 0;
+  /** Notified reads waiting in a macrotask: until they ran, no read runs in a microtask. */
+  #deferred = 0;
 
   constructor(source: EventSource, onCountChange: (count: number) => void = () => {}) {
     this.#source = source;
@@ -366,11 +374,17 @@ export class LiveSubscriptions {
   #schedule(subscription: LiveSubscription, soon = false): void {
     if (subscription.scheduled || !subscription.active) return;
     subscription.scheduled = true;
-    if (soon && this.#microtaskReads < MAX_MICROTASK_READS) {
+    if (!soon) {
+      setImmediate(() => this.#pump(subscription));
+    } else if (this.#deferred === 0 && this.#microtaskReads < MAX_MICROTASK_READS) {
       if (this.#microtaskReads++ === 0) setImmediate(() => (this.#microtaskReads = 0));
       queueMicrotask(() => this.#pump(subscription));
     } else {
-      setImmediate(() => this.#pump(subscription));
+      this.#deferred++;
+      setImmediate(() => {
+        this.#deferred--;
+        this.#pump(subscription);
+      });
     }
   }
 
