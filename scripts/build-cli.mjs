@@ -13,6 +13,7 @@
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
+import { BUNDLE_EXTERNALS } from './bundleExternals.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const dir = join(root, 'dist', 'src', 'cli');
@@ -35,16 +36,7 @@ const result = await build({
   outdir: dir,
   entryNames: '[name]',
   chunkNames: 'main-[name]-[hash]',
-  // Native bindings, and packages only `serve` or the EventStoreDB store load (already lazy).
-  external: [
-    'better-sqlite3',
-    'pkcs11js',
-    '@eventstore/db-client',
-    '@grpc/*',
-    'fastify',
-    '@fastify/*',
-    'prom-client',
-  ],
+  external: BUNDLE_EXTERNALS,
   sourcemap: 'linked',
   // As tsc's maps: they name the sources, they do not carry them (the package ships no src/).
   sourcesContent: false,

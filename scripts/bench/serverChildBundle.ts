@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { BUNDLE_EXTERNALS } from '../bundleExternals.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Under dist/ (ignored by git) so that the external packages resolve from the repository's node_modules. */
@@ -23,16 +24,7 @@ export async function buildServerChild(entry: string): Promise<string> {
     platform: 'node',
     target: 'node20',
     outfile,
-    // As build-cli.mjs: what stays a package import at run time.
-    external: [
-      'better-sqlite3',
-      'pkcs11js',
-      '@eventstore/db-client',
-      '@grpc/*',
-      'fastify',
-      '@fastify/*',
-      'prom-client',
-    ],
+    external: BUNDLE_EXTERNALS,
     legalComments: 'none',
     logLevel: 'warning',
   });

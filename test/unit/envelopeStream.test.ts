@@ -11,10 +11,10 @@ import { KeyledgerError } from '../../src/domain/errors.js';
 import { keyScope } from '../../src/domain/identities.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { decrypt, encrypt } from '../../src/operations/cryptoOperations.js';
-import type { OperationHost } from '../../src/operations/operation.js';
 import { GeneratedKeyProvider } from '../../src/providers/generated/generatedKeyProvider.js';
 import type { ManagedKeyProvider } from '../../src/providers/managedKeyProvider.js';
 import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
+import { ledgerHost } from '../helpers/scriptedLedger.js';
 import { ScriptedProvider } from '../helpers/scriptedProvider.js';
 
 const CUST = Buffer.from('tenant-1').toString('base64');
@@ -539,15 +539,6 @@ describe('encrypt and decrypt commands (in process)', () => {
   }
   const stdin = (data: Buffer) => Readable.from(piecesOf(data, [4093, 1, 70_000]), { objectMode: false });
   // The operation table's encrypt and decrypt, as the CLI runs them: prepare (checks, nothing opened), then run.
-  const hostOf = (ledger: Ledger): OperationHost => ({
-    ledger: async () => ledger,
-    store: () => Promise.reject(new Error('not used')),
-    actor: undefined,
-    reason: undefined,
-    signal: new AbortController().signal,
-    progress: () => {},
-    local: null,
-  });
   type Io = { readonly stdin: Readable; readonly stdout: Writable };
   function encryptCommand(args: { custodian: string; namespaces: string[]; aad?: string }, io: Io) {
     const prepared = encrypt.prepare({
@@ -555,11 +546,13 @@ describe('encrypt and decrypt commands (in process)', () => {
       namespace: args.namespaces,
       aad: args.aad,
     });
-    return (ledger: Ledger) => encrypt.run(prepared, hostOf(ledger), { input: io.stdin, output: io.stdout });
+    return (ledger: Ledger) =>
+      encrypt.run(prepared, ledgerHost(ledger), { input: io.stdin, output: io.stdout });
   }
   function decryptCommand(args: { aad?: string }, io: Io) {
     const prepared = decrypt.prepare(args);
-    return (ledger: Ledger) => decrypt.run(prepared, hostOf(ledger), { input: io.stdin, output: io.stdout });
+    return (ledger: Ledger) =>
+      decrypt.run(prepared, ledgerHost(ledger), { input: io.stdin, output: io.stdout });
   }
 
   it('round-trip stdin → stdout with --aad; stdout is left open', async () => {

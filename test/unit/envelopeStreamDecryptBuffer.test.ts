@@ -6,11 +6,9 @@ import { DecryptionFailedError } from '../../src/crypto/decryptionFailedError.js
 import { EnvelopeStreams, type StreamDecryptOptions } from '../../src/crypto/envelopeStream.js';
 import { KeyledgerError } from '../../src/domain/errors.js';
 import { keyScope } from '../../src/domain/identities.js';
-import { Ledger } from '../../src/ledger/ledger.js';
+import type { Ledger } from '../../src/ledger/ledger.js';
 import { decrypt } from '../../src/operations/cryptoOperations.js';
-import type { OperationHost } from '../../src/operations/operation.js';
-import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
-import { ScriptedProvider } from '../helpers/scriptedProvider.js';
+import { ledgerHost, openScriptedLedger } from '../helpers/scriptedLedger.js';
 
 /**
  * `EnvelopeStreams.decryptBuffer`: a whole stream-format ciphertext opened at once (the HTTP API's
@@ -31,19 +29,8 @@ after(async () => {
 });
 
 async function setup() {
-  const scripted = new ScriptedProvider();
-  const ledger = await Ledger.open({
-    store: new MemoryEventStore(),
-    provider: scripted,
-    actor: 'test',
-    resolver: { dynamicLookup: false },
-  });
+  const { ledger, scripted } = await openScriptedLedger([CUST, OTHER], NS);
   opened.push(ledger);
-  await ledger.initialise();
-  scripted.setKey(keyScope(CUST, NS), 'k1');
-  scripted.setKey(keyScope(OTHER, NS), 'k2');
-  await ledger.admin.enableKeyManagement(CUST, NS);
-  await ledger.admin.enableKeyManagement(OTHER, NS);
   return { ledger, scripted, streams: new EnvelopeStreams(ledger.resolver) };
 }
 
@@ -261,15 +248,7 @@ describe('EnvelopeStreams.decryptBuffer (one buffer, stream format)', () => {
       namespaces: [NS],
       chunkSize: C,
     });
-    const host: OperationHost = {
-      ledger: async () => ledger,
-      store: () => Promise.reject(new Error('not used')),
-      actor: undefined,
-      reason: undefined,
-      signal: new AbortController().signal,
-      progress: () => {},
-      local: null,
-    };
+    const host = ledgerHost(ledger);
     const run = async (input: Buffer) => {
       const parts: Buffer[] = [];
       const output = new Writable({

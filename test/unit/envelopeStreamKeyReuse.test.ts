@@ -4,12 +4,9 @@ import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { EnvelopeStreams } from '../../src/crypto/envelopeStream.js';
 import { StreamEncryptKeys } from '../../src/crypto/streamEncryptKeys.js';
-import { keyScope } from '../../src/domain/identities.js';
-import { Ledger } from '../../src/ledger/ledger.js';
+import type { Ledger } from '../../src/ledger/ledger.js';
 import { encrypt } from '../../src/operations/cryptoOperations.js';
-import type { OperationHost } from '../../src/operations/operation.js';
-import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
-import { ScriptedProvider } from '../helpers/scriptedProvider.js';
+import { ledgerHost, openScriptedLedger } from '../helpers/scriptedLedger.js';
 
 /**
  * The stream format's one-buffer encryption with derived keys reused across messages
@@ -30,17 +27,8 @@ after(async () => {
 });
 
 async function setup() {
-  const scripted = new ScriptedProvider();
-  const ledger = await Ledger.open({
-    store: new MemoryEventStore(),
-    provider: scripted,
-    actor: 'test',
-    resolver: { dynamicLookup: false },
-  });
+  const { ledger, scripted } = await openScriptedLedger([CUST], NS);
   opened.push(ledger);
-  await ledger.initialise();
-  scripted.setKey(keyScope(CUST, NS), 'k1');
-  await ledger.admin.enableKeyManagement(CUST, NS);
   const dek = scripted.bytesOf('k1');
   assert.ok(dek !== undefined);
   return { ledger, dek: Buffer.from(dek) };
@@ -180,15 +168,7 @@ describe('EnvelopeStreams.encryptBuffer reusing derived keys', () => {
 
   it('the encrypt operation on a whole buffer (the HTTP JSON form) reuses one derived key per ledger', async () => {
     const { ledger, dek } = await setup();
-    const host: OperationHost = {
-      ledger: async () => ledger,
-      store: () => Promise.reject(new Error('not used')),
-      actor: undefined,
-      reason: undefined,
-      signal: new AbortController().signal,
-      progress: () => {},
-      local: null,
-    };
+    const host = ledgerHost(ledger);
     const prepared = encrypt.prepare({ custodian: CUST, namespace: [NS] });
     const cts: Buffer[] = [];
     for (let i = 0; i < 5; i++) {
