@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import type { KeymetaView } from '../../projections/keymeta.js';
-import { keymetaToSnapshot } from '../../projections/keymetaSnapshot.js';
 import { asOfIndexName, asOfSnapshotName } from '../journal/streamNames.js';
 import type { EventStore, JsonValue, Snapshot } from '../store/eventStore.js';
+import { AsOfRowsWriter } from './asOfRows.js';
+import type { CheckpointMacKeys } from './checkpointMacKeys.js';
 
 /**
  * The series of historic keymeta snapshots that as-of queries start from (docs/audit.md).
@@ -15,7 +16,9 @@ import type { EventStore, JsonValue, Snapshot } from '../store/eventStore.js';
  * into a position.
  *
  * Each historic snapshot is sealed like the keymeta snapshot (src/audit/snapshotSeal.ts): bound to
- * the event at its position and MACed under the system key; asOf.ts skips one that fails.
+ * the event at its position and MACed under the system key; asOf.ts skips one that fails. New ones
+ * are written in the row form (asOfRows.ts: a header and the rows of the scopes that changed since
+ * the previous one); the document form written before is still read.
  *
  * Historic snapshots leave out the wrapped material: a snapshot that outlived a key's destruction
  * would otherwise keep a copy of what crypto-shredding deleted. As-of answers are about key states,
@@ -80,16 +83,27 @@ function mergeMarks(a: readonly AsOfMark[], b: readonly AsOfMark[]): AsOfMark[] 
   );
 }
 
-/** The view without its materials (see the module comment). */
-function withoutMaterials(view: KeymetaView): KeymetaView {
-  return { position: view.position, scopes: view.scopes, keyIndex: view.keyIndex, materials: new Map() };
+/**
+ * Historic snapshots come at least `every` positions apart, and at least a tenth of the view's
+ * size (scopes and keys): each writes the header (a line per scope and its key ids) and the rows
+ * that changed, so this keeps the series' cost per event bounded while a query replays at most
+ * that many events after its snapshot.
+ */
+export const AS_OF_DENSITY = 10;
+
+/** What a historic snapshot is sealed with (AsOfSeriesWriter.capture). */
+export interface AsOfSealing {
+  readonly seal: (name: string, body: JsonValue) => Promise<Snapshot>;
+  readonly keys: CheckpointMacKeys;
+  readonly boundary: () => void;
 }
 
 /**
  * Writes the series as a projector applies events. Intervals are in global positions, so a process
  * that restored a later snapshot (and never saw the events in between) still marks on time. A
- * snapshot costs time proportional to the view, so one is taken only `max(every, view size)`
- * positions after the last (amortised O(1) per event). Marks are cheap and come ten times as often
+ * snapshot costs its header (a line per scope) and the rows that changed, so one is taken only
+ * `max(every, view size / AS_OF_DENSITY)` positions after the last (amortised O(AS_OF_DENSITY)
+ * per event; the rows changed are at most the events in between). Marks are cheap and come ten times as often
  * (never more often than the index has entries); they are kept in memory and the index is saved
  * with the next snapshot or at flush(): every save is a durable write, and a mark lost with a
  * process only costs a later query some scanning.
@@ -102,6 +116,7 @@ export class AsOfSeriesWriter {
   readonly #store: EventStore;
   readonly #prefix: string;
   readonly #every: number;
+  readonly #rows: AsOfRowsWriter;
   #marks: AsOfMark[] = [];
   #lastMark = 0n;
   #lastSnapshot = 0n;
@@ -114,6 +129,7 @@ export class AsOfSeriesWriter {
     this.#store = store;
     this.#prefix = prefix;
     this.#every = every;
+    this.#rows = new AsOfRowsWriter(prefix);
   }
 
   /** Reads the index, so that marks continue where any process left them. */
@@ -133,30 +149,44 @@ export class AsOfSeriesWriter {
   /**
    * Takes what is due from the view as it is now (synchronously: the view changes with the next
    * event). When that includes a snapshot, returns the job that saves it and the index, for the
-   * caller to run off the critical path; a mark alone waits for the next save (or flush). `seal`
-   * seals the snapshot (null: none can be sealed yet, so only a mark is taken).
+   * caller to run off the critical path (jobs run one after the other, in capture order); a mark
+   * alone waits for the next save (or flush). `sealing` (null: none can be sealed yet, so only a
+   * mark is taken): `seal` seals the header, `keys` make the rows' secret, `boundary` ends any
+   * replay's working state, so that the states captured never change again (asOfRows.ts).
    */
   capture(
     view: KeymetaView,
     maxOccurredAt: number,
     viewSize: number,
-    seal: ((name: string, body: JsonValue) => Promise<Snapshot>) | null,
+    sealing: AsOfSealing | null,
   ): (() => Promise<void>) | null {
     const position = view.position;
-    const snapshot = seal !== null && this.#snapshotDue(position, viewSize);
+    const snapshot = sealing !== null && this.#snapshotDue(position, viewSize);
     // The mark names its snapshot only once the snapshot is saved: a save that fails (a system key
     // that cannot seal, a store error) must not leave an index naming a snapshot that is not there
     // (a flush at close would write it). The spacing counts from here either way, so a failing
     // seal is not retried at every later position.
     this.#remember([{ position, maxOccurredAt, snapshot: false }]);
     this.#unsaved = true;
-    if (!snapshot || seal === null) return null;
+    if (!snapshot || sealing === null) return null;
     if (position > this.#lastSnapshot) this.#lastSnapshot = position;
-    const body = keymetaToSnapshot(withoutMaterials(view));
+    sealing.boundary();
+    const captured = this.#rows.capture(view);
     const name = asOfSnapshotName(this.#prefix, position);
     return async () => {
-      // The snapshot first: the index never names a snapshot that is not there.
-      await this.#store.saveSnapshot(name, await seal(name, body));
+      // The snapshot (header and its rows, one step) first: the index never names one not there.
+      const prepared = await this.#rows.prepare(captured, sealing.keys);
+      try {
+        const header = await sealing.seal(name, prepared.body);
+        if (!(await this.#store.saveSnapshotRows(name, header, prepared.rows, null))) {
+          prepared.abandon();
+          return;
+        }
+      } catch (error) {
+        prepared.abandon();
+        throw error;
+      }
+      prepared.commit();
       this.#remember([{ position, maxOccurredAt, snapshot: true }]);
       this.#unsaved = true;
       await this.flush();
@@ -182,7 +212,9 @@ export class AsOfSeriesWriter {
   }
 
   #snapshotDue(position: bigint, viewSize: number): boolean {
-    return position - this.#lastSnapshot >= BigInt(Math.max(this.#every, viewSize));
+    return (
+      position - this.#lastSnapshot >= BigInt(Math.max(this.#every, Math.ceil(viewSize / AS_OF_DENSITY)))
+    );
   }
 
   #remember(marks: readonly AsOfMark[]): void {

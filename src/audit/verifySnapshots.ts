@@ -1,5 +1,6 @@
 import { asOfSnapshotName, streamNames } from '../journal/streamNames.js';
 import type { EventStore, Snapshot } from '../store/eventStore.js';
+import { isAsOfRowsBody, loadAsOfRows } from './asOfRows.js';
 import { loadAsOfIndex } from './asOfSnapshots.js';
 import type { CheckpointMacKeys } from './checkpointMacKeys.js';
 import { rowSecret, rowsHeaderOf, storedRowsMatch } from './snapshotRows.js';
@@ -68,7 +69,33 @@ async function rejectionOf(
 ): Promise<SnapshotRejection | null> {
   const result = await checkSnapshot(store, prefix, name, snapshot, keys, head);
   if (!result.ok) return result.rejection;
-  return keys === null ? null : checkRows(store, name, snapshot.position, result.body, keys);
+  if (keys === null) return null;
+  if (isAsOfRowsBody(result.body))
+    return checkAsOfRows(store, prefix, name, snapshot.position, result.body, keys);
+  return checkRows(store, name, snapshot.position, result.body, keys);
+}
+
+/**
+ * A row-form historic snapshot (asOfRows.ts): every row its header references, in whichever
+ * historic snapshot it is stored, read and hashed against the sealed digest.
+ */
+async function checkAsOfRows(
+  store: EventStore,
+  prefix: string,
+  name: string,
+  position: bigint,
+  body: unknown,
+  keys: CheckpointMacKeys,
+): Promise<SnapshotRejection | null> {
+  const loaded = await loadAsOfRows(store, prefix, body, position, keys);
+  if (loaded.kind === 'unusable' || (loaded.kind === 'loaded' && (await loaded.matches()))) return null;
+  return {
+    snapshot: name,
+    position,
+    kind: 'snapshot-rows-mismatch',
+    message:
+      'the rows its header references are not the ones its seal sums: a row was edited, dropped or put back',
+  };
 }
 
 /**

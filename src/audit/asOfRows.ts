@@ -1,0 +1,277 @@
+import * as crypto from 'node:crypto';
+import type { KeymetaView, WrappedMaterial } from '../../projections/keymeta.js';
+import { keymetaRowOf } from '../../projections/keymetaRows.js';
+import { SNAPSHOT_VERSION } from '../../projections/keymetaSnapshot.js';
+import type { KeyId, ScopeKey } from '../domain/identities.js';
+import type { ScopeState } from '../domain/scopeState.js';
+import { asOfSnapshotName } from '../journal/streamNames.js';
+import type { EventStore, JsonValue, SnapshotRow } from '../store/eventStore.js';
+import type { CheckpointMacKeys } from './checkpointMacKeys.js';
+import { LazyScopes } from './lazyScopes.js';
+import { addRowHash } from './rowHash.js';
+import { RowHashWorker } from './rowHashWorker.js';
+import { rowSecret } from './snapshotRows.js';
+
+/**
+ * Historic snapshots as rows (docs/formats.md, "As-of snapshot, row form"): the sealed header of
+ * `<prefix>keymeta-asof-<p>` lists every scope of the view at `p` with the position of the
+ * historic snapshot whose rows hold that scope's state as it is at `p` (its own position when the
+ * scope changed since the previous historic snapshot, else an earlier one's), the scope's key ids
+ * (the replay's key index), and the keyed additive digest of all those rows (snapshotRows.ts's
+ * row hash, under a secret of the series). A historic snapshot thus writes only the scopes that
+ * changed since the one before it, which lets the series be denser (a shorter replay) at the cost
+ * of what changed; loading one reads every referenced row as text and decodes a scope only when
+ * the replay or the caller reads it (lazyScopes.ts). The rows are what projections/keymetaRows.ts
+ * writes, without materials (historic snapshots never hold wrapped keys).
+ *
+ * A row referenced but missing, edited, or put in from another scope or snapshot changes the sum
+ * (or fails to read): the snapshot is rejected as 'snapshot-rows-mismatch' and the query starts
+ * from the one before it. Rows are never rewritten once a later header references them: a
+ * historic snapshot's name carries its position, and the state of a scope at a position is the
+ * same in every process (two processes writing one position write the same rows, one of them
+ * perhaps fewer: a header whose rows another process's save replaced fails its digest and is
+ * skipped, never answered from).
+ */
+
+export const AS_OF_ROWS_VERSION = 1;
+
+/** The name the row secret is derived for: one secret for the whole series (rows are shared). */
+export function asOfRowsSecretName(prefix: string): string {
+  return `${prefix}keymeta-asof-rows`;
+}
+
+/** One scope of a header: [scope key, position of its row (decimal), its key ids joined by spaces]. */
+type ScopeRef = readonly [string, string, string];
+
+/** The header body's `asOfRows` member. */
+interface AsOfRowsMember {
+  readonly version: number;
+  readonly keymetaVersion: number;
+  readonly count: number;
+  readonly digest: string;
+  readonly stkIdentity: string;
+  readonly scopes: readonly ScopeRef[];
+}
+
+const NO_MATERIALS: ReadonlyMap<KeyId, WrappedMaterial> = new Map();
+const DIGITS = /^(0|[1-9]\d{0,19})$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+const HEX16 = /^[0-9a-f]{16}$/;
+
+/** Whether a sealed historic body is of the row form. */
+export function isAsOfRowsBody(body: unknown): boolean {
+  return memberOf(body) !== null;
+}
+
+function memberOf(body: unknown): AsOfRowsMember | null {
+  const m = (body as { asOfRows?: Partial<Record<keyof AsOfRowsMember, unknown>> } | null)?.asOfRows;
+  if (typeof m !== 'object' || m === null) return null;
+  if (m.version !== AS_OF_ROWS_VERSION || m.keymetaVersion !== SNAPSHOT_VERSION) return null;
+  const { count, digest, stkIdentity, scopes } = m;
+  if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) return null;
+  if (typeof digest !== 'string' || !HEX64.test(digest)) return null;
+  if (typeof stkIdentity !== 'string' || !HEX16.test(stkIdentity)) return null;
+  if (!Array.isArray(scopes) || scopes.length !== count) return null;
+  for (const ref of scopes as unknown[]) {
+    if (!Array.isArray(ref) || ref.length !== 3) return null;
+    const [key, position, keyIds] = ref as unknown[];
+    if (typeof key !== 'string' || typeof position !== 'string' || typeof keyIds !== 'string') return null;
+    if (!DIGITS.test(position)) return null;
+  }
+  return m as AsOfRowsMember;
+}
+
+/** A row's keyed hash as its own lanes (added into a digest by the caller). */
+function rowLanes(secretHex: string, key: string, value: string): Uint32Array {
+  const lanes = new Uint32Array(8);
+  addRowHash(crypto, secretHex, key, value, lanes, 1);
+  return lanes;
+}
+
+function digestHex(lanes: Uint32Array): string {
+  const bytes = Buffer.alloc(32);
+  for (let i = 0; i < 8; i++) bytes.writeUInt32BE(lanes[i] as number, i * 4);
+  return bytes.toString('hex');
+}
+
+/** What the writer knows of a scope's row in the series. */
+interface Written {
+  /** The state the row was encoded from (states in a view at a boundary never change). */
+  readonly state: ScopeState;
+  readonly position: bigint;
+  readonly lanes: Uint32Array;
+  readonly keyIds: string;
+}
+
+/** The scopes of the view when a historic snapshot fell due (the states are immutable from then on). */
+export interface AsOfRowsCapture {
+  readonly position: bigint;
+  readonly scopes: readonly (readonly [ScopeKey, ScopeState])[];
+}
+
+/**
+ * Writes the row form of historic snapshots. It remembers, per scope, the state it last wrote a
+ * row for and where: a scope whose state is the same object as then has not changed (states at a
+ * boundary are immutable, see KeymetaReplay.view and evolveKeymeta), so its row is referenced,
+ * not written again. The first snapshot of a process, the first under a new system key, and the
+ * first after a failed save write every row.
+ */
+export class AsOfRowsWriter {
+  readonly #prefix: string;
+  #written = new Map<ScopeKey, Written>();
+  /** The system key the remembered rows were hashed under. */
+  #stkIdentity: string | null = null;
+
+  constructor(prefix: string) {
+    this.#prefix = prefix;
+  }
+
+  /** Takes the scopes of `view` (at a boundary: the caller ends any replay's working state first). */
+  capture(view: KeymetaView): AsOfRowsCapture {
+    return { position: view.position, scopes: [...view.scopes] };
+  }
+
+  /**
+   * The header body and the rows to save for `capture` (its rows are written by the caller in one
+   * step with the sealed header); `commit` is called once they are saved, `abandon` if not.
+   */
+  async prepare(
+    capture: AsOfRowsCapture,
+    keys: CheckpointMacKeys,
+  ): Promise<{ body: JsonValue; rows: SnapshotRow[]; commit(): void; abandon(): void }> {
+    const stkIdentity = await keys.current();
+    const secret = await rowSecret(keys, stkIdentity, asOfRowsSecretName(this.#prefix));
+    if (secret === null) throw new Error(`system key ${stkIdentity} cannot make the row secret`);
+    const secretHex = secret.toString('hex');
+    const full = this.#stkIdentity !== stkIdentity;
+    const known = full ? new Map<ScopeKey, Written>() : this.#written;
+    const next = new Map<ScopeKey, Written>();
+    const rows: SnapshotRow[] = [];
+    const refs: ScopeRef[] = [];
+    const sum = new Uint32Array(8);
+    for (const [key, state] of capture.scopes) {
+      let written = known.get(key);
+      if (written === undefined || written.state !== state) {
+        const value = keymetaRowOf(state, NO_MATERIALS);
+        rows.push({ key, value });
+        written = {
+          state,
+          position: capture.position,
+          lanes: rowLanes(secretHex, key, value),
+          keyIds: [...state.keys.keys()].join(' '),
+        };
+      }
+      next.set(key, written);
+      for (let i = 0; i < 8; i++) sum[i] = (sum[i] as number) + (written.lanes[i] as number);
+      refs.push([key, written.position.toString(), written.keyIds]);
+    }
+    const member: AsOfRowsMember = {
+      version: AS_OF_ROWS_VERSION,
+      keymetaVersion: SNAPSHOT_VERSION,
+      count: refs.length,
+      digest: digestHex(sum),
+      stkIdentity,
+      scopes: refs,
+    };
+    return {
+      body: { asOfRows: member as unknown as JsonValue },
+      rows,
+      commit: () => {
+        this.#written = next;
+        this.#stkIdentity = stkIdentity;
+      },
+      abandon: () => {
+        // What is stored is not known any more: the next snapshot writes every row.
+        this.#written = new Map();
+        this.#stkIdentity = null;
+      },
+    };
+  }
+}
+
+/** From this many rows on, a load hashes them on a worker thread while the replay runs. */
+export const AS_OF_PARALLEL_HASH_ROWS = 5_000;
+const PAGE = 2_048;
+
+export type AsOfRowsLoad =
+  | { readonly kind: 'unusable' }
+  | { readonly kind: 'mismatch' }
+  | {
+      readonly kind: 'loaded';
+      readonly view: KeymetaView;
+      /** Whether the rows add up to the sealed digest (run alongside the replay). */
+      readonly matches: () => Promise<boolean>;
+    };
+
+/**
+ * Reads the rows a row-form historic header references (as text), hashing them as they come (on a
+ * worker for a large view), and returns the view with its scopes decoded on first read. `body`:
+ * the header's sealed body, checked by the caller.
+ */
+export async function loadAsOfRows(
+  store: EventStore,
+  prefix: string,
+  body: unknown,
+  position: bigint,
+  keys: CheckpointMacKeys,
+  parallelFrom: number = AS_OF_PARALLEL_HASH_ROWS,
+): Promise<AsOfRowsLoad> {
+  const member = memberOf(body);
+  if (member === null) return { kind: 'unusable' };
+  const secret = await rowSecret(keys, member.stkIdentity, asOfRowsSecretName(prefix));
+  if (secret === null) return { kind: 'unusable' };
+  const rows = new Map<ScopeKey, string>();
+  const view: KeymetaView = {
+    position,
+    scopes: new LazyScopes(rows),
+    keyIndex: new Map(),
+    materials: new Map(),
+  };
+  const keyIndex = view.keyIndex;
+  const worker = member.count >= parallelFrom ? new RowHashWorker(secret) : null;
+  const lanes = new Uint32Array(8);
+  const secretHex = secret.toString('hex');
+  let page: SnapshotRow[] = [];
+  try {
+    const names = new Map<string, string>();
+    for (const [key, at, keyIds] of member.scopes) {
+      let name = names.get(at);
+      if (name === undefined) {
+        name = asOfSnapshotName(prefix, BigInt(at));
+        names.set(at, name);
+      }
+      const value = await store.loadSnapshotRow(name, key);
+      if (value === null || rows.has(key as ScopeKey)) {
+        await worker?.close();
+        return { kind: 'mismatch' };
+      }
+      rows.set(key as ScopeKey, value);
+      if (keyIds !== '') for (const id of keyIds.split(' ')) keyIndex.set(id as KeyId, key as ScopeKey);
+      if (worker === null) addRowHash(crypto, secretHex, key, value, lanes, 1);
+      else {
+        page.push({ key, value });
+        if (page.length === PAGE) {
+          await worker.add(page);
+          page = [];
+        }
+      }
+    }
+    if (worker !== null && page.length > 0) await worker.add(page);
+  } catch (error) {
+    await worker?.close();
+    throw error;
+  }
+  // The lazy view takes rows out of `rows` as it decodes them.
+  const loaded = rows.size;
+  const matches = async (): Promise<boolean> => {
+    let count = loaded;
+    let sum: Uint32Array = lanes;
+    if (worker !== null) {
+      const done = await worker.finish();
+      sum = done.lanes;
+      count = done.count;
+    }
+    return count === member.count && digestHex(sum) === member.digest;
+  };
+  return { kind: 'loaded', view, matches };
+}
