@@ -2,6 +2,7 @@ import * as crypto from 'node:crypto';
 import type { KeymetaView, WrappedMaterial } from '../../projections/keymeta.js';
 import { keymetaRowOf } from '../../projections/keymetaRows.js';
 import { SNAPSHOT_VERSION } from '../../projections/keymetaSnapshot.js';
+import { KeyledgerError } from '../domain/errors.js';
 import type { KeyId, ScopeKey } from '../domain/identities.js';
 import type { ScopeState } from '../domain/scopeState.js';
 import { asOfSnapshotName } from '../journal/streamNames.js';
@@ -141,7 +142,15 @@ export class AsOfRowsWriter {
   ): Promise<{ body: JsonValue; rows: SnapshotRow[]; commit(): void; abandon(): void }> {
     const stkIdentity = await keys.current();
     const secret = await rowSecret(keys, stkIdentity, asOfRowsSecretName(this.#prefix));
-    if (secret === null) throw new Error(`system key ${stkIdentity} cannot make the row secret`);
+    if (secret === null) {
+      throw new KeyledgerError(
+        'ERR_SYSTEM_KEY_NOT_FOUND',
+        `system key ${stkIdentity} cannot seal a snapshot`,
+        {
+          identity: stkIdentity,
+        },
+      );
+    }
     const secretHex = secret.toString('hex');
     const full = this.#stkIdentity !== stkIdentity;
     const known = full ? new Map<ScopeKey, Written>() : this.#written;
