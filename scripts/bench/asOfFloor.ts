@@ -20,18 +20,21 @@
 
 import { execSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { emptyKeymetaView } from '../../projections/keymeta.js';
 import { KeymetaReplay } from '../../projections/keymetaReplay.js';
 import { KeymetaRowDecoder, keymetaRowOf } from '../../projections/keymetaRows.js';
 import { keymetaFromSnapshot } from '../../projections/keymetaSnapshot.js';
+import { isAsOfRowsBody, loadAsOfRows } from '../../src/audit/asOfRows.js';
 import { loadAsOfIndex } from '../../src/audit/asOfSnapshots.js';
 import { addRowHash } from '../../src/audit/rowHash.js';
+import { checkSnapshot, openingSnapshotKeys } from '../../src/audit/snapshotSeal.js';
 import { parseLedgerEvent } from '../../src/domain/events.js';
-import { asOfSnapshotName } from '../../src/journal/streamNames.js';
+import { asOfSnapshotName, streamNames } from '../../src/journal/streamNames.js';
 import type { JsonValue } from '../../src/store/eventStore.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
-import { median } from './common.js';
+import { KEYSTORE_PASSWORD, KEYSTORE_PASSWORD_ENV, keystoreProvider, median } from './common.js';
 
 const PREFIX = 'kl-';
 const path = process.argv[2] ?? '/tmp/kl-audit-1m.db';
@@ -61,6 +64,10 @@ if (last === undefined) throw new Error('no historic snapshot in the series');
 const name = asOfSnapshotName(PREFIX, last.position);
 const db = new Database(path, { readonly: true });
 const select = db.prepare('SELECT state FROM snapshots WHERE name = ?').pluck();
+if (isAsOfRowsBody((JSON.parse(select.get(name) as string) as { body: unknown }).body)) {
+  await rowForm();
+  process.exit(0);
+}
 
 const rowsDb = new Database(':memory:');
 rowsDb.exec(
@@ -152,3 +159,90 @@ console.log(
 db.close();
 rowsDb.close();
 await store.close();
+
+/**
+ * h. The row form (src/audit/asOfRows.ts), on the last historic snapshot: each step of a query's
+ * start, CPU time of the process and wall, median of rounds; then a replay of the events after it
+ * on the lazy view (60,000, or as many as there are).
+ */
+async function rowForm(): Promise<void> {
+  if (last === undefined) return;
+  const position = last.position;
+  process.env[KEYSTORE_PASSWORD_ENV] = KEYSTORE_PASSWORD;
+  const keystore = `${path}.p12`;
+  const provider = keystoreProvider(keystore, dirname(keystore));
+  const keys = await openingSnapshotKeys(store, streamNames(PREFIX).system, provider);
+  const head = await store.headPosition();
+  const wall: Map<string, number[]> = new Map();
+  const step = async <T>(label: string, work: () => Promise<T>): Promise<T> => {
+    const before = process.cpuUsage();
+    const started = process.hrtime.bigint();
+    const value = await work();
+    const used = process.cpuUsage(before);
+    record(label, (used.user + used.system) / 1000);
+    const list = wall.get(label) ?? [];
+    list.push(Number(process.hrtime.bigint() - started) / 1e6);
+    wall.set(label, list);
+    return value;
+  };
+  let headerBytes = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    const snapshot = await step('h. loadSnapshot of the header (sqlite + JSON.parse)', () =>
+      store.loadSnapshot(name),
+    );
+    if (snapshot === null) throw new Error('no header');
+    headerBytes = (select.get(name) as string).length;
+    const checked = await step('h. checkSnapshot (event read, JSON.stringify of the body, MAC)', () =>
+      checkSnapshot(store, PREFIX, name, snapshot, keys, head),
+    );
+    if (!checked.ok) throw new Error(checked.rejection.message);
+    const loaded = await step('h. loadAsOfRows (every row by key, key index, worker fed)', () =>
+      loadAsOfRows(store, PREFIX, checked.body, position, keys),
+    );
+    if (loaded.kind !== 'loaded') throw new Error(loaded.kind);
+    const n = await step('h. replay after it on the lazy view (up to 20,000 events)', async () => {
+      const replay = new KeymetaReplay(loaded.view);
+      let count = 0;
+      for await (const recorded of store.readAll({ after: position, streamPrefix: PREFIX })) {
+        replay.apply(parseLedgerEvent(recorded));
+        if (++count >= 20_000) break;
+      }
+      replay.view();
+      return count;
+    });
+    const ok = await step('h. the rows’ digest (waiting for the worker)', () => loaded.matches());
+    if (!ok) throw new Error('rows do not match');
+    await step('h. reading every scope of the answer', async () => {
+      let k = 0;
+      for (const state of loaded.view.scopes.values()) k += state.keys.size;
+      return k;
+    });
+    if (round === 0) console.log(`replayed ${n} events`);
+  }
+  await keys.close();
+  const rowsCount = db
+    .prepare("SELECT count(*) FROM snapshot_rows WHERE name LIKE 'kl-keymeta-asof-%'")
+    .pluck()
+    .get();
+  const rowsBytes = db
+    .prepare("SELECT sum(length(value)) FROM snapshot_rows WHERE name LIKE 'kl-keymeta-asof-%'")
+    .pluck()
+    .get();
+  const headers = db
+    .prepare(
+      "SELECT count(*), sum(length(state)) FROM snapshots WHERE name LIKE 'kl-keymeta-asof-%' AND name <> 'kl-keymeta-asof-index'",
+    )
+    .raw()
+    .get() as [number, number];
+  console.log(
+    `historic snapshot ${name} (row form, ${marks.length} in the series; header ${(headerBytes / 1e6).toFixed(1)} MB); series: ${headers[0]} headers ${(headers[1] / 1e6).toFixed(0)} MB, ${rowsCount} rows ${(Number(rowsBytes) / 1e6).toFixed(0)} MB; ${uptime()}`,
+  );
+  for (const [figure, list] of figures) {
+    const sorted = [...list].sort((x, y) => x - y);
+    console.log(
+      `${figure}: ${median(list).toFixed(0)} ms CPU (${sorted.map((m) => m.toFixed(0)).join(', ')}), wall ${median(wall.get(figure) ?? []).toFixed(0)} ms`,
+    );
+  }
+  db.close();
+  await store.close();
+}

@@ -8,6 +8,7 @@ import type { ScopeState } from '../domain/scopeState.js';
 import { asOfSnapshotName } from '../journal/streamNames.js';
 import type { EventStore, JsonValue, SnapshotRow } from '../store/eventStore.js';
 import type { CheckpointMacKeys } from './checkpointMacKeys.js';
+import { LazyKeyIndex } from './lazyKeyIndex.js';
 import { LazyScopes } from './lazyScopes.js';
 import { addRowHash } from './rowHash.js';
 import { RowHashWorker } from './rowHashWorker.js';
@@ -41,8 +42,8 @@ export function asOfRowsSecretName(prefix: string): string {
   return `${prefix}keymeta-asof-rows`;
 }
 
-/** One scope of a header: [scope key, position of its row (decimal), its key ids joined by spaces]. */
-type ScopeRef = readonly [string, string, string];
+/** One scope of a header: [scope key, position of the snapshot holding its row (decimal)]. */
+type ScopeRef = readonly [string, string];
 
 /** The header body's `asOfRows` member. */
 interface AsOfRowsMember {
@@ -52,6 +53,9 @@ interface AsOfRowsMember {
   readonly digest: string;
   readonly stkIdentity: string;
   readonly scopes: readonly ScopeRef[];
+  /** Every key id of the view, sorted (code unit order), and the index in `scopes` of its scope. */
+  readonly keys: readonly string[];
+  readonly owners: readonly number[];
 }
 
 const NO_MATERIALS: ReadonlyMap<KeyId, WrappedMaterial> = new Map();
@@ -68,16 +72,22 @@ function memberOf(body: unknown): AsOfRowsMember | null {
   const m = (body as { asOfRows?: Partial<Record<keyof AsOfRowsMember, unknown>> } | null)?.asOfRows;
   if (typeof m !== 'object' || m === null) return null;
   if (m.version !== AS_OF_ROWS_VERSION || m.keymetaVersion !== SNAPSHOT_VERSION) return null;
-  const { count, digest, stkIdentity, scopes } = m;
+  const { count, digest, stkIdentity, scopes, keys, owners } = m;
   if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) return null;
   if (typeof digest !== 'string' || !HEX64.test(digest)) return null;
   if (typeof stkIdentity !== 'string' || !HEX16.test(stkIdentity)) return null;
   if (!Array.isArray(scopes) || scopes.length !== count) return null;
   for (const ref of scopes as unknown[]) {
-    if (!Array.isArray(ref) || ref.length !== 3) return null;
-    const [key, position, keyIds] = ref as unknown[];
-    if (typeof key !== 'string' || typeof position !== 'string' || typeof keyIds !== 'string') return null;
-    if (!DIGITS.test(position)) return null;
+    if (!Array.isArray(ref) || ref.length !== 2) return null;
+    const [key, position] = ref as unknown[];
+    if (typeof key !== 'string' || typeof position !== 'string' || !DIGITS.test(position)) return null;
+  }
+  if (!Array.isArray(keys) || !Array.isArray(owners) || keys.length !== owners.length) return null;
+  for (let i = 0; i < keys.length; i++) {
+    const owner = owners[i] as unknown;
+    if (typeof keys[i] !== 'string' || (i > 0 && !((keys[i - 1] as string) < (keys[i] as string))))
+      return null;
+    if (typeof owner !== 'number' || !Number.isInteger(owner) || owner < 0 || owner >= count) return null;
   }
   return m as AsOfRowsMember;
 }
@@ -101,7 +111,7 @@ interface Written {
   readonly state: ScopeState;
   readonly position: bigint;
   readonly lanes: Uint32Array;
-  readonly keyIds: string;
+  readonly keyIds: readonly string[];
 }
 
 /** The scopes of the view when a historic snapshot fell due (the states are immutable from then on). */
@@ -158,6 +168,7 @@ export class AsOfRowsWriter {
     const rows: SnapshotRow[] = [];
     const refs: ScopeRef[] = [];
     const sum = new Uint32Array(8);
+    const owned: [string, number][] = [];
     for (const [key, state] of capture.scopes) {
       let written = known.get(key);
       if (written === undefined || written.state !== state) {
@@ -167,13 +178,16 @@ export class AsOfRowsWriter {
           state,
           position: capture.position,
           lanes: rowLanes(secretHex, key, value),
-          keyIds: [...state.keys.keys()].join(' '),
+          keyIds: [...state.keys.keys()],
         };
       }
       next.set(key, written);
       for (let i = 0; i < 8; i++) sum[i] = (sum[i] as number) + (written.lanes[i] as number);
-      refs.push([key, written.position.toString(), written.keyIds]);
+      for (const id of written.keyIds) owned.push([id, refs.length]);
+      refs.push([key, written.position.toString()]);
     }
+    // Sorted for the reader's binary search (lazyKeyIndex.ts).
+    owned.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     const member: AsOfRowsMember = {
       version: AS_OF_ROWS_VERSION,
       keymetaVersion: SNAPSHOT_VERSION,
@@ -181,6 +195,8 @@ export class AsOfRowsWriter {
       digest: digestHex(sum),
       stkIdentity,
       scopes: refs,
+      keys: owned.map(([id]) => id),
+      owners: owned.map(([, owner]) => owner),
     };
     return {
       body: { asOfRows: member as unknown as JsonValue },
@@ -233,17 +249,20 @@ export async function loadAsOfRows(
   const view: KeymetaView = {
     position,
     scopes: new LazyScopes(rows),
-    keyIndex: new Map(),
+    keyIndex: new LazyKeyIndex(
+      member.keys,
+      member.owners,
+      member.scopes.map(([key]) => key as ScopeKey),
+    ),
     materials: new Map(),
   };
-  const keyIndex = view.keyIndex;
   const worker = member.count >= parallelFrom ? new RowHashWorker(secret) : null;
   const lanes = new Uint32Array(8);
   const secretHex = secret.toString('hex');
   let page: SnapshotRow[] = [];
   try {
     const names = new Map<string, string>();
-    for (const [key, at, keyIds] of member.scopes) {
+    for (const [key, at] of member.scopes) {
       let name = names.get(at);
       if (name === undefined) {
         name = asOfSnapshotName(prefix, BigInt(at));
@@ -255,7 +274,6 @@ export async function loadAsOfRows(
         return { kind: 'mismatch' };
       }
       rows.set(key as ScopeKey, value);
-      if (keyIds !== '') for (const id of keyIds.split(' ')) keyIndex.set(id as KeyId, key as ScopeKey);
       if (worker === null) addRowHash(crypto, secretHex, key, value, lanes, 1);
       else {
         page.push({ key, value });

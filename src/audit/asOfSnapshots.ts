@@ -84,12 +84,12 @@ function mergeMarks(a: readonly AsOfMark[], b: readonly AsOfMark[]): AsOfMark[] 
 }
 
 /**
- * Historic snapshots come at least `every` positions apart, and at least a tenth of the view's
+ * Historic snapshots come at least `every` positions apart, and at least a twentieth of the view's
  * size (scopes and keys): each writes the header (a line per scope and its key ids) and the rows
  * that changed, so this keeps the series' cost per event bounded while a query replays at most
  * that many events after its snapshot.
  */
-export const AS_OF_DENSITY = 10;
+export const AS_OF_DENSITY = 20;
 
 /** What a historic snapshot is sealed with (AsOfSeriesWriter.capture). */
 export interface AsOfSealing {
