@@ -302,3 +302,46 @@ export async function loadAsOfRows(
   };
   return { kind: 'loaded', view, matches };
 }
+
+/**
+ * verify's check of a row-form historic snapshot: whether the rows its header references add up
+ * to its sealed digest. `seen` carries each stored row's hash from one snapshot to the next (a
+ * row is referenced by every later header until its scope changes): verify reads and hashes each
+ * stored row once, not once per header. Null when the snapshot is not of the row form or its row
+ * secret's key is not available.
+ */
+export async function asOfRowsMatch(
+  store: EventStore,
+  prefix: string,
+  body: unknown,
+  keys: CheckpointMacKeys,
+  seen: Map<string, Map<string, Uint32Array>>,
+): Promise<boolean | null> {
+  const member = memberOf(body);
+  if (member === null) return null;
+  const secret = await rowSecret(keys, member.stkIdentity, asOfRowsSecretName(prefix));
+  if (secret === null) return null;
+  const secretHex = secret.toString('hex');
+  // By system key: a series rewritten under a new one hashes its rows anew.
+  let hashes = seen.get(member.stkIdentity);
+  if (hashes === undefined) {
+    hashes = new Map();
+    seen.set(member.stkIdentity, hashes);
+  }
+  const sum = new Uint32Array(8);
+  const scopes = new Set<string>();
+  for (const [key, at] of member.scopes) {
+    if (scopes.has(key)) return false;
+    scopes.add(key);
+    const id = `${at}\n${key}`;
+    let lanes = hashes.get(id);
+    if (lanes === undefined) {
+      const value = await store.loadSnapshotRow(asOfSnapshotName(prefix, BigInt(at)), key);
+      if (value === null) return false;
+      lanes = rowLanes(secretHex, key, value);
+      hashes.set(id, lanes);
+    }
+    for (let i = 0; i < 8; i++) sum[i] = (sum[i] as number) + (lanes[i] as number);
+  }
+  return scopes.size === member.count && digestHex(sum) === member.digest;
+}
