@@ -215,11 +215,12 @@ export class AsOfRowsWriter {
 }
 
 /**
- * From this many rows on, a load hashes them on a worker thread while the replay runs. Below, the
- * hash is inline: at 20,000 rows (1M events) feeding the worker cost the reading thread as much as
- * hashing them (275–300 ms wall for the load inline, 294 ms plus 36 ms waiting with the worker).
+ * From this many rows on, a load hashes them on a worker thread while the replay runs (at 20,000
+ * rows, 1M events: the load alone takes about as long either way, 275–300 ms inline against 294 ms
+ * plus the wait with the worker, but the worker's hash overlaps the replay; whole queries measured
+ * 0.50–0.57 s median with it, 0.82–1.02 s inline on a slower machine state, see BENCHMARKS.md).
  */
-export const AS_OF_PARALLEL_HASH_ROWS = 50_000;
+export const AS_OF_PARALLEL_HASH_ROWS = 5_000;
 const PAGE = 2_048;
 
 export type AsOfRowsLoad =

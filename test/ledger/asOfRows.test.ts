@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { emptyKeymetaView, evolveKeymeta } from '../../projections/keymeta.js';
 import { keymetaToSnapshot } from '../../projections/keymetaSnapshot.js';
+import { loadAsOfRows } from '../../src/audit/asOfRows.js';
 import { loadAsOfIndex } from '../../src/audit/asOfSnapshots.js';
 import { eventHash } from '../../src/audit/hashChain.js';
 import { openingSnapshotKeys, sealSnapshot } from '../../src/audit/snapshotSeal.js';
@@ -186,6 +187,35 @@ describe('historic snapshots as rows (asOfRows.ts)', () => {
       problems.some(([kind, s]) => kind === 'snapshot-rows-mismatch' && s === asOfSnapshotName('kl-', last)),
     );
     assert.ok(problems.every(([kind]) => kind === 'snapshot-rows-mismatch'));
+  });
+
+  it('the rows hashed on a worker thread (a large view) add up as inline, and a changed row does not', async () => {
+    const { path, last } = await copy();
+    const name = asOfSnapshotName('kl-', last);
+    const check = async () => {
+      const store = SqliteEventStore.open(path);
+      const keys = await openingSnapshotKeys(store, streamNames('kl-').system, provider);
+      try {
+        const header = await store.loadSnapshot(name);
+        const body = (header?.state as { body: unknown } | undefined)?.body;
+        const results: boolean[] = [];
+        for (const parallelFrom of [1, Number.POSITIVE_INFINITY]) {
+          const loaded = await loadAsOfRows(store, 'kl-', body, last, keys, parallelFrom);
+          assert.equal(loaded.kind, 'loaded');
+          if (loaded.kind === 'loaded') results.push(await loaded.matches());
+        }
+        return results;
+      } finally {
+        await keys.close();
+        await store.close();
+      }
+    };
+    assert.deepEqual(await check(), [true, true]);
+    const at = refsOf(path, last).get(A_KEY) as bigint;
+    editSnapshotRows(path, asOfSnapshotName('kl-', at), (rows) => {
+      rows.set(A_KEY, (rows.get(A_KEY) as string).replace('"ACTIVE"', '"DISABLED"'));
+    });
+    assert.deepEqual(await check(), [false, false]);
   });
 
   it('a historic snapshot of the document form (written before the row form) is still used', async () => {
