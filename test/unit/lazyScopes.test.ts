@@ -79,7 +79,9 @@ describe('LazyScopes (a row-form historic snapshot’s scopes, decoded when read
     assert.equal(lazy.size, full.size);
     assert.deepEqual(plainScopes(lazy), plainScopes(full));
     let n = 0;
-    lazy.forEach(() => n++);
+    lazy.forEach(() => {
+      n++;
+    });
     assert.equal(n, full.size);
     assert.deepEqual([...lazy.values()].length, full.size);
   });
