@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { KeymetaView } from '../../projections/keymeta.js';
+import { keymetaToSnapshot } from '../../projections/keymetaSnapshot.js';
 import { asOfIndexName, asOfSnapshotName } from '../journal/streamNames.js';
 import type { EventStore, JsonValue, Snapshot } from '../store/eventStore.js';
 import { AsOfRowsWriter } from './asOfRows.js';
@@ -16,9 +17,15 @@ import type { CheckpointMacKeys } from './checkpointMacKeys.js';
  * into a position.
  *
  * Each historic snapshot is sealed like the keymeta snapshot (src/audit/snapshotSeal.ts): bound to
- * the event at its position and MACed under the system key; asOf.ts skips one that fails. New ones
- * are written in the row form (asOfRows.ts: a header and the rows of the scopes that changed since
- * the previous one); the document form written before is still read.
+ * the event at its position and MACed under the system key; asOf.ts skips one that fails. Two forms,
+ * both read on every store:
+ * - the row form (asOfRows.ts: a header and the rows of the scopes that changed since the previous
+ *   one), written where the store reads one row without reading the others
+ *   (EventStore.snapshotRowReadAlone: sqlite). A query looks up one row per scope, spread across
+ *   many snapshots: where a row read costs its whole snapshot (memory, EventStoreDB keep a row
+ *   snapshot as one document) that is a document read per scope, quadratic in the view.
+ * - the document form (the whole view in one snapshot), written on the other stores, and by every
+ *   store before the row form existed.
  *
  * Historic snapshots leave out the wrapped material: a snapshot that outlived a key's destruction
  * would otherwise keep a copy of what crypto-shredding deleted. As-of answers are about key states,
@@ -84,12 +91,18 @@ function mergeMarks(a: readonly AsOfMark[], b: readonly AsOfMark[]): AsOfMark[] 
 }
 
 /**
- * Historic snapshots come at least `every` positions apart, and at least a twentieth of the view's
- * size (scopes and keys): each writes the header (a line per scope and its key ids) and the rows
- * that changed, so this keeps the series' cost per event bounded while a query replays at most
- * that many events after its snapshot.
+ * Row-form historic snapshots come at least `every` positions apart, and at least a twentieth of
+ * the view's size (scopes and keys): each writes the header (a line per scope and its key ids) and
+ * the rows that changed, so this keeps the series' cost per event bounded while a query replays at
+ * most that many events after its snapshot. Document-form ones write the whole view each, so they
+ * stay `max(every, view size)` apart, as before the row form.
  */
 export const AS_OF_DENSITY = 20;
+
+/** The view without its materials (see the module comment). */
+function withoutMaterials(view: KeymetaView): KeymetaView {
+  return { position: view.position, scopes: view.scopes, keyIndex: view.keyIndex, materials: new Map() };
+}
 
 /** What a historic snapshot is sealed with (AsOfSeriesWriter.capture). */
 export interface AsOfSealing {
@@ -101,9 +114,11 @@ export interface AsOfSealing {
 /**
  * Writes the series as a projector applies events. Intervals are in global positions, so a process
  * that restored a later snapshot (and never saw the events in between) still marks on time. A
- * snapshot costs its header (a line per scope) and the rows that changed, so one is taken only
- * `max(every, view size / AS_OF_DENSITY)` positions after the last (amortised O(AS_OF_DENSITY)
- * per event; the rows changed are at most the events in between). Marks are cheap and come ten times as often
+ * row-form snapshot costs its header (a line per scope) and the rows that changed, so one is taken
+ * only `max(every, view size / AS_OF_DENSITY)` positions after the last (amortised O(AS_OF_DENSITY)
+ * per event; the rows changed are at most the events in between); a document-form one costs the
+ * view, so one is taken `max(every, view size)` after the last (amortised O(1) per event). The
+ * form follows the store (the module comment). Marks are cheap and come ten times as often
  * (never more often than the index has entries); they are kept in memory and the index is saved
  * with the next snapshot or at flush(): every save is a durable write, and a mark lost with a
  * process only costs a later query some scanning.
@@ -116,7 +131,10 @@ export class AsOfSeriesWriter {
   readonly #store: EventStore;
   readonly #prefix: string;
   readonly #every: number;
-  readonly #rows: AsOfRowsWriter;
+  /** Null where the series is written in the document form (the module comment). */
+  readonly #rows: AsOfRowsWriter | null;
+  /** View size over the spacing between snapshots: AS_OF_DENSITY for rows, 1 for documents. */
+  readonly #density: number;
   #marks: AsOfMark[] = [];
   #lastMark = 0n;
   #lastSnapshot = 0n;
@@ -129,7 +147,9 @@ export class AsOfSeriesWriter {
     this.#store = store;
     this.#prefix = prefix;
     this.#every = every;
-    this.#rows = new AsOfRowsWriter(prefix);
+    const rows = store.snapshotRowReadAlone;
+    this.#rows = rows ? new AsOfRowsWriter(prefix) : null;
+    this.#density = rows ? AS_OF_DENSITY : 1;
   }
 
   /** Reads the index, so that marks continue where any process left them. */
@@ -170,12 +190,26 @@ export class AsOfSeriesWriter {
     this.#unsaved = true;
     if (!snapshot || sealing === null) return null;
     if (position > this.#lastSnapshot) this.#lastSnapshot = position;
-    sealing.boundary();
-    const captured = this.#rows.capture(view);
     const name = asOfSnapshotName(this.#prefix, position);
+    const rows = this.#rows;
+    const saved = async (): Promise<void> => {
+      this.#remember([{ position, maxOccurredAt, snapshot: true }]);
+      this.#unsaved = true;
+      await this.flush();
+    };
+    if (rows === null) {
+      const body = keymetaToSnapshot(withoutMaterials(view));
+      return async () => {
+        // The snapshot first: the index never names one that is not there.
+        await this.#store.saveSnapshot(name, await sealing.seal(name, body));
+        await saved();
+      };
+    }
+    sealing.boundary();
+    const captured = rows.capture(view);
     return async () => {
       // The snapshot (header and its rows, one step) first: the index never names one not there.
-      const prepared = await this.#rows.prepare(captured, sealing.keys);
+      const prepared = await rows.prepare(captured, sealing.keys);
       try {
         const header = await sealing.seal(name, prepared.body);
         if (!(await this.#store.saveSnapshotRows(name, header, prepared.rows, null))) {
@@ -187,9 +221,7 @@ export class AsOfSeriesWriter {
         throw error;
       }
       prepared.commit();
-      this.#remember([{ position, maxOccurredAt, snapshot: true }]);
-      this.#unsaved = true;
-      await this.flush();
+      await saved();
     };
   }
 
@@ -213,7 +245,7 @@ export class AsOfSeriesWriter {
 
   #snapshotDue(position: bigint, viewSize: number): boolean {
     return (
-      position - this.#lastSnapshot >= BigInt(Math.max(this.#every, Math.ceil(viewSize / AS_OF_DENSITY)))
+      position - this.#lastSnapshot >= BigInt(Math.max(this.#every, Math.ceil(viewSize / this.#density)))
     );
   }
 

@@ -76,6 +76,7 @@ function countingStore(inner: EventStore): EventStore & { read: number } {
     loadSnapshot: (name) => inner.loadSnapshot(name),
     saveSnapshot: (name, snapshot) => inner.saveSnapshot(name, snapshot),
     saveSnapshotRows: (name, header, rows, base) => inner.saveSnapshotRows(name, header, rows, base),
+    snapshotRowReadAlone: inner.snapshotRowReadAlone,
     loadSnapshotRow: (name, key) => inner.loadSnapshotRow(name, key),
     readSnapshotRows: (name) => inner.readSnapshotRows(name),
     close: () => inner.close(),
