@@ -257,7 +257,7 @@ async function bench(): Promise<BenchResult> {
           ...bare,
           saveSnapshot: (name, snapshot) =>
             name === `${PREFIX}keymeta` ? Promise.resolve() : store.saveSnapshot(name, snapshot),
-          // Historic snapshots are row snapshots (src/audit/asOfRows.ts).
+          // Historic snapshots are row snapshots on sqlite (src/audit/asOfSnapshots.ts).
           saveSnapshotRows: (name, header, rows, base) =>
             name === `${PREFIX}keymeta`
               ? Promise.resolve(false)
