@@ -10,10 +10,12 @@ import { parseLedgerEvent } from '../../src/domain/events.js';
 import { keyScope } from '../../src/domain/identities.js';
 import { asOfSnapshotName } from '../../src/journal/streamNames.js';
 import { Ledger } from '../../src/ledger/ledger.js';
+import { EsdbEventStore } from '../../src/store/esdbEventStore.js';
 import type { EventStore, ReadAllOptions, RecordedEvent } from '../../src/store/eventStore.js';
 import { ForwardingEventStore } from '../../src/store/forwardingEventStore.js';
 import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
 import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
+import { startEsdbTestServer } from '../esdb/esdbTestServer.js';
 import { plainScopes } from '../helpers/keymetaViews.js';
 import { ScriptedProvider } from '../helpers/scriptedProvider.js';
 
@@ -84,11 +86,16 @@ async function series(store: EventStore): Promise<{ position: bigint; body: unkn
   return found;
 }
 
-/** Every position's as-of answer, each checked against a replay; and the events read at the head. */
+/**
+ * The as-of answer at every event (in event order: EventStoreDB's positions differ from the
+ * others'), each checked against a replay; and how many events a query at the head read beyond
+ * those after `last` (the historic snapshot it should start from): 1, the event it is bound to.
+ */
 async function answers(
   store: EventStore,
   provider: ScriptedProvider,
-): Promise<{ all: unknown[]; readAtHead: number; head: bigint }> {
+  last: bigint,
+): Promise<{ all: unknown[]; extraReads: number }> {
   const events: RecordedEvent[] = [];
   for await (const e of store.readAll()) events.push(e);
   const counting = new CountingReads(store);
@@ -106,15 +113,30 @@ async function answers(
       truth = evolveKeymeta(truth, parseLedgerEvent(e));
       const got = plainScopes((await ledger.asOf(e.position)).scopes);
       assert.deepEqual(got, plainScopes(truth.scopes), `as of ${e.position}`);
-      all.push([e.position, got]);
+      all.push(got);
     }
     const head = events.at(-1)?.position ?? 0n;
     counting.read = 0;
     await ledger.asOf(head);
     assert.deepEqual(ledger.snapshotRejections, []);
-    return { all, readAtHead: counting.read, head };
+    return { all, extraReads: counting.read - events.filter((e) => e.position > last).length };
   } finally {
     await ledger.close();
+  }
+}
+
+function lastOf(stored: readonly { position: bigint }[]): bigint {
+  return stored.at(-1)?.position ?? 0n;
+}
+
+/** The document form: the whole view (scopes, no materials) in each snapshot, no rows. */
+function assertDocumentForm(stored: readonly { body: unknown; rows: number }[]): void {
+  for (const s of stored) {
+    assert.equal(isAsOfRowsBody(s.body), false);
+    const body = s.body as { scopes?: unknown; materials?: unknown };
+    assert.ok(Array.isArray(body.scopes), 'the body lists the scopes');
+    assert.deepEqual(body.materials, []);
+    assert.equal(s.rows, 0);
   }
 }
 
@@ -138,32 +160,42 @@ describe('the as-of series form follows the store (asOfSnapshots.ts)', () => {
       const onMemory = await series(memory);
       const onSqlite = await series(sqlite);
       assert.ok(onMemory.length >= 2 && onSqlite.length >= 4, 'both ledgers left a series');
-      for (const s of onMemory) {
-        // The document form: the whole view (scopes, no materials) in the snapshot, no rows.
-        assert.equal(isAsOfRowsBody(s.body), false);
-        const body = s.body as { scopes?: unknown; materials?: unknown };
-        assert.ok(Array.isArray(body.scopes), 'the body lists the scopes');
-        assert.deepEqual(body.materials, []);
-        assert.equal(s.rows, 0);
-      }
+      assertDocumentForm(onMemory);
       for (const s of onSqlite) assert.equal(isAsOfRowsBody(s.body), true);
       // The row form writes rows (the first snapshot with a scope holds its row).
       assert.ok(onSqlite.some((s) => s.rows > 0));
 
-      const fromMemory = await answers(memory, provider);
-      const fromSqlite = await answers(sqlite, provider);
-      assert.deepEqual(fromMemory.all, fromSqlite.all);
       // Each query at the head started from its store's latest historic snapshot: only the event
       // it is bound to and those after it were read.
-      for (const [store, got] of [
-        [onMemory, fromMemory],
-        [onSqlite, fromSqlite],
-      ] as const) {
-        const last = store.at(-1)?.position ?? 0n;
-        assert.equal(got.readAtHead, 1 + Number(got.head - last));
-      }
+      const fromMemory = await answers(memory, provider, lastOf(onMemory));
+      const fromSqlite = await answers(sqlite, provider, lastOf(onSqlite));
+      assert.deepEqual(fromMemory.all, fromSqlite.all);
+      assert.equal(fromMemory.extraReads, 1);
+      assert.equal(fromSqlite.extraReads, 1);
     } finally {
       await sqlite.close();
+      await memory.close();
+    }
+  });
+
+  it('EventStoreDB (the protocol test server) writes the document form too, and answers from it', async () => {
+    const server = await startEsdbTestServer();
+    const esdb = EsdbEventStore.open(server.connectionString);
+    const memory = new MemoryEventStore();
+    try {
+      assert.equal(esdb.snapshotRowReadAlone, false);
+      const provider = new ScriptedProvider();
+      await write(esdb, provider);
+      await write(memory, provider);
+      const onEsdb = await series(esdb);
+      assert.ok(onEsdb.length >= 2, 'the ledger left a series');
+      assertDocumentForm(onEsdb);
+      const fromEsdb = await answers(esdb, provider, lastOf(onEsdb));
+      assert.deepEqual(fromEsdb.all, (await answers(memory, provider, lastOf(await series(memory)))).all);
+      assert.equal(fromEsdb.extraReads, 1);
+    } finally {
+      await esdb.close();
+      await server.close();
       await memory.close();
     }
   });
