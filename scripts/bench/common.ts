@@ -234,6 +234,7 @@ export function observedStore(
       hooks.saveSnapshots === false
         ? Promise.resolve(false)
         : inner.saveSnapshotRows(name, header, rows, base),
+    snapshotRowReadAlone: inner.snapshotRowReadAlone,
     loadSnapshotRow: (name, key) =>
       hooks.loadSnapshots === false ? Promise.resolve(null) : inner.loadSnapshotRow(name, key),
     readSnapshotRows: (name) => inner.readSnapshotRows(name),

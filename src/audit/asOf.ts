@@ -8,9 +8,11 @@ import type { KeyId, KeyScope, ScopeKey } from '../domain/identities.js';
 import type { ScopeState } from '../domain/scopeState.js';
 import { asOfSnapshotName } from '../journal/streamNames.js';
 import type { EventStore, JsonValue } from '../store/eventStore.js';
+import { isAsOfRowsBody, loadAsOfRows } from './asOfRows.js';
 import { type AsOfMark, loadAsOfIndex } from './asOfSnapshots.js';
 import type { CheckpointMacKeys } from './checkpointMacKeys.js';
 import { scopeNotFound } from './history.js';
+import { type LazyScopes, UndecodableRow } from './lazyScopes.js';
 import { checkSnapshot, type SnapshotRejection } from './snapshotSeal.js';
 
 /**
@@ -127,13 +129,25 @@ export interface AsOfSnapshotCheck {
   readonly reject: (rejection: SnapshotRejection) => void;
 }
 
-/** The latest usable historic snapshot for `target`, or an empty view. */
-async function startingView(
+/** A starting view, and for a row-form historic snapshot the check of its rows (run after the replay). */
+interface Start {
+  readonly view: KeymetaView;
+  readonly rows: {
+    readonly matches: () => Promise<boolean>;
+    readonly rejection: SnapshotRejection;
+  } | null;
+}
+
+/**
+ * The historic snapshots usable for `target`, latest first (loaded and checked one at a time by
+ * the caller, which moves to the next when one fails), then the empty view.
+ */
+async function* startingViews(
   store: EventStore,
   prefix: string,
   target: AsOfTarget,
   check: AsOfSnapshotCheck,
-): Promise<KeymetaView> {
+): AsyncGenerator<Start> {
   const marks = (await loadAsOfIndex(store, prefix)).filter((m) => m.snapshot && markWithin(m, target));
   const head = await store.headPosition();
   for (let i = marks.length - 1; i >= 0; i--) {
@@ -147,15 +161,50 @@ async function startingView(
       check.reject(checked.rejection);
       continue;
     }
+    if (isAsOfRowsBody(checked.body)) {
+      const loaded = await loadAsOfRows(store, prefix, checked.body, snapshot.position, check.keys);
+      const rejection: SnapshotRejection = {
+        snapshot: name,
+        position: snapshot.position,
+        kind: 'snapshot-rows-mismatch',
+        message: 'its rows do not add up to the digest its sealed header holds',
+      };
+      if (loaded.kind === 'mismatch') check.reject(rejection);
+      if (loaded.kind !== 'loaded') continue;
+      yield { view: loaded.view, rows: { matches: loaded.matches, rejection } };
+      continue;
+    }
+    // The document form (written before the row form; still accepted).
     const view = keymetaFromSnapshot(checked.body as JsonValue, snapshot.position);
-    if (view !== null) return view;
+    if (view !== null) yield { view, rows: null };
   }
-  return emptyKeymetaView();
+  yield { view: emptyKeymetaView(), rows: null };
+}
+
+/** The replay from `start` to `target`; null if a row of the starting view did not decode. */
+async function replayTo(store: EventStore, prefix: string, start: KeymetaView, target: AsOfTarget) {
+  // The starting view is this query's own (loaded or empty): the replay works on it in place and
+  // hands it out once, at the answer.
+  const replay = new KeymetaReplay(start);
+  try {
+    for await (const recorded of store.readAll({ after: replay.position, streamPrefix: prefix })) {
+      if (typeof target === 'bigint' && recorded.position > target) break;
+      const event = parseLedgerEvent(recorded);
+      if (!eventWithin(event, target)) break;
+      replay.apply(event);
+    }
+  } catch (error) {
+    if (error instanceof UndecodableRow) return null;
+    throw error;
+  }
+  return replay.view();
 }
 
 /**
  * The keymeta view of the whole ledger at `target`: the latest historic snapshot within it, then
- * the events after it up to the target. Errors: ERR_INVALID_AS_OF, ERR_AS_OF_IN_FUTURE (a position
+ * the events after it up to the target. A row-form snapshot's rows are hashed while the replay
+ * runs, and its answer is used only if they add up to the sealed digest (else the query starts
+ * again from the snapshot before it). Errors: ERR_INVALID_AS_OF, ERR_AS_OF_IN_FUTURE (a position
  * past the store's head, a time after `now`), ERR_AS_OF_BEFORE_LEDGER (before the ledger's first
  * event, or an empty ledger).
  */
@@ -167,17 +216,28 @@ export async function keymetaAsOf(
   check: AsOfSnapshotCheck,
 ): Promise<KeymetaAsOf> {
   await checkTarget(store, prefix, target, now);
-  // The starting view is this query's own (loaded or empty): the replay works on it in place and
-  // hands it out once, at the answer.
-  const replay = new KeymetaReplay(await startingView(store, prefix, target, check));
-  for await (const recorded of store.readAll({ after: replay.position, streamPrefix: prefix })) {
-    if (typeof target === 'bigint' && recorded.position > target) break;
-    const event = parseLedgerEvent(recorded);
-    if (!eventWithin(event, target)) break;
-    replay.apply(event);
+  for await (const start of startingViews(store, prefix, target, check)) {
+    let view: KeymetaView | null;
+    try {
+      view = await replayTo(store, prefix, start.view, target);
+    } catch (error) {
+      // The row check's worker is stopped either way.
+      await start.rows?.matches().catch(() => false);
+      throw error;
+    }
+    if (start.rows !== null) {
+      const matched = await start.rows.matches();
+      if (view === null || !matched) {
+        check.reject(start.rows.rejection);
+        continue;
+      }
+      (view.scopes as LazyScopes).markChecked();
+    }
+    if (view === null) continue;
+    return { target, position: typeof target === 'bigint' ? target : view.position, scopes: view.scopes };
   }
-  const view = replay.view();
-  return { target, position: typeof target === 'bigint' ? target : view.position, scopes: view.scopes };
+  // startingViews always ends with the empty view, whose replay cannot fail.
+  throw new KeyledgerError('ERR_INTERNAL', 'no starting view for an as-of query', {});
 }
 
 /**

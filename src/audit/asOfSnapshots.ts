@@ -3,6 +3,8 @@ import type { KeymetaView } from '../../projections/keymeta.js';
 import { keymetaToSnapshot } from '../../projections/keymetaSnapshot.js';
 import { asOfIndexName, asOfSnapshotName } from '../journal/streamNames.js';
 import type { EventStore, JsonValue, Snapshot } from '../store/eventStore.js';
+import { AsOfRowsWriter } from './asOfRows.js';
+import type { CheckpointMacKeys } from './checkpointMacKeys.js';
 
 /**
  * The series of historic keymeta snapshots that as-of queries start from (docs/audit.md).
@@ -15,7 +17,15 @@ import type { EventStore, JsonValue, Snapshot } from '../store/eventStore.js';
  * into a position.
  *
  * Each historic snapshot is sealed like the keymeta snapshot (src/audit/snapshotSeal.ts): bound to
- * the event at its position and MACed under the system key; asOf.ts skips one that fails.
+ * the event at its position and MACed under the system key; asOf.ts skips one that fails. Two forms,
+ * both read on every store:
+ * - the row form (asOfRows.ts: a header and the rows of the scopes that changed since the previous
+ *   one), written where the store reads one row without reading the others
+ *   (EventStore.snapshotRowReadAlone: sqlite). A query looks up one row per scope, spread across
+ *   many snapshots: where a row read costs its whole snapshot (memory, EventStoreDB keep a row
+ *   snapshot as one document) that is a document read per scope, quadratic in the view.
+ * - the document form (the whole view in one snapshot), written on the other stores, and by every
+ *   store before the row form existed.
  *
  * Historic snapshots leave out the wrapped material: a snapshot that outlived a key's destruction
  * would otherwise keep a copy of what crypto-shredding deleted. As-of answers are about key states,
@@ -80,16 +90,35 @@ function mergeMarks(a: readonly AsOfMark[], b: readonly AsOfMark[]): AsOfMark[] 
   );
 }
 
+/**
+ * Row-form historic snapshots come at least `every` positions apart, and at least a twentieth of
+ * the view's size (scopes and keys): each writes the header (a line per scope and its key ids) and
+ * the rows that changed, so this keeps the series' cost per event bounded while a query replays at
+ * most that many events after its snapshot. Document-form ones write the whole view each, so they
+ * stay `max(every, view size)` apart, as before the row form.
+ */
+export const AS_OF_DENSITY = 20;
+
 /** The view without its materials (see the module comment). */
 function withoutMaterials(view: KeymetaView): KeymetaView {
   return { position: view.position, scopes: view.scopes, keyIndex: view.keyIndex, materials: new Map() };
 }
 
+/** What a historic snapshot is sealed with (AsOfSeriesWriter.capture). */
+export interface AsOfSealing {
+  readonly seal: (name: string, body: JsonValue) => Promise<Snapshot>;
+  readonly keys: CheckpointMacKeys;
+  readonly boundary: () => void;
+}
+
 /**
  * Writes the series as a projector applies events. Intervals are in global positions, so a process
  * that restored a later snapshot (and never saw the events in between) still marks on time. A
- * snapshot costs time proportional to the view, so one is taken only `max(every, view size)`
- * positions after the last (amortised O(1) per event). Marks are cheap and come ten times as often
+ * row-form snapshot costs its header (a line per scope) and the rows that changed, so one is taken
+ * only `max(every, view size / AS_OF_DENSITY)` positions after the last (amortised O(AS_OF_DENSITY)
+ * per event; the rows changed are at most the events in between); a document-form one costs the
+ * view, so one is taken `max(every, view size)` after the last (amortised O(1) per event). The
+ * form follows the store (the module comment). Marks are cheap and come ten times as often
  * (never more often than the index has entries); they are kept in memory and the index is saved
  * with the next snapshot or at flush(): every save is a durable write, and a mark lost with a
  * process only costs a later query some scanning.
@@ -102,6 +131,10 @@ export class AsOfSeriesWriter {
   readonly #store: EventStore;
   readonly #prefix: string;
   readonly #every: number;
+  /** Null where the series is written in the document form (the module comment). */
+  readonly #rows: AsOfRowsWriter | null;
+  /** View size over the spacing between snapshots: AS_OF_DENSITY for rows, 1 for documents. */
+  readonly #density: number;
   #marks: AsOfMark[] = [];
   #lastMark = 0n;
   #lastSnapshot = 0n;
@@ -114,6 +147,9 @@ export class AsOfSeriesWriter {
     this.#store = store;
     this.#prefix = prefix;
     this.#every = every;
+    const rows = store.snapshotRowReadAlone;
+    this.#rows = rows ? new AsOfRowsWriter(prefix) : null;
+    this.#density = rows ? AS_OF_DENSITY : 1;
   }
 
   /** Reads the index, so that marks continue where any process left them. */
@@ -133,33 +169,59 @@ export class AsOfSeriesWriter {
   /**
    * Takes what is due from the view as it is now (synchronously: the view changes with the next
    * event). When that includes a snapshot, returns the job that saves it and the index, for the
-   * caller to run off the critical path; a mark alone waits for the next save (or flush). `seal`
-   * seals the snapshot (null: none can be sealed yet, so only a mark is taken).
+   * caller to run off the critical path (jobs run one after the other, in capture order); a mark
+   * alone waits for the next save (or flush). `sealing` (null: none can be sealed yet, so only a
+   * mark is taken): `seal` seals the header, `keys` make the rows' secret, `boundary` ends any
+   * replay's working state, so that the states captured never change again (asOfRows.ts).
    */
   capture(
     view: KeymetaView,
     maxOccurredAt: number,
     viewSize: number,
-    seal: ((name: string, body: JsonValue) => Promise<Snapshot>) | null,
+    sealing: AsOfSealing | null,
   ): (() => Promise<void>) | null {
     const position = view.position;
-    const snapshot = seal !== null && this.#snapshotDue(position, viewSize);
+    const snapshot = sealing !== null && this.#snapshotDue(position, viewSize);
     // The mark names its snapshot only once the snapshot is saved: a save that fails (a system key
     // that cannot seal, a store error) must not leave an index naming a snapshot that is not there
     // (a flush at close would write it). The spacing counts from here either way, so a failing
     // seal is not retried at every later position.
     this.#remember([{ position, maxOccurredAt, snapshot: false }]);
     this.#unsaved = true;
-    if (!snapshot || seal === null) return null;
+    if (!snapshot || sealing === null) return null;
     if (position > this.#lastSnapshot) this.#lastSnapshot = position;
-    const body = keymetaToSnapshot(withoutMaterials(view));
     const name = asOfSnapshotName(this.#prefix, position);
-    return async () => {
-      // The snapshot first: the index never names a snapshot that is not there.
-      await this.#store.saveSnapshot(name, await seal(name, body));
+    const rows = this.#rows;
+    const saved = async (): Promise<void> => {
       this.#remember([{ position, maxOccurredAt, snapshot: true }]);
       this.#unsaved = true;
       await this.flush();
+    };
+    if (rows === null) {
+      const body = keymetaToSnapshot(withoutMaterials(view));
+      return async () => {
+        // The snapshot first: the index never names one that is not there.
+        await this.#store.saveSnapshot(name, await sealing.seal(name, body));
+        await saved();
+      };
+    }
+    sealing.boundary();
+    const captured = rows.capture(view);
+    return async () => {
+      // The snapshot (header and its rows, one step) first: the index never names one not there.
+      const prepared = await rows.prepare(captured, sealing.keys);
+      try {
+        const header = await sealing.seal(name, prepared.body);
+        if (!(await this.#store.saveSnapshotRows(name, header, prepared.rows, null))) {
+          prepared.abandon();
+          return;
+        }
+      } catch (error) {
+        prepared.abandon();
+        throw error;
+      }
+      prepared.commit();
+      await saved();
     };
   }
 
@@ -182,7 +244,9 @@ export class AsOfSeriesWriter {
   }
 
   #snapshotDue(position: bigint, viewSize: number): boolean {
-    return position - this.#lastSnapshot >= BigInt(Math.max(this.#every, viewSize));
+    return (
+      position - this.#lastSnapshot >= BigInt(Math.max(this.#every, Math.ceil(viewSize / this.#density)))
+    );
   }
 
   #remember(marks: readonly AsOfMark[]): void {

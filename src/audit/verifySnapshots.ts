@@ -1,5 +1,6 @@
 import { asOfSnapshotName, streamNames } from '../journal/streamNames.js';
 import type { EventStore, Snapshot } from '../store/eventStore.js';
+import { asOfRowsMatch, isAsOfRowsBody } from './asOfRows.js';
 import { loadAsOfIndex } from './asOfSnapshots.js';
 import type { CheckpointMacKeys } from './checkpointMacKeys.js';
 import { rowSecret, rowsHeaderOf, storedRowsMatch } from './snapshotRows.js';
@@ -28,13 +29,15 @@ export async function verifySnapshots(
     if (mark.snapshot) names.push(asOfSnapshotName(prefix, mark.position));
   let checked = 0;
   const rejections: SnapshotRejection[] = [];
+  // Each stored row of the as-of series hashed once, whichever headers reference it.
+  const seen = new Map<string, Map<string, Uint32Array>>();
   let current = head;
   for (const name of names) {
     for (let attempt = 0; ; attempt++) {
       const snapshot = await store.loadSnapshot(name);
       if (snapshot === null) break;
       if (attempt === 0) checked++;
-      const rejection = await rejectionOf(store, prefix, name, snapshot, keys, current);
+      const rejection = await rejectionOf(store, prefix, name, snapshot, keys, current, seen);
       if (rejection === null) break;
       // A live ledger may save a newer snapshot while this one is checked: its rows are read in
       // pages after the header, and its position may be past the head read before. Only a
@@ -65,10 +68,37 @@ async function rejectionOf(
   snapshot: Snapshot,
   keys: CheckpointMacKeys | null,
   head: bigint,
+  seen: Map<string, Map<string, Uint32Array>>,
 ): Promise<SnapshotRejection | null> {
   const result = await checkSnapshot(store, prefix, name, snapshot, keys, head);
   if (!result.ok) return result.rejection;
-  return keys === null ? null : checkRows(store, name, snapshot.position, result.body, keys);
+  if (keys === null) return null;
+  if (isAsOfRowsBody(result.body))
+    return checkAsOfRows(store, prefix, name, snapshot.position, result.body, keys, seen);
+  return checkRows(store, name, snapshot.position, result.body, keys);
+}
+
+/**
+ * A row-form historic snapshot (asOfRows.ts): every row its header references, in whichever
+ * historic snapshot it is stored, hashed (once per verify) and summed against the sealed digest.
+ */
+async function checkAsOfRows(
+  store: EventStore,
+  prefix: string,
+  name: string,
+  position: bigint,
+  body: unknown,
+  keys: CheckpointMacKeys,
+  seen: Map<string, Map<string, Uint32Array>>,
+): Promise<SnapshotRejection | null> {
+  if ((await asOfRowsMatch(store, prefix, body, keys, seen)) !== false) return null;
+  return {
+    snapshot: name,
+    position,
+    kind: 'snapshot-rows-mismatch',
+    message:
+      'the rows its header references are not the ones its seal sums: a row was edited, dropped or put back',
+  };
 }
 
 /**

@@ -430,7 +430,15 @@ export class LedgerProjector {
 
   #captureAsOf(): void {
     if (this.#asOf === null || this.#maxOccurredAt === null) return;
-    const save = this.#asOf.capture(this.#keymeta, this.#maxOccurredAt, this.#viewSize(), this.#sealer());
+    const seal = this.#sealer();
+    const keys = this.#sealKeys;
+    const sealing =
+      seal === null || keys === null
+        ? null
+        : // A catch-up's replay changes its states in place: a historic snapshot takes the view at a
+          // boundary, so that the states it holds on to never change (src/audit/asOfRows.ts).
+          { seal, keys, boundary: () => this.#replay?.view() };
+    const save = this.#asOf.capture(this.#keymeta, this.#maxOccurredAt, this.#viewSize(), sealing);
     // Like snapshots, the series is an optimisation: a failed save only costs later queries replay.
     if (save !== null) this.#snapshotting = this.#snapshotting.then(save).catch(() => undefined);
   }

@@ -64,6 +64,8 @@ export class EsdbEventStore implements EventStore {
   readonly #snapshots: EsdbSnapshots;
   /** Row snapshots as one document each (documentSnapshotRows.ts): EventStoreDB has no table. */
   readonly #rows = new DocumentSnapshotRows(this);
+  /** A row is read with its whole document (EventStore.snapshotRowReadAlone). */
+  readonly snapshotRowReadAlone = false;
 
   /**
    * Creates the client for a connection string (`esdb://…`, `esdb+discover://…`). Nothing is

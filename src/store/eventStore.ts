@@ -140,6 +140,13 @@ export interface EventStore {
     rows: Iterable<SnapshotRowChange>,
     base: bigint | null,
   ): Promise<boolean>;
+  /**
+   * Whether loadSnapshotRow reads the one row without reading the others: true for sqlite (a table
+   * row per key), false for memory and EventStoreDB (one document per snapshot, read whole for each
+   * row). Callers that would read many rows one by one (the as-of series, src/audit/asOfSnapshots.ts)
+   * use row snapshots only where it holds; every store still reads what any store wrote.
+   */
+  readonly snapshotRowReadAlone: boolean;
   /** One row of a row snapshot, or null. */
   loadSnapshotRow(name: string, key: string): Promise<string | null>;
   /** Every row of a row snapshot, in batches (in no particular order); empty if there is none. */

@@ -73,6 +73,11 @@ export class ForwardingEventStore implements EventStore {
     return this.inner.saveSnapshotRows(name, header, rows, base);
   }
 
+  /** The store underneath's: a decorator changes what is read, not how the rows are kept. */
+  get snapshotRowReadAlone(): boolean {
+    return this.inner.snapshotRowReadAlone;
+  }
+
   loadSnapshotRow(name: string, key: string): Promise<string | null> {
     return this.inner.loadSnapshotRow(name, key);
   }

@@ -74,6 +74,8 @@ export class MemoryEventStore implements EventStore {
   readonly #snapshots = new Map<string, Snapshot>();
   /** Row snapshots as one document each (documentSnapshotRows.ts): tests and small in-process ledgers. */
   readonly #rows = new DocumentSnapshotRows(this);
+  /** A row is read with its whole document (EventStore.snapshotRowReadAlone). */
+  readonly snapshotRowReadAlone = false;
   #lastPosition = 0n;
   #closed = false;
   readonly #source: EventSource = {

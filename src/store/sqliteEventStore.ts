@@ -64,6 +64,8 @@ export class SqliteEventStore implements EventStore {
   readonly #statements: SqliteStatements;
   readonly #writes: SqliteWrites;
   readonly #rowSnapshots: SqliteRowSnapshots;
+  /** One table row per key, read by its primary key (EventStore.snapshotRowReadAlone). */
+  readonly snapshotRowReadAlone = true;
   #pending: PendingAppend[] = [];
   readonly #poller: HeadPoller;
   #closed = false;

@@ -678,6 +678,23 @@ export function testEventStore(name: string, factory: StoreFactory, options: Con
         assert.equal(await store.loadSnapshotRow(`${name}-other`, 'k3'), null);
       });
 
+      it('snapshotRowReadAlone says how the rows are kept: one document per snapshot, or not', async () => {
+        // What is observable through the port: a store that reads a row with its whole snapshot
+        // keeps the rows as the document `<name>.rows` (documentSnapshotRows.ts), which loadSnapshot
+        // sees; a store that reads one row alone keeps no such document. (The cost itself is not
+        // asserted: timing one row against many would make the suite slow and flaky.)
+        const name = `rows-alone-${uid()}`;
+        const rows = [
+          { key: 'a', value: '1' },
+          { key: 'b', value: '2' },
+        ];
+        assert.equal(await store.saveSnapshotRows(name, { position: 5n, state: null }, rows, null), true);
+        assert.equal(typeof store.snapshotRowReadAlone, 'boolean');
+        const document = await store.loadSnapshot(`${name}.rows`);
+        if (store.snapshotRowReadAlone) assert.equal(document, null);
+        else assert.deepEqual(document?.state, { rows: { a: '1', b: '2' } });
+      });
+
       it('write nothing on a stale base or over a newer header; a full save replaces every row', async () => {
         const name = `rows-cas-${uid()}`;
         await store.saveSnapshotRows(

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { emptyKeymetaView, evolveKeymeta, scopeOf } from '../../projections/keymeta.js';
 import { parseAsOf } from '../../src/audit/asOf.js';
@@ -10,9 +13,16 @@ import { type KeyScope, keyScope } from '../../src/domain/identities.js';
 import { asOfIndexName, asOfSnapshotName } from '../../src/journal/streamNames.js';
 import { toKeyInfo } from '../../src/ledger/keyInfo.js';
 import { Ledger } from '../../src/ledger/ledger.js';
-import type { EventStore, ReadAllOptions, RecordedEvent, Snapshot } from '../../src/store/eventStore.js';
+import type {
+  EventStore,
+  ReadAllOptions,
+  RecordedEvent,
+  Snapshot,
+  SnapshotRowChange,
+} from '../../src/store/eventStore.js';
 import { ForwardingEventStore } from '../../src/store/forwardingEventStore.js';
 import { MemoryEventStore } from '../../src/store/memoryEventStore.js';
+import { SqliteEventStore } from '../../src/store/sqliteEventStore.js';
 import { plainScopes } from '../helpers/keymetaViews.js';
 import { ScriptedProvider } from '../helpers/scriptedProvider.js';
 
@@ -70,6 +80,7 @@ function countingStore(inner: EventStore): EventStore & { read: number } {
     loadSnapshot: (name) => inner.loadSnapshot(name),
     saveSnapshot: (name, snapshot) => inner.saveSnapshot(name, snapshot),
     saveSnapshotRows: (name, header, rows, base) => inner.saveSnapshotRows(name, header, rows, base),
+    snapshotRowReadAlone: inner.snapshotRowReadAlone,
     loadSnapshotRow: (name, key) => inner.loadSnapshotRow(name, key),
     readSnapshotRows: (name) => inner.readSnapshotRows(name),
     close: () => inner.close(),
@@ -108,7 +119,7 @@ const ops: fc.Arbitrary<{ readonly step: Op; readonly dt: number }[]> = fc.array
 );
 
 interface World {
-  readonly store: MemoryEventStore;
+  readonly store: EventStore;
   readonly provider: ScriptedProvider;
   readonly clock: Clock;
   ledger: Ledger;
@@ -125,8 +136,23 @@ async function open(world: Omit<World, 'ledger'>, asOfEvery: number): Promise<Le
   });
 }
 
-async function newWorld(asOfEvery = 2): Promise<World> {
-  const base = { store: new MemoryEventStore(), provider: new ScriptedProvider(), clock: new Clock() };
+/**
+ * The series is written in the document form on the memory store and in the row form on sqlite
+ * (EventStore.snapshotRowReadAlone, src/audit/asOfSnapshots.ts): tests that care run on both.
+ */
+const STORES: readonly (readonly [string, () => EventStore])[] = [
+  ['memory (document form)', () => new MemoryEventStore()],
+  ['sqlite (row form)', () => SqliteEventStore.open(join(dir, `asof-${++files}.db`))],
+];
+let dir: string;
+let files = 0;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'keyledger-asof-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function newWorld(asOfEvery = 2, store: EventStore = new MemoryEventStore()): Promise<World> {
+  const base = { store, provider: new ScriptedProvider(), clock: new Clock() };
   const ledger = await open(base, asOfEvery);
   await ledger.initialise();
   return { ...base, ledger };
@@ -200,8 +226,12 @@ async function run(world: World, step: Op, asOfEvery: number): Promise<void> {
   }
 }
 
-async function randomHistory(steps: readonly { step: Op; dt: number }[], asOfEvery = 2): Promise<World> {
-  const world = await newWorld(asOfEvery);
+async function randomHistory(
+  steps: readonly { step: Op; dt: number }[],
+  asOfEvery = 2,
+  store: EventStore = new MemoryEventStore(),
+): Promise<World> {
+  const world = await newWorld(asOfEvery, store);
   for (const { step, dt } of steps) {
     world.clock.ms += dt;
     await run(world, step, asOfEvery);
@@ -226,49 +256,57 @@ function targets(events: readonly LedgerEvent[]): (bigint | Date)[] {
 }
 
 describe('as-of queries', () => {
-  it('equal a replay of every event from the start, at every position and event time (random histories)', async () => {
-    let withSnapshots = 0;
-    let withClockBack = 0;
-    await fc.assert(
-      fc.asyncProperty(ops, async (steps) => {
-        const world = await randomHistory(steps);
-        try {
-          const events = await allEvents(world.store);
-          if ((await loadAsOfIndex(world.store, 'kl-')).some((m) => m.snapshot)) withSnapshots++;
-          if (events.some((e, i) => i > 0 && e.meta.occurredAt < (events[i - 1]?.meta.occurredAt ?? '')))
-            withClockBack++;
-          for (const target of targets(events)) {
-            const expected = replayFromStart(events, target);
-            const got = await world.ledger.asOf(target);
-            assert.deepEqual(
-              plainScopes(got.scopes),
-              plainScopes(expected.scopes),
-              `whole ledger as of ${String(target)}`,
-            );
-            if (typeof target !== 'bigint') assert.equal(got.position, expected.position);
-            for (const scope of SCOPES) {
-              if ((await world.store.readStream(world.ledger.streamNames.scope(scope))).length === 0)
-                continue;
-              const one = await world.ledger.scopeAsOf(scope.custodian, scope.namespace, target);
-              // scopeAsOf answers in getScopeStatus's shape: compare it with the expected fold's.
-              const fold = scopeOf(expected, scope);
+  for (const [storeName, makeStore, numRuns, atLeast] of [
+    [...(STORES[0] as (typeof STORES)[number]), 25, { snapshots: 5, clockBack: 3 }],
+    [...(STORES[1] as (typeof STORES)[number]), 8, { snapshots: 2, clockBack: 1 }],
+  ] as const)
+    it(`equal a replay of every event from the start, at every position and event time (random histories, ${storeName})`, async () => {
+      let withSnapshots = 0;
+      let withClockBack = 0;
+      await fc.assert(
+        fc.asyncProperty(ops, async (steps) => {
+          const world = await randomHistory(steps, 2, makeStore());
+          try {
+            const events = await allEvents(world.store);
+            if ((await loadAsOfIndex(world.store, 'kl-')).some((m) => m.snapshot)) withSnapshots++;
+            if (events.some((e, i) => i > 0 && e.meta.occurredAt < (events[i - 1]?.meta.occurredAt ?? '')))
+              withClockBack++;
+            for (const target of targets(events)) {
+              const expected = replayFromStart(events, target);
+              const got = await world.ledger.asOf(target);
               assert.deepEqual(
-                { marker: one.marker, keys: one.keys },
-                { marker: fold.marker, keys: [...fold.keys.values()].map((k) => toKeyInfo(k, scope)) },
-                `scope as of ${String(target)}`,
+                plainScopes(got.scopes),
+                plainScopes(expected.scopes),
+                `whole ledger as of ${String(target)}`,
               );
+              if (typeof target !== 'bigint') assert.equal(got.position, expected.position);
+              for (const scope of SCOPES) {
+                if ((await world.store.readStream(world.ledger.streamNames.scope(scope))).length === 0)
+                  continue;
+                const one = await world.ledger.scopeAsOf(scope.custodian, scope.namespace, target);
+                // scopeAsOf answers in getScopeStatus's shape: compare it with the expected fold's.
+                const fold = scopeOf(expected, scope);
+                assert.deepEqual(
+                  { marker: one.marker, keys: one.keys },
+                  { marker: fold.marker, keys: [...fold.keys.values()].map((k) => toKeyInfo(k, scope)) },
+                  `scope as of ${String(target)}`,
+                );
+              }
             }
+          } finally {
+            await world.ledger.close();
+            await world.store.close();
           }
-        } finally {
-          await world.ledger.close();
-        }
-      }),
-      { numRuns: 25 },
-    );
-    // The property is only worth something if the histories used the series and had clocks go back.
-    assert.ok(withSnapshots >= 5, `runs that started from a historic snapshot: ${withSnapshots}`);
-    assert.ok(withClockBack >= 3, `runs whose event times went back: ${withClockBack}`);
-  });
+        }),
+        { numRuns },
+      );
+      // The property is only worth something if the histories used the series and had clocks go back.
+      assert.ok(
+        withSnapshots >= atLeast.snapshots,
+        `runs that started from a historic snapshot: ${withSnapshots}`,
+      );
+      assert.ok(withClockBack >= atLeast.clockBack, `runs whose event times went back: ${withClockBack}`);
+    });
 
   it('start from the nearest historic snapshot, not from the first event', async () => {
     const world = await newWorld(5);
@@ -346,29 +384,44 @@ describe('as-of queries', () => {
     }
   });
 
-  it('historic snapshots hold no wrapped material, so they never keep what crypto-shredding deletes', async () => {
-    const world = await newWorld(2);
-    const scope = SCOPES[0] as KeyScope;
-    world.provider.setKey(scope, 'm1');
-    await world.ledger.admin.enableKeyManagement(scope.custodian, scope.namespace);
-    world.provider.setKey(scope, 'm2');
-    await world.ledger.admin.rotateManagedKey(scope.custodian, scope.namespace);
-    await world.ledger.close();
-    const marks = (await loadAsOfIndex(world.store, 'kl-')).filter((m) => m.snapshot);
-    assert.ok(marks.length > 0);
-    const wrapped = (await allEvents(world.store)).flatMap((e) =>
-      e.type === 'KeyMaterialWrapped' ? [e.data.wrapped] : [],
-    );
-    assert.ok(wrapped.length >= 2);
-    for (const mark of marks) {
-      const snapshot = await world.store.loadSnapshot(asOfSnapshotName('kl-', mark.position));
-      assert.ok(snapshot !== null);
-      const text = JSON.stringify(snapshot.state);
-      // The view is the sealed snapshot's body (src/audit/snapshotSeal.ts).
-      assert.deepEqual((snapshot.state as { body: { materials: unknown[] } }).body.materials, []);
-      for (const w of wrapped) assert.ok(!text.includes(w), 'no wrapped material in a historic snapshot');
-    }
-  });
+  for (const [storeName, makeStore] of STORES)
+    it(`historic snapshots hold no wrapped material, so they never keep what crypto-shredding deletes (${storeName})`, async () => {
+      const store = makeStore();
+      const rowForm = store.snapshotRowReadAlone;
+      const world = await newWorld(2, store);
+      const scope = SCOPES[0] as KeyScope;
+      world.provider.setKey(scope, 'm1');
+      await world.ledger.admin.enableKeyManagement(scope.custodian, scope.namespace);
+      world.provider.setKey(scope, 'm2');
+      await world.ledger.admin.rotateManagedKey(scope.custodian, scope.namespace);
+      await world.ledger.close();
+      const marks = (await loadAsOfIndex(world.store, 'kl-')).filter((m) => m.snapshot);
+      assert.ok(marks.length > 0);
+      const wrapped = (await allEvents(world.store)).flatMap((e) =>
+        e.type === 'KeyMaterialWrapped' ? [e.data.wrapped] : [],
+      );
+      assert.ok(wrapped.length >= 2);
+      for (const mark of marks) {
+        const snapshot = await world.store.loadSnapshot(asOfSnapshotName('kl-', mark.position));
+        assert.ok(snapshot !== null);
+        // The sealed header (src/audit/snapshotSeal.ts) and the rows it stores (src/audit/asOfRows.ts),
+        // or the sealed document (the whole view, no rows).
+        let text = JSON.stringify(snapshot.state);
+        assert.equal(
+          (snapshot.state as { body: { asOfRows?: unknown } }).body.asOfRows !== undefined,
+          rowForm,
+        );
+        let rows = 0;
+        for await (const page of world.store.readSnapshotRows(asOfSnapshotName('kl-', mark.position))) {
+          for (const row of page) text += row.value;
+          rows += page.length;
+        }
+        if (rowForm) assert.ok(rows > 0, 'the first historic snapshot stores rows');
+        else assert.equal(rows, 0);
+        for (const w of wrapped) assert.ok(!text.includes(w), 'no wrapped material in a historic snapshot');
+      }
+      await store.close();
+    });
 
   it('an index never names a historic snapshot whose save failed; queries still give the replayed answer', async () => {
     const base = { store: new MemoryEventStore(), provider: new ScriptedProvider(), clock: new Clock() };
@@ -378,6 +431,15 @@ describe('as-of queries', () => {
       override async saveSnapshot(name: string, snapshot: Snapshot): Promise<void> {
         if (name.startsWith(HISTORIC) && name !== asOfIndexName('kl-')) throw new Error('disk full');
         return super.saveSnapshot(name, snapshot);
+      }
+      override async saveSnapshotRows(
+        name: string,
+        header: Snapshot,
+        rows: Iterable<SnapshotRowChange>,
+        base: bigint | null,
+      ): Promise<boolean> {
+        if (name.startsWith(HISTORIC)) throw new Error('disk full');
+        return super.saveSnapshotRows(name, header, rows, base);
       }
     })(base.store);
     const world = { ...base, store: failing as EventStore };

@@ -39,6 +39,7 @@ function trackingStore(inner: EventStore): EventStore & { readonly open: () => n
     loadSnapshot: (name) => inner.loadSnapshot(name),
     saveSnapshot: (name, snapshot) => inner.saveSnapshot(name, snapshot),
     saveSnapshotRows: (name, header, rows, base) => inner.saveSnapshotRows(name, header, rows, base),
+    snapshotRowReadAlone: inner.snapshotRowReadAlone,
     loadSnapshotRow: (name, key) => inner.loadSnapshotRow(name, key),
     readSnapshotRows: (name) => inner.readSnapshotRows(name),
     close: () => inner.close(),

@@ -163,6 +163,7 @@ function countingReads(inner: EventStore): { store: EventStore; read(): number }
     loadSnapshot: (name) => inner.loadSnapshot(name),
     saveSnapshot: (name, snapshot) => inner.saveSnapshot(name, snapshot),
     saveSnapshotRows: (name, header, rows, base) => inner.saveSnapshotRows(name, header, rows, base),
+    snapshotRowReadAlone: inner.snapshotRowReadAlone,
     loadSnapshotRow: (name, key) => inner.loadSnapshotRow(name, key),
     readSnapshotRows: (name) => inner.readSnapshotRows(name),
     close: () => inner.close(),

@@ -326,9 +326,9 @@ describe('snapshots are bound to the log (issue 11, finding 1)', () => {
     const name = asOfSnapshotName('kl-', last.position);
     // The attacker empties the historic view (any change to the body will do).
     editSnapshot(path, name, (s) => {
-      const state = s.state as { body: { scopes: unknown[] } };
-      assert.ok(state.body.scopes.length > 0);
-      state.body.scopes = [];
+      const state = s.state as { body: { asOfRows: { scopes: unknown[] } } };
+      assert.ok(state.body.asOfRows.scopes.length > 0);
+      state.body.asOfRows.scopes = [];
       return { ...s, state };
     });
     store = SqliteEventStore.open(path);
