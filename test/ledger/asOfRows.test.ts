@@ -119,6 +119,13 @@ async function check(path: string, head: bigint, truth: ReturnType<typeof replay
   }
 }
 
+/** The query skipped `snapshot` for its rows, and verify reported it, and nothing else. */
+function skippedAndReported(rejected: unknown[][], problems: unknown[][], snapshot: string): void {
+  assert.ok(rejected.some(([kind, s]) => kind === 'snapshot-rows-mismatch' && s === snapshot));
+  assert.ok(problems.some(([kind, s]) => kind === 'snapshot-rows-mismatch' && s === snapshot));
+  assert.ok(problems.every(([kind]) => kind === 'snapshot-rows-mismatch'));
+}
+
 describe('historic snapshots as rows (asOfRows.ts)', () => {
   it('a later snapshot writes only the rows that changed and references the others', async () => {
     const { path, head, truth, last } = await copy();
@@ -142,13 +149,7 @@ describe('historic snapshots as rows (asOfRows.ts)', () => {
       rows.set(A_KEY, row.replace('"ACTIVE"', '"DISABLED"'));
     });
     const { rejected, problems } = await check(path, head, truth);
-    assert.ok(
-      rejected.some(([kind, s]) => kind === 'snapshot-rows-mismatch' && s === asOfSnapshotName('kl-', last)),
-    );
-    assert.ok(
-      problems.some(([kind, s]) => kind === 'snapshot-rows-mismatch' && s === asOfSnapshotName('kl-', last)),
-    );
-    assert.ok(problems.every(([kind]) => kind === 'snapshot-rows-mismatch'));
+    skippedAndReported(rejected, problems, asOfSnapshotName('kl-', last));
   });
 
   it('a dropped row: the snapshot is skipped and reported', async () => {
@@ -158,13 +159,7 @@ describe('historic snapshots as rows (asOfRows.ts)', () => {
       assert.ok(rows.delete(`${CUST}:billing`));
     });
     const { rejected, problems } = await check(path, head, truth);
-    assert.ok(
-      rejected.some(([kind, s]) => kind === 'snapshot-rows-mismatch' && s === asOfSnapshotName('kl-', last)),
-    );
-    assert.ok(
-      problems.some(([kind, s]) => kind === 'snapshot-rows-mismatch' && s === asOfSnapshotName('kl-', last)),
-    );
-    assert.ok(problems.every(([kind]) => kind === 'snapshot-rows-mismatch'));
+    skippedAndReported(rejected, problems, asOfSnapshotName('kl-', last));
   });
 
   it('a row from another snapshot (the scope’s genuine older row put in its place): skipped and reported', async () => {
@@ -180,13 +175,7 @@ describe('historic snapshots as rows (asOfRows.ts)', () => {
       rows.set(A_KEY, older);
     });
     const { rejected, problems } = await check(path, head, truth);
-    assert.ok(
-      rejected.some(([kind, s]) => kind === 'snapshot-rows-mismatch' && s === asOfSnapshotName('kl-', last)),
-    );
-    assert.ok(
-      problems.some(([kind, s]) => kind === 'snapshot-rows-mismatch' && s === asOfSnapshotName('kl-', last)),
-    );
-    assert.ok(problems.every(([kind]) => kind === 'snapshot-rows-mismatch'));
+    skippedAndReported(rejected, problems, asOfSnapshotName('kl-', last));
   });
 
   it('the rows hashed on a worker thread (a large view) add up as inline, and a changed row does not', async () => {
