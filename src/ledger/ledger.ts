@@ -14,6 +14,7 @@ import type { VerifyReport } from '../audit/verifyReport.js';
 import { KeyCache } from '../cache/keyCache.js';
 import { Envelope } from '../crypto/envelope.js';
 import { EnvelopeStreams } from '../crypto/envelopeStream.js';
+import { DEFAULT_STREAMS_PER_DERIVED_KEY } from '../crypto/streamEncryptKeys.js';
 import { DEFAULT_DESTROY_GRACE_MS, MAX_DESTROY_GRACE_MS } from '../domain/decideDestroy.js';
 import { type LedgerEventType, parseEventOf, parseLedgerEvent, SCOPE_EVENT_TYPES } from '../domain/events.js';
 import { keyScope } from '../domain/identities.js';
@@ -150,7 +151,10 @@ export class Ledger {
       options: options.resolver,
     });
     this.envelope = new Envelope(this.resolver, options.envelope);
-    this.envelopeStreams = new EnvelopeStreams(this.resolver);
+    // encryptBuffer reuses a derived key per DEK, as the Envelope does (StreamEncryptKeys).
+    this.envelopeStreams = new EnvelopeStreams(this.resolver, {
+      streamsPerDerivedKey: DEFAULT_STREAMS_PER_DERIVED_KEY,
+    });
     this.rewrap = new RewrapCampaigns({
       journal,
       names,
@@ -375,6 +379,7 @@ export class Ledger {
     this.#integrity.close();
     await this.#projector.stop();
     this.envelope.close();
+    this.envelopeStreams.close();
     this.#cache.clear();
     this.#systemKeys.close();
   }

@@ -2,9 +2,7 @@ import { once } from 'node:events';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
-import { EnvelopeStreams } from '../crypto/envelopeStream.js';
-import type { ActiveResolution, KeySource } from '../crypto/keySource.js';
-import { DEFAULT_STREAMS_PER_DERIVED_KEY } from '../crypto/streamEncryptKeys.js';
+import type { ActiveResolution } from '../crypto/keySource.js';
 import { KeyledgerError } from '../domain/errors.js';
 import { custodianField, parseCustodianArg } from './identityArgs.js';
 import { type ByteStreams, defineOperation } from './operation.js';
@@ -44,23 +42,6 @@ function flushed(output: Writable): Promise<void> {
   );
 }
 
-/**
- * The EnvelopeStreams of one key source's whole-buffer encryptions (the HTTP API's JSON form, a
- * CLI input already in memory): one per key source, for its lifetime, so that messages reuse a
- * derived key (StreamEncryptKeys: three HMACs saved per message; nonce prefixes unique by counter)
- * that is zeroed when its DEK leaves L1 — the ledger's close clears L1, so it goes with the ledger.
- */
-const ONE_BUFFER = new WeakMap<KeySource, EnvelopeStreams>();
-
-function oneBufferStreams(keys: KeySource): EnvelopeStreams {
-  let streams = ONE_BUFFER.get(keys);
-  if (streams === undefined) {
-    streams = new EnvelopeStreams(keys, { streamsPerDerivedKey: DEFAULT_STREAMS_PER_DERIVED_KEY });
-    ONE_BUFFER.set(keys, streams);
-  }
-  return streams;
-}
-
 export const encrypt = defineOperation({
   name: 'encrypt',
   summary: 'encrypt a byte stream (stream format) with the key resolve would pick',
@@ -93,10 +74,10 @@ export const encrypt = defineOperation({
         {},
       );
     }
-    const resolver = (await host.ledger()).resolver;
+    const { envelopeStreams, resolver } = await host.ledger();
     const { input, output } = streamsOf(streams);
     if (Buffer.isBuffer(input)) {
-      const { ciphertext, resolution } = await oneBufferStreams(resolver).encryptBuffer(input, {
+      const { ciphertext, resolution } = await envelopeStreams.encryptBuffer(input, {
         custodian,
         namespaces,
         ...(aad === undefined ? {} : { aad }),
@@ -115,7 +96,7 @@ export const encrypt = defineOperation({
         },
       );
     }
-    const encrypting = new EnvelopeStreams(resolver).encryptStream({
+    const encrypting = envelopeStreams.encryptStream({
       custodian,
       namespaces,
       ...(aad === undefined ? {} : { aad }),
@@ -183,12 +164,12 @@ export const decrypt = defineOperation({
     const { input, output } = streamsOf(streams);
     if (Buffer.isBuffer(input)) {
       // A whole input (the HTTP API's JSON form): opened at once, the plaintext written once it all verified.
-      const { plaintext, keyInfo } = await new EnvelopeStreams(ledger.resolver).decryptBuffer(input, options);
+      const { plaintext, keyInfo } = await ledger.envelopeStreams.decryptBuffer(input, options);
       output.write(plaintext);
       await flushed(output);
       return keyInfo;
     }
-    const decrypting = new EnvelopeStreams(ledger.resolver).decryptStream(options);
+    const decrypting = ledger.envelopeStreams.decryptStream(options);
     await pump(input, output, decrypting);
     // The scope and key it was under: what a caller serving several tenants checks and logs.
     return decrypting.keyInfo;
