@@ -12,7 +12,7 @@ import { isAsOfRowsBody, loadAsOfRows } from './asOfRows.js';
 import { type AsOfMark, loadAsOfIndex } from './asOfSnapshots.js';
 import type { CheckpointMacKeys } from './checkpointMacKeys.js';
 import { scopeNotFound } from './history.js';
-import { type LazyScopes, UndecodableRow } from './lazyScopes.js';
+import { UndecodableRow } from './lazyScopes.js';
 import { checkSnapshot, type SnapshotRejection } from './snapshotSeal.js';
 
 /**
@@ -231,7 +231,6 @@ export async function keymetaAsOf(
         check.reject(start.rows.rejection);
         continue;
       }
-      (view.scopes as LazyScopes).markChecked();
     }
     if (view === null) continue;
     return { target, position: typeof target === 'bigint' ? target : view.position, scopes: view.scopes };

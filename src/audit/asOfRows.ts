@@ -229,7 +229,7 @@ export type AsOfRowsLoad =
   | {
       readonly kind: 'loaded';
       readonly view: KeymetaView;
-      /** Whether the rows add up to the sealed digest (run alongside the replay). */
+      /** Whether the rows add up to the sealed digest (run alongside the replay); marks the view's scopes checked if so. */
       readonly matches: () => Promise<boolean>;
     };
 
@@ -251,9 +251,10 @@ export async function loadAsOfRows(
   const secret = await rowSecret(keys, member.stkIdentity, asOfRowsSecretName(prefix));
   if (secret === null) return { kind: 'unusable' };
   const rows = new Map<ScopeKey, string>();
+  const scopes = new LazyScopes(rows);
   const view: KeymetaView = {
     position,
-    scopes: new LazyScopes(rows),
+    scopes,
     keyIndex: new LazyKeyIndex(
       member.keys,
       member.owners,
@@ -303,7 +304,9 @@ export async function loadAsOfRows(
       sum = done.lanes;
       count = done.count;
     }
-    return count === member.count && digestHex(sum) === member.digest;
+    const matched = count === member.count && digestHex(sum) === member.digest;
+    if (matched) scopes.markChecked();
+    return matched;
   };
   return { kind: 'loaded', view, matches };
 }
