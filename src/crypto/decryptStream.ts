@@ -1,29 +1,15 @@
-import { createDecipheriv, timingSafeEqual } from 'node:crypto';
-import { ChunkedDuplex, EMPTY } from './chunkedDuplex.js';
+import { ChunkedDuplex } from './chunkedDuplex.js';
 import { DecryptionFailedError } from './decryptionFailedError.js';
-import { type DerivedKey, deriveKey, zeroDerived } from './derivedKey.js';
+import { zeroDerived } from './derivedKey.js';
+import { NONCE_BYTES, STREAM_HEADER_BYTES, STREAM_MAX_CHUNKS, TAG_BYTES } from './envelopeFormat.js';
+import type { DecryptionKeyInfo, ScopeCheck } from './expectedScope.js';
+import type { KeySource } from './keySource.js';
 import {
-  COMMITMENT_BYTES,
-  hasPrefix,
-  KEY_ID_BYTES,
-  MODE_STREAM,
-  NONCE_BYTES,
-  OFFSET_KEY_ID,
-  OFFSET_SALT,
-  SALT_BYTES,
-  STREAM_HEADER_BYTES,
-  STREAM_MAX_CHUNK_BYTES,
-  STREAM_MAX_CHUNKS,
-  STREAM_MIN_CHUNK_BYTES,
-  STREAM_NONCE_PREFIX_BYTES,
-  STREAM_OFFSET_CHUNK_SIZE,
-  STREAM_OFFSET_COMMITMENT,
-  STREAM_OFFSET_NONCE_PREFIX,
-  TAG_BYTES,
-  writeStreamNonce,
-} from './envelopeFormat.js';
-import { type DecryptionKeyInfo, inExpectedScope, keyInfoOf, type ScopeCheck } from './expectedScope.js';
-import { type KeySource, withKeyForDecrypt } from './keySource.js';
+  AuthorizeRefusal,
+  type OpenedStreamHeader,
+  openStreamChunk,
+  openStreamHeader,
+} from './streamHeaderOpener.js';
 
 /** The first record buffer's size before chunk 0 authenticates the header (see #reserve). */
 const FIRST_RECORD_START_BYTES = 64 * 1024;
@@ -38,9 +24,8 @@ export class DecryptStream extends ChunkedDuplex {
   readonly #header = Buffer.alloc(STREAM_HEADER_BYTES);
   readonly #nonce = Buffer.alloc(NONCE_BYTES);
   #headerFilled = 0;
-  #derived: DerivedKey | null = null;
-  #prefix: Buffer = EMPTY;
-  #aad: Buffer = EMPTY;
+  /** The opened header (K and what each chunk needs); null until it opened, and after cleanup. */
+  #opened: OpenedStreamHeader | null = null;
   #recordSize = 0;
   #record: Buffer | null = null;
   #filled = 0;
@@ -65,7 +50,7 @@ export class DecryptStream extends ChunkedDuplex {
 
   protected consume(input: Buffer, offset: number): number {
     const available = input.length - offset;
-    if (this.#derived === null) {
+    if (this.#opened === null) {
       const n = Math.min(STREAM_HEADER_BYTES - this.#headerFilled, available);
       input.copy(this.#header, this.#headerFilled, offset, offset + n);
       this.#headerFilled += n;
@@ -108,13 +93,13 @@ export class DecryptStream extends ChunkedDuplex {
   }
 
   protected finish(): void {
-    if (this.#derived === null || this.#filled < TAG_BYTES) throw new DecryptionFailedError();
+    if (this.#opened === null || this.#filled < TAG_BYTES) throw new DecryptionFailedError();
     this.#open((this.#record as Buffer).subarray(0, this.#filled), true);
   }
 
   protected cleanup(): void {
-    if (this.#derived !== null) zeroDerived(this.#derived);
-    this.#derived = null;
+    if (this.#opened !== null) zeroDerived(this.#opened.derived);
+    this.#opened = null;
     this.#record = null;
     this.#filled = 0;
   }
@@ -123,64 +108,40 @@ export class DecryptStream extends ChunkedDuplex {
     return this.#refusal ?? new DecryptionFailedError();
   }
 
-  /** The header is complete: check what can be checked without the key, then resolve it. */
+  /** The header is complete: open it (streamHeaderOpener.ts, the checks decryptBuffer makes too). */
   async #start(): Promise<void> {
-    const header = this.#header;
-    if (!hasPrefix(header, MODE_STREAM)) throw new DecryptionFailedError();
-    const chunkSize = header.readUInt32BE(STREAM_OFFSET_CHUNK_SIZE);
-    if (chunkSize < STREAM_MIN_CHUNK_BYTES || chunkSize > STREAM_MAX_CHUNK_BYTES) {
+    let opened: OpenedStreamHeader;
+    try {
+      opened = await openStreamHeader(
+        this.#keys,
+        this.#header,
+        this.#callerAad,
+        this.#expected,
+        this.#authorize,
+        () => this.destroyed,
+      );
+    } catch (error) {
+      if (!(error instanceof AuthorizeRefusal)) throw error;
+      this.#refusal = error.error instanceof Error ? error.error : new Error(String(error.error));
+      throw this.#refusal;
+    }
+    // Destroyed while the header opened: cleanup() has run and would not see K.
+    if (this.destroyed) {
+      zeroDerived(opened.derived);
       throw new DecryptionFailedError();
     }
-    const keyId = header.subarray(OFFSET_KEY_ID, OFFSET_KEY_ID + KEY_ID_BYTES);
-    await withKeyForDecrypt(this.#keys, keyId.toString('hex'), (key) => {
-      if (key === null || this.destroyed) throw new DecryptionFailedError();
-      if (!inExpectedScope(key, this.#expected)) throw new DecryptionFailedError();
-      if (this.#authorize !== undefined) {
-        try {
-          this.#authorize(key.scope.custodian);
-        } catch (error) {
-          this.#refusal = error instanceof Error ? error : new Error(String(error));
-          throw this.#refusal;
-        }
-      }
-      // The DEK is used in the turn it is found held (it cannot leave L1 mid-way), and only K is kept.
-      const salt = Buffer.from(header.subarray(OFFSET_SALT, OFFSET_SALT + SALT_BYTES));
-      const derived = deriveKey(key.key, salt, Buffer.from(keyId), MODE_STREAM);
-      const commitment = header.subarray(
-        STREAM_OFFSET_COMMITMENT,
-        STREAM_OFFSET_COMMITMENT + COMMITMENT_BYTES,
-      );
-      if (!timingSafeEqual(commitment, derived.commitment)) {
-        zeroDerived(derived);
-        throw new DecryptionFailedError();
-      }
-      this.#derived = derived;
-      this.#recordSize = chunkSize + TAG_BYTES;
-      this.#prefix = Buffer.from(
-        header.subarray(STREAM_OFFSET_NONCE_PREFIX, STREAM_OFFSET_NONCE_PREFIX + STREAM_NONCE_PREFIX_BYTES),
-      );
-      this.#aad = this.#callerAad.length === 0 ? header : Buffer.concat([header, this.#callerAad]);
-      this.keyInfo = keyInfoOf(key);
-      this.emit('key', this.keyInfo);
-    });
+    this.#opened = opened;
+    this.#recordSize = opened.chunkSize + TAG_BYTES;
+    this.keyInfo = opened.keyInfo;
+    this.emit('key', this.keyInfo);
   }
 
   /** Opens one chunk; its plaintext is pushed only once the tag verified. */
   #open(record: Buffer, final: boolean): void {
-    const derived = this.#derived;
-    if (derived === null) throw new DecryptionFailedError();
+    const opened = this.#opened;
+    if (opened === null) throw new DecryptionFailedError();
     if (this.#index >= (final ? STREAM_MAX_CHUNKS : STREAM_MAX_CHUNKS - 1)) throw new DecryptionFailedError();
-    writeStreamNonce(this.#nonce, this.#prefix, this.#index, final);
-    const decipher = createDecipheriv('aes-256-gcm', derived.key, this.#nonce);
-    decipher.setAAD(this.#aad);
-    decipher.setAuthTag(record.subarray(record.length - TAG_BYTES));
-    const body = decipher.update(record.subarray(0, record.length - TAG_BYTES));
-    try {
-      decipher.final();
-    } catch {
-      body.fill(0);
-      throw new DecryptionFailedError();
-    }
+    const body = openStreamChunk(opened, this.#nonce, this.#index, final, record);
     this.#index++;
     this.output(body);
   }
